@@ -1,0 +1,3 @@
+"""leofs: LeoFS in Python."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from leofs.cli.main import main
+
+main()
