@@ -34,7 +34,10 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
         "The unspecified location constraint is incompatible for the region specific endpoint "
         "this request was sent to.",
     ),
-    "IncompleteBody": (400, "You did not provide the number of bytes specified by the Content-Length header."),
+    "IncompleteBody": (
+        400,
+        "You did not provide the number of bytes specified by the Content-Length header.",
+    ),
     "InsufficientStorage": (507, "There is not enough free space on the storage node to store the object."),
     "InternalError": (500, "We encountered an internal error. Please try again."),
     "InvalidAccessKeyId": (403, "The AWS Access Key Id you provided does not exist in our records."),
@@ -50,14 +53,23 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
         "One or more of the specified parts could not be found. The part might not have been uploaded, "
         "or the specified entity tag might not have matched the part's entity tag.",
     ),
-    "InvalidPartOrder": (400, "The list of parts was not in ascending order. Parts must be ordered by part number."),
+    "InvalidPartOrder": (
+        400,
+        "The list of parts was not in ascending order. Parts must be ordered by part number.",
+    ),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
     "InvalidStorageClass": (400, "The storage class you specified is not valid."),
     "InvalidURI": (400, "Couldn't parse the specified URI."),
     "KeyTooLongError": (400, "Your key is too long"),
-    "MalformedACLError": (400, "The XML you provided was not well-formed or did not validate against our published schema."),
-    "MalformedXML": (400, "The XML you provided was not well-formed or did not validate against our published schema."),
+    "MalformedACLError": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published schema.",
+    ),
+    "MalformedXML": (
+        400,
+        "The XML you provided was not well-formed or did not validate against our published schema.",
+    ),
     "MaxMessageLengthExceeded": (400, "Your request was too big."),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
@@ -76,8 +88,14 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold."),
     "ConditionalRequestConflict": (409, "A conflicting operation occurred. Please retry."),
-    "RequestTimeTooSkewed": (403, "The difference between the request time and the current time is too large."),
-    "RequestTimeout": (400, "Your socket connection to the server was not read from or written to within the timeout period."),
+    "RequestTimeTooSkewed": (
+        403,
+        "The difference between the request time and the current time is too large.",
+    ),
+    "RequestTimeout": (
+        400,
+        "Your socket connection to the server was not read from or written to within the timeout period.",
+    ),
     "SignatureDoesNotMatch": (
         403,
         "The request signature we calculated does not match the signature you provided. "
@@ -88,7 +106,10 @@ ERRORS: Final[dict[str, tuple[int, str]]] = {
     "TooManyBuckets": (400, "You have attempted to create more buckets than allowed."),
     "UnexpectedContent": (400, "This request does not support content."),
     "InvalidToken": (400, "The provided token is malformed or otherwise invalid."),
-    "XAmzContentSHA256Mismatch": (400, "The provided 'x-amz-content-sha256' header does not match what was computed."),
+    "XAmzContentSHA256Mismatch": (
+        400,
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    ),
     "InvalidChunkSizeError": (403, "Only the last chunk is allowed to have a size less than 8192 bytes"),
 }
 
