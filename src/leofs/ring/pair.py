@@ -52,6 +52,10 @@ class RingPair:
             return RingPair(ring, self._previous)
         return RingPair(ring, self._current)
 
+    def settle(self) -> RingPair:
+        """The pair once a rebalance has moved all data: the previous ring becomes the current one."""
+        return RingPair(self._current, self._current)
+
     @property
     def hashes(self) -> tuple[str, str]:
         """(current hash, previous hash)."""
