@@ -7,90 +7,126 @@ keys are bytes, user-level metadata is an opaque ``meta`` blob.
 Namespaces (``ns``) separate key spaces that are listed independently; the engine gives them no
 meaning beyond that. The gateway uses NS_OBJECT for visible objects, NS_CHUNK for chunks and
 multipart parts, and NS_UPLOAD for open multipart uploads.
+
+Layout of a data directory (see docs/storage-format.md): ``superblock``, ``index.sqlite3`` and
+``avs/CCCCCC.gGGGGGG.log`` per container.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgspec
 
-NS_OBJECT = 0
-NS_CHUNK = 1
-NS_UPLOAD = 2
+from leofs.storage import compaction, recovery
+from leofs.storage.container import LogFile, fsync_dir, list_generations
+from leofs.storage.index import ContainerState, Index
+from leofs.storage.model import (
+    NS_CHUNK,
+    NS_OBJECT,
+    NS_UPLOAD,
+    CommonPrefix,
+    CompactionStatus,
+    ContainerUsage,
+    CorruptData,
+    DamagedNeedle,
+    DiskFull,
+    Entry,
+    PutResult,
+)
+from leofs.storage.needle import HEADER_SIZE, LOG_HEADER_SIZE, MAX_KEY, MAX_META, pread_exact
+from leofs.storage.scrub import scrub_logs
+from leofs.storage.writer import Job, Stats, WriteOp, Writer
+
+__all__ = [
+    "NS_CHUNK",
+    "NS_OBJECT",
+    "NS_UPLOAD",
+    "CommonPrefix",
+    "CompactionStatus",
+    "ContainerUsage",
+    "CorruptData",
+    "DamagedNeedle",
+    "DiskFull",
+    "Entry",
+    "ObjectStore",
+    "PutResult",
+    "StaleEntry",
+    "Stats",
+]
+
+SUPERBLOCK_MAGIC = "leofs-storage"
+FORMAT_VERSION = 1
+_INLINE_READ = 256 * 1024  # reads up to this size run on the loop; bigger ones in a thread
 
 
-class Entry(msgspec.Struct, frozen=True):
-    """What the index holds for one key: the latest needle's location and metadata."""
-
-    ns: int
-    key: bytes
-    clock: int  # microseconds; last writer wins
-    timestamp: int  # microseconds since the epoch when the write was made
-    tombstone: bool
-    size: int  # data length in bytes (0 for tombstones)
-    md5: bytes  # 16-byte MD5 of the data (b"" for tombstones)
-    meta: bytes  # opaque metadata blob, stored with the needle
-    cindex: int  # chunk index (0 = not a chunk)
-    cnumber: int  # number of children (0 = not a parent)
-    csize: int  # chunk size of children (informational)
-    container: int
-    generation: int  # log file generation of the container (changes at compaction)
-    data_offset: int  # absolute offset of the data bytes within that log file
-    crc: int  # CRC32 of the data as stored in the needle
+class StaleEntry(LookupError):
+    """The entry's needle is gone (overwritten and compacted away): look the key up again."""
 
 
-class PutResult(msgspec.Struct, frozen=True):
-    """Outcome of a put or delete: ``applied`` is False when a newer clock was already stored."""
-
-    applied: bool
-    entry: Entry
-
-
-class CommonPrefix(msgspec.Struct, frozen=True):
-    """A delimiter roll-up in a scan: every key under ``prefix`` was skipped."""
-
-    prefix: bytes
+class Superblock(msgspec.Struct):
+    magic: str
+    format: int
+    containers: int
+    created: float
 
 
-class ContainerUsage(msgspec.Struct, frozen=True):
-    container: int
-    generation: int
-    active_count: int
-    active_bytes: int
-    total_count: int
-    total_bytes: int  # log file size
+def _load_superblock(path: Path, containers: int) -> Superblock:
+    """Read the superblock, or write a new one atomically for a fresh directory."""
+    sb_path = path / "superblock"
+    if sb_path.exists():
+        sb = msgspec.json.decode(sb_path.read_bytes(), type=Superblock)
+        if sb.magic != SUPERBLOCK_MAGIC or sb.format != FORMAT_VERSION:
+            raise ValueError(f"{sb_path}: unsupported storage format {sb.magic!r} v{sb.format}")
+        return sb
+    if containers < 1:
+        raise ValueError("containers must be at least 1")
+    sb = Superblock(SUPERBLOCK_MAGIC, FORMAT_VERSION, containers, time.time())
+    tmp = path / "superblock.tmp"
+    with open(tmp, "wb") as f:
+        f.write(msgspec.json.encode(sb) + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, sb_path)
+    fsync_dir(path)
+    return sb
 
 
-class CompactionStatus(msgspec.Struct, frozen=True):
-    state: str  # "idle" | "running"
-    pending: list[int]
-    ongoing: list[int]
-    done: list[int]
-    last_started: float | None
-    last_finished: float | None
-    reclaimed_bytes: int
-
-
-class DamagedNeedle(msgspec.Struct, frozen=True):
-    container: int
-    generation: int
-    offset: int
-    key: bytes | None
-    reason: str
-
-
-class DiskFull(Exception):
-    """Raised by writes when free space is below the reserve; reads, deletes and compaction go on."""
-
-
-class CorruptData(Exception):
-    """Raised when stored data fails its checksum on read."""
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
+    p = prefix.rstrip(b"\xff")
+    if not p:
+        return None
+    return p[:-1] + bytes([p[-1] + 1])
 
 
 class ObjectStore:
     """Durable object store. Create with ``await ObjectStore.open(path)``."""
+
+    def __init__(self, path: Path, writer: Writer, reader: Index, files: dict[tuple[int, int], LogFile], *,
+                 tombstone_grace: float, verify_below: int) -> None:  # fmt: skip
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._files = files  # every LogFile a read may use, by (container, generation)
+        self.tombstone_grace = tombstone_grace
+        self.verify_below = verify_below
+        self.containers = len(writer.logs)
+        self._closed = False
+        self._compaction = CompactionStatus("idle", [], [], [], None, None, 0)
+        self._progress_total = 0
+        self._progress_done = 0
+
+    @property
+    def stats(self) -> Stats:
+        """Counters: writes, syncs (fdatasync calls), batches (group commits), rejected, disk_full."""
+        return self._writer.stats
 
     @classmethod
     async def open(
@@ -103,10 +139,71 @@ class ObjectStore:
         reserve_bytes: int = 64 * 1024 * 1024,
         verify_below: int = 1024 * 1024,
     ) -> ObjectStore:
-        raise NotImplementedError
+        """Open (creating if needed) the store in ``path`` and recover it from any crash.
+
+        ``containers`` only applies to a new directory; an existing one keeps its recorded count.
+        """
+        return await asyncio.to_thread(
+            cls._open_sync, Path(path), containers, sync, tombstone_grace, reserve_bytes, verify_below
+        )
+
+    @classmethod
+    def _open_sync(cls, path: Path, containers: int, sync: bool, tombstone_grace: float,
+                   reserve_bytes: int, verify_below: int) -> ObjectStore:  # fmt: skip
+        path.mkdir(parents=True, exist_ok=True)
+        avs = path / "avs"
+        avs.mkdir(exist_ok=True)
+        sb = _load_superblock(path, containers)
+        index = Index(path / "index.sqlite3", create=True)
+        known = index.containers()
+        logs: list[LogFile] = []
+        states: dict[int, ContainerState] = {}
+        max_clock = index.state("last_clock")
+        for c in range(sb.containers):
+            gens = list_generations(avs, c)
+            st = known.get(c)
+            # Without a record (new store or lost index) the lowest generation is the complete one:
+            # a higher one is an unfinished compaction or a finished one whose old log still exists.
+            gen = st.generation if st is not None else (gens[0] if gens else 1)
+            for g in gens:
+                if g != gen:
+                    os.unlink(avs / f"{c:06d}.g{g:06d}.log")
+            log = LogFile.open(avs, c, gen)
+            if st is not None and st.generation == gen and recovery.consistent(log, st):
+                st, clk = recovery.replay(index, log, st)
+            else:
+                st, clk = recovery.rebuild(index, log)
+            max_clock = max(max_clock, clk)
+            logs.append(log)
+            states[c] = st
+        fsync_dir(avs)
+        writer = Writer(logs=logs, states=states, index=index, sync=sync, reserve_bytes=reserve_bytes,
+                        data_dir=str(path), last_clock=max_clock)  # fmt: skip
+        writer.start()
+        files = {(log.container, log.generation): log for log in logs}
+        return cls(path, writer, Index(path / "index.sqlite3"), files,
+                   tombstone_grace=tombstone_grace, verify_below=verify_below)  # fmt: skip
 
     async def close(self) -> None:
-        raise NotImplementedError
+        """Finish queued writes and close every file."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._writer.stop)
+        self._writer.index.close()
+        self._reader.close()
+        for log in self._files.values():
+            log.close()
+        self._files.clear()
+
+    # -- writes -------------------------------------------------------------------------------------
+    async def _submit(self, op_args: dict[str, Any]) -> PutResult:
+        if self._closed:
+            raise RuntimeError("store is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[PutResult] = loop.create_future()
+        self._writer.queue.put(WriteOp(loop=loop, fut=fut, **op_args))
+        return await fut
 
     async def put(
         self,
@@ -122,21 +219,85 @@ class ObjectStore:
         csize: int = 0,
         md5: bytes | None = None,
     ) -> PutResult:
-        raise NotImplementedError
+        """Store ``data`` under (ns, key); returns once durable. Older clocks are not applied."""
+        if len(key) > MAX_KEY:
+            raise ValueError(f"key longer than {MAX_KEY} bytes")
+        if len(meta) > MAX_META:
+            raise ValueError(f"metadata longer than {MAX_META} bytes")
+        if md5 is not None and len(md5) != 16:
+            raise ValueError("md5 must be 16 bytes")
+        return await self._submit(dict(
+            tombstone=False, ns=ns, key=bytes(key), data=data, meta=bytes(meta), clock=clock,
+            timestamp=timestamp, cindex=cindex, cnumber=cnumber, csize=csize, md5=md5,
+        ))  # fmt: skip
 
     async def delete(
         self, ns: int, key: bytes, *, clock: int | None = None, timestamp: int | None = None
     ) -> PutResult:
-        raise NotImplementedError
+        """Write a tombstone for (ns, key), even if the key is absent (replicas rely on it)."""
+        if len(key) > MAX_KEY:
+            raise ValueError(f"key longer than {MAX_KEY} bytes")
+        return await self._submit(dict(
+            tombstone=True, ns=ns, key=bytes(key), data=b"", meta=b"", clock=clock, timestamp=timestamp,
+            cindex=0, cnumber=0, csize=0, md5=None,
+        ))  # fmt: skip
 
+    async def _job(self, fn: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._writer.queue.put(Job(fn, loop, fut))
+        return await fut
+
+    async def rebuild_index(self) -> None:
+        """Re-create the whole index from the logs (on the writer thread, so writes wait)."""
+
+        def run() -> None:
+            for log in self._writer.logs:
+                st, _ = recovery.rebuild(self._writer.index, log)
+                self._writer.states[log.container] = st
+
+        await self._job(run)
+
+    # -- reads --------------------------------------------------------------------------------------
     def get(self, ns: int, key: bytes) -> Entry | None:
-        raise NotImplementedError
+        """The index entry for (ns, key), tombstones included (check ``entry.tombstone``)."""
+        return self._reader.get(ns, key)
+
+    def _locate(self, entry: Entry) -> tuple[LogFile, int, Entry]:
+        log = self._files.get((entry.container, entry.generation))
+        if log is not None:
+            return log, entry.data_offset, entry
+        # Compacted since the entry was read: the same needle (same clock) lives in the new log.
+        cur = self.get(entry.ns, entry.key)
+        if cur is not None and cur.clock == entry.clock:
+            log = self._files.get((cur.container, cur.generation))
+            if log is not None:
+                return log, cur.data_offset, cur
+        raise StaleEntry(f"needle of {entry.key!r} (clock {entry.clock}) is no longer stored")
 
     async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes:
-        raise NotImplementedError
+        """Read ``length`` bytes of the entry's data from ``start``; whole small objects are verified."""
+        if start < 0 or start > entry.size or (length is not None and length < 0):
+            raise ValueError("range outside the object")
+        n = entry.size - start if length is None else min(length, entry.size - start)
+        log, off, entry = self._locate(entry)
+        if n <= _INLINE_READ:
+            data = pread_exact(log.fd, n, off + start)
+        else:
+            data = await asyncio.to_thread(pread_exact, log.fd, n, off + start)
+        if len(data) != n:
+            raise CorruptData(f"short read of {entry.key!r}: {len(data)} of {n} bytes")
+        whole = start == 0 and n == entry.size
+        if whole and entry.size < self.verify_below and zlib.crc32(data) != entry.crc:
+            raise CorruptData(f"checksum mismatch in {entry.key!r}")
+        return data
 
     def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int]:
-        raise NotImplementedError
+        """(file object, absolute offset, size) of the entry's data, for sendfile. The caller owns
+        and closes the file object; it stays valid after a compaction removes the log."""
+        log, off, entry = self._locate(entry)
+        f = os.fdopen(os.dup(log.fd), "rb", buffering=0)
+        return f, off, entry.size
 
     def scan(
         self,
@@ -148,16 +309,115 @@ class ObjectStore:
         delimiter: bytes | None = None,
         include_tombstones: bool = False,
     ) -> list[Entry | CommonPrefix]:
-        raise NotImplementedError
+        """Entries of ``ns`` under ``prefix`` after ``start_after`` in key order, at most ``limit``
+        items. With a delimiter, keys sharing prefix + ... + delimiter roll up into one CommonPrefix
+        (counted toward the limit) and the scan seeks past them. A common prefix that is not greater
+        than ``start_after`` is not returned again, so the last item returned continues a listing."""
+        out: list[Entry | CommonPrefix] = []
+        hi = _prefix_end(prefix)
+        if start_after >= prefix:
+            lo, inclusive = start_after, False
+        else:
+            lo, inclusive = prefix, True
+        while len(out) < limit:
+            want = limit - len(out)
+            rows = self._reader.range(ns, lo, inclusive, hi, want if not delimiter else min(want, 256),
+                                      include_tombstones)  # fmt: skip
+            if not rows:
+                break
+            jumped = False
+            for e in rows:
+                if delimiter:
+                    i = e.key.find(delimiter, len(prefix))
+                    if i >= 0:
+                        cp = e.key[: i + len(delimiter)]
+                        if cp > start_after:
+                            out.append(CommonPrefix(cp))
+                        nxt = _prefix_end(cp)
+                        if nxt is None:
+                            return out
+                        lo, inclusive, jumped = nxt, True, True
+                        break
+                out.append(e)
+                lo, inclusive = e.key, False
+            if not jumped and len(rows) < (want if not delimiter else min(want, 256)):
+                break
+        return out
 
+    # -- administration -----------------------------------------------------------------------------
     def usage(self) -> list[ContainerUsage]:
-        raise NotImplementedError
-
-    async def compact(self, containers: list[int] | None = None) -> CompactionStatus:
-        raise NotImplementedError
+        """Per container: live (non-tombstone) entries and their needle bytes vs. the whole log."""
+        active = self._reader.active_usage(HEADER_SIZE)
+        out = []
+        for log in list(self._writer.logs):
+            cnt, size = active.get(log.container, (0, 0))
+            st = self._writer.states[log.container]
+            out.append(ContainerUsage(log.container, log.generation, cnt, size, st.needles, log.end))
+        return out
 
     def compaction_status(self) -> CompactionStatus:
-        raise NotImplementedError
+        """Current compaction state with progress of the running (or last) compaction."""
+        s = self._compaction
+        prog = 1.0 if not self._progress_total else min(1.0, self._progress_done / self._progress_total)
+        return msgspec.structs.replace(s, pending=list(s.pending), ongoing=list(s.ongoing),
+                                       done=list(s.done), progress=prog)  # fmt: skip
+
+    async def compact(
+        self, containers: list[int] | None = None, *, keep: Callable[[Entry], bool] | None = None
+    ) -> CompactionStatus:
+        """Compact the given containers (default all), one at a time, and return the final status.
+
+        Reads and writes go on meanwhile. ``keep`` may reject entries (e.g. keys no longer owned).
+        To run it in the background, wrap it in a task and poll ``compaction_status()``.
+        """
+        if self._compaction.state == "running":
+            raise RuntimeError("compaction already running")
+        targets = sorted(set(range(self.containers) if containers is None else containers))
+        for c in targets:
+            if not 0 <= c < self.containers:
+                raise ValueError(f"no container {c}")
+        keep_fn = keep if keep is not None else (lambda _e: True)
+        self._progress_total = sum(max(self._writer.logs[c].end - LOG_HEADER_SIZE, 0) for c in targets) or 1
+        self._progress_done = 0
+        done: list[int] = []
+        reclaimed = 0
+        self._compaction = CompactionStatus("running", list(targets), [], [], time.time(), None, 0)
+        try:
+            for c in targets:
+                self._set_compaction(pending=[t for t in targets if t not in done and t != c], ongoing=[c])
+                await self._compact_one(c, keep_fn, lambda r: self._add_reclaimed(r))
+                done.append(c)
+                reclaimed = self._compaction.reclaimed_bytes
+                self._set_compaction(ongoing=[], done=list(done))
+        finally:
+            self._set_compaction(state="idle", pending=[], ongoing=[], last_finished=time.time(),
+                                 reclaimed_bytes=reclaimed)  # fmt: skip
+            self._progress_done = self._progress_total
+        return self.compaction_status()
+
+    def _set_compaction(self, **changes: Any) -> None:
+        self._compaction = msgspec.structs.replace(self._compaction, **changes)
+
+    def _add_reclaimed(self, n: int) -> None:
+        self._set_compaction(reclaimed_bytes=self._compaction.reclaimed_bytes + n)
+
+    def _add_progress(self, n: int) -> None:
+        self._progress_done += n
+
+    async def _compact_one(
+        self, c: int, keep: Callable[[Entry], bool], reclaimed: Callable[[int], None]
+    ) -> None:
+        old = self._writer.logs[c]
+        grace_us = int(self.tombstone_grace * 1e6)
+        cp = await asyncio.to_thread(
+            compaction.copy_live, self.path / "index.sqlite3", self.path / "avs", old,
+            keep=keep, grace_us=grace_us, progress=self._add_progress,
+        )  # fmt: skip
+        n = await self._job(lambda: compaction.switch(cp, self._writer, self._files, self.path / "avs"))
+        # Entries read before the switch now resolve through the index (see _locate).
+        self._files.pop((c, old.generation), None)
+        reclaimed(n)
 
     async def scrub(self) -> list[DamagedNeedle]:
-        raise NotImplementedError
+        """Check every needle's header and data CRC (in a worker thread); report the damaged ones."""
+        return await asyncio.to_thread(scrub_logs, list(self._writer.logs))

@@ -1,0 +1,84 @@
+"""Public data types of the storage engine (re-exported by ``leofs.storage.store``)."""
+
+from __future__ import annotations
+
+import msgspec
+
+NS_OBJECT = 0
+NS_CHUNK = 1
+NS_UPLOAD = 2
+
+
+class Entry(msgspec.Struct, frozen=True):
+    """What the index holds for one key: the latest needle's location and metadata."""
+
+    ns: int
+    key: bytes
+    clock: int  # microseconds; last writer wins
+    timestamp: int  # microseconds since the epoch when the write was made
+    tombstone: bool
+    size: int  # data length in bytes (0 for tombstones)
+    md5: bytes  # 16-byte MD5 of the data (b"" for tombstones)
+    meta: bytes  # opaque metadata blob, stored with the needle
+    cindex: int  # chunk index (0 = not a chunk)
+    cnumber: int  # number of children (0 = not a parent)
+    csize: int  # chunk size of children (informational)
+    container: int
+    generation: int  # log file generation of the container (changes at compaction)
+    data_offset: int  # absolute offset of the data bytes within that log file
+    crc: int  # CRC32 of the data as stored in the needle
+
+
+class PutResult(msgspec.Struct, frozen=True):
+    """Outcome of a put or delete: ``applied`` is False when a newer clock was already stored."""
+
+    applied: bool
+    entry: Entry
+
+
+class CommonPrefix(msgspec.Struct, frozen=True):
+    """A delimiter roll-up in a scan: every key under ``prefix`` was skipped."""
+
+    prefix: bytes
+
+
+class ContainerUsage(msgspec.Struct, frozen=True):
+    """Space used by one container: live entries vs. everything in its log."""
+
+    container: int
+    generation: int
+    active_count: int
+    active_bytes: int
+    total_count: int
+    total_bytes: int  # log file size
+
+
+class CompactionStatus(msgspec.Struct, frozen=True):
+    """State of the compaction runs (``leofs adm compact-status``)."""
+
+    state: str  # "idle" | "running"
+    pending: list[int]
+    ongoing: list[int]
+    done: list[int]
+    last_started: float | None
+    last_finished: float | None
+    reclaimed_bytes: int
+    progress: float = 0.0  # fraction of the current run's log bytes processed (1.0 when done)
+
+
+class DamagedNeedle(msgspec.Struct, frozen=True):
+    """A needle that failed its checks during a scrub (``leofs adm diagnose-start``)."""
+
+    container: int
+    generation: int
+    offset: int
+    key: bytes | None
+    reason: str
+
+
+class DiskFull(Exception):
+    """Raised by writes when free space is below the reserve; reads, deletes and compaction go on."""
+
+
+class CorruptData(Exception):
+    """Raised when stored data fails its checksum on read."""

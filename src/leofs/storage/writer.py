@@ -1,0 +1,291 @@
+"""Group commit: one writer thread appends every queued write, syncs each touched log once, and
+commits all their index rows in one SQLite transaction before acknowledging them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+import queue
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from leofs.storage.container import LogFile, writev_all
+from leofs.storage.index import ContainerState, Index
+from leofs.storage.model import DiskFull, Entry, PutResult
+from leofs.storage.needle import HEADER_SIZE, encode_needle
+
+MAX_BATCH_OPS = 1024
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+# Deletes may eat into the reserve, but leave this much for SQLite's WAL and the superblock.
+DELETE_MARGIN = 256 * 1024
+
+
+def container_of(key: bytes, containers: int) -> int:
+    """The container a key lives in (the namespace plays no part)."""
+    return zlib.crc32(key) % containers
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass
+class Stats:
+    """Counters that show group commit at work."""
+
+    writes: int = 0  # needles appended by put/delete
+    syncs: int = 0  # fdatasync calls on logs
+    batches: int = 0  # group commits (index transactions)
+    rejected: int = 0  # writes not applied because a newer clock was stored
+    disk_full: int = 0  # writes refused with DiskFull
+
+
+@dataclass(slots=True)
+class WriteOp:
+    tombstone: bool
+    ns: int
+    key: bytes
+    data: bytes | memoryview
+    meta: bytes
+    clock: int | None
+    timestamp: int | None
+    cindex: int
+    cnumber: int
+    csize: int
+    md5: bytes | None
+    loop: asyncio.AbstractEventLoop
+    fut: asyncio.Future[PutResult]
+
+
+@dataclass(slots=True)
+class Job:
+    """A function to run on the writer thread between batches (compaction switch, rebuild)."""
+
+    fn: Callable[[], Any]
+    loop: asyncio.AbstractEventLoop
+    fut: asyncio.Future[Any]
+
+
+def resolve(
+    loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], value: Any, exc: BaseException | None
+) -> None:
+    """Complete a future from the writer thread."""
+
+    def done() -> None:
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+
+    with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
+        loop.call_soon_threadsafe(done)
+
+
+@dataclass
+class _Pending:
+    bufs: list[bytes | memoryview] = field(default_factory=list)
+    end: int = 0
+    last_offset: int = -1
+    last_hcrc: int = 0
+    count: int = 0
+
+
+class Writer:
+    """Owns appends to the logs and writes to the index (one thread, one SQLite connection)."""
+
+    def __init__(
+        self,
+        *,
+        logs: list[LogFile],
+        states: dict[int, ContainerState],
+        index: Index,
+        sync: bool,
+        reserve_bytes: int,
+        data_dir: str,
+        last_clock: int,
+    ) -> None:
+        self.logs = logs
+        self.states = states
+        self.index = index
+        self.sync = sync
+        self.reserve_bytes = reserve_bytes
+        self.data_dir = data_dir
+        self.last_clock = last_clock
+        self.stats = Stats()
+        self.queue: queue.SimpleQueue[WriteOp | Job | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="leofs-storage-writer", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Finish queued work and end the thread (blocking; call from a worker thread)."""
+        self.queue.put(None)
+        self.thread.join()
+
+    def next_clock(self, now: int) -> int:
+        self.last_clock = max(now, self.last_clock + 1)
+        return self.last_clock
+
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.data_dir)
+        return st.f_bavail * st.f_frsize
+
+    # -- thread ------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        running = True
+        while running:
+            item = self.queue.get()
+            batch: list[WriteOp | Job | None] = [item]
+            size = len(item.data) if isinstance(item, WriteOp) else 0
+            while item is not None and len(batch) < MAX_BATCH_OPS and size < MAX_BATCH_BYTES:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(item)
+                size += len(item.data) if isinstance(item, WriteOp) else 0
+            writes: list[WriteOp] = []
+            for it in batch:
+                if isinstance(it, WriteOp):
+                    writes.append(it)
+                    continue
+                self._commit(writes)
+                writes = []
+                if it is None:
+                    running = False
+                    break
+                self._run_job(it)
+            self._commit(writes)
+
+    def _run_job(self, job: Job) -> None:
+        try:
+            value = job.fn()
+        except BaseException as exc:
+            resolve(job.loop, job.fut, None, exc)
+        else:
+            resolve(job.loop, job.fut, value, None)
+
+    def _commit(self, ops: list[WriteOp]) -> None:
+        if not ops:
+            return
+        try:
+            outcome = self._apply(ops)
+        except BaseException as err:  # never let the thread die with futures pending
+            outcome = [(op, None, err) for op in ops]
+        for op, value, exc in outcome:
+            resolve(op.loop, op.fut, value, exc)
+
+    def _apply(self, ops: list[WriteOp]) -> list[tuple[WriteOp, PutResult | None, BaseException | None]]:
+        now = now_us()
+        free = self.free_bytes()
+        used = 0
+        outcome: list[tuple[WriteOp, PutResult | None, BaseException | None]] = []
+        accepted: list[tuple[WriteOp, Entry]] = []
+        seen: dict[tuple[int, bytes], Entry | None] = {}
+        pend: dict[int, _Pending] = {}
+        ncont = len(self.logs)
+        for op in ops:
+            k = (op.ns, op.key)
+            cur = seen[k] if k in seen else self.index.get(op.ns, op.key)
+            if op.clock is None:
+                clock = self.next_clock(now)
+            else:
+                clock = op.clock
+                self.last_clock = max(self.last_clock, clock)
+            if cur is not None and clock <= cur.clock:
+                self.stats.rejected += 1
+                outcome.append((op, PutResult(applied=False, entry=cur), None))
+                continue
+            data = b"" if op.tombstone else op.data
+            md5 = b"" if op.tombstone else (op.md5 if op.md5 is not None else hashlib.md5(data).digest())
+            ts = op.timestamp if op.timestamp is not None else now
+            bufs, total, crc = encode_needle(
+                ns=op.ns, key=op.key, meta=op.meta, data=data, clock=clock, timestamp=ts,
+                tombstone=op.tombstone, cindex=op.cindex, cnumber=op.cnumber, csize=op.csize,
+                md5=md5 or bytes(16),
+            )  # fmt: skip
+            room = free - (DELETE_MARGIN if op.tombstone else self.reserve_bytes)
+            if used + total > room:
+                self.stats.disk_full += 1
+                outcome.append((op, None, DiskFull(f"free space {free} bytes is below the reserve")))
+                continue
+            used += total
+            c = container_of(op.key, ncont)
+            p = pend.get(c)
+            if p is None:
+                p = pend[c] = _Pending(end=self.logs[c].end)
+            entry = Entry(
+                ns=op.ns, key=op.key, clock=clock, timestamp=ts, tombstone=op.tombstone, size=len(data),
+                md5=md5, meta=op.meta, cindex=op.cindex, cnumber=op.cnumber, csize=op.csize, container=c,
+                generation=self.logs[c].generation, crc=crc,
+                data_offset=p.end + HEADER_SIZE + len(op.key) + len(op.meta),
+            )  # fmt: skip
+            p.bufs.extend(bufs)
+            p.last_offset = p.end
+            p.last_hcrc = int.from_bytes(bytes(bufs[0][8:12]), "little")
+            p.end += total
+            p.count += 1
+            seen[k] = entry
+            accepted.append((op, entry))
+        if accepted:
+            err = self._persist(pend, [e for _, e in accepted])
+            for op, entry in accepted:
+                if err is None:
+                    outcome.append((op, PutResult(applied=True, entry=entry), None))
+                else:
+                    outcome.append((op, None, err))
+        return outcome
+
+    def _persist(self, pend: dict[int, _Pending], entries: list[Entry]) -> BaseException | None:
+        """Append, sync, then index; on any failure put every touched log back as it was."""
+        try:
+            for c, p in pend.items():
+                writev_all(self.logs[c].fd, p.bufs, self.logs[c].end)
+            if self.sync:
+                for c in pend:
+                    os.fdatasync(self.logs[c].fd)
+                    self.stats.syncs += 1
+            new_states = {}
+            self.index.begin()
+            try:
+                self.index.put_entries(entries)
+                for c, p in pend.items():
+                    old = self.states[c]
+                    st = ContainerState(
+                        old.generation, p.end, p.last_offset, p.last_hcrc, old.needles + p.count
+                    )
+                    self.index.set_container(c, st)
+                    new_states[c] = st
+                self.index.set_state("last_clock", self.last_clock)
+                self.index.commit()
+            except BaseException:
+                self.index.rollback()
+                raise
+        except (OSError, sqlite3.Error) as exc:
+            for c in pend:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self.logs[c].fd, self.logs[c].end)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                self.stats.disk_full += len(entries)
+                return DiskFull(f"out of space: {exc}")
+            if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+                self.stats.disk_full += len(entries)
+                return DiskFull(f"out of space: {exc}")
+            return exc
+        for c, p in pend.items():
+            self.logs[c].end = p.end
+        self.states.update(new_states)
+        self.stats.writes += len(entries)
+        self.stats.batches += 1
+        return None
