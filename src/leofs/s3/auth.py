@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from typing import Final
+from urllib.parse import unquote
 
 import msgspec
+
+from leofs.s3 import sigv2, sigv4
+from leofs.s3.errors import S3Error
 
 #: payload modes (the value of x-amz-content-sha256, or what it implies)
 PAYLOAD_UNSIGNED = "UNSIGNED-PAYLOAD"
@@ -50,3 +55,217 @@ class AuthResult(msgspec.Struct, frozen=True):
     amz_date: str = ""
     scope: str = ""
     presigned: bool = False
+
+
+_V4_QUERY_MARKERS: Final = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
+_V2_QUERY_MARKERS: Final = ("AWSAccessKeyId", "Signature")
+
+
+def parse_query(raw_query: str) -> dict[str, str]:
+    """Decoded query parameters (first value wins; '+' is kept literally, as S3 does)."""
+    params: dict[str, str] = {}
+    for item in raw_query.split("&"):
+        if item:
+            name, _, value = item.partition("=")
+            params.setdefault(unquote(name), unquote(value))
+    return params
+
+
+def _secret(lookup_secret: Callable[[str], str | None], access_key: str) -> str:
+    secret = lookup_secret(access_key)
+    if secret is None:
+        raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)
+    return secret
+
+
+def authenticate(
+    req: RequestParts,
+    lookup_secret: Callable[[str], str | None],
+    now: dt.datetime,
+    *,
+    virtual_host_bucket: str | None = None,
+    max_skew: float = 900.0,
+) -> AuthResult:
+    """Authenticate a request: SigV4 or SigV2, in the Authorization header or presigned.
+
+    Returns who signed it (anonymous when there is no signature at all) and how its payload must
+    be checked (see :class:`AuthResult`). ``now`` is the server time (naive = UTC);
+    ``virtual_host_bucket`` is the bucket named by the Host header, which SigV2 signs as part
+    of the resource. Raises S3Error: InvalidAccessKeyId, SignatureDoesNotMatch,
+    AuthorizationHeaderMalformed, AuthorizationQueryParametersError, InvalidArgument,
+    AccessDenied (missing date, expired URL), RequestTimeTooSkewed, NotImplemented (SigV4a).
+    """
+    authorization = req.headers.get("authorization")
+    params = parse_query(req.raw_query) if req.raw_query else {}
+    v4_query = any(m in params for m in _V4_QUERY_MARKERS)
+    v2_query = not v4_query and any(m in params for m in _V2_QUERY_MARKERS)
+    if authorization is not None and (v4_query or v2_query):
+        raise S3Error(
+            "InvalidArgument",
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query "
+            "string parameter or the Authorization header should be specified",
+            ArgumentName="Authorization",
+        )
+    if authorization is not None:
+        scheme = authorization.strip().partition(" ")[0]
+        if scheme == sigv4.ALGORITHM:
+            return _v4_header(req, authorization, lookup_secret, now, max_skew)
+        if scheme == "AWS":
+            return _v2_header(req, authorization, lookup_secret, now, virtual_host_bucket, max_skew)
+        if scheme == sigv4.ECDSA_ALGORITHM:
+            raise S3Error("NotImplemented", "SigV4a (ECDSA) signatures are not implemented.")
+        raise S3Error("InvalidArgument", "Unsupported Authorization Type", ArgumentName="Authorization")
+    if v4_query:
+        return _v4_presigned(req, params, lookup_secret, now, max_skew)
+    if v2_query:
+        return _v2_presigned(req, params, lookup_secret, now, virtual_host_bucket)
+    return AuthResult(access_key=None, version=0)
+
+
+def _v4_result(
+    access_key: str, match: sigv4.V4Match, signature: str, amz_date: str, scope: str, presigned: bool
+) -> AuthResult:
+    payload = match.payload
+    if payload in sigv4.SIGNED_STREAMING:
+        return AuthResult(
+            access_key=access_key,
+            version=4,
+            payload=payload,
+            signing_key=match.key,
+            seed_signature=signature.strip().lower(),
+            amz_date=amz_date,
+            scope=scope,
+            presigned=presigned,
+        )
+    if len(payload) == 64:
+        payload = payload.lower()
+    return AuthResult(access_key=access_key, version=4, payload=payload, presigned=presigned)
+
+
+def _v4_header(
+    req: RequestParts,
+    authorization: str,
+    lookup_secret: Callable[[str], str | None],
+    now: dt.datetime,
+    max_skew: float,
+) -> AuthResult:
+    header = sigv4.parse_authorization(authorization)
+    payloads = sigv4.payload_candidates(req.headers.get("x-amz-content-sha256"))
+    epoch, amz_date = sigv4.request_time(req.headers)
+    sigv4.check_header_scope(header, amz_date)
+    secret = _secret(lookup_secret, header.access_key)
+    sigv4.check_skew(epoch, now, max_skew)
+    scope = "/".join(header.scope_parts)
+    match = sigv4.verify(
+        method=req.method,
+        raw_path=req.raw_path,
+        raw_query=req.raw_query,
+        headers=req.headers,
+        signed_headers=header.signed_headers,
+        payloads=payloads,
+        secret=secret,
+        amz_date=amz_date,
+        scope=scope,
+        signature=header.signature,
+        presigned=False,
+    )
+    return _v4_result(header.access_key, match, header.signature, amz_date, scope, False)
+
+
+def _v4_presigned(
+    req: RequestParts,
+    params: Mapping[str, str],
+    lookup_secret: Callable[[str], str | None],
+    now: dt.datetime,
+    max_skew: float,
+) -> AuthResult:
+    query = sigv4.parse_presigned(params)
+    secret = _secret(lookup_secret, query.access_key)
+    sigv4.check_presigned_time(query, now, max_skew)
+    content = req.headers.get("x-amz-content-sha256")
+    payloads = [PAYLOAD_UNSIGNED]
+    if content is not None and content != PAYLOAD_UNSIGNED:
+        payloads = [*sigv4.payload_candidates(content), PAYLOAD_UNSIGNED]
+    scope = "/".join(query.scope_parts)
+    match = sigv4.verify(
+        method=req.method,
+        raw_path=req.raw_path,
+        raw_query=req.raw_query,
+        headers=req.headers,
+        signed_headers=query.signed_headers,
+        payloads=payloads,
+        secret=secret,
+        amz_date=query.amz_date,
+        scope=scope,
+        signature=query.signature,
+        presigned=True,
+    )
+    return _v4_result(query.access_key, match, query.signature, query.amz_date, scope, True)
+
+
+def _v2_header(
+    req: RequestParts,
+    authorization: str,
+    lookup_secret: Callable[[str], str | None],
+    now: dt.datetime,
+    virtual_host_bucket: str | None,
+    max_skew: float,
+) -> AuthResult:
+    access_key, signature = sigv2.parse_authorization(authorization)
+    epoch, _ = sigv4.request_time(req.headers)
+    secret = _secret(lookup_secret, access_key)
+    sigv4.check_skew(epoch, now, max_skew)
+    date_line = "" if "x-amz-date" in req.headers else req.headers.get("date", "").strip()
+    sigv2.verify(
+        method=req.method,
+        raw_path=req.raw_path,
+        raw_query=req.raw_query,
+        headers=req.headers,
+        date_line=date_line,
+        secret=secret,
+        signature=signature,
+        virtual_host_bucket=virtual_host_bucket,
+    )
+    return AuthResult(access_key=access_key, version=2)
+
+
+def _v2_presigned(
+    req: RequestParts,
+    params: Mapping[str, str],
+    lookup_secret: Callable[[str], str | None],
+    now: dt.datetime,
+    virtual_host_bucket: str | None,
+) -> AuthResult:
+    access_key, signature, expires = (
+        params.get("AWSAccessKeyId"),
+        params.get("Signature"),
+        params.get("Expires"),
+    )
+    if not access_key or not signature or not expires:
+        raise S3Error(
+            "AccessDenied",
+            "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters",
+        )
+    if not expires.isascii() or not expires.isdigit():
+        raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch): " + expires)
+    secret = _secret(lookup_secret, access_key)
+    server = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now
+    if server.timestamp() > int(expires):
+        raise S3Error("AccessDenied", "Request has expired", Expires=expires)
+    # headers a presigner moved into the query (x-amz-*, content-type/md5) count as headers
+    headers = dict(req.headers)
+    for name, value in params.items():
+        lname = name.lower()
+        if (lname.startswith("x-amz-") or lname in ("content-type", "content-md5")) and lname not in headers:
+            headers[lname] = value
+    sigv2.verify(
+        method=req.method,
+        raw_path=req.raw_path,
+        raw_query=req.raw_query,
+        headers=headers,
+        date_line=expires,
+        secret=secret,
+        signature=signature,
+        virtual_host_bucket=virtual_host_bucket,
+    )
+    return AuthResult(access_key=access_key, version=2, presigned=True)
