@@ -150,7 +150,7 @@ class AwsChunkedDecoder:
 
     def _chunk_header(self, line: bytes) -> None:
         size_text, _, ext = line.partition(b";")
-        size_text = size_text.strip()
+        size_text = size_text.strip(b" \t")
         if not size_text or len(size_text) > 16 or not all(c in b"0123456789abcdefABCDEF" for c in size_text):
             raise _malformed("bad chunk size")
         size = int(size_text, 16)
@@ -159,8 +159,8 @@ class AwsChunkedDecoder:
         sig = ""
         for item in ext.split(b";") if ext else []:
             name, _, value = item.partition(b"=")
-            if name.strip() == b"chunk-signature":
-                sig = value.strip().decode("ascii", "replace").lower()
+            if name.strip(b" \t") == b"chunk-signature":
+                sig = value.strip(b" \t").decode("ascii", "replace").lower()
         if self._signing is not None:
             if not sig:
                 raise S3Error("SignatureDoesNotMatch", "Missing chunk-signature.")
@@ -188,7 +188,7 @@ class AwsChunkedDecoder:
         self._chunk_hash = None
 
     def _trailer_line(self, line: bytes) -> None:
-        if not line.strip():
+        if not line:
             self._end_trailers()
             return
         self._trailer_line_count += 1
