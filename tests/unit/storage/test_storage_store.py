@@ -13,7 +13,6 @@ from leofs.storage.index import Index
 from leofs.storage.store import CommonPrefix, CorruptData, Entry, ObjectStore
 
 
-
 def logs(path: Path) -> list[Path]:
     return sorted((path / "avs").glob("*.log"))
 
