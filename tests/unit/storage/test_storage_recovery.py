@@ -63,9 +63,7 @@ def test_torn_tail(tmp_path: Path) -> None:
                 else:
                     expect[key] = val
 
-        async def check(
-            d: Path = d, tlog: Path = tlog, expect: dict[bytes, bytes] = expect, cut: int = cut
-        ) -> None:
+        async def check(d: Path = d, tlog: Path = tlog, expect: dict[bytes, bytes] = expect, cut: int = cut) -> None:
             s = await ObjectStore.open(d, sync=False, reserve_bytes=0)
             got = {}
             for e in s.scan(0, limit=100000):
