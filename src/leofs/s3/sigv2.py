@@ -126,7 +126,5 @@ def parse_authorization(value: str) -> tuple[str, str]:
     _, _, rest = value.strip().partition(" ")
     access_key, colon, signature = rest.strip().partition(":")
     if not colon or not access_key or not signature:
-        raise S3Error(
-            "InvalidArgument", "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature"
-        )
+        raise S3Error("InvalidArgument", "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature")
     return access_key, signature

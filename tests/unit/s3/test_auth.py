@@ -212,9 +212,9 @@ def test_sigv4_errors() -> None:
         "AuthorizationHeaderMalformed"
     )
     assert code({**p.headers, "authorization": auth.replace("/s3/", "/ec2/")}) == "AuthorizationHeaderMalformed"
-    assert code({**p.headers, "authorization": auth.replace("Credential=AKIDEXAMPLE/2", "Credential=AKIDEXAMPLE/1")}) == (
-        "AuthorizationHeaderMalformed"
-    )
+    assert code(
+        {**p.headers, "authorization": auth.replace("Credential=AKIDEXAMPLE/2", "Credential=AKIDEXAMPLE/1")}
+    ) == ("AuthorizationHeaderMalformed")
     assert code({**p.headers, "x-amz-content-sha256": "nonsense"}) == "InvalidArgument"
     ecdsa = {**p.headers, "x-amz-content-sha256": "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"}
     assert code(ecdsa) == "NotImplemented"
@@ -320,7 +320,9 @@ def test_sigv2_header_botocore(key: str, query: dict[str, str], vhost: bool, bod
     for name in ("content-type", "content-md5", "x-amz-meta-foo", "date"):
         changed = {**p.headers, name: p.headers[name] + "1"}
         with pytest.raises(S3Error) as exc:
-            authenticate(RequestParts(p.method, p.raw_path, p.raw_query, changed), lookup, now(), virtual_host_bucket=bucket)
+            authenticate(
+                RequestParts(p.method, p.raw_path, p.raw_query, changed), lookup, now(), virtual_host_bucket=bucket
+            )
         assert exc.value.code in ("SignatureDoesNotMatch", "AccessDenied"), name
 
 

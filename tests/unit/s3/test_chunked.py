@@ -23,7 +23,7 @@ def decode(body: bytes, cuts: list[int], **kwargs: object) -> tuple[bytes, dict[
     decoder = AwsChunkedDecoder(**kwargs)  # type: ignore[arg-type]
     out: list[bytes] = []
     pos = 0
-    for cut in sorted({min(c, len(body)) for c in cuts}) + [len(body)]:
+    for cut in [*sorted({min(c, len(body)) for c in cuts}), len(body)]:
         out += decoder.feed(body[pos:cut])
         pos = cut
     trailers = decoder.finish()
@@ -39,7 +39,9 @@ def decode(body: bytes, cuts: list[int], **kwargs: object) -> tuple[bytes, dict[
 )
 def test_botocore_aws_chunked_roundtrip(payload: bytes, chunk_size: int, checksum: type, cuts: list[int]) -> None:
     name = "x-amz-checksum-test"
-    body = AwsChunkedWrapper(io.BytesIO(payload), checksum_cls=checksum, checksum_name=name, chunk_size=chunk_size).read()
+    body = AwsChunkedWrapper(
+        io.BytesIO(payload), checksum_cls=checksum, checksum_name=name, chunk_size=chunk_size
+    ).read()
     data, trailers, decoder = decode(body, cuts, expect_trailers=checksum is not None)
     assert data == payload
     assert decoder.decoded_length == len(payload)
@@ -157,8 +159,14 @@ def sign_chunks(signing: ChunkSigning, chunks: list[bytes], trailers: dict[str, 
     wire = bytearray()
     for chunk in chunks:
         sts = "\n".join(
-            ["AWS4-HMAC-SHA256-PAYLOAD", signing.amz_date, signing.scope, prev, EMPTY_SHA256,
-             hashlib.sha256(chunk).hexdigest()]
+            [
+                "AWS4-HMAC-SHA256-PAYLOAD",
+                signing.amz_date,
+                signing.scope,
+                prev,
+                EMPTY_SHA256,
+                hashlib.sha256(chunk).hexdigest(),
+            ]
         )
         prev = hmac.new(signing.signing_key, sts.encode(), hashlib.sha256).hexdigest()
         wire += f"{len(chunk):x};chunk-signature={prev}\r\n".encode() + chunk + b"\r\n"
@@ -167,12 +175,19 @@ def sign_chunks(signing: ChunkSigning, chunks: list[bytes], trailers: dict[str, 
         return bytes(wire) + b"\r\n"
     canonical = "".join(f"{k}:{v}\n" for k, v in trailers.items())
     sts = "\n".join(
-        ["AWS4-HMAC-SHA256-TRAILER", signing.amz_date, signing.scope, prev,
-         hashlib.sha256(canonical.encode()).hexdigest()]
+        [
+            "AWS4-HMAC-SHA256-TRAILER",
+            signing.amz_date,
+            signing.scope,
+            prev,
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        ]
     )
     trailer_sig = hmac.new(signing.signing_key, sts.encode(), hashlib.sha256).hexdigest()
-    return bytes(wire) + canonical.replace("\n", "\r\n").encode() + (
-        f"x-amz-trailer-signature:{trailer_sig}\r\n\r\n".encode()
+    return (
+        bytes(wire)
+        + canonical.replace("\n", "\r\n").encode()
+        + (f"x-amz-trailer-signature:{trailer_sig}\r\n\r\n".encode())
     )
 
 
