@@ -1,0 +1,235 @@
+"""The embedded default: manager, one storage node and the gateway in one process (N=W=R=D=1).
+
+``leofs server DIR`` lays out DIR as::
+
+    DIR/manager.sqlite3     users, keys, buckets, endpoints
+    DIR/storage/            the object store (containers + index)
+    DIR/credentials.json    generated root keys (mode 0600), when not given in the environment
+    DIR/cluster-secret      the admin secret (mode 0600), when LEOFS_CLUSTER_SECRET is unset
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from leofs.gateway.app import Gateway
+from leofs.gateway.backend import EmbeddedBackend
+from leofs.gateway.context import GatewayConfig
+from leofs.gateway.control import LocalControl
+from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
+from leofs.manager.admin import AdminAPI, AdminError
+from leofs.manager.store import ROLE_ADMIN, ManagerStore
+from leofs.storage.store import ObjectStore
+
+log = logging.getLogger("leofs.server")
+
+ROOT_USER = "root"
+
+
+@dataclass
+class ServerOptions:
+    data_dir: Path
+    address: tuple[str, int] = ("127.0.0.1", 8080)
+    admin_address: tuple[str, int] = ("127.0.0.1", 10010)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    containers: int = 8
+    sync: bool = True
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, atomically."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def cluster_secret(data_dir: Path) -> str:
+    """LEOFS_CLUSTER_SECRET, or the secret saved in DIR (generated on first start)."""
+    env = os.environ.get("LEOFS_CLUSTER_SECRET")
+    if env:
+        return env
+    path = data_dir / "cluster-secret"
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(32)
+    _write_private(path, secret + "\n")
+    return secret
+
+
+def root_credentials(data_dir: Path) -> tuple[str, str, bool]:
+    """(access key, secret key, generated now) of the root user."""
+    access = os.environ.get("LEOFS_ROOT_ACCESS_KEY")
+    secret = os.environ.get("LEOFS_ROOT_SECRET_KEY")
+    if access and secret:
+        return access, secret, False
+    path = data_dir / "credentials.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return str(saved["access_key"]), str(saved["secret_key"]), False
+    from leofs.manager.store import generate_keys
+
+    access, secret = generate_keys(ROOT_USER)
+    _write_private(path, json.dumps({"access_key": access, "secret_key": secret}) + "\n")
+    return access, secret, True
+
+
+def ensure_root(store: ManagerStore, access: str, secret: str) -> None:
+    """Make the root user carry exactly these keys."""
+    for user in store.users():
+        if user.user_id == ROOT_USER:
+            if (user.access_key, user.secret_key) == (access, secret):
+                return
+            store.delete_user(ROOT_USER)
+    store.create_user(ROOT_USER, access_key=access, secret_key=secret, role=ROLE_ADMIN)
+
+
+class EmbeddedServer:
+    """All three roles over one data directory."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.runners: list[web.AppRunner] = []
+        self.store: ObjectStore | None = None
+        self.manager: ManagerStore | None = None
+        self.gateway: Gateway | None = None
+
+    async def start(self) -> dict[str, Any]:
+        opts = self.options
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        self.manager = ManagerStore(opts.data_dir / "manager.sqlite3")
+        access, secret, generated = root_credentials(opts.data_dir)
+        ensure_root(self.manager, access, secret)
+        self.store = await ObjectStore.open(
+            opts.data_dir / "storage", containers=opts.containers, sync=opts.sync,
+            verify_below=opts.gateway.verify_below,
+        )
+        backend = EmbeddedBackend(self.store)
+        self.gateway = Gateway(backend, LocalControl(self.manager), opts.gateway)
+        admin = AdminAPI(self.manager, cluster_secret(opts.data_dir), info=self._info)
+        self._register_storage_commands(admin)
+        ssl_ctx = None
+        if opts.tls_cert and opts.tls_key:
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_ctx.load_cert_chain(str(opts.tls_cert), str(opts.tls_key))
+        await self._serve(self.gateway.make_app(), opts.address, ssl_ctx)
+        await self._serve(admin.make_app(), opts.admin_address, None)
+        return {"access_key": access, "secret_key": secret, "generated": generated, "tls": ssl_ctx is not None}
+
+    async def _serve(self, app: web.Application, address: tuple[str, int], ssl_ctx: ssl.SSLContext | None) -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, address[0], address[1], ssl_context=ssl_ctx, backlog=1024)
+        await site.start()
+        self.runners.append(runner)
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "mode": "embedded",
+            "consistency": {"n": 1, "w": 1, "r": 1, "d": 1},
+            "nodes": [
+                {"name": "embedded", "type": "storage", "state": "running",
+                 "address": f"{self.options.address[0]}:{self.options.address[1]}"},
+                {"name": "embedded", "type": "gateway", "state": "running",
+                 "address": f"{self.options.address[0]}:{self.options.address[1]}"},
+            ],
+            "bucket_is_empty": self._bucket_is_empty,
+        }
+
+    async def _bucket_is_empty(self, bucket: str) -> bool:
+        assert self.store is not None
+        prefix = f"{bucket}/".encode()
+        return not self.store.scan(NS_OBJECT, prefix, limit=1) and not self.store.scan(NS_UPLOAD, prefix, limit=1)
+
+    def _register_storage_commands(self, admin: AdminAPI) -> None:
+        import msgspec
+
+        async def du(args: dict[str, Any]) -> Any:
+            assert self.store is not None
+            return [msgspec.to_builtins(u) for u in self.store.usage()]
+
+        async def compact_start(args: dict[str, Any]) -> Any:
+            assert self.store is not None
+            target = args.get("containers", "all")
+            containers = None if target in ("all", None) else [int(c) for c in str(target).split(",")]
+            if containers is not None and any(not 0 <= c < len(self.store.usage()) for c in containers):
+                raise AdminError("bad_argument", "no such container")
+            store = self.store
+            task = asyncio.ensure_future(store.compact(containers))
+            if args.get("wait"):
+                return msgspec.to_builtins(await task)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return msgspec.to_builtins(store.compaction_status())
+
+        async def compact_status(args: dict[str, Any]) -> Any:
+            assert self.store is not None
+            return msgspec.to_builtins(self.store.compaction_status())
+
+        async def diagnose_start(args: dict[str, Any]) -> Any:
+            assert self.store is not None
+            damaged = await self.store.scrub()
+            return {"damaged": [msgspec.to_builtins(d) for d in damaged], "count": len(damaged)}
+
+        async def status(args: dict[str, Any]) -> Any:
+            info = self._info()
+            info.pop("bucket_is_empty")
+            return info
+
+        self._tasks: set[asyncio.Future[Any]] = set()
+        admin.commands.update({
+            "du": du, "compact-start": compact_start, "compact-status": compact_status,
+            "diagnose-start": diagnose_start, "status": status,
+        })
+
+    async def stop(self) -> None:
+        for runner in reversed(self.runners):
+            await runner.cleanup()
+        self.runners.clear()
+        if self.gateway is not None and self.gateway.background:
+            await asyncio.gather(*self.gateway.background, return_exceptions=True)  # type: ignore[arg-type]
+        if self.store is not None:
+            await self.store.close()
+        if self.manager is not None:
+            self.manager.close()
+
+
+async def run_server(options: ServerOptions, announce: bool = True) -> None:
+    """Run until SIGINT or SIGTERM."""
+    server = EmbeddedServer(options)
+    info = await server.start()
+    host, port = options.address
+    scheme = "https" if info["tls"] else "http"
+    if announce:
+        print(f"leofs server: S3 on {scheme}://{host}:{port}, admin on "
+              f"{options.admin_address[0]}:{options.admin_address[1]}, data in {options.data_dir}", flush=True)
+        if info["generated"]:
+            print("Root credentials were generated and saved in "
+                  f"{options.data_dir / 'credentials.json'} (shown once):", flush=True)
+            print(f"  AWS_ACCESS_KEY_ID={info['access_key']}", flush=True)
+            print(f"  AWS_SECRET_ACCESS_KEY={info['secret_key']}", flush=True)
+        print(f"Connect: aws --endpoint-url {scheme}://{host}:{port} s3 ls", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()

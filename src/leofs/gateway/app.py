@@ -1,0 +1,137 @@
+"""The S3 gateway as an aiohttp application: addressing, authentication, authorization, dispatch,
+and S3 error responses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from leofs.gateway.access import authorize
+from leofs.gateway.backend import Backend
+from leofs.gateway.context import GatewayConfig, S3Request, new_request_id, parse_query, split_target
+from leofs.gateway.control import ControlPlane
+from leofs.gateway.router import Op, resolve_operation, resolve_target
+from leofs.s3.auth import authenticate
+from leofs.s3.errors import S3Error
+from leofs.s3.responses import error_document
+
+log = logging.getLogger("leofs.gateway")
+
+Handler = Callable[["Gateway", S3Request], Awaitable[web.StreamResponse]]
+
+_REQ_KEY = web.RequestKey("s3request", S3Request)
+_ERR_KEY = web.RequestKey("s3error", S3Error)
+
+PING_PATH = "/_leofs_adm/ping"
+
+
+class Gateway:
+    """Serves S3 over a :class:`Backend` (object data) and a :class:`ControlPlane` (users, buckets)."""
+
+    def __init__(self, backend: Backend, control: ControlPlane, config: GatewayConfig | None = None) -> None:
+        from leofs.gateway.handlers import HANDLERS
+
+        self.backend = backend
+        self.control = control
+        self.config = config or GatewayConfig()
+        self.handlers: dict[Op, Handler] = HANDLERS
+        # background tasks (e.g. deleting an old version's chunks) kept referenced until done
+        self.background: set[object] = set()
+
+    def make_app(self) -> web.Application:
+        """The aiohttp application serving this gateway."""
+        app = web.Application(client_max_size=1024**4)
+        app.router.add_route("*", "/{tail:.*}", self.handle, expect_handler=self.expect)
+        app.on_response_prepare.append(_common_headers)
+        return app
+
+    # -- request pipeline -------------------------------------------------------------------------
+    def _prepare(self, request: web.Request) -> S3Request:
+        existing = request.get(_REQ_KEY)
+        if existing is not None:
+            return existing
+        raw_path, raw_query = split_target(request.raw_path)
+        query = parse_query(raw_query)
+        host = request.headers.get("Host", "")
+        bucket, key, vhost = resolve_target(host, raw_path, self.control.endpoints())
+        op = resolve_operation(request.method, bucket, key, query, request.headers)
+        req = S3Request(request, new_request_id(), request.method, raw_path, raw_query, bucket, key, vhost, query, op)
+        request[_REQ_KEY] = req
+        return req
+
+    def _authenticate(self, req: S3Request) -> None:
+        if req.auth is not None:
+            return
+
+        def secret(access_key: str) -> str | None:
+            user = self.control.user(access_key)
+            return None if user is None else user.secret_key
+
+        req.auth = authenticate(
+            req.parts(),
+            secret,
+            req.now,
+            virtual_host_bucket=req.bucket if req.virtual_host else None,
+            max_skew=self.config.max_skew,
+        )
+        if req.bucket is not None:
+            req.bucket_record = self.control.bucket(req.bucket)
+        authorize(req)
+
+    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue``: authenticate from the headers first, then invite the body."""
+        try:
+            if request.path == PING_PATH:
+                return None
+            req = self._prepare(request)
+            self._authenticate(req)
+        except S3Error as err:
+            request[_ERR_KEY] = err
+            return self._error_response(request, err)
+        expect = request.headers.get("Expect", "")
+        if expect.lower() != "100-continue":
+            return self._error_response(request, S3Error("InvalidArgument", f"Unknown Expect: {expect}", status=417))
+        if request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+        return None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Every S3 request comes through here."""
+        if request.path == PING_PATH and request.method in ("GET", "HEAD"):
+            return web.Response(text="OK")
+        try:
+            req = self._prepare(request)
+            self._authenticate(req)
+            handler = self.handlers.get(req.op)
+            if handler is None:
+                raise S3Error("NotImplemented", f"{req.op.value} is not implemented.")
+            return await handler(self, req)
+        except S3Error as err:
+            return self._error_response(request, err)
+        except (ConnectionResetError, web.HTTPException):
+            raise
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.path)
+            return self._error_response(request, S3Error("InternalError"))
+
+    def _error_response(self, request: web.Request, err: S3Error) -> web.Response:
+        req = request.get(_REQ_KEY)
+        request_id = req.request_id if req else new_request_id()
+        resource = req.resource if req else request.path
+        headers = {"x-amz-request-id": request_id, **err.headers}
+        if err.status == 304 or request.method == "HEAD":
+            return web.Response(status=err.status, headers=headers)
+        body = error_document(err.code, err.message, resource, request_id, err.extra)
+        return web.Response(status=err.status, body=body, headers=headers, content_type="application/xml")
+
+
+async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    req = request.get(_REQ_KEY)
+    if "x-amz-request-id" not in response.headers:
+        response.headers["x-amz-request-id"] = req.request_id if req else new_request_id()
+    response.headers["x-amz-id-2"] = response.headers["x-amz-request-id"]
+    response.headers["Server"] = "LeoFS"

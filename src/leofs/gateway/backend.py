@@ -1,0 +1,106 @@
+"""The gateway's view of the storage layer.
+
+The gateway talks to storage only through :class:`Backend`. The embedded server plugs the local
+:class:`~leofs.storage.store.ObjectStore` in directly; a cluster gateway plugs in a client that
+routes each key through the RING to its storage nodes.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Protocol
+
+from leofs.s3.errors import S3Error
+from leofs.storage.store import CommonPrefix, DiskFull, Entry, ObjectStore
+
+
+class Backend(Protocol):
+    """Key-value operations the gateway needs; ``head`` hides tombstones."""
+
+    async def put(
+        self,
+        ns: int,
+        key: bytes,
+        data: bytes | memoryview,
+        *,
+        meta: bytes = b"",
+        cindex: int = 0,
+        cnumber: int = 0,
+        csize: int = 0,
+        md5: bytes | None = None,
+        clock: int | None = None,
+        timestamp: int | None = None,
+    ) -> Entry: ...
+
+    async def delete(self, ns: int, key: bytes) -> None: ...
+
+    async def head(self, ns: int, key: bytes) -> Entry | None: ...
+
+    async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes: ...
+
+    def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None: ...
+
+    async def scan(
+        self,
+        ns: int,
+        prefix: bytes,
+        *,
+        start_after: bytes = b"",
+        limit: int = 1000,
+        delimiter: bytes | None = None,
+    ) -> list[Entry | CommonPrefix]: ...
+
+
+class EmbeddedBackend:
+    """The local object store, called in-process (the embedded default, N=W=R=D=1)."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    async def put(
+        self,
+        ns: int,
+        key: bytes,
+        data: bytes | memoryview,
+        *,
+        meta: bytes = b"",
+        cindex: int = 0,
+        cnumber: int = 0,
+        csize: int = 0,
+        md5: bytes | None = None,
+        clock: int | None = None,
+        timestamp: int | None = None,
+    ) -> Entry:
+        try:
+            result = await self.store.put(
+                ns, key, data, meta=meta, cindex=cindex, cnumber=cnumber, csize=csize, md5=md5,
+                clock=clock, timestamp=timestamp,
+            )
+        except DiskFull:
+            raise S3Error("InsufficientStorage") from None
+        return result.entry
+
+    async def delete(self, ns: int, key: bytes) -> None:
+        await self.store.delete(ns, key)
+
+    async def head(self, ns: int, key: bytes) -> Entry | None:
+        entry = self.store.get(ns, key)
+        if entry is None or entry.tombstone:
+            return None
+        return entry
+
+    async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes:
+        return await self.store.read(entry, start, length)
+
+    def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None:
+        return self.store.open_data(entry)
+
+    async def scan(
+        self,
+        ns: int,
+        prefix: bytes,
+        *,
+        start_after: bytes = b"",
+        limit: int = 1000,
+        delimiter: bytes | None = None,
+    ) -> list[Entry | CommonPrefix]:
+        return self.store.scan(ns, prefix, start_after=start_after, limit=limit, delimiter=delimiter)

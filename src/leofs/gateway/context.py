@@ -1,0 +1,96 @@
+"""Per-request state shared by the gateway's handlers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+import msgspec
+from aiohttp import web
+
+from leofs.gateway.router import Op
+from leofs.manager.store import Bucket
+from leofs.s3.auth import AuthResult, RequestParts
+from leofs.s3.errors import S3Error
+
+
+class GatewayConfig(msgspec.Struct, kw_only=True):
+    """Gateway settings (defaults follow LeoFS where it has one)."""
+
+    region: str = "us-east-1"
+    chunk_size: int = 5 * 1024 * 1024  # large_object.chunked_obj_len
+    chunk_threshold: int = 5767168  # large_object.threshold_of_chunk_len (5.5 MiB)
+    max_object_size: int = 5 * 1024**4  # 5 TiB (S3's limit), single PUT capped at 5 GiB
+    max_single_put: int = 5 * 1024**3
+    max_skew: float = 900.0
+    chunk_window: int = 4  # chunk writes in flight per upload
+    max_xml_body: int = 4 * 1024 * 1024
+    verify_below: int = 1024 * 1024  # read and verify objects below this size, sendfile the rest
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8).upper()
+
+
+@dataclass(slots=True)
+class S3Request:
+    """One S3 request after addressing and before authorization."""
+
+    http: web.Request
+    request_id: str
+    method: str
+    raw_path: str
+    raw_query: str
+    bucket: str | None
+    key: str | None
+    virtual_host: bool
+    query: dict[str, str]
+    op: Op
+    auth: AuthResult | None = None
+    bucket_record: Bucket | None = None
+    object_acl_check: str | None = None  # permission the object's own ACL must grant
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def headers(self) -> web.Request.headers:  # type: ignore[name-defined]
+        return self.http.headers
+
+    @property
+    def access_key(self) -> str | None:
+        return self.auth.access_key if self.auth else None
+
+    @property
+    def resource(self) -> str:
+        if self.bucket is None:
+            return "/"
+        return f"/{self.bucket}/{self.key}" if self.key is not None else f"/{self.bucket}"
+
+    def parts(self) -> RequestParts:
+        headers: dict[str, str] = {}
+        for name, value in self.http.headers.items():
+            lname = name.lower()
+            headers[lname] = f"{headers[lname]},{value}" if lname in headers else value
+        return RequestParts(self.method, self.raw_path, self.raw_query, headers)
+
+    def require_bucket(self) -> Bucket:
+        if self.bucket_record is None:
+            raise S3Error("NoSuchBucket", BucketName=self.bucket or "")
+        return self.bucket_record
+
+
+def split_target(raw_target: str) -> tuple[str, str]:
+    """Raw path and raw query of a request target, both still percent-encoded."""
+    path, _, query = raw_target.partition("?")
+    if path.startswith(("http://", "https://")):  # absolute-form request target
+        slash = path.find("/", path.find("//") + 2)
+        path = path[slash:] if slash >= 0 else "/"
+    return path, query
+
+
+def parse_query(raw_query: str) -> dict[str, str]:
+    """Query parameters decoded (last value wins); valueless parameters map to ''."""
+    if not raw_query:
+        return {}
+    return dict(parse_qsl(raw_query, keep_blank_values=True))

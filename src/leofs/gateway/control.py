@@ -1,0 +1,82 @@
+"""The gateway's view of the control plane: credentials, buckets, endpoints.
+
+The gateway reads these on every request, so it reads them from memory. :class:`LocalControl`
+wraps the manager's store in the same process (embedded server) and caches what it reads until
+the store's version changes.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from leofs.manager.store import Bucket, Grant, ManagerStore, User
+
+
+class ControlPlane(Protocol):
+    """What the gateway needs from the manager."""
+
+    def user(self, access_key: str) -> User | None: ...
+
+    def bucket(self, name: str) -> Bucket | None: ...
+
+    def buckets(self, owner: str) -> list[Bucket]: ...
+
+    def endpoints(self) -> list[str]: ...
+
+    async def create_bucket(self, name: str, owner: str, *, acl: str, region: str,
+                            grants: list[Grant] | None = None) -> Bucket: ...
+
+    async def delete_bucket(self, name: str) -> None: ...
+
+    async def set_bucket_acl(self, name: str, acl: str, grants: list[Grant] | None = None) -> Bucket: ...
+
+
+class LocalControl:
+    """The manager store of this process, with read caches keyed on its version."""
+
+    def __init__(self, store: ManagerStore) -> None:
+        self.store = store
+        self._version = -1
+        self._users: dict[str, User | None] = {}
+        self._buckets: dict[str, Bucket | None] = {}
+        self._endpoints: list[str] = []
+
+    def _fresh(self) -> None:
+        if self._version != self.store.version:
+            self._users.clear()
+            self._buckets.clear()
+            self._endpoints = self.store.endpoints()
+            self._version = self.store.version
+
+    def user(self, access_key: str) -> User | None:
+        self._fresh()
+        try:
+            return self._users[access_key]
+        except KeyError:
+            user = self._users[access_key] = self.store.user_by_access_key(access_key)
+            return user
+
+    def bucket(self, name: str) -> Bucket | None:
+        self._fresh()
+        try:
+            return self._buckets[name]
+        except KeyError:
+            bucket = self._buckets[name] = self.store.bucket(name)
+            return bucket
+
+    def buckets(self, owner: str) -> list[Bucket]:
+        return self.store.buckets(owner)
+
+    def endpoints(self) -> list[str]:
+        self._fresh()
+        return self._endpoints
+
+    async def create_bucket(self, name: str, owner: str, *, acl: str, region: str,
+                            grants: list[Grant] | None = None) -> Bucket:
+        return self.store.create_bucket(name, owner, acl=acl, region=region, grants=grants)
+
+    async def delete_bucket(self, name: str) -> None:
+        self.store.delete_bucket(name)
+
+    async def set_bucket_acl(self, name: str, acl: str, grants: list[Grant] | None = None) -> Bucket:
+        return self.store.set_bucket_acl(name, acl, grants)

@@ -1,0 +1,84 @@
+"""Bucket operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
+GetBucketVersioning."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from leofs.gateway.body import RequestBody
+from leofs.gateway.context import S3Request
+from leofs.gateway.handlers.headers import canned_acl
+from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
+from leofs.manager.store import AlreadyExists, NotFound
+from leofs.s3.errors import S3Error
+from leofs.s3.names import validate_bucket_name
+from leofs.s3.responses import XML_DECL, XMLNS, document, elem, iso8601, owner_xml
+from leofs.s3.xmlparse import parse_create_bucket
+
+if TYPE_CHECKING:
+    from leofs.gateway.app import Gateway
+
+
+def owner_of(gw: Gateway, access_key: str) -> str:
+    """``<Owner>`` of a user: ID = access key, DisplayName = user id."""
+    user = gw.control.user(access_key)
+    return owner_xml(access_key, user.user_id if user else access_key)
+
+
+async def list_buckets(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    assert req.access_key is not None
+    items = "".join(
+        f"<Bucket>{elem('Name', b.name)}{elem('CreationDate', iso8601(int(b.created * 1e6)))}"
+        f"{elem('BucketRegion', b.region)}</Bucket>"
+        for b in gw.control.buckets(req.access_key)
+    )
+    body = f"{owner_of(gw, req.access_key)}<Buckets>{items}</Buckets>"
+    return web.Response(body=document("ListAllMyBucketsResult", body), content_type="application/xml")
+
+
+async def create_bucket(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    assert req.bucket is not None and req.access_key is not None
+    validate_bucket_name(req.bucket)
+    acl = canned_acl(req.headers)
+    body = await RequestBody(req.http, req.auth).read_all(gw.config.max_xml_body)
+    location = parse_create_bucket(body)
+    region = location or gw.config.region
+    if location == "EU":
+        region = "eu-west-1"
+    try:
+        await gw.control.create_bucket(req.bucket, req.access_key, acl=acl, region=region)
+    except AlreadyExists as err:
+        raise S3Error("BucketAlreadyOwnedByYou" if err.code == "owned" else "BucketAlreadyExists",
+                      BucketName=req.bucket) from None
+    return web.Response(status=200, headers={"Location": f"/{req.bucket}"})
+
+
+async def delete_bucket(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    req.require_bucket()
+    prefix = f"{req.bucket}/".encode()
+    if await gw.backend.scan(NS_OBJECT, prefix, limit=1) or await gw.backend.scan(NS_UPLOAD, prefix, limit=1):
+        raise S3Error("BucketNotEmpty", BucketName=req.bucket or "")
+    try:
+        await gw.control.delete_bucket(req.bucket or "")
+    except NotFound:
+        raise S3Error("NoSuchBucket", BucketName=req.bucket or "") from None
+    return web.Response(status=204)
+
+
+async def head_bucket(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    bucket = req.require_bucket()
+    return web.Response(status=200, headers={"x-amz-bucket-region": bucket.region})
+
+
+async def get_bucket_location(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    bucket = req.require_bucket()
+    region = "" if bucket.region == "us-east-1" else bucket.region
+    body = f'{XML_DECL}<LocationConstraint xmlns="{XMLNS}">{elem("x", region)[3:-4]}</LocationConstraint>'
+    return web.Response(body=body.encode(), content_type="application/xml")
+
+
+async def get_bucket_versioning(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    req.require_bucket()
+    return web.Response(body=document("VersioningConfiguration", ""), content_type="application/xml")

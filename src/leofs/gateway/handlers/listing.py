@@ -1,0 +1,206 @@
+"""Listing: ListObjects (v1), ListObjectsV2, and ListObjectVersions for unversioned buckets.
+
+A page is one ordered range scan of the index from the marker, with delimiter roll-ups done by
+the engine (it skips a whole common prefix instead of visiting every key under it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from aiohttp import web
+
+from leofs.gateway.context import S3Request
+from leofs.gateway.handlers.buckets import owner_of
+from leofs.gateway.records import NS_OBJECT, ObjectMeta, object_meta_decoder
+from leofs.s3.errors import S3Error
+from leofs.s3.responses import document, elem, iso8601
+from leofs.storage.store import CommonPrefix, Entry
+
+if TYPE_CHECKING:
+    from leofs.gateway.app import Gateway
+
+MAX_KEYS = 1000
+#: sorts after every UTF-8 continuation of a prefix (0xFF never occurs in UTF-8)
+_PAST = b"\xff"
+
+
+@dataclass(slots=True)
+class Page:
+    contents: list[tuple[str, Entry, ObjectMeta]]
+    prefixes: list[str]
+    truncated: bool
+    next_start: bytes  # full engine key to continue after
+
+
+def _max_keys(req: S3Request, name: str = "max-keys") -> int:
+    raw = req.query.get(name, str(MAX_KEYS))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range",
+                      ArgumentName=name, ArgumentValue=raw) from None
+    if value < 0:
+        raise S3Error("InvalidArgument", f"Argument {name} must be an integer between 0 and 2147483647",
+                      ArgumentName=name, ArgumentValue=raw)
+    return min(value, MAX_KEYS)
+
+
+def _encoder(req: S3Request) -> tuple[bool, str]:
+    encoding = req.query.get("encoding-type")
+    if encoding is None:
+        return False, ""
+    if encoding.lower() != "url":
+        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request",
+                      ArgumentName="encoding-type", ArgumentValue=encoding)
+    return True, elem("EncodingType", "url")
+
+
+def _enc(value: str, url: bool) -> str:
+    return quote(value, safe="/") if url else value
+
+
+async def scan_page(gw: Gateway, bucket: str, prefix: str, delimiter: str, start_after: str | bytes,
+                    max_keys: int) -> Page:
+    """One page of keys and common prefixes after ``start_after`` (a key, or a full engine key)."""
+    base = f"{bucket}/".encode()
+    full_prefix = base + prefix.encode()
+    if isinstance(start_after, bytes):
+        start = start_after
+    else:
+        start = base + start_after.encode() if start_after else b""
+        if delimiter and start.startswith(full_prefix):
+            # a marker inside a rolled-up prefix continues after that whole prefix
+            rest = start[len(full_prefix):]
+            cut = rest.find(delimiter.encode())
+            if cut >= 0:
+                start = full_prefix + rest[: cut + len(delimiter.encode())] + _PAST
+    if max_keys == 0:
+        return Page([], [], False, start)
+    items = await gw.backend.scan(
+        NS_OBJECT, full_prefix, start_after=start, limit=max_keys + 1,
+        delimiter=delimiter.encode() if delimiter else None,
+    )
+    truncated = len(items) > max_keys
+    items = items[:max_keys]
+    page = Page([], [], truncated, start)
+    for item in items:
+        if isinstance(item, CommonPrefix):
+            page.prefixes.append(item.prefix[len(base):].decode())
+            page.next_start = item.prefix + _PAST
+        else:
+            page.contents.append((item.key[len(base):].decode(), item, object_meta_decoder.decode(item.meta)))
+            page.next_start = item.key
+    return page
+
+
+def _contents(gw: Gateway, page: Page, url: bool, owner: bool, tag: str = "Contents", version: bool = False) -> str:
+    out = []
+    for key, entry, meta in page.contents:
+        parts = [elem("Key", _enc(key, url))]
+        if version:
+            parts += [elem("VersionId", "null"), elem("IsLatest", "true")]
+        parts += [elem("LastModified", iso8601(entry.timestamp)), elem("ETag", f'"{meta.etag}"'),
+                  elem("Size", meta.size)]
+        if not version:
+            parts.append(elem("StorageClass", meta.storage_class))
+        if meta.checksum_algorithm and not version:
+            parts.append(elem("ChecksumAlgorithm", meta.checksum_algorithm))
+        if owner:
+            parts.append(owner_of(gw, meta.owner))
+        if version:
+            parts.append(elem("StorageClass", meta.storage_class))
+        out.append(f"<{tag}>{''.join(parts)}</{tag}>")
+    return "".join(out)
+
+
+def _prefixes(page: Page, url: bool) -> str:
+    return "".join(f"<CommonPrefixes>{elem('Prefix', _enc(p, url))}</CommonPrefixes>" for p in page.prefixes)
+
+
+async def list_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    req.require_bucket()
+    q = req.query
+    url, enc_elem = _encoder(req)
+    prefix, delimiter, marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", "")
+    max_keys = _max_keys(req)
+    page = await scan_page(gw, req.bucket or "", prefix, delimiter, marker, max_keys)
+    head = [elem("Name", req.bucket), elem("Prefix", _enc(prefix, url)), elem("Marker", _enc(marker, url)),
+            elem("MaxKeys", max_keys)]
+    if delimiter:
+        head.append(elem("Delimiter", _enc(delimiter, url)))
+    head.append(elem("IsTruncated", "true" if page.truncated else "false"))
+    if page.truncated:
+        last = page.prefixes[-1] if page.next_start.endswith(_PAST) else page.contents[-1][0]
+        head.append(elem("NextMarker", _enc(last, url)))
+    body = "".join(head) + enc_elem + _contents(gw, page, url, True) + _prefixes(page, url)
+    return web.Response(body=document("ListBucketResult", body), content_type="application/xml")
+
+
+def _token(start: bytes) -> str:
+    return base64.urlsafe_b64encode(start).decode()
+
+
+def _untoken(token: str, bucket: str) -> bytes:
+    try:
+        start = base64.urlsafe_b64decode(token.encode())
+    except (binascii.Error, ValueError):
+        start = b""
+    if not start.startswith(f"{bucket}/".encode()):
+        raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
+                      ArgumentName="continuation-token")
+    return start
+
+
+async def list_objects_v2(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    req.require_bucket()
+    q = req.query
+    url, enc_elem = _encoder(req)
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    start_after = q.get("start-after", "")
+    token = q.get("continuation-token")
+    max_keys = _max_keys(req)
+    start: str | bytes = _untoken(token, req.bucket or "") if token is not None else start_after
+    page = await scan_page(gw, req.bucket or "", prefix, delimiter, start, max_keys)
+    head = [elem("Name", req.bucket), elem("Prefix", _enc(prefix, url))]
+    if delimiter:
+        head.append(elem("Delimiter", _enc(delimiter, url)))
+    head += [elem("MaxKeys", max_keys), elem("KeyCount", len(page.contents) + len(page.prefixes)),
+             elem("IsTruncated", "true" if page.truncated else "false")]
+    if token is not None:
+        head.append(elem("ContinuationToken", token))
+    if page.truncated:
+        head.append(elem("NextContinuationToken", _token(page.next_start)))
+    if start_after:
+        head.append(elem("StartAfter", _enc(start_after, url)))
+    fetch_owner = q.get("fetch-owner", "false").lower() == "true"
+    body = "".join(head) + enc_elem + _contents(gw, page, url, fetch_owner) + _prefixes(page, url)
+    return web.Response(body=document("ListBucketResult", body), content_type="application/xml")
+
+
+async def list_object_versions(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    """Unversioned buckets: every object is its only version, VersionId ``null``."""
+    req.require_bucket()
+    q = req.query
+    url, enc_elem = _encoder(req)
+    prefix, delimiter, key_marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("key-marker", "")
+    version_marker = q.get("version-id-marker", "")
+    if version_marker and not key_marker:
+        raise S3Error("InvalidArgument", "A version-id marker cannot be specified without a key marker.",
+                      ArgumentName="version-id-marker", ArgumentValue=version_marker)
+    max_keys = _max_keys(req)
+    page = await scan_page(gw, req.bucket or "", prefix, delimiter, key_marker, max_keys)
+    head = [elem("Name", req.bucket), elem("Prefix", _enc(prefix, url)), elem("KeyMarker", _enc(key_marker, url)),
+            elem("VersionIdMarker", version_marker), elem("MaxKeys", max_keys)]
+    if delimiter:
+        head.append(elem("Delimiter", _enc(delimiter, url)))
+    head.append(elem("IsTruncated", "true" if page.truncated else "false"))
+    if page.truncated:
+        last = page.prefixes[-1] if page.next_start.endswith(_PAST) else page.contents[-1][0]
+        head += [elem("NextKeyMarker", _enc(last, url)), elem("NextVersionIdMarker", "null")]
+    body = "".join(head) + enc_elem + _contents(gw, page, url, True, "Version", True) + _prefixes(page, url)
+    return web.Response(body=document("ListVersionsResult", body), content_type="application/xml")

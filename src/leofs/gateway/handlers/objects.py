@@ -1,0 +1,217 @@
+"""Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects,
+GetObjectAttributes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from leofs.gateway.access import permitted
+from leofs.gateway.blobs import ingest
+from leofs.gateway.body import RequestBody
+from leofs.gateway.context import S3Request
+from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers
+from leofs.gateway.objects import (
+    StoredObject,
+    forget_later,
+    load_object,
+    raise_for_missing,
+    send_body,
+    write_object,
+)
+from leofs.gateway.records import NS_OBJECT, object_key
+from leofs.s3.conditions import check_read_conditions, check_write_conditions
+from leofs.s3.errors import S3Error
+from leofs.s3.names import validate_key
+from leofs.s3.ranges import parse_range
+from leofs.s3.responses import document, elem, iso8601
+from leofs.s3.xmlparse import parse_delete_objects
+
+if TYPE_CHECKING:
+    from leofs.gateway.app import Gateway
+
+
+def object_grants(obj: StoredObject) -> list[tuple[str, str, str]]:
+    """The grants of an object's ACL (its owner always has FULL_CONTROL)."""
+    from leofs.manager.store import canned_grants
+
+    if obj.meta.grants is not None:
+        return list(obj.meta.grants)
+    return [(g.grantee_type, g.grantee, g.permission) for g in canned_grants(obj.meta.acl, obj.meta.owner)]
+
+
+def check_object_acl(req: S3Request, obj: StoredObject) -> None:
+    """Where the bucket did not allow the operation, the object's own ACL must."""
+    if req.object_acl_check is None:
+        return
+    if req.access_key is not None and req.access_key == obj.meta.owner:
+        return
+    if not permitted(object_grants(obj), req.access_key, req.object_acl_check):
+        raise S3Error("AccessDenied")
+
+
+async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    assert req.key is not None
+    req.require_bucket()
+    validate_key(req.key)
+    meta = meta_from_headers(req)
+    conditional = "If-None-Match" in req.headers or "If-Match" in req.headers
+    old = await load_object(gw.backend, req.bucket or "", req.key)
+    if conditional:
+        check_write_conditions(req.headers, old.etag if old else None)
+    body = RequestBody(req.http, req.auth)
+    if body.declared_length is None and not body.aws_chunked and "chunked" not in req.headers.get(
+        "Transfer-Encoding", ""
+    ).lower():
+        raise S3Error("MissingContentLength")
+    cfg = gw.config
+    ingested = await ingest(
+        gw.backend, req.bucket or "", req.key, body,
+        threshold=cfg.chunk_threshold, chunk_size=cfg.chunk_size, window=cfg.chunk_window,
+        max_size=cfg.max_single_put,
+    )
+    meta.size = ingested.size
+    meta.etag = ingested.digests.md5.hexdigest()
+    checksum = body.checksum_value(ingested.digests)
+    if checksum is not None:
+        meta.checksum_algorithm, meta.checksum_value = checksum
+        meta.checksum_type = "FULL_OBJECT"
+    if conditional:  # the object may have changed while the body streamed in
+        current = await load_object(gw.backend, req.bucket or "", req.key)
+        check_write_conditions(req.headers, current.etag if current else None)
+        old = current
+    await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
+    forget_later(gw.background, gw.backend, req.bucket or "", req.key, old)  # type: ignore[arg-type]
+    headers = {"ETag": f'"{meta.etag}"', **checksum_headers(meta)}
+    return web.Response(status=200, headers=headers)
+
+
+def _part_range(obj: StoredObject, part_number: int) -> tuple[int, int]:
+    """Byte range (inclusive) of part ``part_number`` of an object."""
+    if obj.manifest is None or obj.meta.parts_count == 0:
+        if part_number != 1:
+            raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", status=416)
+        return 0, obj.size - 1
+    if part_number > len(obj.manifest.blobs):
+        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", status=416)
+    start = sum(b.size for b in obj.manifest.blobs[: part_number - 1])
+    return start, start + obj.manifest.blobs[part_number - 1].size - 1
+
+
+async def get_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    assert req.key is not None
+    obj = raise_for_missing(await load_object(gw.backend, req.bucket or "", req.key), req.key)
+    check_object_acl(req, obj)
+    check_read_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
+    headers = object_headers(req, obj)
+    size = obj.size
+    start, end = 0, size - 1
+    status = 200
+    ranged = False
+    part = req.query.get("partNumber")
+    if part is not None:
+        if not part.isdigit() or not 1 <= int(part) <= 10000:
+            raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
+                          ArgumentName="partNumber", ArgumentValue=part)
+        start, end = _part_range(obj, int(part))
+        if obj.meta.parts_count:
+            headers["x-amz-mp-parts-count"] = str(obj.meta.parts_count)
+        if obj.meta.parts_count or "Range" in req.headers:
+            status = 206
+            ranged = True
+    elif "Range" in req.headers:
+        selected = parse_range(req.headers["Range"], size)
+        if selected is not None:
+            start, end = selected
+            status = 206
+            ranged = True
+    if ranged:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}" if size else f"bytes */{size}"
+    elif req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        headers.update(checksum_headers(obj.meta))
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = max(0, end - start + 1)
+    await response.prepare(req.http)
+    if req.method != "HEAD":
+        await send_body(req.http, response, gw.backend, req.bucket or "", req.key, obj, start, end,
+                        gw.config.verify_below)
+    await response.write_eof()
+    return response
+
+
+async def delete_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    assert req.key is not None
+    await _delete_one(gw, req.bucket or "", req.key)
+    return web.Response(status=204)
+
+
+async def _delete_one(gw: Gateway, bucket: str, key: str) -> None:
+    old = await load_object(gw.backend, bucket, key)
+    await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
+    forget_later(gw.background, gw.backend, bucket, key, old)  # type: ignore[arg-type]
+
+
+async def delete_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    req.require_bucket()
+    body = RequestBody(req.http, req.auth)
+    if body.expected_md5 is None and body.checksum_algorithm is None:
+        raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
+    quiet, keys = parse_delete_objects(await body.read_all(gw.config.max_xml_body))
+    out: list[str] = []
+    for key in keys:
+        try:
+            validate_key(key)
+            await _delete_one(gw, req.bucket or "", key)
+        except S3Error as err:
+            out.append(f"<Error>{elem('Key', key)}{elem('Code', err.code)}{elem('Message', err.message)}</Error>")
+            continue
+        if not quiet:
+            out.append(f"<Deleted>{elem('Key', key)}</Deleted>")
+    return web.Response(body=document("DeleteResult", "".join(out)), content_type="application/xml")
+
+
+async def get_object_attributes(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    assert req.key is not None
+    obj = raise_for_missing(await load_object(gw.backend, req.bucket or "", req.key), req.key)
+    check_object_acl(req, obj)
+    check_read_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
+    wanted = {a.strip().lower() for a in req.headers.get("x-amz-object-attributes", "").split(",") if a.strip()}
+    if not wanted:
+        raise S3Error("InvalidArgument", "The x-amz-object-attributes header specifying the attributes to be "
+                      "retrieved is either missing or empty", ArgumentName="x-amz-object-attributes")
+    parts: list[str] = []
+    meta = obj.meta
+    if "etag" in wanted:
+        parts.append(elem("ETag", meta.etag))
+    if "checksum" in wanted and meta.checksum_algorithm and meta.checksum_value:
+        ctype = elem("ChecksumType", meta.checksum_type) if meta.checksum_type else ""
+        parts.append(f"<Checksum>{elem('Checksum' + meta.checksum_algorithm, meta.checksum_value)}{ctype}</Checksum>")
+    if "objectparts" in wanted and meta.parts_count and obj.manifest is not None:
+        parts.append(_object_parts(req, obj))
+    if "storageclass" in wanted:
+        parts.append(elem("StorageClass", meta.storage_class))
+    if "objectsize" in wanted:
+        parts.append(elem("ObjectSize", meta.size))
+    headers = {"Last-Modified": iso8601(obj.last_modified)}
+    return web.Response(body=document("GetObjectAttributesResponse", "".join(parts)),
+                        content_type="application/xml", headers=headers)
+
+
+def _object_parts(req: S3Request, obj: StoredObject) -> str:
+    assert obj.manifest is not None
+    blobs = obj.manifest.blobs
+    marker = int(req.headers.get("x-amz-part-number-marker", "0") or 0)
+    max_parts = min(int(req.headers.get("x-amz-max-parts", "1000") or 1000), 1000)
+    chosen = [(n, b) for n, b in enumerate(blobs, 1) if n > marker][:max_parts]
+    truncated = bool(chosen) and chosen[-1][0] < len(blobs)
+    items = []
+    for number, blob in chosen:
+        checksum = elem("Checksum" + blob.checksum_algorithm, blob.checksum) if blob.checksum and blob.checksum_algorithm else ""
+        items.append(f"<Part>{elem('PartNumber', number)}{elem('Size', blob.size)}{checksum}</Part>")
+    next_marker = chosen[-1][0] if chosen else marker
+    return (f"<ObjectParts>{elem('TotalPartsCount', len(blobs))}{elem('PartNumberMarker', marker)}"
+            f"{elem('NextPartNumberMarker', next_marker)}{elem('MaxParts', max_parts)}"
+            f"{elem('IsTruncated', 'true' if truncated else 'false')}{''.join(items)}</ObjectParts>")
+
+

@@ -1,0 +1,189 @@
+"""Reading and writing S3 objects through the backend: records, manifests, and body streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from leofs.gateway.backend import Backend
+from leofs.gateway.blobs import Ingested, delete_manifest
+from leofs.gateway.records import (
+    NS_CHUNK,
+    NS_OBJECT,
+    Blob,
+    Manifest,
+    ObjectMeta,
+    chunk_key,
+    manifest_decoder,
+    meta_encoder,
+    object_key,
+    object_meta_decoder,
+)
+from leofs.s3.errors import S3Error
+from leofs.storage.store import CorruptData, Entry
+
+log = logging.getLogger("leofs.gateway.objects")
+
+
+@dataclass(slots=True)
+class StoredObject:
+    """An object as found in storage."""
+
+    entry: Entry
+    meta: ObjectMeta
+    manifest: Manifest | None
+
+    @property
+    def size(self) -> int:
+        return self.meta.size
+
+    @property
+    def etag(self) -> str:
+        return self.meta.etag
+
+    @property
+    def last_modified(self) -> int:
+        """Microseconds since the epoch."""
+        return self.entry.timestamp
+
+    @property
+    def quoted_etag(self) -> str:
+        return f'"{self.meta.etag}"'
+
+
+async def load_object(backend: Backend, bucket: str, key: str) -> StoredObject | None:
+    """The current version of an object, or None."""
+    entry = await backend.head(NS_OBJECT, object_key(bucket, key))
+    if entry is None:
+        return None
+    meta = object_meta_decoder.decode(entry.meta)
+    manifest = None
+    if entry.cnumber > 0:
+        manifest = manifest_decoder.decode(await backend.read(entry))
+    return StoredObject(entry, meta, manifest)
+
+
+async def write_object(
+    backend: Backend, bucket: str, key: str, meta: ObjectMeta, body: Ingested | Manifest | bytes
+) -> Entry:
+    """Store an object record: inline data, or a manifest of blobs (``cnumber`` > 0)."""
+    if isinstance(body, Manifest):
+        manifest = body
+    elif isinstance(body, Ingested) and body.blob is not None:
+        manifest = Manifest([body.blob])
+    else:
+        data = body if isinstance(body, bytes) else (body.inline or b"")
+        md5 = bytes.fromhex(meta.etag) if len(meta.etag) == 32 else None
+        return await backend.put(NS_OBJECT, object_key(bucket, key), data, meta=meta_encoder.encode(meta), md5=md5)
+    count = sum(blob.count for blob in manifest.blobs) or 1
+    chunk = manifest.blobs[0].chunk_size if manifest.blobs else 0
+    return await backend.put(
+        NS_OBJECT, object_key(bucket, key), meta_encoder.encode(manifest),
+        meta=meta_encoder.encode(meta), cnumber=count, csize=chunk,
+    )
+
+
+def forget_later(tasks: set[object], backend: Backend, bucket: str, key: str, old: StoredObject | None) -> None:
+    """Delete the chunks of a replaced version in the background."""
+    if old is None or old.manifest is None:
+        return
+    task = asyncio.ensure_future(delete_manifest(backend, bucket, key, old.manifest))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+@dataclass(slots=True, frozen=True)
+class Extent:
+    """A piece of an object's body: ``length`` bytes at ``offset`` of chunk ``index`` of ``blob``."""
+
+    blob: Blob
+    index: int
+    offset: int
+    length: int
+
+
+def extents(manifest: Manifest, start: int, end: int) -> Iterator[Extent]:
+    """The chunk pieces covering bytes ``start..end`` (inclusive) of a manifest's object.
+
+    Blobs (parts) may differ in size; within a blob, chunks are ``chunk_size`` except the last.
+    """
+    position = 0
+    for blob in manifest.blobs:
+        blob_end = position + blob.size
+        if blob_end <= start:
+            position = blob_end
+            continue
+        if position > end:
+            return
+        first = max(start, position) - position
+        last = min(end, blob_end - 1) - position
+        index = first // blob.chunk_size
+        while index * blob.chunk_size <= last:
+            chunk_start = index * blob.chunk_size
+            lo = max(first, chunk_start)
+            hi = min(last, chunk_start + blob.chunk_size - 1)
+            yield Extent(blob, index + 1, lo - chunk_start, hi - lo + 1)
+            index += 1
+        position = blob_end
+
+
+async def send_body(
+    request: web.Request,
+    response: web.StreamResponse,
+    backend: Backend,
+    bucket: str,
+    key: str,
+    obj: StoredObject,
+    start: int,
+    end: int,
+    verify_below: int,
+) -> None:
+    """Write bytes ``start..end`` of an object to a prepared response (sendfile when possible)."""
+    if end < start:
+        return
+    if obj.manifest is None:
+        await _send_entry(request, response, backend, obj.entry, start, end - start + 1, verify_below)
+        return
+    for extent in extents(obj.manifest, start, end):
+        ckey = chunk_key(bucket, key, extent.blob.blob_id, extent.index)
+        entry = await backend.head(NS_CHUNK, ckey)
+        if entry is None:
+            log.error("chunk %d of %s/%s (blob %s) is missing", extent.index, bucket, key, extent.blob.blob_id)
+            raise ConnectionResetError("missing chunk")
+        await _send_entry(request, response, backend, entry, extent.offset, extent.length, verify_below)
+
+
+async def _send_entry(
+    request: web.Request,
+    response: web.StreamResponse,
+    backend: Backend,
+    entry: Entry,
+    offset: int,
+    length: int,
+    verify_below: int,
+) -> None:
+    located = None if entry.size < verify_below else backend.open_data(entry)
+    if located is None:
+        try:
+            data = await backend.read(entry, offset, length)
+        except CorruptData:
+            log.error("corrupt data for %r", entry.key)
+            raise ConnectionResetError("corrupt data") from None
+        await response.write(data)
+        return
+    fobj, data_offset, _size = located
+    with fobj:
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("connection lost")
+        await asyncio.get_running_loop().sendfile(transport, fobj, data_offset + offset, length)
+
+
+def raise_for_missing(obj: StoredObject | None, key: str) -> StoredObject:
+    if obj is None:
+        raise S3Error("NoSuchKey", Key=key)
+    return obj

@@ -1,0 +1,108 @@
+"""What the gateway stores about S3 objects, in the storage engine's opaque ``meta`` and data.
+
+Key layout (namespaces of the storage engine; all keys start with ``bucket/``):
+
+- NS_OBJECT ``bucket/key``: the object. Data = the body (small objects) or an encoded
+  :class:`Manifest` (large and multipart objects, ``cnumber`` > 0). Meta = :class:`ObjectMeta`.
+- NS_CHUNK ``bucket/key\\n<blob id>\\n<i>``: chunk ``i`` (1-based) of a blob. A blob id is unique
+  per write, so a new write never overwrites chunks an older version still points at.
+- NS_UPLOAD ``bucket/key\\n<upload id>``: an open multipart upload. Meta = :class:`UploadMeta`.
+- NS_PART ``bucket/key\\n<upload id>\\n<part number, 5 digits>``: an uploaded part. Meta = :class:`Blob`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from leofs.storage.store import NS_CHUNK, NS_OBJECT, NS_UPLOAD
+
+NS_PART = 3
+
+__all__ = [
+    "NS_CHUNK",
+    "NS_OBJECT",
+    "NS_PART",
+    "NS_UPLOAD",
+    "Blob",
+    "Manifest",
+    "ObjectMeta",
+    "UploadMeta",
+    "chunk_key",
+    "object_key",
+]
+
+
+class Blob(msgspec.Struct, array_like=True, frozen=True):
+    """A body stored as chunks: ``count`` chunks of ``chunk_size`` bytes (the last may be shorter)."""
+
+    blob_id: str
+    size: int
+    chunk_size: int
+    count: int
+    md5: str  # hex MD5 of the whole blob
+    checksum: str | None = None  # base64 of the part's flexible checksum (multipart)
+    checksum_algorithm: str | None = None
+    last_modified: int = 0  # microseconds
+
+
+class Manifest(msgspec.Struct, array_like=True, frozen=True):
+    """The data of a large or multipart object: its blobs in order (one per part)."""
+
+    blobs: list[Blob]
+
+
+class ObjectMeta(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Everything S3 returns about an object besides its bytes."""
+
+    size: int
+    etag: str  # without quotes; "<md5>-<N>" for multipart objects
+    owner: str
+    content_type: str | None = None
+    content_encoding: str | None = None
+    content_disposition: str | None = None
+    content_language: str | None = None
+    cache_control: str | None = None
+    expires: str | None = None
+    user_meta: dict[str, str] = msgspec.field(default_factory=dict)
+    checksum_algorithm: str | None = None
+    checksum_value: str | None = None
+    checksum_type: str | None = None  # FULL_OBJECT | COMPOSITE
+    acl: str = "private"
+    grants: list[tuple[str, str, str]] | None = None  # (grantee_type, grantee, permission)
+    parts_count: int = 0
+    storage_class: str = "STANDARD"
+
+
+class UploadMeta(msgspec.Struct, array_like=True, omit_defaults=True):
+    """An open multipart upload: the metadata the completed object will get."""
+
+    upload_id: str
+    initiated: int  # microseconds
+    meta: ObjectMeta
+    checksum_algorithm: str | None = None
+    checksum_type: str | None = None
+
+
+meta_encoder = msgspec.msgpack.Encoder()
+object_meta_decoder = msgspec.msgpack.Decoder(ObjectMeta)
+blob_decoder = msgspec.msgpack.Decoder(Blob)
+manifest_decoder = msgspec.msgpack.Decoder(Manifest)
+upload_decoder = msgspec.msgpack.Decoder(UploadMeta)
+
+
+def object_key(bucket: str, key: str) -> bytes:
+    """The engine key of an S3 object."""
+    return f"{bucket}/{key}".encode()
+
+
+def chunk_key(bucket: str, key: str, blob_id: str, index: int) -> bytes:
+    """The engine key of chunk ``index`` (1-based) of a blob of an object."""
+    return f"{bucket}/{key}\n{blob_id}\n{index}".encode()
+
+
+def upload_key(bucket: str, key: str, upload_id: str) -> bytes:
+    return f"{bucket}/{key}\n{upload_id}".encode()
+
+
+def part_key(bucket: str, key: str, upload_id: str, part_number: int) -> bytes:
+    return f"{bucket}/{key}\n{upload_id}\n{part_number:05d}".encode()

@@ -1,0 +1,171 @@
+"""The admin API behind ``leofs adm``: one POST per command, JSON in and out.
+
+``POST /adm/<command>`` with a JSON object of arguments; the caller proves it belongs to the cluster
+with the shared secret in ``X-Leofs-Cluster-Secret``. Answers ``{"ok": true, "result": ...}`` or
+``{"ok": false, "error": code, "message": ...}`` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from leofs.manager.store import CANNED_ACLS, ROLE_ADMIN, ROLE_GENERAL, ManagerError, ManagerStore, canned_grants
+
+log = logging.getLogger("leofs.manager.admin")
+
+SECRET_HEADER = "X-Leofs-Cluster-Secret"
+
+Command = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class AdminError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def _arg(args: dict[str, Any], name: str) -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not value:
+        raise AdminError("bad_argument", f"missing argument {name!r}")
+    return value
+
+
+class AdminAPI:
+    """Command table of the admin API. Roles register extra commands (storage: du, compaction)."""
+
+    def __init__(self, store: ManagerStore, secret: str, *, info: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.store = store
+        self.secret = secret
+        self.info = info or (lambda: {})
+        self.commands: dict[str, Command] = {
+            "status": self.status,
+            "create-user": self.create_user,
+            "delete-user": self.delete_user,
+            "get-users": self.get_users,
+            "add-bucket": self.add_bucket,
+            "delete-bucket": self.delete_bucket,
+            "get-buckets": self.get_buckets,
+            "get-bucket": self.get_buckets,
+            "update-acl": self.update_acl,
+            "add-endpoint": self.add_endpoint,
+            "set-endpoint": self.add_endpoint,
+            "delete-endpoint": self.delete_endpoint,
+            "get-endpoints": self.get_endpoints,
+        }
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/adm/{command}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            return web.json_response({"ok": False, "error": "forbidden", "message": "bad cluster secret"}, status=403)
+        name = request.match_info["command"]
+        command = self.commands.get(name)
+        if command is None:
+            return web.json_response({"ok": False, "error": "unknown_command", "message": f"unknown command {name}"},
+                                     status=404)
+        try:
+            raw = await request.read()
+            args = msgspec.json.decode(raw) if raw else {}
+            if not isinstance(args, dict):
+                raise AdminError("bad_argument", "arguments must be a JSON object")
+            result = await command(args)
+        except AdminError as err:
+            return web.json_response({"ok": False, "error": err.code, "message": str(err)}, status=err.status)
+        except ManagerError as err:
+            status = 404 if err.code == "not_found" else 409 if err.code in ("exists", "owned") else 400
+            return web.json_response({"ok": False, "error": err.code, "message": str(err)}, status=status)
+        except msgspec.DecodeError as err:
+            return web.json_response({"ok": False, "error": "bad_json", "message": str(err)}, status=400)
+        return web.Response(body=msgspec.json.encode({"ok": True, "result": result}), content_type="application/json")
+
+    # -- commands ---------------------------------------------------------------------------------
+    async def status(self, args: dict[str, Any]) -> Any:
+        return {"time": time.time(), **self.info()}
+
+    async def create_user(self, args: dict[str, Any]) -> Any:
+        role = ROLE_ADMIN if args.get("admin") else ROLE_GENERAL
+        user = self.store.create_user(
+            _arg(args, "user_id"), access_key=args.get("access_key"), secret_key=args.get("secret_key"), role=role
+        )
+        return msgspec.to_builtins(user)
+
+    async def delete_user(self, args: dict[str, Any]) -> Any:
+        self.store.delete_user(_arg(args, "user_id"))
+        return None
+
+    async def get_users(self, args: dict[str, Any]) -> Any:
+        return [
+            {"user_id": u.user_id, "role": u.role, "access_key": u.access_key, "created": u.created}
+            for u in self.store.users()
+        ]
+
+    def _owner_key(self, args: dict[str, Any]) -> str:
+        owner = _arg(args, "access_key")
+        if self.store.user_by_access_key(owner) is None:
+            raise AdminError("not_found", f"no user with access key {owner!r}", 404)
+        return owner
+
+    async def add_bucket(self, args: dict[str, Any]) -> Any:
+        from leofs.s3.errors import S3Error
+        from leofs.s3.names import validate_bucket_name
+
+        name = _arg(args, "bucket")
+        try:
+            validate_bucket_name(name)
+        except S3Error as err:
+            raise AdminError("bad_argument", err.message) from None
+        bucket = self.store.create_bucket(name, self._owner_key(args), acl=args.get("acl") or "private")
+        return msgspec.to_builtins(bucket)
+
+    async def delete_bucket(self, args: dict[str, Any]) -> Any:
+        name = _arg(args, "bucket")
+        bucket = self.store.bucket(name)
+        if bucket is None:
+            raise AdminError("not_found", f"no bucket {name!r}", 404)
+        if args.get("access_key") and args["access_key"] != bucket.owner:
+            raise AdminError("forbidden", f"bucket {name!r} is not owned by {args['access_key']!r}", 403)
+        check = self.info().get("bucket_is_empty")
+        if callable(check) and not await check(name):
+            raise AdminError("not_empty", f"bucket {name!r} is not empty", 409)
+        self.store.delete_bucket(name)
+        return None
+
+    async def get_buckets(self, args: dict[str, Any]) -> Any:
+        owner = args.get("access_key") or None
+        return [msgspec.to_builtins(b) for b in self.store.buckets(owner)]
+
+    async def update_acl(self, args: dict[str, Any]) -> Any:
+        name = _arg(args, "bucket")
+        acl = _arg(args, "acl")
+        if acl not in CANNED_ACLS:
+            raise AdminError("bad_argument", f"ACL must be one of {', '.join(CANNED_ACLS)}")
+        bucket = self.store.bucket(name)
+        if bucket is None:
+            raise AdminError("not_found", f"no bucket {name!r}", 404)
+        if args.get("access_key") and args["access_key"] != bucket.owner:
+            raise AdminError("forbidden", f"bucket {name!r} is not owned by {args['access_key']!r}", 403)
+        return msgspec.to_builtins(self.store.set_bucket_acl(name, acl, canned_grants(acl, bucket.owner)))
+
+    async def add_endpoint(self, args: dict[str, Any]) -> Any:
+        self.store.add_endpoint(_arg(args, "endpoint"))
+        return self.store.endpoints()
+
+    async def delete_endpoint(self, args: dict[str, Any]) -> Any:
+        self.store.delete_endpoint(_arg(args, "endpoint"))
+        return self.store.endpoints()
+
+    async def get_endpoints(self, args: dict[str, Any]) -> Any:
+        return self.store.endpoints()

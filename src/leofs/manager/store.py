@@ -1,0 +1,269 @@
+"""The manager's state: users and their keys, buckets with their ACLs, endpoints, settings.
+
+One small interface over SQLite (stdlib, WAL). DESIGN.md section 8: keep it small so that a
+replicated store could replace SQLite for a highly available manager without touching callers.
+Every mutation bumps a ``version`` counter so caches (gateways) can tell when to refresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+
+ROLE_GENERAL = 1
+ROLE_ADMIN = 9
+
+CANNED_ACLS = ("private", "public-read", "public-read-write", "authenticated-read")
+DEFAULT_ENDPOINTS = ("localhost", "s3.amazonaws.com")
+
+
+class User(msgspec.Struct, frozen=True):
+    user_id: str
+    access_key: str
+    secret_key: str
+    role: int
+    created: float
+
+
+class Grant(msgspec.Struct, frozen=True):
+    """One ACL grant: grantee_type CanonicalUser (grantee = access key) or Group (grantee = URI)."""
+
+    grantee_type: str
+    grantee: str
+    permission: str  # FULL_CONTROL | READ | WRITE | READ_ACP | WRITE_ACP
+
+
+class Bucket(msgspec.Struct, frozen=True):
+    name: str
+    owner: str  # access key of the owner
+    acl: str  # canned ACL name, or "custom" when grants were set explicitly
+    grants: list[Grant]
+    region: str
+    created: float
+
+
+class ManagerError(Exception):
+    """A refused manager operation; ``code`` is a short machine-readable reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AlreadyExists(ManagerError):
+    pass
+
+
+class NotFound(ManagerError):
+    pass
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    user_id TEXT PRIMARY KEY, access_key TEXT UNIQUE NOT NULL, secret_key TEXT NOT NULL,
+    role INTEGER NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, acl TEXT NOT NULL, grants BLOB NOT NULL,
+    region TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoints (host TEXT PRIMARY KEY, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_grants_encoder = msgspec.json.Encoder()
+_grants_decoder = msgspec.json.Decoder(list[Grant])
+
+
+def generate_keys(user_id: str) -> tuple[str, str]:
+    """A new access key (20 upper-case hex chars) and secret key (40 chars), LeoFS-style lengths."""
+    seed = f"{user_id}/{time.time_ns()}/{secrets.token_hex(16)}".encode()
+    access = hashlib.sha1(seed).hexdigest()[:20].upper()
+    secret = secrets.token_urlsafe(30)[:40]
+    return access, secret
+
+
+class ManagerStore:
+    """Users, buckets, endpoints and settings in one SQLite database. Thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            if self._db.execute("SELECT COUNT(*) FROM endpoints").fetchone()[0] == 0 and not self._setting(
+                "endpoints_initialized"
+            ):
+                now = time.time()
+                for host in DEFAULT_ENDPOINTS:
+                    self._db.execute("INSERT INTO endpoints VALUES (?, ?)", (host, now))
+                self._db.execute("INSERT OR REPLACE INTO settings VALUES ('endpoints_initialized', '1')")
+        self.version = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _setting(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    # -- settings -------------------------------------------------------------------------------
+    def get_setting(self, name: str, default: str | None = None) -> str | None:
+        with self._lock:
+            value = self._setting(name)
+        return default if value is None else value
+
+    def set_setting(self, name: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (name, value))
+            self._changed()
+
+    # -- users ----------------------------------------------------------------------------------
+    def create_user(
+        self,
+        user_id: str,
+        *,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        role: int = ROLE_GENERAL,
+    ) -> User:
+        """Create a user with the given keys, or generated ones."""
+        if not user_id or len(user_id) > 256:
+            raise ManagerError("invalid", "user id must be 1..256 characters")
+        gen_access, gen_secret = generate_keys(user_id)
+        user = User(user_id, access_key or gen_access, secret_key or gen_secret, role, time.time())
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                    (user.user_id, user.access_key, user.secret_key, user.role, user.created),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists("exists", f"user {user_id!r} or its access key already exists") from None
+            self._changed()
+        return user
+
+    def delete_user(self, user_id: str) -> None:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+            if cur.rowcount == 0:
+                raise NotFound("not_found", f"no user {user_id!r}")
+            self._changed()
+
+    def users(self) -> list[User]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM users ORDER BY user_id").fetchall()
+        return [User(*row) for row in rows]
+
+    def user_by_access_key(self, access_key: str) -> User | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM users WHERE access_key = ?", (access_key,)).fetchone()
+        return None if row is None else User(*row)
+
+    # -- buckets --------------------------------------------------------------------------------
+    def create_bucket(self, name: str, owner: str, *, acl: str = "private", region: str = "us-east-1",
+                      grants: list[Grant] | None = None) -> Bucket:
+        """Create a bucket; AlreadyExists carries code ``owned`` when ``owner`` already owns it."""
+        bucket = Bucket(name, owner, acl, grants if grants is not None else canned_grants(acl, owner),
+                        region, time.time())
+        with self._lock:
+            row = self._db.execute("SELECT owner FROM buckets WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                code = "owned" if row[0] == owner else "exists"
+                raise AlreadyExists(code, f"bucket {name!r} already exists")
+            self._db.execute(
+                "INSERT INTO buckets VALUES (?, ?, ?, ?, ?, ?)",
+                (name, owner, bucket.acl, _grants_encoder.encode(bucket.grants), region, bucket.created),
+            )
+            self._changed()
+        return bucket
+
+    def delete_bucket(self, name: str) -> None:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM buckets WHERE name = ?", (name,))
+            if cur.rowcount == 0:
+                raise NotFound("not_found", f"no bucket {name!r}")
+            self._changed()
+
+    def bucket(self, name: str) -> Bucket | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _bucket(row)
+
+    def buckets(self, owner: str | None = None) -> list[Bucket]:
+        with self._lock:
+            if owner is None:
+                rows = self._db.execute("SELECT * FROM buckets ORDER BY name").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM buckets WHERE owner = ? ORDER BY name", (owner,)
+                ).fetchall()
+        return [_bucket(row) for row in rows]
+
+    def set_bucket_acl(self, name: str, acl: str, grants: list[Grant] | None = None) -> Bucket:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise NotFound("not_found", f"no bucket {name!r}")
+            owner = row[1]
+            new_grants = grants if grants is not None else canned_grants(acl, owner)
+            self._db.execute(
+                "UPDATE buckets SET acl = ?, grants = ? WHERE name = ?",
+                (acl, _grants_encoder.encode(new_grants), name),
+            )
+            self._changed()
+            row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
+        return _bucket(row)
+
+    # -- endpoints ------------------------------------------------------------------------------
+    def add_endpoint(self, host: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO endpoints VALUES (?, ?)", (host.lower(), time.time()))
+            self._changed()
+
+    def delete_endpoint(self, host: str) -> None:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM endpoints WHERE host = ?", (host.lower(),))
+            if cur.rowcount == 0:
+                raise NotFound("not_found", f"no endpoint {host!r}")
+            self._changed()
+
+    def endpoints(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT host FROM endpoints ORDER BY host").fetchall()
+        return [str(r[0]) for r in rows]
+
+
+def _bucket(row: tuple[object, ...]) -> Bucket:
+    name, owner, acl, grants, region, created = row
+    assert isinstance(grants, bytes)
+    return Bucket(str(name), str(owner), str(acl), _grants_decoder.decode(grants), str(region), float(created))  # type: ignore[arg-type]
+
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+
+
+def canned_grants(acl: str, owner: str) -> list[Grant]:
+    """The grants a canned ACL stands for (AWS "Canned ACL" table)."""
+    grants = [Grant("CanonicalUser", owner, "FULL_CONTROL")]
+    if acl == "public-read":
+        grants.append(Grant("Group", ALL_USERS, "READ"))
+    elif acl == "public-read-write":
+        grants += [Grant("Group", ALL_USERS, "READ"), Grant("Group", ALL_USERS, "WRITE")]
+    elif acl == "authenticated-read":
+        grants.append(Grant("Group", AUTHENTICATED_USERS, "READ"))
+    elif acl != "private":
+        raise ManagerError("invalid", f"unknown canned ACL {acl!r}")
+    return grants
