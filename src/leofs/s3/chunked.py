@@ -182,7 +182,7 @@ class AwsChunkedDecoder:
         parts = ("AWS4-HMAC-SHA256-PAYLOAD", signing.amz_date, signing.scope, self._prev_sig, EMPTY_SHA256)
         sts = "\n".join((*parts, digest))
         expected = hmac.new(signing.signing_key, sts.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, self._chunk_sig):
+        if not hmac.compare_digest(expected.encode(), self._chunk_sig.encode()):
             raise S3Error("SignatureDoesNotMatch")
         self._prev_sig = expected
         self._chunk_hash = None
@@ -227,7 +227,7 @@ class AwsChunkedDecoder:
                 )
             )
             expected = hmac.new(signing.signing_key, sts.encode(), hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(expected, self._trailer_sig):
+            if not hmac.compare_digest(expected.encode(), self._trailer_sig.encode()):
                 raise S3Error("SignatureDoesNotMatch")
         self._state = _DONE
 

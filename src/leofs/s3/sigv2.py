@@ -66,7 +66,7 @@ def canonical_resources(raw_path: str, raw_query: str, virtual_host_bucket: str 
     """Candidate canonicalized resources: the path as sent, then its AWS re-encoding."""
     path = raw_path or "/"
     paths = [path]
-    encoded = quote(unquote_to_bytes(path), safe="/~")
+    encoded = quote(unquote_to_bytes(path.encode("utf-8", "surrogateescape")), safe="/~")
     if encoded != path:
         paths.append(encoded)
     subs: list[tuple[str, str | None]] = []
@@ -93,7 +93,9 @@ def canonical_amz_headers(headers: Mapping[str, str]) -> str:
 
 def sign(secret: str, string_to_sign: str) -> str:
     """Base64 HMAC-SHA1 of the string to sign."""
-    mac = hmac.new(secret.encode(), string_to_sign.encode("utf-8"), hashlib.sha1).digest()
+    mac = hmac.new(
+        secret.encode("utf-8", "surrogateescape"), string_to_sign.encode("utf-8", "surrogateescape"), hashlib.sha1
+    ).digest()
     return base64.b64encode(mac).decode("ascii")
 
 
@@ -113,7 +115,7 @@ def verify(
         f"{method}\n{headers.get('content-md5', '').strip()}\n{headers.get('content-type', '').strip()}\n"
         f"{date_line}\n{canonical_amz_headers(headers)}"
     )
-    provided = signature.strip().encode()
+    provided = signature.strip().encode("utf-8", "surrogateescape")
     for resource in canonical_resources(raw_path, raw_query, virtual_host_bucket):
         expected = sign(secret, head + resource).encode()
         if hmac.compare_digest(expected, provided):

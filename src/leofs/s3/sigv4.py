@@ -38,6 +38,12 @@ _HEX64_RE: Final = re.compile(r"[0-9a-fA-F]{64}")
 _AMZ_DATE_RE: Final = re.compile(r"\d{8}T\d{6}Z")
 _MAX_EXPIRES: Final = 604800
 
+
+def _b(text: str) -> bytes:
+    """UTF-8 bytes of text as received (undecodable bytes survive as surrogate escapes)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 _KEY_CACHE: dict[tuple[str, str, str, str], bytes] = {}
 _KEY_CACHE_MAX: Final = 512
 
@@ -47,9 +53,9 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     cache_key = (secret, date, region, service)
     key = _KEY_CACHE.get(cache_key)
     if key is None:
-        k = hmac.digest(("AWS4" + secret).encode(), date.encode(), "sha256")
-        k = hmac.digest(k, region.encode(), "sha256")
-        k = hmac.digest(k, service.encode(), "sha256")
+        k = hmac.digest(_b("AWS4" + secret), _b(date), "sha256")
+        k = hmac.digest(k, _b(region), "sha256")
+        k = hmac.digest(k, _b(service), "sha256")
         key = hmac.digest(k, b"aws4_request", "sha256")
         if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
             del _KEY_CACHE[next(iter(_KEY_CACHE))]
@@ -59,7 +65,7 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 def uri_encode(raw: str, *, keep_slash: bool) -> str:
     """Percent-decode ``raw`` then encode it per AWS: everything but A-Za-z0-9-._~ (and '/')."""
-    return quote(unquote_to_bytes(raw), safe="/" if keep_slash else "")
+    return quote(unquote_to_bytes(_b(raw)), safe="/" if keep_slash else "")
 
 
 def canonical_uris(raw_path: str) -> list[str]:
@@ -81,7 +87,7 @@ def canonical_query(raw_query: str, *, exclude: str | None = None, plus_is_space
         name, _, value = item.partition("=")
         if plus_is_space:
             name, value = name.replace("+", " "), value.replace("+", " ")
-        if exclude is not None and unquote_to_bytes(name) == exclude.encode():
+        if exclude is not None and unquote_to_bytes(_b(name)) == exclude.encode():
             continue
         pairs.append((uri_encode(name, keep_slash=False), uri_encode(value, keep_slash=False)))
     pairs.sort()
@@ -147,7 +153,7 @@ def verify(
     exclude = "X-Amz-Signature" if presigned else None
     hdrs = canonical_headers(headers, signed_headers)
     signed = ";".join(signed_headers)
-    provided = signature.strip().lower()
+    provided = _b(signature.strip().lower())
     queries = [canonical_query(raw_query, exclude=exclude)]
     if "+" in raw_query:
         queries.append(canonical_query(raw_query, exclude=exclude, plus_is_space=True))
@@ -155,8 +161,8 @@ def verify(
         for payload in payloads:
             for uri in canonical_uris(raw_path):
                 creq = f"{method}\n{uri}\n{query}\n{hdrs}\n{signed}\n{payload}"
-                sts = f"{ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(creq.encode()).hexdigest()}"
-                expected = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+                sts = f"{ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(_b(creq)).hexdigest()}"
+                expected = hmac.new(key, _b(sts), hashlib.sha256).hexdigest().encode()
                 if hmac.compare_digest(expected, provided):
                     return V4Match(payload, key)
     raise S3Error("SignatureDoesNotMatch")

@@ -382,3 +382,38 @@ def test_signing_key_cache_is_bounded() -> None:
     expected = hmac.new(expected, b"s3", hashlib.sha256).digest()
     expected = hmac.new(expected, b"aws4_request", hashlib.sha256).digest()
     assert sigv4.signing_key("s", "20240001", "r", "s3") == expected
+
+
+ANY_TEXT = st.text(max_size=40)  # surrogates included: servers decode bytes with surrogateescape
+AUTH_HEADERS = st.one_of(
+    ANY_TEXT,
+    st.builds(
+        lambda c, s, g: f"AWS4-HMAC-SHA256 Credential={c}, SignedHeaders={s}, Signature={g}",
+        st.sampled_from([f"{AK}/20240101/us-east-1/s3/aws4_request", "x/y", ""]) | ANY_TEXT,
+        st.sampled_from(["host;x-amz-date", "host"]) | ANY_TEXT,
+        ANY_TEXT,
+    ),
+    st.builds(lambda s: f"AWS {AK}:{s}", ANY_TEXT),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "PUT"]) | ANY_TEXT,
+    path=ANY_TEXT,
+    query=st.sampled_from(["", "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a", "AWSAccessKeyId=x"]) | ANY_TEXT,
+    authorization=st.none() | AUTH_HEADERS,
+    headers=st.dictionaries(
+        st.sampled_from(["x-amz-date", "date", "x-amz-content-sha256", "host", "content-type", "x-amz-meta-a"]),
+        ANY_TEXT,
+    ),
+)
+def test_fuzz_only_s3_errors(
+    method: str, path: str, query: str, authorization: str | None, headers: dict[str, str]
+) -> None:
+    if authorization is not None:
+        headers = {**headers, "authorization": authorization}
+    try:
+        authenticate(RequestParts(method, path, query, headers), lookup, now(), virtual_host_bucket="b")
+    except S3Error as e:
+        assert 400 <= e.status < 600

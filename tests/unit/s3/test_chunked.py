@@ -240,3 +240,17 @@ def test_signed_mode_requires_chunk_signatures() -> None:
     with pytest.raises(S3Error) as exc:
         decode(b"5\r\nhello\r\n0\r\n\r\n", [], signing=example_signing())
     assert exc.value.code == "SignatureDoesNotMatch"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.binary(max_size=200) | st.text(max_size=120).map(lambda t: t.encode("utf-8", "surrogateescape")),
+    trailer_signed=st.booleans(),
+)
+def test_fuzz_signed_never_raises_other_errors(body: bytes, trailer_signed: bool) -> None:
+    signing = ChunkSigning(b"k" * 32, "0" * 64, "20130524T000000Z", "20130524/us-east-1/s3/aws4_request")
+    for prefix in (b"", b"5;chunk-signature=", b"0;chunk-signature=" + b"a" * 64 + b"\r\n"):
+        try:
+            decode(prefix + body, [7], signing=signing, expect_trailers=True, trailer_signed=trailer_signed)
+        except S3Error as e:
+            assert e.status in (400, 403)
