@@ -203,7 +203,7 @@ class EmbeddedServer:
             await runner.cleanup()
         self.runners.clear()
         if self.gateway is not None and self.gateway.background:
-            await asyncio.gather(*self.gateway.background, return_exceptions=True)  # type: ignore[arg-type]
+            await asyncio.gather(*self.gateway.background, return_exceptions=True)
         if self.store is not None:
             await self.store.close()
         if self.manager is not None:

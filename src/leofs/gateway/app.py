@@ -4,6 +4,7 @@ and S3 error responses.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -39,7 +40,7 @@ class Gateway:
         self.config = config or GatewayConfig()
         self.handlers: dict[Op, Handler] = HANDLERS
         # background tasks (e.g. deleting an old version's chunks) kept referenced until done
-        self.background: set[object] = set()
+        self.background: set[asyncio.Future[None]] = set()
 
     def make_app(self) -> web.Application:
         """The aiohttp application serving this gateway."""
@@ -50,7 +51,7 @@ class Gateway:
 
     # -- request pipeline -------------------------------------------------------------------------
     def _prepare(self, request: web.Request) -> S3Request:
-        existing = request.get(_REQ_KEY)
+        existing: S3Request | None = request.get(_REQ_KEY)
         if existing is not None:
             return existing
         raw_path, raw_query = split_target(request.raw_path)

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from leofs.gateway.router import Op
 from leofs.manager.store import Bucket
@@ -54,7 +55,7 @@ class S3Request:
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property
-    def headers(self) -> web.Request.headers:  # type: ignore[name-defined]
+    def headers(self) -> CIMultiDictProxy[str]:
         return self.http.headers
 
     @property

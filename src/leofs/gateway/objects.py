@@ -87,7 +87,7 @@ async def write_object(
     )
 
 
-def forget_later(tasks: set[object], backend: Backend, bucket: str, key: str, old: StoredObject | None) -> None:
+def forget_later(tasks: set[asyncio.Future[None]], backend: Backend, bucket: str, key: str, old: StoredObject | None) -> None:
     """Delete the chunks of a replaced version in the background."""
     if old is None or old.manifest is None:
         return

@@ -15,7 +15,7 @@ from typing import NamedTuple
 NEEDLE_MAGIC = b"LFN\x01"
 NEEDLE_VERSION = 1
 FLAG_TOMBSTONE = 0x0001
-MAX_KEY = 1024
+MAX_KEY = 2048  # an S3 key (1,024 bytes) plus its bucket and chunk suffixes
 MAX_META = 8 * 1024
 # Refuse absurd lengths while scanning so that garbage never makes us read gigabytes.
 MAX_DATA = 1 << 34

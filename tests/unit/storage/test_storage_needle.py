@@ -10,6 +10,7 @@ import pytest
 
 from leofs.storage.needle import (
     HEADER_SIZE,
+    MAX_KEY,
     DataCrcError,
     NeedleError,
     encode_needle,
@@ -54,9 +55,9 @@ def test_tombstone_flag(tmp_path: Path) -> None:
 
 
 def test_limits() -> None:
-    _needle(key=b"k" * 1024)
+    _needle(key=b"k" * MAX_KEY)
     with pytest.raises(ValueError):
-        _needle(key=b"k" * 1025)
+        _needle(key=b"k" * (MAX_KEY + 1))
     with pytest.raises(ValueError):
         _needle(meta=b"m" * (8 * 1024 + 1))
 

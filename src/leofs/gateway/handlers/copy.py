@@ -157,7 +157,7 @@ async def copy_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
             position += blob.size
         entry = await write_object(gw.backend, req.bucket or "", req.key, meta, Manifest(blobs))
     # the copy has blobs of its own, so the replaced version's chunks can always go
-    forget_later(gw.background, gw.backend, req.bucket or "", req.key, old)  # type: ignore[arg-type]
+    forget_later(gw.background, gw.backend, req.bucket or "", req.key, old)
     checksum = ""
     if meta.checksum_algorithm and meta.checksum_value:
         checksum = elem("Checksum" + meta.checksum_algorithm, meta.checksum_value)

@@ -211,7 +211,7 @@ async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamRe
     meta.parts_count = len(blobs)
     _final_checksum(upload, blobs, meta)
     await write_object(gw.backend, bucket, key, meta, Manifest(blobs))
-    forget_later(gw.background, gw.backend, bucket, key, old)  # type: ignore[arg-type]
+    forget_later(gw.background, gw.backend, bucket, key, old)
     used = {b.blob_id for b in blobs}
     await _drop_upload(gw, bucket, key, upload.upload_id, stored, keep=used)
     checksum = ""

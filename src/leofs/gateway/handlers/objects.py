@@ -82,7 +82,7 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
         check_write_conditions(req.headers, current.etag if current else None)
         old = current
     await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
-    forget_later(gw.background, gw.backend, req.bucket or "", req.key, old)  # type: ignore[arg-type]
+    forget_later(gw.background, gw.backend, req.bucket or "", req.key, old)
     headers = {"ETag": f'"{meta.etag}"', **checksum_headers(meta)}
     return web.Response(status=200, headers=headers)
 
@@ -149,7 +149,7 @@ async def delete_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
 async def _delete_one(gw: Gateway, bucket: str, key: str) -> None:
     old = await load_object(gw.backend, bucket, key)
     await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
-    forget_later(gw.background, gw.backend, bucket, key, old)  # type: ignore[arg-type]
+    forget_later(gw.background, gw.backend, bucket, key, old)
 
 
 async def delete_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
