@@ -91,10 +91,10 @@ class Gateway:
             self._authenticate(req)
         except S3Error as err:
             request[_ERR_KEY] = err
-            return self._error_response(request, err)
+            return self._refuse_body(request, err)
         expect = request.headers.get("Expect", "")
         if expect.lower() != "100-continue":
-            return self._error_response(request, S3Error("InvalidArgument", f"Unknown Expect: {expect}", status=417))
+            return self._refuse_body(request, S3Error("InvalidArgument", f"Unknown Expect: {expect}", status=417))
         if request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
@@ -118,6 +118,13 @@ class Gateway:
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
             return self._error_response(request, S3Error("InternalError"))
+
+    def _refuse_body(self, request: web.Request, err: S3Error) -> web.Response:
+        """An error answering ``Expect: 100-continue``: the client will not send the body, so the
+        connection cannot carry another request (its next bytes would be read as this body)."""
+        response = self._error_response(request, err)
+        response.force_close()
+        return response
 
     def _error_response(self, request: web.Request, err: S3Error) -> web.Response:
         req = request.get(_REQ_KEY)
