@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import secrets
 import time
 from typing import TYPE_CHECKING
@@ -185,13 +186,12 @@ async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamRe
     if not requested:
         raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
                       "published schema")
+    numbers = [part.part_number for part in requested]
+    if any(a >= b for a, b in itertools.pairwise(numbers)):  # the whole list, before any part
+        raise S3Error("InvalidPartOrder")
     stored = await _parts(gw, bucket, key, upload.upload_id)
     blobs: list[Blob] = []
-    previous = 0
     for index, part in enumerate(requested):
-        if part.part_number <= previous:
-            raise S3Error("InvalidPartOrder")
-        previous = part.part_number
         blob = stored.get(part.part_number)
         if blob is None or part.etag.strip().strip('"').lower() != blob.md5:
             raise S3Error("InvalidPart", UploadId=upload.upload_id, PartNumber=str(part.part_number))
@@ -279,7 +279,9 @@ async def list_parts(gw: Gateway, req: S3Request) -> web.StreamResponse:
     page, truncated = parts[:max_parts], len(parts) > max_parts
     items = []
     for number, blob in page:
-        checksum = elem("Checksum" + blob.checksum_algorithm, blob.checksum) if blob.checksum_algorithm and blob.checksum else ""
+        checksum = ""
+        if blob.checksum_algorithm and blob.checksum:
+            checksum = elem("Checksum" + blob.checksum_algorithm, blob.checksum)
         items.append(f"<Part>{elem('PartNumber', number)}{elem('LastModified', iso8601(blob.last_modified))}"
                      f"{elem('ETag', quote_etag(blob.md5))}{elem('Size', blob.size)}{checksum}</Part>")
     owner = owner_of(gw, upload.meta.owner) if upload.meta.owner else ""
