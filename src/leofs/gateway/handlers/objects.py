@@ -207,10 +207,12 @@ def _object_parts(req: S3Request, obj: StoredObject) -> str:
     truncated = bool(chosen) and chosen[-1][0] < len(blobs)
     items = []
     for number, blob in chosen:
-        checksum = elem("Checksum" + blob.checksum_algorithm, blob.checksum) if blob.checksum and blob.checksum_algorithm else ""
+        checksum = ""
+        if blob.checksum and blob.checksum_algorithm:
+            checksum = elem("Checksum" + blob.checksum_algorithm, blob.checksum)
         items.append(f"<Part>{elem('PartNumber', number)}{elem('Size', blob.size)}{checksum}</Part>")
     next_marker = chosen[-1][0] if chosen else marker
-    return (f"<ObjectParts>{elem('TotalPartsCount', len(blobs))}{elem('PartNumberMarker', marker)}"
+    return (f"<ObjectParts>{elem('PartsCount', len(blobs))}{elem('PartNumberMarker', marker)}"
             f"{elem('NextPartNumberMarker', next_marker)}{elem('MaxParts', max_parts)}"
             f"{elem('IsTruncated', 'true' if truncated else 'false')}{''.join(items)}</ObjectParts>")
 
