@@ -133,7 +133,8 @@ class EmbeddedServer:
         return {"access_key": access, "secret_key": secret, "generated": generated, "tls": ssl_ctx is not None}
 
     async def _serve(self, app: web.Application, address: tuple[str, int], ssl_ctx: ssl.SSLContext | None) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # bodies are stored verbatim: a Content-Encoding (gzip, ...) is the object's, never decoded here
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
         await runner.setup()
         site = web.TCPSite(runner, address[0], address[1], ssl_context=ssl_ctx, backlog=1024)
         await site.start()
