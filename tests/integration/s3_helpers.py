@@ -124,31 +124,31 @@ def raw_exchange(server: LeofsServer, data: bytes, *, timeout: float = 10, shutd
         return read_response(sock)
 
 
-def read_response(sock: socket.socket) -> bytes:
-    """Read one HTTP response (headers + Content-Length body), or until close."""
+def read_response(sock: socket.socket, *, head: bool = False) -> bytes:
+    """Read one HTTP response (headers + Content-Length body unless ``head``), or until close."""
     buf = b""
     while b"\r\n\r\n" not in buf:
         piece = sock.recv(65536)
         if not piece:
             return buf
         buf += piece
-    head, _, rest = buf.partition(b"\r\n\r\n")
+    header, _, rest = buf.partition(b"\r\n\r\n")
     length = 0
-    for line in head.split(b"\r\n")[1:]:
+    for line in header.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value.strip())
-    status = int(head.split(b" ", 2)[1])
+    status = int(header.split(b" ", 2)[1])
     if status == 100:
-        return head + b"\r\n\r\n"
-    if head.startswith(b"HEAD"):
+        return header + b"\r\n\r\n"
+    if head or status in (204, 304):
         length = 0
     while len(rest) < length:
         piece = sock.recv(65536)
         if not piece:
             break
         rest += piece
-    return head + b"\r\n\r\n" + rest
+    return header + b"\r\n\r\n" + rest
 
 
 def status_of(raw: bytes) -> int:
