@@ -45,7 +45,8 @@ class Gateway:
     def make_app(self) -> web.Application:
         """The aiohttp application serving this gateway."""
         app = web.Application(client_max_size=1024**4)
-        app.router.add_route("*", "/{tail:.*}", self.handle, expect_handler=self.expect)
+        # [\s\S]: keys may contain newlines (%0A), which "." would not match (aiohttp would answer 404)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle, expect_handler=self.expect)
         app.on_response_prepare.append(_common_headers)
         return app
 
