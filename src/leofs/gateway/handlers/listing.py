@@ -44,7 +44,7 @@ def _max_keys(req: S3Request, name: str = "max-keys") -> int:
     except ValueError:
         raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range",
                       ArgumentName=name, ArgumentValue=raw) from None
-    if value < 0:
+    if not 0 <= value <= 2147483647:
         raise S3Error("InvalidArgument", f"Argument {name} must be an integer between 0 and 2147483647",
                       ArgumentName=name, ArgumentValue=raw)
     return min(value, MAX_KEYS)
