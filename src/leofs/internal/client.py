@@ -1,0 +1,38 @@
+"""The internal HTTP client: one pooled keep-alive session per process, with the cluster secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from leofs.internal.messages import SECRET_HEADER
+
+
+class InternalClient:
+    """Pooled aiohttp session for calls between cluster processes."""
+
+    def __init__(self, secret: str, *, limit_per_host: int = 64, timeout: float = 30.0) -> None:
+        self.secret = secret
+        self._limit = limit_per_host
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=2.0)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._limit, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, headers={SECRET_HEADER: self.secret},
+                auto_decompress=False,
+            )
+        return self._session
+
+    def request(self, method: str, address: str, path: str, **kwargs: Any) -> Any:
+        """``session.request`` against ``http://address/path`` (an async context manager)."""
+        return self.session.request(method, f"http://{address}{path}", **kwargs)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

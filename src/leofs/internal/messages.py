@@ -1,0 +1,158 @@
+"""Wire messages between cluster processes (manager, storage nodes, gateways).
+
+Every internal call is HTTP (aiohttp, pooled keep-alive) carrying the cluster secret in
+``X-Leofs-Cluster-Secret``. Structured bodies are msgpack (msgspec) unless noted; object data
+travels raw in the HTTP body so it can be streamed and sent with sendfile. See
+docs/internal-api.md for the endpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import msgspec
+
+from leofs.storage.model import CommonPrefix, Entry
+
+SECRET_HEADER = "X-Leofs-Cluster-Secret"
+#: on storage-node object calls: "coordinate" (from a gateway: this node runs the quorum) or
+#: "replica" (from a coordinator: store locally with the given clock)
+ROLE_HEADER = "X-Leofs-Role"
+ROLE_COORDINATE = "coordinate"
+ROLE_REPLICA = "replica"
+#: base64 of a msgpack :class:`PutHeader` on PUT /obj
+PUT_HEADER = "X-Leofs-Put"
+#: base64 of a msgpack :class:`Entry` on GET /obj responses
+ENTRY_HEADER = "X-Leofs-Entry"
+MSGPACK = "application/msgpack"
+
+NODE_STATES = ("attached", "running", "suspend", "stop", "restarted", "detached")
+
+
+class Consistency(msgspec.Struct, frozen=True):
+    """N replicas; W, R, D acknowledgements for writes, reads and deletes."""
+
+    n: int = 1
+    w: int = 1
+    r: int = 1
+    d: int = 1
+
+
+class NodeInfo(msgspec.Struct, frozen=True):
+    """A cluster member as the manager tracks it."""
+
+    name: str
+    type: str  # "storage" | "gateway"
+    address: str  # host:port of its internal (storage) or S3 (gateway) listener
+    state: str
+    rack: str | None = None
+    vnodes: int = 168
+    ring_hash_current: str = ""
+    ring_hash_previous: str = ""
+    updated: float = 0.0
+
+
+class RegisterRequest(msgspec.Struct, frozen=True):
+    """POST /int/register (to the manager)."""
+
+    type: str
+    name: str
+    address: str
+    rack: str | None = None
+    vnodes: int = 168
+
+
+class HeartbeatRequest(msgspec.Struct, frozen=True):
+    """POST /int/heartbeat (to the manager), every second or so."""
+
+    type: str
+    name: str
+    ring_hash_current: str = ""
+    ring_hash_previous: str = ""
+
+
+class ClusterView(msgspec.Struct, frozen=True):
+    """What a node needs to route: answered to register and heartbeat, and by GET /int/cluster.
+
+    ``ring_current``/``ring_previous`` hold ``Ring.to_bytes()`` (empty before ``adm start``); they
+    are left empty in heartbeat answers when the caller's hashes already match.
+    """
+
+    state: str
+    consistency: Consistency
+    nodes: list[NodeInfo]
+    ring_hash_current: str = ""
+    ring_hash_previous: str = ""
+    ring_current: bytes = b""
+    ring_previous: bytes = b""
+
+
+class PutHeader(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The fields of a PUT /obj besides the data. Replicas also get the coordinator's clock."""
+
+    meta: bytes = b""
+    cindex: int = 0
+    cnumber: int = 0
+    csize: int = 0
+    md5: bytes | None = None
+    clock: int | None = None
+    timestamp: int | None = None
+
+
+class ScanItem(msgspec.Struct, frozen=True, array_like=True):
+    """One item of a GET /scan answer: an entry, or a common prefix (``entry`` None)."""
+
+    entry: Entry | None = None
+    prefix: bytes | None = None
+
+
+class ScanReply(msgspec.Struct, frozen=True):
+    items: list[ScanItem]
+
+
+class RepairTask(msgspec.Struct, frozen=True):
+    """A durable repair-queue item on a coordinator: bring ``target`` up to ``clock`` for the key."""
+
+    ns: int
+    key: bytes
+    target: str  # node name
+    clock: int
+    attempts: int = 0
+    not_before: float = 0.0
+
+
+encoder = msgspec.msgpack.Encoder()
+entry_decoder = msgspec.msgpack.Decoder(Entry)
+put_header_decoder = msgspec.msgpack.Decoder(PutHeader)
+scan_decoder = msgspec.msgpack.Decoder(ScanReply)
+view_decoder = msgspec.msgpack.Decoder(ClusterView)
+
+
+def encode_b64(message: msgspec.Struct) -> str:
+    """A message as base64 msgpack, to travel in a header."""
+    return base64.b64encode(encoder.encode(message)).decode()
+
+
+def decode_entry_header(value: str) -> Entry:
+    return entry_decoder.decode(base64.b64decode(value))
+
+
+def decode_put_header(value: str) -> PutHeader:
+    return put_header_decoder.decode(base64.b64decode(value))
+
+
+def to_scan_items(items: list[Entry | CommonPrefix]) -> ScanReply:
+    return ScanReply([ScanItem(entry=i) if isinstance(i, Entry) else ScanItem(prefix=i.prefix) for i in items])
+
+
+def from_scan_items(reply: ScanReply) -> list[Entry | CommonPrefix]:
+    return [i.entry if i.entry is not None else CommonPrefix(i.prefix or b"") for i in reply.items]
+
+
+def key_param(key: bytes) -> str:
+    """A key in a query string (urlsafe base64: keys are arbitrary bytes)."""
+    return base64.urlsafe_b64encode(key).decode()
+
+
+def parse_key_param(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value.encode())
