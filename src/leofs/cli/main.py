@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -54,6 +55,74 @@ def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_
         tls_cert=tls_cert, tls_key=tls_key, containers=containers, sync=not no_sync,
     )
     asyncio.run(run_server(options))
+
+
+def _secret_option(f: Any) -> Any:
+    return click.option("--cluster-secret", envvar="LEOFS_CLUSTER_SECRET", default=None,
+                        help="Shared cluster secret (default: $LEOFS_CLUSTER_SECRET).")(f)
+
+
+@cli.command()
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--address", default="127.0.0.1:10010", show_default=True, help="Admin and internal API address.")
+@click.option("--replicas", "n", default=1, show_default=True, help="N: copies of every object.")
+@click.option("--write", "w", default=1, show_default=True, help="W: acks a write waits for.")
+@click.option("--read", "r", default=1, show_default=True, help="R: replicas a read compares.")
+@click.option("--delete", "d", default=1, show_default=True, help="D: acks a delete waits for.")
+@_secret_option
+def manager(data_dir: Path, address: str, n: int, w: int, r: int, d: int, cluster_secret: str | None) -> None:
+    """Run the manager: members, the RING, users, keys and buckets."""
+    from leofs.manager.service import ManagerOptions, run_manager
+
+    if not (1 <= w <= n and 1 <= r <= n and 1 <= d <= n and 1 <= n <= 8):
+        raise click.BadParameter("need 1 <= W, R, D <= N <= 8")
+    asyncio.run(run_manager(ManagerOptions(data_dir=data_dir, address=parse_address(address), n=n, w=w, r=r, d=d,
+                                           secret=cluster_secret)))
+
+
+@cli.command()
+@click.option("--name", required=True, help="Stable node name (shown by status and whereis).")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--manager", "manager_address", required=True, help="Manager address HOST:PORT.")
+@click.option("--address", default="127.0.0.1:4010", show_default=True, help="Internal API address.")
+@click.option("--rack", default=None, help="Rack (for rack-aware placement).")
+@click.option("--vnodes", default=168, show_default=True, help="Virtual nodes on the ring (the node's weight).")
+@click.option("--containers", default=8, show_default=True, help="Containers per data directory.")
+@click.option("--no-sync", is_flag=True, help="Do not fsync writes (unsafe: for throwaway test data only).")
+@_secret_option
+def storage(name: str, data_dir: Path, manager_address: str, address: str, rack: str | None, vnodes: int,
+            containers: int, no_sync: bool, cluster_secret: str | None) -> None:
+    """Run a storage node."""
+    from leofs.storage.node import StorageNodeOptions, run_storage_node
+
+    if not cluster_secret:
+        raise click.BadParameter("a storage node needs the cluster secret (--cluster-secret or LEOFS_CLUSTER_SECRET)")
+    asyncio.run(run_storage_node(StorageNodeOptions(
+        name=name, data_dir=data_dir, manager=manager_address, address=parse_address(address), rack=rack,
+        vnodes=vnodes, containers=containers, sync=not no_sync, secret=cluster_secret)))
+
+
+@cli.command()
+@click.option("--manager", "manager_address", required=True, help="Manager address HOST:PORT.")
+@click.option("--address", default="127.0.0.1:8080", show_default=True, help="S3 listen address.")
+@click.option("--name", default=None, help="Gateway name (default gateway@ADDRESS).")
+@click.option("--protocol", type=click.Choice(["s3", "rest"]), default="s3", show_default=True)
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@_secret_option
+def gateway(manager_address: str, address: str, name: str | None, protocol: str, tls_cert: Path | None,
+            tls_key: Path | None, cluster_secret: str | None) -> None:
+    """Run an S3 gateway in front of a cluster."""
+    from leofs.gateway.cluster import GatewayOptions, run_gateway
+
+    if not cluster_secret:
+        raise click.BadParameter("a gateway needs the cluster secret (--cluster-secret or LEOFS_CLUSTER_SECRET)")
+    if protocol != "s3":
+        raise click.ClickException("the REST protocol is not available yet; use --protocol s3")
+    addr = parse_address(address)
+    asyncio.run(run_gateway(GatewayOptions(
+        manager=manager_address, address=addr, name=name or f"gateway@{addr[0]}:{addr[1]}",
+        tls_cert=tls_cert, tls_key=tls_key, secret=cluster_secret)))
 
 
 cli.add_command(adm)
