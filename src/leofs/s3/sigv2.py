@@ -69,6 +69,9 @@ def canonical_resources(raw_path: str, raw_query: str, virtual_host_bucket: str 
     encoded = quote(unquote_to_bytes(path.encode("utf-8", "surrogateescape")), safe="/~")
     if encoded != path:
         paths.append(encoded)
+    if not virtual_host_bucket and path.count("/") == 1 and len(path) > 1:
+        # a path-style bucket request: botocore (and AWS) sign the resource as "/bucket/"
+        paths += [p + "/" for p in paths]
     subs: list[tuple[str, str | None]] = []
     for item in raw_query.split("&"):
         if not item:
