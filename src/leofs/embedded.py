@@ -11,10 +11,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import secrets
 import signal
 import ssl
 from dataclasses import dataclass, field
@@ -29,12 +26,11 @@ from leofs.gateway.context import GatewayConfig
 from leofs.gateway.control import LocalControl
 from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
 from leofs.manager.admin import AdminAPI, AdminError
-from leofs.manager.store import ROLE_ADMIN, ManagerStore
+from leofs.manager.bootstrap import cluster_secret, ensure_root, root_credentials
+from leofs.manager.store import ManagerStore
 from leofs.storage.store import ObjectStore
 
 log = logging.getLogger("leofs.server")
-
-ROOT_USER = "root"
 
 
 @dataclass
@@ -47,57 +43,6 @@ class ServerOptions:
     containers: int = 8
     sync: bool = True
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only, atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def cluster_secret(data_dir: Path) -> str:
-    """LEOFS_CLUSTER_SECRET, or the secret saved in DIR (generated on first start)."""
-    env = os.environ.get("LEOFS_CLUSTER_SECRET")
-    if env:
-        return env
-    path = data_dir / "cluster-secret"
-    if path.exists():
-        return path.read_text().strip()
-    secret = secrets.token_urlsafe(32)
-    _write_private(path, secret + "\n")
-    return secret
-
-
-def root_credentials(data_dir: Path) -> tuple[str, str, bool]:
-    """(access key, secret key, generated now) of the root user."""
-    access = os.environ.get("LEOFS_ROOT_ACCESS_KEY")
-    secret = os.environ.get("LEOFS_ROOT_SECRET_KEY")
-    if access and secret:
-        return access, secret, False
-    path = data_dir / "credentials.json"
-    if path.exists():
-        saved = json.loads(path.read_text())
-        return str(saved["access_key"]), str(saved["secret_key"]), False
-    from leofs.manager.store import generate_keys
-
-    access, secret = generate_keys(ROOT_USER)
-    _write_private(path, json.dumps({"access_key": access, "secret_key": secret}) + "\n")
-    return access, secret, True
-
-
-def ensure_root(store: ManagerStore, access: str, secret: str) -> None:
-    """Make the root user carry exactly these keys."""
-    for user in store.users():
-        if user.user_id == ROOT_USER:
-            if (user.access_key, user.secret_key) == (access, secret):
-                return
-            store.delete_user(ROOT_USER)
-    store.create_user(ROOT_USER, access_key=access, secret_key=secret, role=ROLE_ADMIN)
 
 
 class EmbeddedServer:

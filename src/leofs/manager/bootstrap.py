@@ -1,0 +1,72 @@
+"""First-start helpers shared by the embedded server and the manager: secrets and root keys on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from leofs.manager.store import ROLE_ADMIN, ManagerStore, generate_keys
+
+ROOT_USER = "root"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, atomically."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_secret(data_dir: Path, explicit: str | None = None) -> tuple[str, bool]:
+    """(secret, generated now): ``explicit``, else LEOFS_CLUSTER_SECRET, else DIR/cluster-secret.
+
+    When none exists a new secret is generated and saved in DIR/cluster-secret (mode 0600).
+    """
+    if explicit:
+        return explicit, False
+    env = os.environ.get("LEOFS_CLUSTER_SECRET")
+    if env:
+        return env, False
+    path = data_dir / "cluster-secret"
+    if path.exists():
+        return path.read_text().strip(), False
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    write_private(path, secret + "\n")
+    return secret, True
+
+
+def cluster_secret(data_dir: Path) -> str:
+    """LEOFS_CLUSTER_SECRET, or the secret saved in DIR (generated on first start)."""
+    return load_secret(data_dir)[0]
+
+
+def root_credentials(data_dir: Path) -> tuple[str, str, bool]:
+    """(access key, secret key, generated now) of the root user."""
+    access = os.environ.get("LEOFS_ROOT_ACCESS_KEY")
+    secret = os.environ.get("LEOFS_ROOT_SECRET_KEY")
+    if access and secret:
+        return access, secret, False
+    path = data_dir / "credentials.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return str(saved["access_key"]), str(saved["secret_key"]), False
+    access, secret = generate_keys(ROOT_USER)
+    write_private(path, json.dumps({"access_key": access, "secret_key": secret}) + "\n")
+    return access, secret, True
+
+
+def ensure_root(store: ManagerStore, access: str, secret: str) -> None:
+    """Make the root user carry exactly these keys."""
+    for user in store.users():
+        if user.user_id == ROOT_USER:
+            if (user.access_key, user.secret_key) == (access, secret):
+                return
+            store.delete_user(ROOT_USER)
+    store.create_user(ROOT_USER, access_key=access, secret_key=secret, role=ROLE_ADMIN)
