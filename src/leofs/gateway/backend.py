@@ -7,10 +7,13 @@ routes each key through the RING to its storage nodes.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import BinaryIO, Protocol
 
 from leofs.s3.errors import S3Error
 from leofs.storage.store import CommonPrefix, DiskFull, Entry, ObjectStore
+
+STREAM_PIECE = 1024 * 1024
 
 
 class Backend(Protocol):
@@ -36,6 +39,8 @@ class Backend(Protocol):
     async def head(self, ns: int, key: bytes) -> Entry | None: ...
 
     async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes: ...
+
+    def stream(self, entry: Entry, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]: ...
 
     def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None: ...
 
@@ -90,6 +95,11 @@ class EmbeddedBackend:
 
     async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes:
         return await self.store.read(entry, start, length)
+
+    async def stream(self, entry: Entry, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        end = entry.size if length is None else min(entry.size, start + length)
+        for offset in range(start, end, STREAM_PIECE):
+            yield await self.store.read(entry, offset, min(STREAM_PIECE, end - offset))
 
     def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None:
         return self.store.open_data(entry)

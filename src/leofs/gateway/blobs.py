@@ -65,7 +65,8 @@ class ChunkWriter:
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
         self._inflight.clear()
-        await delete_blob(self.backend, self.bucket, self.key, Blob(self.blob_id, self.size, self.chunk_size, self.count, ""))
+        written = Blob(self.blob_id, self.size, self.chunk_size, self.count, "")
+        await delete_blob(self.backend, self.bucket, self.key, written)
 
 
 @dataclass(slots=True)

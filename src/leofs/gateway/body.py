@@ -78,7 +78,8 @@ class RequestBody:
         if trailer:
             alg = trailer.removeprefix("x-amz-checksum-").upper()
             if not trailer.startswith("x-amz-checksum-") or alg not in ALGORITHMS:
-                raise S3Error("InvalidRequest", f"The value specified in the x-amz-trailer header is not supported: {trailer}")
+                raise S3Error("InvalidRequest",
+                              f"The value specified in the x-amz-trailer header is not supported: {trailer}")
             self.trailer_algorithm = alg
         self.checksum_algorithm = self.checksum_header[0] if self.checksum_header else self.trailer_algorithm
         self.declared_length: int | None

@@ -87,7 +87,9 @@ async def write_object(
     )
 
 
-def forget_later(tasks: set[asyncio.Future[None]], backend: Backend, bucket: str, key: str, old: StoredObject | None) -> None:
+def forget_later(
+    tasks: set[asyncio.Future[None]], backend: Backend, bucket: str, key: str, old: StoredObject | None
+) -> None:
     """Delete the chunks of a replaced version in the background."""
     if old is None or old.manifest is None:
         return
@@ -169,11 +171,14 @@ async def _send_entry(
     located = None if entry.size < verify_below else backend.open_data(entry)
     if located is None:
         try:
-            data = await backend.read(entry, offset, length)
+            if length <= verify_below:
+                await response.write(await backend.read(entry, offset, length))
+            else:
+                async for piece in backend.stream(entry, offset, length):
+                    await response.write(piece)
         except CorruptData:
             log.error("corrupt data for %r", entry.key)
             raise ConnectionResetError("corrupt data") from None
-        await response.write(data)
         return
     fobj, data_offset, _size = located
     with fobj:

@@ -73,7 +73,8 @@ async def requested_acl(gw: Gateway, req: S3Request, owner: str) -> tuple[str, l
                     raise S3Error("InvalidArgument", f"Unsupported grantee {item.strip()}")
         return "custom", grants
     if not body.strip():
-        raise S3Error("MissingSecurityHeader", "Your request was missing a required header", MissingHeaderName="x-amz-acl")
+        raise S3Error("MissingSecurityHeader", "Your request was missing a required header",
+                      MissingHeaderName="x-amz-acl")
     policy = parse_access_control_policy(body)
     for grant in policy.grants:
         if grant.grantee_type == "Group":

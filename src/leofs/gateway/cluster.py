@@ -1,0 +1,91 @@
+"""``leofs gateway``: the S3 gateway in front of a cluster of storage nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from leofs.gateway.app import Gateway
+from leofs.gateway.cluster_backend import ClusterBackend
+from leofs.gateway.context import GatewayConfig
+from leofs.gateway.remote_control import RemoteControl
+from leofs.internal.client import InternalClient
+from leofs.internal.membership import ClusterState, ManagerLink
+from leofs.internal.messages import RegisterRequest
+
+log = logging.getLogger("leofs.gateway")
+
+
+@dataclass
+class GatewayOptions:
+    manager: str
+    address: tuple[str, int]
+    name: str
+    secret: str
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    config: GatewayConfig = field(default_factory=GatewayConfig)
+
+
+class ClusterGateway:
+    """A gateway process: S3 server, manager link, cached control plane, ring-routed backend."""
+
+    def __init__(self, options: GatewayOptions) -> None:
+        self.options = options
+        self.client = InternalClient(options.secret)
+        self.state = ClusterState()
+        host, port = options.address
+        self.link = ManagerLink(self.client, options.manager,
+                                RegisterRequest("gateway", options.name, f"{host}:{port}"), self.state)
+        self.control = RemoteControl(self.client, options.manager)
+        self.gateway = Gateway(ClusterBackend(self.client, self.state), self.control, options.config)
+        self.runner: web.AppRunner | None = None
+
+    async def start(self, *, wait_for_manager: float = 30.0) -> None:
+        self.link.start()
+        self.control.start()
+        try:  # serve as soon as the first state arrived (or serve empty and catch up)
+            await asyncio.wait_for(self.control.loaded.wait(), wait_for_manager)
+        except TimeoutError:
+            log.warning("no answer from the manager at %s yet; serving and retrying", self.options.manager)
+        app = self.gateway.make_app()
+        ssl_ctx = None
+        if self.options.tls_cert and self.options.tls_key:
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_ctx.load_cert_chain(str(self.options.tls_cert), str(self.options.tls_key))
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        host, port = self.options.address
+        await web.TCPSite(self.runner, host, port, ssl_context=ssl_ctx, backlog=1024).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await self.link.stop()
+        await self.control.stop()
+        if self.gateway.background:
+            await asyncio.gather(*self.gateway.background, return_exceptions=True)
+        await self.client.close()
+
+
+async def run_gateway(options: GatewayOptions) -> None:
+    """Run a gateway until SIGINT or SIGTERM."""
+    node = ClusterGateway(options)
+    await node.start()
+    host, port = options.address
+    scheme = "https" if options.tls_cert else "http"
+    print(f"leofs gateway {options.name}: S3 on {scheme}://{host}:{port}, manager {options.manager}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await node.stop()

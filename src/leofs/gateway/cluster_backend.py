@@ -1,0 +1,215 @@
+"""The gateway's backend in a cluster: each key goes, through the RING, to its storage nodes.
+
+Writes, deletes and reads go to the first running node of the key's redundancy list, which
+coordinates the quorum (DESIGN.md section 1); on a connection failure the next node is tried.
+Listings fan out to every running storage node and merge: newest clock wins, tombstones hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import BinaryIO
+
+import aiohttp
+
+from leofs.internal.client import InternalClient
+from leofs.internal.membership import ClusterState
+from leofs.internal.messages import (
+    PUT_HEADER,
+    ROLE_COORDINATE,
+    ROLE_HEADER,
+    NodeInfo,
+    PutHeader,
+    encode_b64,
+    entry_decoder,
+    from_scan_items,
+    key_param,
+    scan_decoder,
+)
+from leofs.ring.members import Member
+from leofs.s3.errors import S3Error
+from leofs.storage.model import CommonPrefix, Entry
+
+log = logging.getLogger("leofs.gateway.cluster")
+
+_NODE_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ServerTimeoutError, TimeoutError, ConnectionError)
+_COORDINATE = {ROLE_HEADER: ROLE_COORDINATE}
+STREAM_PIECE = 256 * 1024
+
+
+class ClusterBackend:
+    """:class:`~leofs.gateway.backend.Backend` over the storage nodes of a cluster."""
+
+    def __init__(self, client: InternalClient, state: ClusterState) -> None:
+        self.client = client
+        self.state = state
+
+    def _candidates(self, key: bytes) -> list[Member]:
+        """Running replicas of the key, current ring first (then the previous ring's, mid-rebalance)."""
+        rings = self.state.rings
+        if rings is None:
+            raise S3Error("ServiceUnavailable", "The cluster has no ring yet (run `leofs adm start`).")
+        return [m for m in rings.read_nodes(key) if self.state.running(m)]
+
+    def _writers(self, key: bytes) -> list[Member]:
+        rings = self.state.rings
+        if rings is None:
+            raise S3Error("ServiceUnavailable", "The cluster has no ring yet (run `leofs adm start`).")
+        return [m for m in rings.write_nodes(key) if self.state.running(m)]
+
+    @staticmethod
+    def _query(ns: int, key: bytes, **extra: int) -> dict[str, str]:
+        return {"ns": str(ns), "key": key_param(key), **{k: str(v) for k, v in extra.items()}}
+
+    async def _coordinated(self, method: str, ns: int, key: bytes, *, data: bytes | memoryview | None = None,
+                           header: PutHeader | None = None) -> Entry:
+        nodes = self._writers(key)
+        if not nodes:
+            raise S3Error("ServiceUnavailable", "No replica of this key is available.")
+        headers = dict(_COORDINATE)
+        if header is not None:
+            headers[PUT_HEADER] = encode_b64(header)
+        for node in nodes:
+            try:
+                async with self.client.request(method, self.state.address(node), "/obj",
+                                               params=self._query(ns, key), data=data, headers=headers) as resp:
+                    body = await resp.read()
+                    if resp.status == 200:
+                        return entry_decoder.decode(body)
+                    _raise_for_status(resp.status, body)
+            except _NODE_ERRORS as exc:
+                log.info("storage node %s failed on %s: %s; trying the next replica", node.name, method, exc)
+        raise S3Error("ServiceUnavailable", "No replica of this key could be reached.")
+
+    async def put(
+        self, ns: int, key: bytes, data: bytes | memoryview, *, meta: bytes = b"", cindex: int = 0,
+        cnumber: int = 0, csize: int = 0, md5: bytes | None = None, clock: int | None = None,
+        timestamp: int | None = None,
+    ) -> Entry:
+        header = PutHeader(meta=meta, cindex=cindex, cnumber=cnumber, csize=csize, md5=md5, clock=clock,
+                           timestamp=timestamp)
+        return await self._coordinated("PUT", ns, key, data=bytes(data), header=header)
+
+    async def delete(self, ns: int, key: bytes) -> None:
+        await self._coordinated("DELETE", ns, key)
+
+    async def head(self, ns: int, key: bytes) -> Entry | None:
+        for node in self._candidates(key):
+            try:
+                async with self.client.request("GET", self.state.address(node), "/meta",
+                                               params=self._query(ns, key), headers=_COORDINATE) as resp:
+                    body = await resp.read()
+                    if resp.status == 404:
+                        return None
+                    if resp.status == 200:
+                        entry = entry_decoder.decode(body)
+                        return None if entry.tombstone else entry
+                    _raise_for_status(resp.status, body)
+            except _NODE_ERRORS as exc:
+                log.info("storage node %s failed on HEAD: %s", node.name, exc)
+        raise S3Error("ServiceUnavailable", "No replica of this key could be reached.")
+
+    async def stream(self, entry: Entry, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """The entry's data from ``start``, as it arrives from a replica holding that version."""
+        n = entry.size - start if length is None else length
+        params = self._query(entry.ns, entry.key, start=start, length=n, clock=entry.clock)
+        for node in self._candidates(entry.key):
+            try:
+                async with self.client.request("GET", self.state.address(node), "/obj", params=params,
+                                               headers=_COORDINATE) as resp:
+                    if resp.status in (404, 409):  # this replica has another version: try the next
+                        continue
+                    if resp.status != 200:
+                        _raise_for_status(resp.status, await resp.read())
+                    sent = 0
+                    async for piece in resp.content.iter_chunked(STREAM_PIECE):
+                        sent += len(piece)
+                        yield piece
+                    if sent != n:
+                        raise ConnectionResetError("short read from a storage node")
+                    return
+            except _NODE_ERRORS as exc:
+                log.info("storage node %s failed on GET: %s", node.name, exc)
+        raise S3Error("ServiceUnavailable", "No replica holding this version could be reached.")
+
+    async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes:
+        return b"".join([piece async for piece in self.stream(entry, start, length)])
+
+    def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None:
+        return None  # the data is on other hosts
+
+    async def scan(
+        self, ns: int, prefix: bytes, *, start_after: bytes = b"", limit: int = 1000, delimiter: bytes | None = None,
+    ) -> list[Entry | CommonPrefix]:
+        """A merged page from every running storage node (about nodes x limit items of work)."""
+        nodes = [n for n in self.state.storage_nodes() if n.state == "running"]
+        if not nodes:
+            raise S3Error("ServiceUnavailable", "No storage node is available.")
+        out: list[Entry | CommonPrefix] = []
+        start = start_after
+        while True:
+            pages = await self._scan_all(nodes, ns, prefix, start, limit, delimiter)
+            # A node that returned a full page may hold more keys before another node's last key:
+            # only items up to the smallest such last key are certain.
+            horizon = min((_sort_key(p[-1]) for p in pages if len(p) >= limit), default=None)
+            merged: dict[bytes, Entry | CommonPrefix] = {}
+            for page in pages:
+                for item in page:
+                    k = _sort_key(item)
+                    if horizon is not None and k > horizon:
+                        break
+                    seen = merged.get(k)
+                    if seen is None or (isinstance(item, Entry) and isinstance(seen, Entry)
+                                        and item.clock > seen.clock):
+                        merged[k] = item
+            ordered = [merged[k] for k in sorted(merged)]
+            visible = [i for i in ordered if not (isinstance(i, Entry) and i.tombstone)]
+            out.extend(visible[: limit - len(out)])
+            if len(out) >= limit or horizon is None or not ordered:
+                return out
+            start = _sort_key(ordered[-1])
+
+    async def _scan_all(self, nodes: list[NodeInfo], ns: int, prefix: bytes, start: bytes, limit: int,
+                        delimiter: bytes | None) -> list[list[Entry | CommonPrefix]]:
+        params = {"ns": str(ns), "prefix": key_param(prefix), "start_after": key_param(start), "limit": str(limit),
+                  # tombstones hide older live copies; with a delimiter, prefixes must come from live keys
+                  "tombstones": "0" if delimiter else "1"}
+        if delimiter:
+            params["delimiter"] = key_param(delimiter)
+
+        async def one(node: NodeInfo) -> list[Entry | CommonPrefix]:
+            async with self.client.request("GET", node.address, "/scan", params=params) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    _raise_for_status(resp.status, body)
+                return from_scan_items(scan_decoder.decode(body))
+
+        results = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
+        pages = []
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, BaseException):
+                # with N copies a listing stays complete while fewer than N nodes are missing
+                log.info("storage node %s failed on scan: %s", node.name, result)
+                continue
+            pages.append(result)
+        if not pages:
+            raise S3Error("ServiceUnavailable", "No storage node answered the listing.")
+        return pages
+
+
+def _sort_key(item: Entry | CommonPrefix) -> bytes:
+    return item.key if isinstance(item, Entry) else item.prefix
+
+
+def _raise_for_status(status: int, body: bytes) -> None:
+    text = body[:200].decode(errors="replace")
+    if status == 507:
+        raise S3Error("InsufficientStorage")
+    if status in (503, 502, 504):
+        raise S3Error("ServiceUnavailable", text or None)
+    if status == 400:
+        raise S3Error("InvalidArgument", text or None)
+    raise S3Error("InternalError", f"storage node answered {status}: {text}")
+

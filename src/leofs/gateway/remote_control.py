@@ -1,0 +1,122 @@
+"""The gateway's control plane in a cluster: users, buckets and endpoints cached from the manager.
+
+A background long-poll of ``GET /int/state`` keeps the cache current: a change on the manager
+reaches every gateway within about a second. When the manager is down the gateway keeps serving
+from the cache. Bucket changes made through S3 go to the manager, and the answer updates this
+gateway's cache at once (read-your-writes on the gateway that made them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import msgspec
+
+from leofs.internal.client import InternalClient
+from leofs.manager.store import AlreadyExists, Bucket, Grant, ManagerError, NotFound, User
+
+log = logging.getLogger("leofs.gateway.control")
+
+class RemoteControl:
+    """:class:`~leofs.gateway.control.ControlPlane` backed by the manager over HTTP."""
+
+    def __init__(self, client: InternalClient, manager: str, *, wait: float = 20.0) -> None:
+        self.client = client
+        self.manager = manager
+        self.wait = wait
+        self.version = -1
+        self._users: dict[str, User] = {}
+        self._buckets: dict[str, Bucket] = {}
+        self._endpoints: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+        self.loaded = asyncio.Event()
+
+    # -- cache ----------------------------------------------------------------------------------------
+    def _install(self, state: dict[str, Any]) -> None:
+        self._users = {
+            u["access_key"]: User(u["user_id"], u["access_key"], u["secret_key"], int(u.get("role", 1)),
+                                  float(u.get("created", 0.0)))
+            for u in state.get("users", [])
+        }
+        self._buckets = {b["name"]: msgspec.convert(b, Bucket) for b in state.get("buckets", [])}
+        self._endpoints = [str(e) for e in state.get("endpoints", [])]
+        self.version = int(state.get("version", self.version))
+        self.loaded.set()
+
+    async def refresh(self, wait: float = 0.0) -> None:
+        """Fetch the state (long-polling up to ``wait`` seconds for a newer version)."""
+        params = {"since": str(self.version if wait else -1), "wait": str(wait)}
+        async with self.client.request("GET", self.manager, "/int/state", params=params) as resp:
+            if resp.status != 200:
+                raise ManagerError("unavailable", f"manager answered {resp.status}")
+            self._install(json.loads(await resp.read()))
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                await self.refresh(self.wait if self.loaded.is_set() else 0.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # manager down: serve from the cache, try again soon
+                log.debug("manager %s unreachable: %s", self.manager, exc)
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- ControlPlane -------------------------------------------------------------------------------
+    def user(self, access_key: str) -> User | None:
+        return self._users.get(access_key)
+
+    def bucket(self, name: str) -> Bucket | None:
+        return self._buckets.get(name)
+
+    def buckets(self, owner: str) -> list[Bucket]:
+        return sorted((b for b in self._buckets.values() if b.owner == owner), key=lambda b: b.name)
+
+    def endpoints(self) -> list[str]:
+        return self._endpoints
+
+    async def _bucket_op(self, payload: dict[str, Any]) -> Any:
+        async with self.client.request("POST", self.manager, "/int/bucket", json=payload) as resp:
+            answer = json.loads(await resp.read())
+        if not answer.get("ok"):
+            code, message = str(answer.get("error")), str(answer.get("message", ""))
+            if code in ("exists", "owned"):
+                raise AlreadyExists(code, message)
+            if code == "not_found":
+                raise NotFound(code, message)
+            raise ManagerError(code, message)
+        return answer.get("result")
+
+    async def create_bucket(self, name: str, owner: str, *, acl: str, region: str,
+                            grants: list[Grant] | None = None) -> Bucket:
+        result = await self._bucket_op({
+            "op": "create", "name": name, "owner": owner, "acl": acl, "region": region,
+            "grants": None if grants is None else msgspec.to_builtins(grants),
+        })
+        bucket = msgspec.convert(result, Bucket)
+        self._buckets[name] = bucket
+        return bucket
+
+    async def delete_bucket(self, name: str) -> None:
+        await self._bucket_op({"op": "delete", "name": name})
+        self._buckets.pop(name, None)
+
+    async def set_bucket_acl(self, name: str, acl: str, grants: list[Grant] | None = None) -> Bucket:
+        result = await self._bucket_op({
+            "op": "acl", "name": name, "acl": acl,
+            "grants": None if grants is None else msgspec.to_builtins(grants),
+        })
+        bucket = msgspec.convert(result, Bucket)
+        self._buckets[name] = bucket
+        return bucket
+
