@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from leofs.gateway.access import authorize
 from leofs.gateway.backend import Backend
@@ -44,6 +45,7 @@ class Gateway:
 
     def make_app(self) -> web.Application:
         """The aiohttp application serving this gateway."""
+        _quiet_client_protocol_errors()
         app = web.Application(client_max_size=1024**4)
         # [\s\S]: keys may contain newlines (%0A), which "." would not match (aiohttp would answer 404)
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle, expect_handler=self.expect)
@@ -136,6 +138,27 @@ class Gateway:
             return web.Response(status=err.status, headers=headers)
         body = error_document(err.code, err.message, resource, request_id, err.extra)
         return web.Response(status=err.status, body=body, headers=headers, content_type="application/xml")
+
+
+class _ClientProtocolErrors(logging.Filter):
+    """aiohttp logs a traceback for every malformed request line or header it answers with a 4xx;
+    those are the client's errors, worth one line, not a traceback in the server log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            record.msg = f"{record.msg} (malformed request: %s %s)"
+            record.args = (*(record.args if isinstance(record.args, tuple) else ()), exc.code, type(exc).__name__)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _quiet_client_protocol_errors() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ClientProtocolErrors) for f in server_log.filters):
+        server_log.addFilter(_ClientProtocolErrors())
 
 
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
