@@ -1,0 +1,183 @@
+"""A real 3-node cluster (N=3 W=2 R=1 D=2): placement, failures, repair, the manager being down."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import BotoCoreError, ClientError
+
+from leofs.ring import Member, build_ring
+from tests.integration.conftest import make_client
+from tests.support.cluster import LeofsCluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LeofsCluster]:
+    c = LeofsCluster(tmp_path / "cluster")
+    try:
+        c.start()
+        yield c
+    except BaseException:
+        print(c.logs())
+        raise
+    finally:
+        c.stop()
+    for service in [c.manager, *c.storage.values(), c.gateway]:
+        assert "Traceback" not in service.log(), f"{service.name} logged a traceback:\n{service.log()}"
+
+
+def _client(cluster: LeofsCluster, **kw: Any) -> Any:
+    return make_client(cluster.endpoint, connect_timeout=3, read_timeout=15, **kw)
+
+
+def _ring(cluster: LeofsCluster) -> Any:
+    status = cluster.adm("status")
+    members = [Member(n["name"], n["address"], n.get("rack"), n.get("vnodes", 168))
+               for n in status["nodes"] if n["type"] == "storage"]
+    return build_ring(members, replicas=3)
+
+
+def test_every_object_has_three_replicas_that_agree_with_the_ring(cluster: LeofsCluster) -> None:
+    s3 = _client(cluster)
+    s3.create_bucket(Bucket="placement")
+    ring = _ring(cluster)
+    assert ring.hash == cluster.adm("status")["ring_hash_current"]
+    for i in range(12):
+        key = f"obj-{i}"
+        body = f"payload {i}".encode()
+        s3.put_object(Bucket="placement", Key=key, Body=body)
+        # W=2: the third copy may still be on its way
+        def complete(key: str = key) -> bool:
+            rows = cluster.adm("whereis", f"placement/{key}")
+            return sum(1 for r in rows if r.get("clock")) == 3
+        cluster.wait_until(complete, what=f"3 copies of {key}")
+        rows = cluster.adm("whereis", f"placement/{key}")
+        nodes = [r["node"] for r in rows]
+        assert len(set(nodes)) == 3
+        assert nodes == [m.name for m in ring.redundancy(f"placement/{key}".encode())]
+        assert len({r["clock"] for r in rows}) == 1
+        assert {r["size"] for r in rows} == {len(body)}
+        assert all(r["etag"] == hashlib.md5(body).hexdigest() for r in rows)
+
+
+def test_one_node_down_keeps_writes_reads_and_listings_working(cluster: LeofsCluster) -> None:
+    s3 = _client(cluster)
+    s3.create_bucket(Bucket="one-down")
+    before = {f"before/{i}": random.randbytes(1000 + i) for i in range(20)}
+    for key, body in before.items():
+        s3.put_object(Bucket="one-down", Key=key, Body=body)
+    cluster.storage["storage2"].kill()
+    cluster.wait_until(lambda: cluster.node_states()["storage2"] == "stop", what="storage2 marked stop")
+    after = {f"after/{i}": random.randbytes(2000 + i) for i in range(20)}
+    after["after/large"] = random.randbytes(12 * 1024 * 1024)  # chunked: every chunk placed on its own
+    for key, body in after.items():
+        s3.put_object(Bucket="one-down", Key=key, Body=body)
+    for key, body in {**before, **after}.items():
+        assert s3.get_object(Bucket="one-down", Key=key)["Body"].read() == body
+    listed = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="one-down", PaginationConfig={"PageSize": 7}):
+        listed += [o["Key"] for o in page.get("Contents", [])]
+    assert listed == sorted({**before, **after})
+    s3.delete_object(Bucket="one-down", Key="before/0")
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket="one-down", Key="before/0")
+    # the node comes back and the repair queue brings it up to date
+    cluster.storage["storage2"].start()
+    cluster.wait_until(lambda: cluster.node_states()["storage2"] == "running", what="storage2 running again")
+
+    def repaired() -> bool:
+        rows = cluster.adm("whereis", "one-down/after/3")
+        return any(r["node"] == "storage2" and r.get("clock") for r in rows) or all(
+            r["node"] != "storage2" for r in rows)
+
+    cluster.wait_until(repaired, timeout=60, what="the repair queue to replay")
+
+
+def test_two_nodes_down_writes_fail_with_503_and_reads_still_work(cluster: LeofsCluster) -> None:
+    s3 = _client(cluster)
+    s3.create_bucket(Bucket="two-down")
+    data = {f"k{i}": random.randbytes(500) for i in range(10)}
+    for key, body in data.items():
+        s3.put_object(Bucket="two-down", Key=key, Body=body)
+    for name in ("storage1", "storage3"):
+        cluster.storage[name].kill()
+    cluster.wait_until(lambda: list(cluster.node_states().values()).count("stop") == 2, what="two nodes stop")
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket="two-down", Key="new", Body=b"x")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert err.value.response["Error"]["Code"] == "ServiceUnavailable"
+    for key, body in data.items():  # R=1: the surviving copy answers
+        assert s3.get_object(Bucket="two-down", Key=key)["Body"].read() == body
+
+
+def test_killed_storage_nodes_during_writes_never_lose_an_acknowledged_write(cluster: LeofsCluster) -> None:
+    s3 = _client(cluster)
+    s3.create_bucket(Bucket="crash")
+    acked: dict[str, bytes] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(seed: int) -> None:
+        rnd = random.Random(seed)
+        client = _client(cluster)
+        i = 0
+        while not stop.is_set():
+            key = f"w{seed}/{i}"
+            body = rnd.randbytes(rnd.choice([10, 4096, 70000]))
+            try:
+                client.put_object(Bucket="crash", Key=key, Body=body)
+            except (BotoCoreError, ClientError):
+                continue
+            with lock:
+                acked[key] = body
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    victim = random.choice(list(cluster.storage))
+    cluster.storage[victim].kill()  # it coordinates some of the writes in flight
+    time.sleep(1.5)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    assert acked, "no write was acknowledged"
+    for key, body in acked.items():
+        assert s3.get_object(Bucket="crash", Key=key)["Body"].read() == body, key
+    cluster.storage[victim].start()
+    for key, body in acked.items():
+        assert s3.get_object(Bucket="crash", Key=key)["Body"].read() == body, key
+
+
+def test_data_path_keeps_working_while_the_manager_is_down(cluster: LeofsCluster) -> None:
+    s3 = _client(cluster)
+    s3.create_bucket(Bucket="no-manager")
+    s3.put_object(Bucket="no-manager", Key="a", Body=b"1")
+    cluster.manager.kill()
+    s3.put_object(Bucket="no-manager", Key="b", Body=b"2")
+    assert s3.get_object(Bucket="no-manager", Key="a")["Body"].read() == b"1"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="no-manager")["Contents"]] == ["a", "b"]
+    cluster.manager.start()
+
+
+def test_user_changes_reach_the_gateway_within_about_a_second(cluster: LeofsCluster) -> None:
+    user = cluster.adm("create-user", "carol")
+    carol = _client(cluster, access_key=user["access_key"], secret_key=user["secret_key"])
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            carol.list_buckets()
+            break
+        except ClientError:
+            assert time.monotonic() < deadline, "the new user never reached the gateway"
+            time.sleep(0.1)
