@@ -318,3 +318,14 @@ def test_empty_sha256_body(server: LeofsServer, bucket: str) -> None:
     resp = request(server, "PUT", f"/{bucket}/empty", payload=EMPTY_SHA256)
     assert resp.status == 200
     assert request(server, "GET", f"/{bucket}/empty").body == b""
+
+
+def test_connection_reusable_after_refused_expect(s3: Any, bucket: str) -> None:
+    """A PUT refused at Expect time (no body sent) must not poison the kept-alive connection."""
+    for _ in range(3):
+        with pytest.raises(ClientError) as exc:
+            s3.put_object(Bucket=f"{bucket}-missing", Key="k", Body=b"z" * 1000)
+        assert exc.value.response["Error"]["Code"] == "NoSuchBucket"
+        assert s3.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
+        s3.put_object(Bucket=bucket, Key="after", Body=b"fine")
+    assert s3.get_object(Bucket=bucket, Key="after")["Body"].read() == b"fine"
