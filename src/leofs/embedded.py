@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from leofs.gateway import maintenance
 from leofs.gateway.app import Gateway
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
@@ -54,6 +55,7 @@ class EmbeddedServer:
         self.store: ObjectStore | None = None
         self.manager: ManagerStore | None = None
         self.gateway: Gateway | None = None
+        self._maintenance: asyncio.Future[None] | None = None
 
     async def start(self) -> dict[str, Any]:
         opts = self.options
@@ -69,6 +71,8 @@ class EmbeddedServer:
         self.gateway = Gateway(backend, LocalControl(self.manager), opts.gateway)
         admin = AdminAPI(self.manager, cluster_secret(opts.data_dir), info=self._info)
         self._register_storage_commands(admin)
+        admin.commands.update(maintenance.admin_commands(self.gateway))
+        self._maintenance = asyncio.ensure_future(maintenance.run_periodically(self.gateway))
         ssl_ctx = None
         if opts.tls_cert and opts.tls_key:
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -145,6 +149,8 @@ class EmbeddedServer:
         })
 
     async def stop(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
         for runner in reversed(self.runners):
             await runner.cleanup()
         self.runners.clear()

@@ -247,3 +247,20 @@ def diagnose_start(a: AdmContext, node: str) -> None:
     a.show(result)
     if result and result.get("count"):
         sys.exit(1)
+
+
+@adm.command()
+@click.option("--grace", type=float, default=None, help="Only chunks older than this many seconds (default 1 day).")
+@pass_adm
+def gc(a: AdmContext, grace: float | None) -> None:
+    """Delete orphaned chunks (left by failed or interrupted large uploads)."""
+    a.show(a.call("gc", grace=grace))
+
+
+@adm.command("expire-uploads")
+@click.option("--older-than", type=float, default=None,
+              help="Abort multipart uploads initiated more than this many seconds ago (default 7 days).")
+@pass_adm
+def expire_uploads(a: AdmContext, older_than: float | None) -> None:
+    """Abort multipart uploads that nobody completed."""
+    a.show(a.call("expire-uploads", older_than=older_than))

@@ -255,15 +255,19 @@ async def _drop_upload(gw: Gateway, bucket: str, key: str, upload_id: str, parts
             await delete_blob(gw.backend, bucket, key, blob)
 
 
-async def abort_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResponse:
-    upload = await _upload(gw, req)
-    bucket, key = req.bucket or "", req.key or ""
-    parts = await _parts(gw, bucket, key, upload.upload_id)
+async def abort_upload(gw: Gateway, bucket: str, key: str, upload_id: str) -> None:
+    """Remove an upload and free its parts (AbortMultipartUpload, and expiry of old uploads)."""
+    parts = await _parts(gw, bucket, key, upload_id)
     # never touch the blobs of an object already completed from this upload (a retried abort after
     # a crash between Complete's steps)
     current = await load_object(gw.backend, bucket, key)
     keep = {b.blob_id for b in current.manifest.blobs} if current and current.manifest else set()
-    await _drop_upload(gw, bucket, key, upload.upload_id, parts, keep)
+    await _drop_upload(gw, bucket, key, upload_id, parts, keep)
+
+
+async def abort_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResponse:
+    upload = await _upload(gw, req)
+    await abort_upload(gw, req.bucket or "", req.key or "", upload.upload_id)
     return web.Response(status=204)
 
 

@@ -1,0 +1,159 @@
+"""Background upkeep of what S3 writes leave behind: orphaned chunks and abandoned uploads.
+
+- A chunk is an orphan when no object manifest and no uploaded part refers to its blob: a large PUT
+  that failed or crashed half-way, or the chunks of a replaced version whose background deletion
+  was cut short. Chunks younger than the grace period are left alone, since an upload may still be
+  writing them before its object record exists.
+- A multipart upload nobody completed is aborted once it is older than the expiry age.
+
+Both work through the :class:`~leofs.gateway.backend.Backend`, so they run the same on the embedded
+server and in a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from leofs.gateway.records import (
+    NS_CHUNK,
+    NS_OBJECT,
+    NS_PART,
+    NS_UPLOAD,
+    blob_decoder,
+    manifest_decoder,
+    upload_decoder,
+)
+from leofs.storage.model import Entry
+
+if TYPE_CHECKING:
+    from leofs.gateway.app import Gateway
+
+log = logging.getLogger("leofs.gateway.maintenance")
+
+PAGE = 1000
+DEFAULT_CHUNK_GRACE = 24 * 3600.0
+DEFAULT_UPLOAD_EXPIRY = 7 * 24 * 3600.0
+
+
+class MaintenanceReport(msgspec.Struct):
+    scanned: int = 0
+    deleted: int = 0
+    kept_young: int = 0
+
+
+async def _referenced_blobs(gw: Gateway, base: bytes) -> set[str]:
+    """Blob ids that the object ``base`` (``bucket/key``) and its open uploads' parts refer to.
+
+    Parts are read before the object: Complete writes the object record before it deletes the
+    part records, so a blob moving from a part to the object is seen in one of the two.
+    """
+    refs: set[str] = set()
+    start = b""
+    prefix = base + b"\n"
+    while True:
+        items = await gw.backend.scan(NS_PART, prefix, start_after=start, limit=PAGE)
+        for item in items:
+            if isinstance(item, Entry):
+                refs.add(blob_decoder.decode(item.meta).blob_id)
+                start = item.key
+        if len(items) < PAGE:
+            break
+    obj = await gw.backend.head(NS_OBJECT, base)
+    if obj is not None and obj.cnumber > 0:
+        manifest = manifest_decoder.decode(await gw.backend.read(obj))
+        refs.update(b.blob_id for b in manifest.blobs)
+    return refs
+
+
+async def collect_orphan_chunks(gw: Gateway, *, grace: float = DEFAULT_CHUNK_GRACE,
+                                now: float | None = None) -> MaintenanceReport:
+    """Delete chunks that nothing refers to and that are older than ``grace`` seconds."""
+    report = MaintenanceReport()
+    cutoff = int(((now if now is not None else time.time()) - grace) * 1_000_000)
+    cached_base: bytes | None = None
+    cached_refs: set[str] = set()
+    start = b""
+    while True:
+        items = await gw.backend.scan(NS_CHUNK, b"", start_after=start, limit=PAGE)
+        for item in items:
+            if not isinstance(item, Entry):
+                continue
+            start = item.key
+            report.scanned += 1
+            base = item.key.rpartition(b"\n")[0]  # strip the chunk index
+            base, _, blob_id = base.rpartition(b"\n")
+            if item.timestamp > cutoff:
+                report.kept_young += 1
+                continue
+            if base != cached_base:
+                cached_base, cached_refs = base, await _referenced_blobs(gw, base)
+            if blob_id.decode(errors="replace") not in cached_refs:
+                await gw.backend.delete(NS_CHUNK, item.key)
+                report.deleted += 1
+        if len(items) < PAGE:
+            break
+    if report.deleted:
+        log.info("collected %d orphaned chunks", report.deleted)
+    return report
+
+
+async def expire_uploads(gw: Gateway, *, older_than: float = DEFAULT_UPLOAD_EXPIRY,
+                         now: float | None = None) -> MaintenanceReport:
+    """Abort multipart uploads initiated more than ``older_than`` seconds ago."""
+    from leofs.gateway.handlers.multipart import abort_upload
+
+    report = MaintenanceReport()
+    cutoff = int(((now if now is not None else time.time()) - older_than) * 1_000_000)
+    start = b""
+    while True:
+        items = await gw.backend.scan(NS_UPLOAD, b"", start_after=start, limit=PAGE)
+        for item in items:
+            if not isinstance(item, Entry):
+                continue
+            start = item.key
+            report.scanned += 1
+            upload = upload_decoder.decode(item.meta)
+            if upload.initiated > cutoff:
+                report.kept_young += 1
+                continue
+            base = item.key.rpartition(b"\n")[0].decode()
+            bucket, _, key = base.partition("/")
+            await abort_upload(gw, bucket, key, upload.upload_id)
+            report.deleted += 1
+        if len(items) < PAGE:
+            break
+    return report
+
+
+def admin_commands(gw: Gateway) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
+    """Admin API commands: ``gc`` (orphaned chunks) and ``expire-uploads``."""
+
+    async def gc(args: dict[str, Any]) -> Any:
+        grace = float(args.get("grace", DEFAULT_CHUNK_GRACE))
+        return msgspec.to_builtins(await collect_orphan_chunks(gw, grace=grace))
+
+    async def expire(args: dict[str, Any]) -> Any:
+        older_than = float(args.get("older_than", DEFAULT_UPLOAD_EXPIRY))
+        return msgspec.to_builtins(await expire_uploads(gw, older_than=older_than))
+
+    return {"gc": gc, "expire-uploads": expire}
+
+
+async def run_periodically(gw: Gateway, *, interval: float = 3600.0, grace: float = DEFAULT_CHUNK_GRACE,
+                           expiry: float = DEFAULT_UPLOAD_EXPIRY) -> None:
+    """Collect orphans and expire old uploads every ``interval`` seconds, forever."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await collect_orphan_chunks(gw, grace=grace)
+            await expire_uploads(gw, older_than=expiry)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("maintenance pass failed; retrying in %.0f s", interval)
