@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import BinaryIO, Protocol
 
 from leofs.s3.errors import S3Error
-from leofs.storage.store import CommonPrefix, DiskFull, Entry, ObjectStore
+from leofs.storage.store import CommonPrefix, DiskFull, Entry, ObjectStore, StaleEntry
 
 STREAM_PIECE = 1024 * 1024
 
@@ -94,15 +94,21 @@ class EmbeddedBackend:
         return entry
 
     async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes:
-        return await self.store.read(entry, start, length)
+        try:
+            return await self.store.read(entry, start, length)
+        except StaleEntry:
+            raise _changed() from None
 
     async def stream(self, entry: Entry, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         end = entry.size if length is None else min(entry.size, start + length)
         for offset in range(start, end, STREAM_PIECE):
-            yield await self.store.read(entry, offset, min(STREAM_PIECE, end - offset))
+            yield await self.read(entry, offset, min(STREAM_PIECE, end - offset))
 
     def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None:
-        return self.store.open_data(entry)
+        try:
+            return self.store.open_data(entry)
+        except StaleEntry:
+            raise _changed() from None
 
     async def scan(
         self,
@@ -114,3 +120,8 @@ class EmbeddedBackend:
         delimiter: bytes | None = None,
     ) -> list[Entry | CommonPrefix]:
         return self.store.scan(ns, prefix, start_after=start_after, limit=limit, delimiter=delimiter)
+
+
+def _changed() -> S3Error:
+    # The version being read was overwritten and compacted away meanwhile; clients retry a 503.
+    return S3Error("ServiceUnavailable", "The object changed while it was being read; please retry.")
