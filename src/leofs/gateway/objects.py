@@ -168,7 +168,12 @@ async def _send_entry(
     length: int,
     verify_below: int,
 ) -> None:
-    located = None if entry.size < verify_below else backend.open_data(entry)
+    transport = request.transport
+    # Native sendfile only on plain TCP. Over TLS asyncio falls back to seek() + read() on the file
+    # object, whose offset is shared by every dup of the log's descriptor: concurrent responses read
+    # each other's bytes (garbled or short bodies). Stream with pread instead.
+    native = transport is not None and transport.get_extra_info("ssl_object") is None
+    located = None if entry.size < verify_below or not native else backend.open_data(entry)
     if located is None:
         try:
             if length <= verify_below:
@@ -182,7 +187,6 @@ async def _send_entry(
         return
     fobj, data_offset, _size = located
     with fobj:
-        transport = request.transport
         if transport is None:
             raise ConnectionResetError("connection lost")
         await asyncio.get_running_loop().sendfile(transport, fobj, data_offset + offset, length)
