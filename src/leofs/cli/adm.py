@@ -111,11 +111,130 @@ def adm(ctx: click.Context, manager: str, cluster_secret: str | None, data: Path
 pass_adm = click.make_pass_decorator(AdmContext)
 
 
+NODE_COLUMNS = ["name", "type", "state", "address", "rack", "ring_current", "ring_previous", "heartbeat_age"]
+
+
+def _show_cluster_status(result: dict[str, Any]) -> None:
+    levels = result.get("consistency") or {}
+    rack = levels.get("rack_aware_replicas")
+    lines = [
+        ("cluster state", result.get("cluster_state")),
+        ("consistency", f"N={levels.get('n')} W={levels.get('w')} R={levels.get('r')} D={levels.get('d')}"
+                        + (f" (rack-aware replicas {rack})" if rack is not None else "")),
+        ("ring hash current", result.get("ring_hash_current") or "-"),
+        ("ring hash previous", result.get("ring_hash_previous") or "-"),
+    ]
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key.ljust(width)} : {value}")
+    nodes = result.get("nodes") or []
+    if nodes:
+        click.echo("")
+        click.echo(table(nodes, NODE_COLUMNS))
+    else:
+        click.echo("no members yet")
+
+
 @adm.command()
 @pass_adm
 def status(a: AdmContext) -> None:
     """Nodes, states, ring hashes and consistency levels."""
-    a.show(a.call("status"))
+    result = a.call("status")
+    if not a.as_json and isinstance(result, dict) and result.get("mode") == "cluster":
+        _show_cluster_status(result)
+    else:
+        a.show(result)
+
+
+@adm.command()
+@pass_adm
+def start(a: AdmContext) -> None:
+    """Build the first RING from the attached storage nodes and start the cluster."""
+    result = a.call("start")
+    if a.as_json:
+        a.show(result)
+        return
+    click.echo(f"started: ring {result['ring_hash']} with {len(result['nodes'])} nodes "
+               f"({', '.join(result['nodes'])}), N={result['replicas']}")
+    for push in result.get("pushed", []):
+        if not push["ok"]:
+            click.echo(f"  ring not pushed to {push['node']} ({push['error']}); it pulls it on its next heartbeat")
+
+
+def _node_command(name: str, doc: str) -> None:
+    @adm.command(name, help=doc)
+    @click.argument("node")
+    @pass_adm
+    def command(a: AdmContext, node: str) -> None:
+        result = a.call(name, node=node)
+        if a.as_json or not isinstance(result, dict) or "state" not in result:
+            a.show(result)
+            return
+        click.echo(f"{result['name']}: {result['state']}")
+        if result.get("note"):
+            click.echo(result["note"])
+
+
+_node_command("suspend", "Take a running storage NODE out of service (it stays in the ring).")
+_node_command("resume", "Return a suspended, restarted or detached storage NODE to service.")
+_node_command("detach", "Mark storage NODE to leave the ring at the next rebalance.")
+_node_command("remove-gateway", "Forget a stopped gateway NODE.")
+
+
+@adm.command("update-consistency-level")
+@click.argument("w", type=int)
+@click.argument("r", type=int)
+@click.argument("d", type=int)
+@pass_adm
+def update_consistency_level(a: AdmContext, w: int, r: int, d: int) -> None:
+    """Set W, R and D (each between 1 and N; N is fixed)."""
+    a.show(a.call("update-consistency-level", w=w, r=r, d=d))
+
+
+WHEREIS_COLUMNS = ["node", "state", "ring", "status", "clock", "etag", "size", "tombstone", "cnumber", "timestamp"]
+
+
+@adm.command()
+@click.argument("path", metavar="BUCKET/KEY")
+@pass_adm
+def whereis(a: AdmContext, path: str) -> None:
+    """Where the replicas of BUCKET/KEY are, with clock, ETag, size, tombstone and chunk count."""
+    result = a.call("whereis", path=path)
+    if a.as_json:
+        a.show(result)
+        return
+    rows = []
+    for row in result["replicas"]:
+        row = dict(row)
+        if row.get("timestamp") is not None:
+            row["timestamp"] = dt.datetime.fromtimestamp(row["timestamp"] / 1e6, dt.UTC).strftime(
+                "%Y-%m-%d %H:%M:%S")
+        rows.append(row)
+    click.echo(f"{result['path']} (ring address {result['address']})")
+    click.echo(table(rows, WHEREIS_COLUMNS))
+
+
+@adm.command("mq-stats")
+@click.argument("node")
+@pass_adm
+def mq_stats(a: AdmContext, node: str) -> None:
+    """The repair queue of storage NODE."""
+    a.show(a.call("mq-stats", node=node))
+
+
+@adm.command("purge-cache")
+@click.argument("path", metavar="BUCKET/KEY")
+@pass_adm
+def purge_cache(a: AdmContext, path: str) -> None:
+    """Drop BUCKET/KEY from the cache of every running gateway."""
+    result = a.call("purge-cache", path=path)
+    if a.as_json or not isinstance(result, list):
+        a.show(result)
+        return
+    if not result:
+        click.echo("no running gateway")
+    for row in result:
+        click.echo(f"{row['gateway']}: {'purged' if row['ok'] else 'failed: ' + str(row.get('error'))}")
 
 
 @adm.command("create-user")

@@ -2,7 +2,12 @@
 
 One small interface over SQLite (stdlib, WAL). DESIGN.md section 8: keep it small so that a
 replicated store could replace SQLite for a highly available manager without touching callers.
-Every mutation bumps a ``version`` counter so caches (gateways) can tell when to refresh.
+Every mutation of users, buckets, endpoints or settings bumps a ``version`` counter (persisted, so it
+never goes backwards across restarts) so caches (gateways) can tell when to refresh; listeners
+registered with :meth:`ManagerStore.add_listener` hear about every bump.
+
+The cluster manager also keeps its members and the current and previous ring here. Those do not
+bump ``version``: gateways learn about them through heartbeats, not through the state long-poll.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+
+from leofs.internal.messages import Consistency, NodeInfo
 
 ROLE_GENERAL = 1
 ROLE_ADMIN = 9
@@ -73,7 +81,13 @@ CREATE TABLE IF NOT EXISTS buckets (
     region TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS endpoints (host TEXT PRIMARY KEY, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS members (
+    name TEXT PRIMARY KEY, type TEXT NOT NULL, address TEXT NOT NULL, state TEXT NOT NULL,
+    rack TEXT, vnodes INTEGER NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rings (slot TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
+
+_VERSION_SETTING = "state_version"
 
 _grants_encoder = msgspec.json.Encoder()
 _grants_decoder = msgspec.json.Decoder(list[Grant])
@@ -105,7 +119,8 @@ class ManagerStore:
                 for host in DEFAULT_ENDPOINTS:
                     self._db.execute("INSERT INTO endpoints VALUES (?, ?)", (host, now))
                 self._db.execute("INSERT OR REPLACE INTO settings VALUES ('endpoints_initialized', '1')")
-        self.version = 0
+            self.version = int(self._setting(_VERSION_SETTING) or 0)
+        self._listeners: list[Callable[[int], None]] = []
 
     def close(self) -> None:
         with self._lock:
@@ -116,7 +131,18 @@ class ManagerStore:
         return None if row is None else str(row[0])
 
     def _changed(self) -> None:
+        # Called with the lock held, right after a mutation.
         self.version += 1
+        self._db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (_VERSION_SETTING, str(self.version)))
+        for listener in self._listeners:
+            listener(self.version)
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(new_version)`` after every change (from the mutating thread, lock held).
+
+        Listeners must be quick and must not call back into the store.
+        """
+        self._listeners.append(listener)
 
     # -- settings -------------------------------------------------------------------------------
     def get_setting(self, name: str, default: str | None = None) -> str | None:
@@ -243,6 +269,60 @@ class ManagerStore:
         with self._lock:
             rows = self._db.execute("SELECT host FROM endpoints ORDER BY host").fetchall()
         return [str(r[0]) for r in rows]
+
+
+    # -- consistency (cluster manager) ----------------------------------------------------------
+    def consistency(self) -> Consistency | None:
+        """The persisted N/W/R/D, or None before the first start."""
+        value = self.get_setting("consistency")
+        return None if value is None else msgspec.json.decode(value, type=Consistency)
+
+    def set_consistency(self, levels: Consistency) -> None:
+        self.set_setting("consistency", msgspec.json.encode(levels).decode())
+
+    # -- members (cluster manager) --------------------------------------------------------------
+    def save_member(self, node: NodeInfo) -> None:
+        """Insert or replace a member (its reported ring hashes are runtime state, not stored)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (node.name, node.type, node.address, node.state, node.rack, node.vnodes, node.updated),
+            )
+
+    def delete_member(self, name: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM members WHERE name = ?", (name,))
+
+    def members(self) -> list[NodeInfo]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, type, address, state, rack, vnodes, updated FROM members ORDER BY name"
+            ).fetchall()
+        return [
+            NodeInfo(name=r[0], type=r[1], address=r[2], state=r[3], rack=r[4], vnodes=r[5], updated=r[6])
+            for r in rows
+        ]
+
+    # -- rings (cluster manager) ----------------------------------------------------------------
+    def save_rings(self, current: bytes, previous: bytes) -> None:
+        """Store the current and previous ring (``Ring.to_bytes()``) together, atomically."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT OR REPLACE INTO rings VALUES ('current', ?)", (current,))
+                self._db.execute("INSERT OR REPLACE INTO rings VALUES ('previous', ?)", (previous,))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def rings(self) -> tuple[bytes, bytes] | None:
+        """(current, previous) ring bytes, or None before ``adm start``."""
+        with self._lock:
+            rows: dict[str, bytes] = {str(r[0]): bytes(r[1]) for r in self._db.execute("SELECT slot, data FROM rings")}
+        if "current" not in rows:
+            return None
+        return rows["current"], rows.get("previous", rows["current"])
 
 
 def _bucket(row: tuple[object, ...]) -> Bucket:

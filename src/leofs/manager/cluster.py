@@ -1,0 +1,165 @@
+"""The cluster as the manager sees it: consistency levels, the current and previous ring, admin transitions.
+
+Pure logic over :class:`~leofs.manager.members.Members` and the store; no HTTP here (the routes are in
+``state_api.py`` and the admin commands in ``cluster_admin.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from leofs.internal.messages import ClusterView, Consistency, NodeInfo
+from leofs.manager.members import STORAGE, Members
+from leofs.manager.store import ManagerError, ManagerStore
+from leofs.ring import Member, Ring, RingPair, build_ring
+
+log = logging.getLogger("leofs.manager.cluster")
+
+MAX_REPLICAS = 8
+
+
+def validate_levels(levels: Consistency) -> None:
+    """Refuse levels outside 1 <= W, R, D <= N <= 8."""
+    if not 1 <= levels.n <= MAX_REPLICAS:
+        raise ManagerError("bad_argument", f"N must be between 1 and {MAX_REPLICAS}, got {levels.n}")
+    for name, value in (("W", levels.w), ("R", levels.r), ("D", levels.d)):
+        if not 1 <= value <= levels.n:
+            raise ManagerError("bad_argument", f"{name} must be between 1 and N={levels.n}, got {value}")
+
+
+class Cluster:
+    """Consistency, rings and member transitions of one manager."""
+
+    def __init__(self, store: ManagerStore, members: Members, levels: Consistency,
+                 rack_aware_replicas: int | None = None) -> None:
+        """Load the persisted state. ``levels`` (the command-line options) apply until ``adm start``;
+        after it N is fixed and W/R/D change only through ``update-consistency-level``.
+        ``rack_aware_replicas`` None means: N when any node of the first ring has a rack, else 0.
+        """
+        self.store = store
+        self.members = members
+        validate_levels(levels)
+        rings = store.rings()
+        self.rings: RingPair | None = None
+        if rings is not None:
+            self.rings = RingPair(Ring.from_bytes(rings[0]), Ring.from_bytes(rings[1]))
+        saved = store.consistency()
+        if saved is None or (self.rings is None and saved != levels):
+            store.set_consistency(levels)
+            saved = levels
+        elif saved != levels:
+            log.info("keeping the persisted consistency levels %s (options asked for %s)", saved, levels)
+        self.levels = saved
+        self.rack_aware_option = rack_aware_replicas
+        self._update_in_ring()
+
+    def _update_in_ring(self) -> None:
+        names: set[str] = set()
+        if self.rings is not None:
+            names = {m.name for m in self.rings.current.members} | {m.name for m in self.rings.previous.members}
+        self.members.in_ring = frozenset(names)
+
+    @property
+    def started(self) -> bool:
+        """True once ``adm start`` has built the first ring."""
+        return self.rings is not None
+
+    @property
+    def hashes(self) -> tuple[str, str]:
+        """(current, previous) ring hash, empty strings before start."""
+        return self.rings.hashes if self.rings is not None else ("", "")
+
+    # -- the view nodes route with ----------------------------------------------------------------
+    def view(self, *, with_rings: bool = True) -> ClusterView:
+        """What a node needs to route: states of all members, levels and (optionally) both rings."""
+        current, previous = self.hashes
+        ring_cur = ring_prev = b""
+        if with_rings and self.rings is not None:
+            ring_cur, ring_prev = self.rings.current.to_bytes(), self.rings.previous.to_bytes()
+        return ClusterView(
+            state="running" if self.started else "pending",
+            consistency=self.levels,
+            nodes=self.members.nodes(),
+            ring_hash_current=current,
+            ring_hash_previous=previous,
+            ring_current=ring_cur,
+            ring_previous=ring_prev,
+        )
+
+    # -- admin transitions --------------------------------------------------------------------------
+    def disagreeing(self) -> list[NodeInfo]:
+        """Running storage nodes whose reported current ring hash is not the manager's (LeoFS #1152)."""
+        current = self.hashes[0]
+        return [n for n in self.members.nodes(STORAGE, ("running",)) if n.ring_hash_current != current]
+
+    def _require_agreement(self, what: str) -> None:
+        bad = self.disagreeing()
+        if bad:
+            detail = ", ".join(f"{n.name}={n.ring_hash_current or '-'}" for n in bad)
+            raise ManagerError(
+                "ring_inconsistent",
+                f"refusing {what}: nodes report another ring hash than the manager's "
+                f"{self.hashes[0] or '(none)'}: {detail}",
+            )
+
+    def start(self) -> Ring:
+        """Build the first ring from the attached storage nodes and set them running."""
+        if self.started:
+            raise ManagerError("already_started", "the cluster is already started")
+        self._require_agreement("start")
+        attached = self.members.nodes(STORAGE, ("attached",))
+        n = self.levels.n
+        if len(attached) < n:
+            raise ManagerError(
+                "not_enough_nodes", f"need at least N={n} attached storage nodes, have {len(attached)}")
+        k = self.rack_aware_option
+        if k is None:
+            k = n if any(node.rack for node in attached) else 0
+        ring = build_ring([Member(x.name, x.address, rack=x.rack, vnodes=x.vnodes) for x in attached],
+                          replicas=n, rack_aware_replicas=k)
+        # The first ring is its own previous ring (LeoFS): persist before anyone can see it.
+        self.store.save_rings(ring.to_bytes(), ring.to_bytes())
+        self.rings = RingPair(ring)
+        self._update_in_ring()
+        for node in attached:
+            self.members.set_state(node.name, "running")
+        log.info("cluster started: ring %s with %d nodes, N=%d", ring.hash, len(ring), n)
+        return ring
+
+    def suspend(self, name: str) -> NodeInfo:
+        """Take a running storage node out of service (it stays in the ring; traffic skips it)."""
+        node = self.members.require(name)
+        if node.state != "running":
+            raise ManagerError("bad_state", f"node {name!r} is {node.state}; only a running node can be suspended")
+        return self.members.set_state(name, "suspend")
+
+    def resume(self, name: str) -> NodeInfo:
+        """suspend, restarted or detached -> running (attached if the node is not in the ring)."""
+        node = self.members.require(name)
+        if node.state not in ("suspend", "restarted", "detached"):
+            raise ManagerError("bad_state", f"node {name!r} is {node.state}; resume applies to suspend, "
+                                            "restarted or detached nodes")
+        return self.members.set_state(name, "running" if name in self.members.in_ring else "attached")
+
+    def detach(self, name: str) -> NodeInfo:
+        """Mark a storage node to leave the ring at the next rebalance."""
+        node = self.members.require(name)
+        if node.state not in ("running", "stop", "suspend", "attached", "restarted"):
+            raise ManagerError("bad_state", f"node {name!r} is {node.state}; it cannot be detached")
+        self._require_agreement("detach")
+        if node.state != "attached" and self.rings is not None:
+            staying = [m for m in self.rings.current.members
+                       if m.name != name and (x := self.members.get(m.name)) is not None and x.state != "detached"]
+            if len(staying) < self.levels.n:
+                raise ManagerError(
+                    "not_enough_nodes",
+                    f"detaching {name!r} would leave {len(staying)} nodes in the ring, fewer than N={self.levels.n}")
+        return self.members.set_state(name, "detached")
+
+    def update_levels(self, w: int, r: int, d: int) -> Consistency:
+        """Change W/R/D live (N is fixed)."""
+        levels = Consistency(n=self.levels.n, w=w, r=r, d=d)
+        validate_levels(levels)
+        self.store.set_consistency(levels)
+        self.levels = levels
+        return levels

@@ -1,0 +1,263 @@
+"""Admin commands of a cluster manager, added to the shared :class:`~leofs.manager.admin.AdminAPI`.
+
+Cluster commands (status, start, suspend, resume, detach, update-consistency-level) act on the
+manager's own state. whereis asks the nodes of a key's redundancy list; du, compact-*, diagnose-start
+and mq-stats are forwarded to the named storage node; purge-cache goes to every running gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from leofs.internal.client import InternalClient
+from leofs.internal.messages import MSGPACK, encoder, entry_decoder, key_param, scan_decoder
+from leofs.manager.admin import AdminAPI, AdminError
+from leofs.manager.cluster import Cluster
+from leofs.manager.members import GATEWAY, STORAGE
+from leofs.storage.model import NS_OBJECT, NS_UPLOAD
+
+log = logging.getLogger("leofs.manager.cluster_admin")
+
+#: commands a storage node runs itself; the manager only finds the node and passes the call on
+FORWARDED = ("du", "compact-start", "compact-status", "diagnose-start", "mq-stats")
+PUSH_TIMEOUT = aiohttp.ClientTimeout(total=5, sock_connect=2)
+QUERY_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=2)
+FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=3600, sock_connect=2)  # compact-start --wait, diagnose-start
+
+
+def _int_arg(args: dict[str, Any], name: str) -> int:
+    value = args.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise AdminError("bad_argument", f"missing argument {name!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise AdminError("bad_argument", f"{name} must be an integer, got {value!r}") from None
+
+
+def _str_arg(args: dict[str, Any], name: str) -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not value:
+        raise AdminError("bad_argument", f"missing argument {name!r}")
+    return value
+
+
+class ClusterCommands:
+    """The cluster half of the admin API; :meth:`install` registers it on an :class:`AdminAPI`."""
+
+    def __init__(self, cluster: Cluster, client: InternalClient) -> None:
+        self.cluster = cluster
+        self.members = cluster.members
+        self.client = client
+
+    def install(self, admin: AdminAPI) -> None:
+        """Register the cluster commands (status replaces the generic one)."""
+        admin.commands.update({
+            "status": self.status,
+            "start": self.start,
+            "suspend": self.suspend,
+            "resume": self.resume,
+            "detach": self.detach,
+            "update-consistency-level": self.update_consistency_level,
+            "whereis": self.whereis,
+            "purge-cache": self.purge_cache,
+            "remove-gateway": self.remove_gateway,
+        })
+        for name in FORWARDED:
+            admin.commands[name] = self._forwarder(name)
+
+    # -- status -------------------------------------------------------------------------------------
+    def status_dict(self) -> dict[str, Any]:
+        """Everything ``leofs adm status`` shows."""
+        current, previous = self.cluster.hashes
+        levels = self.cluster.levels
+        rack_aware = self.cluster.rings.current.rack_aware_replicas if self.cluster.rings else None
+        nodes = []
+        for n in self.members.nodes():
+            age = self.members.heartbeat_age(n.name)
+            nodes.append({
+                "name": n.name, "type": n.type, "state": n.state, "address": n.address, "rack": n.rack,
+                "vnodes": n.vnodes, "ring_current": n.ring_hash_current, "ring_previous": n.ring_hash_previous,
+                "heartbeat_age": None if age is None else round(age, 1), "updated": n.updated,
+            })
+        return {
+            "mode": "cluster",
+            "cluster_state": "running" if self.cluster.started else "pending (run leofs adm start)",
+            "consistency": {"n": levels.n, "w": levels.w, "r": levels.r, "d": levels.d,
+                            "rack_aware_replicas": rack_aware},
+            "ring_hash_current": current,
+            "ring_hash_previous": previous,
+            "members_version": self.members.version,
+            "nodes": nodes,
+        }
+
+    async def status(self, args: dict[str, Any]) -> Any:
+        return self.status_dict()
+
+    # -- membership -----------------------------------------------------------------------------------
+    async def start(self, args: dict[str, Any]) -> Any:
+        ring = self.cluster.start()
+        pushed = await self.push_view()
+        return {"ring_hash": ring.hash, "nodes": [m.name for m in ring.members], "replicas": ring.replicas,
+                "rack_aware_replicas": ring.rack_aware_replicas, "pushed": pushed}
+
+    async def push_view(self) -> list[dict[str, Any]]:
+        """POST the full view to every storage node (best effort: a node that misses it pulls later)."""
+        body = encoder.encode(self.cluster.view())
+        targets = [n for n in self.members.nodes(STORAGE) if n.state not in ("detached", "stop")]
+
+        async def push(address: str) -> str | None:
+            try:
+                async with self.client.request("POST", address, "/int/ring", data=body,
+                                               headers={"Content-Type": MSGPACK}, timeout=PUSH_TIMEOUT) as resp:
+                    await resp.read()
+                    return None if resp.status < 300 else f"HTTP {resp.status}"
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                return str(exc) or type(exc).__name__
+
+        errors = await asyncio.gather(*(push(n.address) for n in targets))
+        return [{"node": n.name, "ok": err is None, "error": err} for n, err in zip(targets, errors, strict=True)]
+
+    async def suspend(self, args: dict[str, Any]) -> Any:
+        return msgspec.to_builtins(self.cluster.suspend(_str_arg(args, "node")))
+
+    async def resume(self, args: dict[str, Any]) -> Any:
+        return msgspec.to_builtins(self.cluster.resume(_str_arg(args, "node")))
+
+    async def detach(self, args: dict[str, Any]) -> Any:
+        node = self.cluster.detach(_str_arg(args, "node"))
+        return {**msgspec.to_builtins(node),
+                "note": "marked detached; its data moves and it leaves the ring at the next rebalance "
+                        "(rebalance is not implemented yet)"}
+
+    async def remove_gateway(self, args: dict[str, Any]) -> Any:
+        name = _str_arg(args, "node")
+        node = self.members.require(name, GATEWAY)
+        if node.state != "stop":
+            raise AdminError("bad_state", f"gateway {name!r} is {node.state}; only a stopped gateway can be removed")
+        self.members.forget(name)
+        return None
+
+    async def update_consistency_level(self, args: dict[str, Any]) -> Any:
+        levels = self.cluster.update_levels(_int_arg(args, "w"), _int_arg(args, "r"), _int_arg(args, "d"))
+        return msgspec.to_builtins(levels)
+
+    # -- whereis --------------------------------------------------------------------------------------
+    async def whereis(self, args: dict[str, Any]) -> Any:
+        path = _str_arg(args, "path")
+        bucket, sep, name = path.partition("/")
+        if not sep or not bucket or not name:
+            raise AdminError("bad_argument", f"expected BUCKET/KEY, got {path!r}")
+        if self.cluster.rings is None:
+            raise AdminError("not_started", "the cluster has no ring yet (leofs adm start)", 409)
+        key = path.encode()
+        current = {m.name for m in self.cluster.rings.current.redundancy(key)}
+        replicas = self.cluster.rings.read_nodes(key)
+        rows = await asyncio.gather(*(self._meta(m.name, m.address, key, m.name in current) for m in replicas))
+        return {"path": path, "address": f"{self.cluster.rings.current.address(key):032x}", "replicas": list(rows)}
+
+    async def _meta(self, name: str, ring_address: str, key: bytes, in_current: bool) -> dict[str, Any]:
+        node = self.members.get(name)
+        address = node.address if node is not None else ring_address
+        row: dict[str, Any] = {
+            "node": name, "state": node.state if node is not None else "unknown",
+            "ring": "current" if in_current else "previous", "status": "ok", "clock": None, "etag": None,
+            "size": None, "tombstone": None, "cnumber": None, "timestamp": None,
+        }
+        try:
+            async with self.client.request("GET", address, f"/meta?ns={NS_OBJECT}&key={key_param(key)}",
+                                           timeout=QUERY_TIMEOUT) as resp:
+                data = await resp.read()
+                if resp.status == 404:
+                    row["status"] = "missing"
+                    return row
+                if resp.status != 200:
+                    row["status"] = f"error: HTTP {resp.status}"
+                    return row
+            entry = entry_decoder.decode(data)
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            row["status"] = "unreachable"
+            return row
+        except msgspec.DecodeError as exc:
+            row["status"] = f"error: {exc}"
+            return row
+        row.update(clock=entry.clock, etag=entry.md5.hex(), size=entry.size, tombstone=entry.tombstone,
+                   cnumber=entry.cnumber, timestamp=entry.timestamp)
+        return row
+
+    # -- forwarding -----------------------------------------------------------------------------------
+    def _forwarder(self, command: str) -> Any:
+        async def forward(args: dict[str, Any]) -> Any:
+            node = self.members.get(_str_arg(args, "node"))
+            if node is None or node.type != STORAGE:
+                raise AdminError("not_found", f"no storage node {args['node']!r}", 404)
+            rest = {k: v for k, v in args.items() if k != "node"}
+            return await self._call_node(node.address, command, rest, FORWARD_TIMEOUT, node.name)
+
+        return forward
+
+    async def _call_node(self, address: str, command: str, args: dict[str, Any], timeout: aiohttp.ClientTimeout,
+                         name: str) -> Any:
+        try:
+            async with self.client.request("POST", address, f"/adm/{command}", data=msgspec.json.encode(args),
+                                           headers={"Content-Type": "application/json"}, timeout=timeout) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise AdminError("unreachable", f"{name} at {address}: {exc or type(exc).__name__}", 502) from None
+        try:
+            answer = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            raise AdminError("bad_answer", f"{name} answered HTTP {status}: {raw[:200]!r}", 502) from None
+        if not isinstance(answer, dict) or not answer.get("ok"):
+            error = answer.get("error", "failed") if isinstance(answer, dict) else "failed"
+            message = answer.get("message", f"HTTP {status}") if isinstance(answer, dict) else f"HTTP {status}"
+            raise AdminError(str(error), f"{name}: {message}", status if status >= 400 else 502)
+        return answer.get("result")
+
+    async def purge_cache(self, args: dict[str, Any]) -> Any:
+        path = _str_arg(args, "path")
+        bucket, _, key = path.partition("/")
+        gateways = self.members.nodes(GATEWAY, ("running",))
+
+        async def purge(address: str, name: str) -> dict[str, Any]:
+            try:
+                result = await self._call_node(address, "purge-cache", {"path": path, "bucket": bucket, "key": key},
+                                               QUERY_TIMEOUT, name)
+            except AdminError as err:
+                return {"gateway": name, "address": address, "ok": False, "error": str(err)}
+            return {"gateway": name, "address": address, "ok": True, "result": result}
+
+        return await asyncio.gather(*(purge(g.address, g.name) for g in gateways))
+
+    # -- delete-bucket in a cluster -------------------------------------------------------------------
+    async def bucket_is_empty(self, bucket: str) -> bool:
+        """True when no running storage node holds an object or open upload under ``bucket/``.
+
+        Every key lives on N nodes, so with fewer than N nodes down some running node answers for it.
+        When no node answers at all the bucket is not known to be empty: refuse.
+        """
+        prefix = key_param(f"{bucket}/".encode())
+        nodes = self.members.nodes(STORAGE, ("running",))
+        answered = False
+        for node in nodes:
+            for ns in (NS_OBJECT, NS_UPLOAD):
+                try:
+                    async with self.client.request("GET", node.address, f"/scan?ns={ns}&prefix={prefix}&limit=1",
+                                                   timeout=QUERY_TIMEOUT) as resp:
+                        data = await resp.read()
+                        if resp.status != 200:
+                            continue
+                    if scan_decoder.decode(data).items:
+                        return False
+                    answered = True
+                except (aiohttp.ClientError, TimeoutError, OSError, msgspec.DecodeError):
+                    continue
+        if not answered and self.cluster.started:
+            raise AdminError("unavailable", f"no storage node could tell whether bucket {bucket!r} is empty", 503)
+        return True

@@ -1,0 +1,188 @@
+"""The manager's internal API (``/int/*``, docs/internal-api.md) and the cluster-secret check.
+
+Register and heartbeat answer msgpack :class:`ClusterView`; ``/int/state`` is a JSON long-poll on the
+store version (users, buckets, endpoints, settings), and ``/int/bucket`` applies the bucket changes
+gateways receive through S3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from leofs.internal.messages import MSGPACK, SECRET_HEADER, HeartbeatRequest, RegisterRequest, encoder
+from leofs.manager.cluster import Cluster
+from leofs.manager.store import Grant, ManagerError, ManagerStore
+
+log = logging.getLogger("leofs.manager.state_api")
+
+MAX_WAIT = 300.0
+_register_decoder = msgspec.msgpack.Decoder(RegisterRequest)
+_heartbeat_decoder = msgspec.msgpack.Decoder(HeartbeatRequest)
+
+
+def secret_middleware(secret: str) -> Callable[..., Any]:
+    """Refuse (403) every request without the cluster secret."""
+    expected = secret.encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> web.StreamResponse:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.json_response({"ok": False, "error": "forbidden", "message": "bad cluster secret"},
+                                     status=403)
+        return await handler(request)
+
+    return check
+
+
+class VersionWatch:
+    """Wakes long-polls whenever the store version grows (from any thread, including /adm/* calls)."""
+
+    def __init__(self, store: ManagerStore, loop: asyncio.AbstractEventLoop) -> None:
+        self.store = store
+        self.loop = loop
+        self.closed = False
+        self._event = asyncio.Event()
+        store.add_listener(self._changed)
+
+    def _changed(self, version: int) -> None:
+        self.loop.call_soon_threadsafe(self._bump)
+
+    def _bump(self) -> None:
+        # A fresh event per generation: every waiter wakes, none misses a bump.
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    def close(self) -> None:
+        """Release every waiter (server shutdown)."""
+        self.closed = True
+        self._bump()
+
+    async def wait_past(self, since: int, timeout: float) -> int:
+        """Wait until the version exceeds ``since`` or ``timeout`` passes; the version then."""
+        deadline = self.loop.time() + timeout
+        while self.store.version <= since and not self.closed:
+            remaining = deadline - self.loop.time()
+            if remaining <= 0:
+                break
+            event = self._event  # captured with no await since the check: a later bump sets it
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                break
+        return self.store.version
+
+
+def state_snapshot(store: ManagerStore) -> dict[str, Any]:
+    """The JSON of GET /int/state (carries secret keys: served only with the cluster secret)."""
+    version = store.version  # read first: a change while reading shows up as a later version
+    return {
+        "version": version,
+        "users": [{"user_id": u.user_id, "access_key": u.access_key, "secret_key": u.secret_key, "role": u.role}
+                  for u in store.users()],
+        "buckets": [msgspec.to_builtins(b) for b in store.buckets()],
+        "endpoints": store.endpoints(),
+    }
+
+
+def _error(code: str, message: str) -> web.Response:
+    status = 404 if code in ("not_found", "unknown_node") else 409 if code in ("exists", "owned", "conflict") else 400
+    return web.json_response({"ok": False, "error": code, "message": message}, status=status)
+
+
+def _msgpack(message: msgspec.Struct) -> web.Response:
+    return web.Response(body=encoder.encode(message), content_type=MSGPACK)
+
+
+class StateAPI:
+    """Handlers of /int/register, /int/heartbeat, /int/cluster, /int/state and /int/bucket."""
+
+    def __init__(self, cluster: Cluster, watch: VersionWatch) -> None:
+        self.cluster = cluster
+        self.store = cluster.store
+        self.watch = watch
+
+    def add_routes(self, app: web.Application) -> None:
+        """Mount the internal routes on ``app`` (which must carry :func:`secret_middleware`)."""
+        app.router.add_post("/int/register", self.register)
+        app.router.add_post("/int/heartbeat", self.heartbeat)
+        app.router.add_get("/int/cluster", self.cluster_view)
+        app.router.add_get("/int/state", self.state)
+        app.router.add_post("/int/bucket", self.bucket)
+
+    async def register(self, request: web.Request) -> web.Response:
+        try:
+            req = _register_decoder.decode(await request.read())
+            node = self.cluster.members.register(req)
+        except msgspec.DecodeError as err:
+            return _error("bad_request", str(err))
+        except ManagerError as err:
+            return _error(err.code, str(err))
+        log.info("%s %s registered from %s (%s)", node.type, node.name, node.address, node.state)
+        return _msgpack(self.cluster.view())
+
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        try:
+            req = _heartbeat_decoder.decode(await request.read())
+        except msgspec.DecodeError as err:
+            return _error("bad_request", str(err))
+        node = self.cluster.members.heartbeat(req)
+        if node is None:  # the caller must register (e.g. the manager lost its data)
+            return _error("unknown_node", f"unknown {req.type} {req.name!r}: register first")
+        same = (req.ring_hash_current, req.ring_hash_previous) == self.cluster.hashes
+        return _msgpack(self.cluster.view(with_rings=not same))
+
+    async def cluster_view(self, request: web.Request) -> web.Response:
+        return _msgpack(self.cluster.view())
+
+    async def state(self, request: web.Request) -> web.Response:
+        try:
+            since = int(request.query.get("since", "-1"))
+            wait = min(max(float(request.query.get("wait", "0")), 0.0), MAX_WAIT)
+        except ValueError:
+            return _error("bad_request", "since must be an integer and wait a number of seconds")
+        if wait > 0:
+            await self.watch.wait_past(since, wait)
+        return web.Response(body=msgspec.json.encode(state_snapshot(self.store)), content_type="application/json")
+
+    async def bucket(self, request: web.Request) -> web.Response:
+        try:
+            args = msgspec.json.decode(await request.read())
+            if not isinstance(args, dict):
+                raise ManagerError("bad_request", "expected a JSON object")
+            result = self._bucket_op(args)
+        except msgspec.DecodeError as err:
+            return _error("bad_request", str(err))
+        except msgspec.ValidationError as err:
+            return _error("bad_request", f"invalid grants: {err}")
+        except ManagerError as err:
+            return _error(err.code, str(err))
+        return web.Response(body=msgspec.json.encode({"ok": True, "result": result}), content_type="application/json")
+
+    def _bucket_op(self, args: dict[str, Any]) -> Any:
+        op, name = args.get("op"), args.get("name")
+        if not isinstance(name, str) or not name:
+            raise ManagerError("bad_request", "missing bucket name")
+        raw_grants = args.get("grants")
+        grants = msgspec.convert(raw_grants, list[Grant]) if raw_grants else None
+        if op == "create":
+            owner = args.get("owner")
+            if not isinstance(owner, str) or not owner:
+                raise ManagerError("bad_request", "missing owner")
+            bucket = self.store.create_bucket(name, owner, acl=args.get("acl") or "private",
+                                              region=args.get("region") or "us-east-1", grants=grants)
+            return msgspec.to_builtins(bucket)
+        if op == "delete":
+            self.store.delete_bucket(name)
+            return None
+        if op == "acl":
+            return msgspec.to_builtins(self.store.set_bucket_acl(name, args.get("acl") or "private", grants))
+        raise ManagerError("bad_request", f"unknown op {op!r} (create, delete or acl)")
