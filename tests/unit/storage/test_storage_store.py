@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from leofs.storage.index import Index
+from leofs.storage.needle import MAX_KEY
 from leofs.storage.store import CommonPrefix, CorruptData, Entry, ObjectStore
 
 
@@ -53,7 +54,7 @@ def test_put_get_read_delete(tmp_path: Path) -> None:
 def test_key_limits(tmp_path: Path) -> None:
     async def main() -> None:
         s = await _open(tmp_path)
-        big = "ü".encode() * 512  # 1,024 bytes of UTF-8
+        big = "ü".encode() * (MAX_KEY // 2)  # MAX_KEY bytes of UTF-8
         await s.put(0, big, b"x")
         assert s.get(0, big) is not None
         with pytest.raises(ValueError):
