@@ -25,6 +25,8 @@ class InternalClient:
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, headers={SECRET_HEADER: self.secret},
                 auto_decompress=False,
+                # X-Leofs-Entry / X-Leofs-Put carry up to 8 KiB of metadata as base64 msgpack
+                max_line_size=65536, max_field_size=65536,
             )
         return self._session
 

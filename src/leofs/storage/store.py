@@ -128,6 +128,11 @@ class ObjectStore:
         """Counters: writes, syncs (fdatasync calls), batches (group commits), rejected, disk_full."""
         return self._writer.stats
 
+    @property
+    def last_clock(self) -> int:
+        """The highest clock this store has assigned or accepted (a coordinator's clocks exceed it)."""
+        return self._writer.last_clock
+
     @classmethod
     async def open(
         cls,
