@@ -26,9 +26,10 @@ from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.control import LocalControl
 from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
-from leofs.manager.admin import AdminAPI, AdminError
+from leofs.manager.admin import AdminAPI
 from leofs.manager.bootstrap import cluster_secret, ensure_root, root_credentials
 from leofs.manager.store import ManagerStore
+from leofs.storage.admin_commands import StorageAdmin
 from leofs.storage.store import ObjectStore
 
 log = logging.getLogger("leofs.server")
@@ -108,45 +109,15 @@ class EmbeddedServer:
         return not self.store.scan(NS_OBJECT, prefix, limit=1) and not self.store.scan(NS_UPLOAD, prefix, limit=1)
 
     def _register_storage_commands(self, admin: AdminAPI) -> None:
-        import msgspec
-
-        async def du(args: dict[str, Any]) -> Any:
-            assert self.store is not None
-            return [msgspec.to_builtins(u) for u in self.store.usage()]
-
-        async def compact_start(args: dict[str, Any]) -> Any:
-            assert self.store is not None
-            target = args.get("containers", "all")
-            containers = None if target in ("all", None) else [int(c) for c in str(target).split(",")]
-            if containers is not None and any(not 0 <= c < len(self.store.usage()) for c in containers):
-                raise AdminError("bad_argument", "no such container")
-            store = self.store
-            task = asyncio.ensure_future(store.compact(containers))
-            if args.get("wait"):
-                return msgspec.to_builtins(await task)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return msgspec.to_builtins(store.compaction_status())
-
-        async def compact_status(args: dict[str, Any]) -> Any:
-            assert self.store is not None
-            return msgspec.to_builtins(self.store.compaction_status())
-
-        async def diagnose_start(args: dict[str, Any]) -> Any:
-            assert self.store is not None
-            damaged = await self.store.scrub()
-            return {"damaged": [msgspec.to_builtins(d) for d in damaged], "count": len(damaged)}
+        assert self.store is not None
+        self.storage_admin = StorageAdmin(self.store)
 
         async def status(args: dict[str, Any]) -> Any:
             info = self._info()
             info.pop("bucket_is_empty")
             return info
 
-        self._tasks: set[asyncio.Future[Any]] = set()
-        admin.commands.update({
-            "du": du, "compact-start": compact_start, "compact-status": compact_status,
-            "diagnose-start": diagnose_start, "status": status,
-        })
+        admin.commands.update({**self.storage_admin.commands(), "status": status})
 
     async def stop(self) -> None:
         if self._maintenance is not None:
@@ -156,6 +127,8 @@ class EmbeddedServer:
         self.runners.clear()
         if self.gateway is not None and self.gateway.background:
             await asyncio.gather(*self.gateway.background, return_exceptions=True)
+        if self.storage_admin is not None:
+            await self.storage_admin.drain()
         if self.store is not None:
             await self.store.close()
         if self.manager is not None:

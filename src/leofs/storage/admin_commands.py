@@ -1,0 +1,65 @@
+"""Node-local admin commands over one ObjectStore: ``du``, ``compact-start``, ``compact-status`` and
+``diagnose-start``. The embedded server registers them in its AdminAPI; a storage node serves them on
+``POST /adm/<command>`` (the manager forwards ``leofs adm du NODE`` and friends there)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from leofs.manager.admin import AdminError
+from leofs.storage.store import ObjectStore
+
+Command = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class StorageAdmin:
+    """The commands, bound to a store; compactions started without ``wait`` run as tasks here."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.tasks: set[asyncio.Future[Any]] = set()
+
+    def commands(self) -> dict[str, Command]:
+        return {
+            "du": self.du,
+            "compact-start": self.compact_start,
+            "compact-status": self.compact_status,
+            "diagnose-start": self.diagnose_start,
+        }
+
+    async def du(self, args: dict[str, Any]) -> Any:
+        return [msgspec.to_builtins(u) for u in self.store.usage()]
+
+    async def compact_start(self, args: dict[str, Any]) -> Any:
+        """``containers``: "all" (default) or "N[,M...]"; ``wait``: answer with the final status."""
+        target = args.get("containers", "all")
+        try:
+            containers = None if target in ("all", None) else [int(c) for c in str(target).split(",")]
+        except ValueError:
+            raise AdminError("bad_argument", f"containers must be 'all' or numbers, not {target!r}") from None
+        if containers is not None and any(not 0 <= c < self.store.containers for c in containers):
+            raise AdminError("bad_argument", "no such container")
+        if self.store.compaction_status().state == "running":
+            raise AdminError("busy", "a compaction is already running", 409)
+        task = asyncio.ensure_future(self.store.compact(containers))
+        if args.get("wait"):
+            return msgspec.to_builtins(await task)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return msgspec.to_builtins(self.store.compaction_status())
+
+    async def compact_status(self, args: dict[str, Any]) -> Any:
+        return msgspec.to_builtins(self.store.compaction_status())
+
+    async def diagnose_start(self, args: dict[str, Any]) -> Any:
+        damaged = await self.store.scrub()
+        return {"damaged": [msgspec.to_builtins(d) for d in damaged], "count": len(damaged)}
+
+    async def drain(self) -> None:
+        """Let running compactions finish (before the store closes)."""
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
