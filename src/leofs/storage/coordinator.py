@@ -1,0 +1,306 @@
+"""Quorum writes, deletes and reads on the storage node that a gateway picked (LeoFS's model).
+
+PUT/DELETE: the coordinator assigns the clock, writes locally (when it is in the key's redundancy
+list) and to the other replicas in parallel, and answers after W (D) acknowledgements. When fewer
+than W (D) replicas are ``running`` it refuses at once. Every replica write that fails or times out,
+and every replica that was not running, becomes a durable repair task; nothing is rolled back.
+
+Reads with R > 1 compare the local clock with R-1 other running replicas: a newer copy elsewhere is
+pulled and stored locally (read-repair), stale or missing copies get a repair task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from leofs.internal.client import InternalClient
+from leofs.internal.messages import (
+    ENTRY_HEADER,
+    PUT_HEADER,
+    ROLE_HEADER,
+    ROLE_REPLICA,
+    PutHeader,
+    RepairTask,
+    decode_entry_header,
+    encode_b64,
+    entry_decoder,
+    key_param,
+)
+from leofs.ring import Member
+from leofs.storage.membership import NodeCluster
+from leofs.storage.repair_queue import RepairQueue
+from leofs.storage.store import DiskFull, Entry, ObjectStore, StaleEntry
+
+log = logging.getLogger("leofs.storage.coordinator")
+
+_REPLICA = {ROLE_HEADER: ROLE_REPLICA}
+
+
+class Unavailable(Exception):
+    """Fewer than the quorum of replicas could be reached (HTTP 503)."""
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _params(ns: int, key: bytes, **extra: int) -> dict[str, str]:
+    return {"ns": str(ns), "key": key_param(key), **{k: str(v) for k, v in extra.items()}}
+
+
+class Coordinator:
+    """Runs the quorum for requests with role ``coordinate``."""
+
+    def __init__(self, name: str, store: ObjectStore, cluster: NodeCluster, client: InternalClient,
+                 queue: RepairQueue, *, replica_timeout: float = 10.0,
+                 on_enqueue: Callable[[], None] | None = None) -> None:  # fmt: skip
+        self.name = name
+        self.store = store
+        self.cluster = cluster
+        self.client = client
+        self.queue = queue
+        self.timeout = aiohttp.ClientTimeout(total=replica_timeout, sock_connect=2.0)
+        self.on_enqueue = on_enqueue or (lambda: None)
+        self.background: set[asyncio.Task[Any]] = set()
+        self._last_clock = 0
+
+    # -- clocks -------------------------------------------------------------------------------------
+    def next_clock(self, ns: int, key: bytes) -> int:
+        """A clock newer than anything this node has stored (for the key and overall) and than the
+        last one it handed out; microseconds of wall time when the wall clock is ahead."""
+        cur = self.store.get(ns, key)
+        floor = max(self._last_clock, self.store.last_clock, cur.clock if cur is not None else 0)
+        self._last_clock = max(now_us(), floor + 1)
+        return self._last_clock
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _targets(self, key: bytes) -> list[Member]:
+        rings = self.cluster.rings
+        if rings is None:
+            raise Unavailable("no ring yet (run `leofs adm start`)")
+        return rings.write_nodes(key)
+
+    async def enqueue(self, tasks: list[RepairTask]) -> None:
+        if tasks:
+            await self.queue.enqueue(tasks)
+            self.on_enqueue()
+
+    def _spawn(self, aw: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(aw)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _quorum(self, need: int, ns: int, key: bytes, clock: int, local: Awaitable[Entry] | None,
+                      remote: dict[str, Callable[[], Awaitable[Entry]]], missed: list[str]) -> Entry:  # fmt: skip
+        """Run the local and remote writes; return the first entry once ``need`` succeeded."""
+
+        async def replica(name: str, call: Callable[[], Awaitable[Entry]]) -> Entry | None:
+            try:
+                return await call()
+            except Exception as exc:
+                log.info("replica write of %r to %s failed (%s); queued for repair", key, name, exc)
+                await self.enqueue([RepairTask(ns, key, name, clock)])
+                return None
+
+        async def local_write(aw: Awaitable[Entry]) -> Entry | BaseException:
+            try:
+                return await aw
+            except Exception as exc:  # DiskFull, closed store...: counts as a missing ack
+                log.warning("local write of %r failed: %s", key, exc)
+                return exc
+
+        tasks: list[asyncio.Future[Any]] = []
+        if local is not None:
+            tasks.append(asyncio.ensure_future(local_write(local)))
+        tasks.extend(asyncio.ensure_future(replica(n, c)) for n, c in remote.items())
+        if missed:  # replicas that are down miss the write: durable before we answer
+            tasks.append(asyncio.ensure_future(
+                self.enqueue([RepairTask(ns, key, n, clock) for n in missed])))  # fmt: skip
+        acks: list[Entry] = []
+        local_error: BaseException | None = None
+        pending = set(tasks)
+        while pending and len(acks) < need:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                result = t.result()
+                if isinstance(result, Entry):
+                    acks.append(result)
+                elif isinstance(result, BaseException):
+                    local_error = result
+        for t in pending:  # the rest finish (and queue their failures) in the background
+            self._spawn(t)
+        if len(acks) < need:
+            if isinstance(local_error, DiskFull) and not acks:
+                raise local_error
+            raise Unavailable(f"only {len(acks)} of {need} replicas acknowledged")
+        mine = tasks[0].result() if local is not None and tasks[0].done() else None
+        return mine if isinstance(mine, Entry) else acks[0]
+
+    def _plan(self, key: bytes, need: int) -> tuple[bool, list[Member], list[str]]:
+        """(write locally?, running remote replicas, names of replicas that are down)."""
+        targets = self._targets(key)
+        up = [m for m in targets if self.cluster.running(m)]
+        if len(up) < need:
+            raise Unavailable(f"{len(up)} of the {need} replicas needed are running")
+        return (any(m.name == self.name for m in targets),
+                [m for m in up if m.name != self.name],
+                [m.name for m in targets if m not in up])  # fmt: skip
+
+    # -- writes -------------------------------------------------------------------------------------
+    async def put(self, ns: int, key: bytes, data: bytes, header: PutHeader) -> Entry:
+        need = self.cluster.consistency.w
+        here, others, missed = self._plan(key, need)
+        clock = header.clock if header.clock is not None else self.next_clock(ns, key)
+        stamp = header.timestamp if header.timestamp is not None else now_us()
+        fixed = PutHeader(meta=header.meta, cindex=header.cindex, cnumber=header.cnumber, csize=header.csize,
+                          md5=header.md5, clock=clock, timestamp=stamp)  # fmt: skip
+        local = None
+        if here:
+            local = self._local_put(ns, key, data, fixed)
+        remote = {m.name: self._remote_put_call(m, ns, key, data, fixed) for m in others}
+        return await self._quorum(need, ns, key, clock, local, remote, missed)
+
+    async def _local_put(self, ns: int, key: bytes, data: bytes, h: PutHeader) -> Entry:
+        r = await self.store.put(ns, key, data, meta=h.meta, clock=h.clock, timestamp=h.timestamp, cindex=h.cindex,
+                                 cnumber=h.cnumber, csize=h.csize, md5=h.md5)  # fmt: skip
+        return r.entry
+
+    def _remote_put_call(self, m: Member, ns: int, key: bytes, data: bytes,
+                         h: PutHeader) -> Callable[[], Awaitable[Entry]]:  # fmt: skip
+        return lambda: self.replica_put(m.name, ns, key, data, h)
+
+    async def replica_put(self, target: str, ns: int, key: bytes, data: bytes, h: PutHeader) -> Entry:
+        """PUT role=replica (Expect: 100-continue); the target's entry, which may be newer than ours."""
+        headers = {**_REPLICA, PUT_HEADER: encode_b64(h), "Content-Type": "application/octet-stream"}
+        async with self.client.request("PUT", self._address(target), "/obj", params=_params(ns, key), data=data,
+                                       headers=headers, expect100=True, timeout=self.timeout) as resp:  # fmt: skip
+            body = await resp.read()
+            if resp.status != 200:
+                raise ConnectionError(f"{target} answered {resp.status}: {body[:200]!r}")
+            return entry_decoder.decode(body)
+
+    async def delete(self, ns: int, key: bytes) -> Entry:
+        need = self.cluster.consistency.d
+        here, others, missed = self._plan(key, need)
+        clock, stamp = self.next_clock(ns, key), now_us()
+        local = None
+        if here:
+            local = self._local_delete(ns, key, clock, stamp)
+        remote = {m.name: self._remote_delete_call(m.name, ns, key, clock, stamp) for m in others}
+        return await self._quorum(need, ns, key, clock, local, remote, missed)
+
+    async def _local_delete(self, ns: int, key: bytes, clock: int, stamp: int) -> Entry:
+        return (await self.store.delete(ns, key, clock=clock, timestamp=stamp)).entry
+
+    def _remote_delete_call(self, name: str, ns: int, key: bytes, clock: int,
+                            stamp: int) -> Callable[[], Awaitable[Entry]]:  # fmt: skip
+        return lambda: self.replica_delete(name, ns, key, clock, stamp)
+
+    async def replica_delete(self, target: str, ns: int, key: bytes, clock: int, stamp: int) -> Entry:
+        async with self.client.request("DELETE", self._address(target), "/obj", headers=_REPLICA,
+                                       params=_params(ns, key, clock=clock, timestamp=stamp),
+                                       timeout=self.timeout) as resp:  # fmt: skip
+            body = await resp.read()
+            if resp.status != 200:
+                raise ConnectionError(f"{target} answered {resp.status}: {body[:200]!r}")
+            return entry_decoder.decode(body)
+
+    def _address(self, name: str) -> str:
+        address = self.cluster.address_of(name)
+        if address is None:
+            raise ConnectionError(f"no address known for node {name}")
+        return address
+
+    # -- reads --------------------------------------------------------------------------------------
+    async def check_read(self, ns: int, key: bytes) -> Entry | None:
+        """The local entry after comparing with R-1 other running replicas (tombstones included).
+
+        A newer copy elsewhere is pulled and stored here first; replicas found stale or missing get
+        a repair task. Replicas that do not answer are skipped: the read is served from the best
+        copy reachable (LeoFS answers reads while replicas are down)."""
+        local = self.store.get(ns, key)
+        rings = self.cluster.rings
+        r = self.cluster.consistency.r
+        if rings is None or r <= 1:
+            return local
+        peers = [m for m in rings.read_nodes(key) if m.name != self.name and self.cluster.running(m)][: r - 1]
+        if not peers:
+            return local
+        metas = await asyncio.gather(*(self.remote_meta(m.name, ns, key) for m in peers), return_exceptions=True)
+        answered: dict[str, Entry | None] = {}
+        for m, res in zip(peers, metas, strict=True):
+            if isinstance(res, BaseException):
+                log.info("read check of %r: %s did not answer (%s)", key, m.name, res)
+            else:
+                answered[m.name] = res
+        newest, source = local, None
+        for name, e in answered.items():
+            if e is not None and (newest is None or e.clock > newest.clock):
+                newest, source = e, name
+        if source is not None and newest is not None:
+            try:
+                local = await self.pull(source, newest)
+            except Exception as exc:
+                # serve our copy; the newer one is found again on the next read
+                log.warning("read-repair of %r from %s failed: %s", key, source, exc)
+                return local
+        if local is not None:
+            stale = [n for n, e in answered.items() if e is None or e.clock < local.clock]
+            if stale:
+                self._spawn(self.enqueue([RepairTask(ns, key, n, local.clock) for n in stale]))
+        return local
+
+    async def remote_meta(self, target: str, ns: int, key: bytes) -> Entry | None:
+        async with self.client.request("GET", self._address(target), "/meta", params=_params(ns, key),
+                                       headers=_REPLICA, timeout=self.timeout) as resp:  # fmt: skip
+            body = await resp.read()
+            if resp.status == 404:
+                return None
+            if resp.status != 200:
+                raise ConnectionError(f"{target} answered {resp.status}")
+            return entry_decoder.decode(body)
+
+    async def pull(self, source: str, entry: Entry) -> Entry | None:
+        """Copy ``entry``'s version from ``source`` into the local store; the local entry after."""
+        if entry.tombstone:
+            await self.store.delete(entry.ns, entry.key, clock=entry.clock, timestamp=entry.timestamp)
+            return self.store.get(entry.ns, entry.key)
+        async with self.client.request("GET", self._address(source), "/obj", headers=_REPLICA,
+                                       params=_params(entry.ns, entry.key, clock=entry.clock),
+                                       timeout=self.timeout) as resp:  # fmt: skip
+            data = await resp.read()
+            if resp.status != 200:
+                raise ConnectionError(f"{source} answered {resp.status}")
+            e = decode_entry_header(resp.headers[ENTRY_HEADER])
+        await self.store.put(e.ns, e.key, data, meta=e.meta, clock=e.clock, timestamp=e.timestamp, cindex=e.cindex,
+                             cnumber=e.cnumber, csize=e.csize, md5=e.md5 or None)  # fmt: skip
+        log.info("read-repair: pulled %r (clock %d) from %s", e.key, e.clock, source)
+        return self.store.get(e.ns, e.key)
+
+    # -- repair -------------------------------------------------------------------------------------
+    async def push(self, task: RepairTask) -> bool:
+        """Bring ``task.target`` up to our copy (the replayer's pusher). True when done or moot."""
+        for _ in range(3):
+            local = self.store.get(task.ns, task.key)
+            if local is None or local.clock < task.clock:
+                # we no longer hold that version (compacted, or our own write failed): nothing to push
+                log.info("repair of %r for %s dropped: local copy is missing or older", task.key, task.target)
+                return True
+            if local.tombstone:
+                await self.replica_delete(task.target, task.ns, task.key, local.clock, local.timestamp)
+                return True
+            try:
+                data = await self.store.read(local)
+            except StaleEntry:
+                continue  # compacted or overwritten meanwhile: look again
+            h = PutHeader(meta=local.meta, cindex=local.cindex, cnumber=local.cnumber, csize=local.csize,
+                          md5=local.md5, clock=local.clock, timestamp=local.timestamp)  # fmt: skip
+            await self.replica_put(task.target, task.ns, task.key, data, h)
+            return True
+        return False

@@ -1,0 +1,139 @@
+"""A storage node process: ``leofs storage --name NAME --data DIR --manager H:P --address H:P``.
+
+The node opens the object store in DATA, serves the internal API (:mod:`leofs.storage.node_api`)
+on its address, registers with the manager (retrying until it answers, serving local data
+meanwhile), heartbeats, and holds the ring from the manager's ClusterView. It coordinates quorum
+writes and reads (:mod:`leofs.storage.coordinator`) and replays its durable repair queue
+(:mod:`leofs.storage.repair_queue`) in the background.
+
+Layout of DATA: the object store (``superblock``, ``index.sqlite3``, ``avs/``), plus
+``repair.sqlite3`` (the repair queue) and ``cluster-view.msgpack`` (the last ClusterView).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from leofs.internal.client import InternalClient
+from leofs.internal.membership import ManagerLink
+from leofs.internal.messages import RegisterRequest
+from leofs.storage.admin_commands import Command, StorageAdmin
+from leofs.storage.coordinator import Coordinator
+from leofs.storage.membership import NodeCluster
+from leofs.storage.node_api import NodeAPI
+from leofs.storage.repair_queue import RepairQueue, Replayer
+from leofs.storage.store import ObjectStore
+
+log = logging.getLogger("leofs.storage.node")
+
+
+@dataclass
+class StorageNodeOptions:
+    name: str
+    data_dir: Path
+    manager: str | None  # host:port; None runs without a manager (rings come by POST /int/ring)
+    address: tuple[str, int] = ("127.0.0.1", 4010)
+    rack: str | None = None
+    vnodes: int = 168
+    containers: int = 8
+    sync: bool = True
+    secret: str = ""
+    replica_timeout: float = 10.0  # a replica write slower than this is queued for repair
+    repair_base: float = 0.5  # repair backoff: base * 2**(attempts-1), capped
+    repair_cap: float = 60.0
+    heartbeat: float = 1.0
+
+
+class StorageNode:
+    """All parts of one storage node; ``await start()``, ``await stop()``."""
+
+    def __init__(self, options: StorageNodeOptions) -> None:
+        self.options = options
+        self._runner: web.AppRunner | None = None
+        self.link: ManagerLink | None = None
+        self.port = options.address[1]
+
+    @property
+    def address(self) -> str:
+        return f"{self.options.address[0]}:{self.port}"
+
+    async def start(self) -> None:
+        opts = self.options
+        if not opts.secret:
+            raise ValueError("a storage node needs the cluster secret")
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await ObjectStore.open(opts.data_dir, containers=opts.containers, sync=opts.sync)
+        self.queue = RepairQueue(opts.data_dir / "repair.sqlite3")
+        self.cluster = NodeCluster(opts.name, opts.data_dir / "cluster-view.msgpack")
+        self.client = InternalClient(opts.secret)
+        self.coordinator = Coordinator(opts.name, self.store, self.cluster, self.client, self.queue,
+                                       replica_timeout=opts.replica_timeout,
+                                       on_enqueue=lambda: self.replayer.wakeup.set())  # fmt: skip
+        self.replayer = Replayer(self.queue, self.coordinator.push, self._repairable, base=opts.repair_base,
+                                 cap=opts.repair_cap)  # fmt: skip
+        self.storage_admin = StorageAdmin(self.store)
+        self.admin_commands: dict[str, Command] = {**self.storage_admin.commands(), "mq-stats": self._mq_stats}
+        app = NodeAPI(self).make_app()
+        # X-Leofs-Put carries up to 8 KiB of metadata as base64 msgpack: raise the header limits
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
+                                     max_field_size=65536, max_line_size=65536)  # fmt: skip
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, opts.address[0], opts.address[1], backlog=1024)
+        await site.start()
+        if self.port == 0:  # tests bind port 0
+            self.port = int(self._runner.addresses[0][1])
+        self.replayer.start()
+        if opts.manager:
+            request = RegisterRequest("storage", opts.name, self.address, rack=opts.rack, vnodes=opts.vnodes)
+            self.link = ManagerLink(self.client, opts.manager, request, self.cluster, interval=opts.heartbeat)
+            self.link.start()
+        log.info("storage node %s serving on %s (data in %s)", opts.name, self.address, opts.data_dir)
+
+    def _repairable(self, target: str) -> bool:
+        """Replay only towards nodes the manager reports running (without a view: try anyway)."""
+        if not self.cluster.nodes:
+            return self.cluster.address_of(target) is not None
+        return self.cluster.state_of(target) == "running"
+
+    async def _mq_stats(self, args: dict[str, Any]) -> Any:
+        stats = await asyncio.to_thread(self.queue.stats)
+        for target, row in stats["targets"].items():
+            row["state"] = self.cluster.state_of(target)
+        return {"node": self.options.name, "queues": [stats]}
+
+    async def stop(self) -> None:
+        """Stop serving, let in-flight replica writes queue their failures, close the store."""
+        if self.link is not None:
+            await self.link.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.replayer.stop()
+        if self.coordinator.background:
+            await asyncio.gather(*self.coordinator.background, return_exceptions=True)
+        await self.storage_admin.drain()
+        await self.client.close()
+        self.queue.close()
+        await self.store.close()
+
+
+async def run_storage_node(options: StorageNodeOptions) -> None:
+    """Run until SIGINT or SIGTERM."""
+    node = StorageNode(options)
+    await node.start()
+    print(f"leofs storage {options.name}: internal API on {node.address}, data in {options.data_dir}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await node.stop()

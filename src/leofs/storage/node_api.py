@@ -1,0 +1,272 @@
+"""The storage node's internal HTTP API (docs/internal-api.md, "Storage node").
+
+Every call carries the cluster secret (403 otherwise; for PUT the check runs at ``Expect:
+100-continue`` time, before the body is sent). Object calls take ``ns`` and ``key`` (urlsafe base64)
+in the query and ``X-Leofs-Role: coordinate|replica`` (default replica: only what the node itself
+stores). Answers: msgpack ``Entry`` bodies; 400 bad request, 403 secret, 404 missing or tombstone,
+409 clock mismatch or unusable local copy, 416 range outside the object, 503 quorum not reachable
+or no ring yet, 507 disk full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import web
+
+from leofs.internal.messages import (
+    ENTRY_HEADER,
+    MSGPACK,
+    PUT_HEADER,
+    ROLE_COORDINATE,
+    ROLE_HEADER,
+    SECRET_HEADER,
+    PutHeader,
+    decode_put_header,
+    encode_b64,
+    encoder,
+    parse_key_param,
+    to_scan_items,
+    view_decoder,
+)
+from leofs.manager.admin import AdminError
+from leofs.storage.coordinator import Unavailable
+from leofs.storage.store import CorruptData, DiskFull, Entry, StaleEntry
+
+if TYPE_CHECKING:
+    from leofs.storage.node import StorageNode
+
+log = logging.getLogger("leofs.storage.api")
+
+APPLIED_HEADER = "X-Leofs-Applied"  # on replica writes: "1" stored, "0" a newer version was already there
+MAX_BODY = 64 * 1024 * 1024  # gateways cut objects into 5 MiB chunks; this is a generous ceiling
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=message)
+
+
+def _int(request: web.Request, name: str, default: int | None = None) -> int | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise _bad(f"{name} must be an integer") from None
+
+
+def _bytes(request: web.Request, name: str, default: bytes = b"") -> bytes:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    try:
+        return parse_key_param(value)
+    except ValueError:
+        raise _bad(f"{name} must be urlsafe base64") from None
+
+
+def _ns_key(request: web.Request) -> tuple[int, bytes]:
+    ns = _int(request, "ns", 0)
+    if "key" not in request.query:
+        raise _bad("key is required")
+    return ns or 0, _bytes(request, "key")
+
+
+def _entry_response(entry: Entry, **headers: str) -> web.Response:
+    return web.Response(body=encoder.encode(entry), content_type=MSGPACK, headers=headers)
+
+
+class NodeAPI:
+    """aiohttp routes bound to a :class:`~leofs.storage.node.StorageNode`."""
+
+    def __init__(self, node: StorageNode) -> None:
+        self.node = node
+        self.store = node.store
+        self.coordinator = node.coordinator
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._secret_mw])
+        r = app.router
+        r.add_route("PUT", "/obj", self.put_obj, expect_handler=self._expect)
+        r.add_route("DELETE", "/obj", self.delete_obj)
+        r.add_route("GET", "/obj", self.get_obj)
+        r.add_route("GET", "/meta", self.get_meta)
+        r.add_route("GET", "/scan", self.scan)
+        r.add_route("POST", "/int/ring", self.post_ring)
+        r.add_route("GET", "/int/health", self.health)
+        r.add_route("POST", "/adm/{command}", self.admin)
+        return app
+
+    # -- authentication -----------------------------------------------------------------------------
+    def _authorized(self, request: web.Request) -> bool:
+        given = request.headers.get(SECRET_HEADER, "")
+        return hmac.compare_digest(given.encode(), self.node.options.secret.encode())
+
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """Refuse before the body travels; otherwise let the client send it."""
+        if not self._authorized(request):
+            return web.Response(status=403, text="bad cluster secret")
+        if request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
+            assert request.writer is not None
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return None
+
+    @web.middleware
+    async def _secret_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not self._authorized(request):
+            return web.Response(status=403, text="bad cluster secret")
+        try:
+            return await handler(request)
+        except Unavailable as exc:
+            return web.Response(status=503, text=str(exc))
+        except DiskFull as exc:
+            return web.Response(status=507, text=str(exc) or "disk full")
+
+    # -- objects ------------------------------------------------------------------------------------
+    @staticmethod
+    def _coordinating(request: web.Request) -> bool:
+        return request.headers.get(ROLE_HEADER, "") == ROLE_COORDINATE
+
+    async def put_obj(self, request: web.Request) -> web.Response:
+        ns, key = _ns_key(request)
+        raw = request.headers.get(PUT_HEADER)
+        try:
+            header = decode_put_header(raw) if raw else PutHeader()
+        except (ValueError, msgspec.DecodeError):
+            raise _bad(f"bad {PUT_HEADER}") from None
+        data = await request.read()
+        try:
+            if self._coordinating(request):
+                return _entry_response(await self.coordinator.put(ns, key, data, header))
+            if header.clock is None:
+                raise _bad("a replica write needs the coordinator's clock")
+            r = await self.store.put(ns, key, data, meta=header.meta, clock=header.clock, timestamp=header.timestamp,
+                                     cindex=header.cindex, cnumber=header.cnumber, csize=header.csize,
+                                     md5=header.md5)  # fmt: skip
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        return _entry_response(r.entry, **{APPLIED_HEADER: "1" if r.applied else "0"})
+
+    async def delete_obj(self, request: web.Request) -> web.Response:
+        ns, key = _ns_key(request)
+        try:
+            if self._coordinating(request):
+                return _entry_response(await self.coordinator.delete(ns, key))
+            clock = _int(request, "clock")
+            if clock is None:
+                raise _bad("a replica delete needs the coordinator's clock")
+            r = await self.store.delete(ns, key, clock=clock, timestamp=_int(request, "timestamp"))
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        return _entry_response(r.entry, **{APPLIED_HEADER: "1" if r.applied else "0"})
+
+    async def _lookup(self, request: web.Request, ns: int, key: bytes, compare: bool) -> Entry | None:
+        if compare and self._coordinating(request):
+            return await self.coordinator.check_read(ns, key)
+        return self.store.get(ns, key)
+
+    async def get_meta(self, request: web.Request) -> web.Response:
+        ns, key = _ns_key(request)
+        entry = await self._lookup(request, ns, key, True)
+        if entry is None:
+            raise web.HTTPNotFound()
+        return _entry_response(entry)
+
+    async def get_obj(self, request: web.Request) -> web.StreamResponse:
+        ns, key = _ns_key(request)
+        want = _int(request, "clock")
+        # with clock= the caller already chose the version (after a compared /meta): no second compare
+        entry = await self._lookup(request, ns, key, want is None)
+        if entry is None or entry.tombstone:
+            raise web.HTTPNotFound()
+        if want is not None and entry.clock != want:
+            raise web.HTTPConflict(text=f"local clock {entry.clock}")
+        start = _int(request, "start", 0) or 0
+        length = _int(request, "length")
+        if start < 0 or start > entry.size or (length is not None and length < 0):
+            raise web.HTTPRequestRangeNotSatisfiable()
+        n = entry.size - start if length is None else min(length, entry.size - start)
+        for _ in range(2):
+            try:
+                return await self._send(request, entry, start, n)
+            except StaleEntry:  # compacted or overwritten meanwhile: look again
+                fresh = self.store.get(ns, key)
+                if fresh is None or fresh.tombstone or (want is not None and fresh.clock != want):
+                    raise web.HTTPConflict(text="the version changed while reading") from None
+                entry = fresh
+            except CorruptData as exc:
+                # let the caller try another replica; a scrub/diagnose reports the damage
+                log.error("corrupt local copy of %r: %s", key, exc)
+                raise web.HTTPConflict(text="local copy failed its checksum") from None
+        raise web.HTTPConflict(text="the version changed while reading")
+
+    async def _send(self, request: web.Request, entry: Entry, start: int, n: int) -> web.StreamResponse:
+        headers = {ENTRY_HEADER: encode_b64(entry)}
+        if n == 0 or entry.size < self.store.verify_below:
+            data = await self.store.read(entry, start, n) if n else b""
+            return web.Response(body=data, headers=headers, content_type="application/octet-stream")
+        fobj, offset, _size = self.store.open_data(entry)
+        with fobj:
+            resp = web.StreamResponse(headers=headers)
+            resp.content_type = "application/octet-stream"
+            resp.content_length = n
+            await resp.prepare(request)
+            transport = request.transport
+            if transport is None:
+                raise ConnectionResetError("connection lost")
+            await asyncio.get_running_loop().sendfile(transport, fobj, offset + start, n)
+            await resp.write_eof()
+        return resp
+
+    async def scan(self, request: web.Request) -> web.Response:
+        ns = _int(request, "ns", 0) or 0
+        limit = _int(request, "limit", 1000) or 1000
+        delimiter = _bytes(request, "delimiter") or None
+        items = self.store.scan(ns, _bytes(request, "prefix"), start_after=_bytes(request, "start_after"),
+                                limit=max(1, min(limit, 10000)), delimiter=delimiter,
+                                include_tombstones=request.query.get("tombstones", "") in ("1", "true"))  # fmt: skip
+        return web.Response(body=encoder.encode(to_scan_items(items)), content_type=MSGPACK)
+
+    # -- cluster ------------------------------------------------------------------------------------
+    async def post_ring(self, request: web.Request) -> web.Response:
+        try:
+            view = view_decoder.decode(await request.read())
+            self.node.cluster.apply(view)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise _bad(f"bad cluster view: {exc}") from None
+        self.node.replayer.wakeup.set()  # states may have changed: stopped targets may be back
+        current, previous = self.node.cluster.hashes
+        return web.json_response({"ok": True, "ring_hash_current": current, "ring_hash_previous": previous})
+
+    async def health(self, request: web.Request) -> web.Response:
+        current, previous = self.node.cluster.hashes
+        return web.json_response({"name": self.node.options.name, "ring_hash_current": current,
+                                  "ring_hash_previous": previous})  # fmt: skip
+
+    async def admin(self, request: web.Request) -> web.Response:
+        """Same answer shape as the manager's admin API: ``{ok, result}`` or ``{ok: false, error, message}``."""
+        name = request.match_info["command"]
+        command = self.node.admin_commands.get(name)
+        if command is None:
+            return web.json_response({"ok": False, "error": "unknown_command", "message": f"unknown command {name}"},
+                                     status=404)  # fmt: skip
+        try:
+            raw = await request.read()
+            args: Any = msgspec.json.decode(raw) if raw else {}
+            if not isinstance(args, dict):
+                raise AdminError("bad_argument", "arguments must be a JSON object")
+            result = await command(args)
+        except AdminError as err:
+            return web.json_response({"ok": False, "error": err.code, "message": str(err)}, status=err.status)
+        except msgspec.DecodeError as err:
+            return web.json_response({"ok": False, "error": "bad_json", "message": str(err)}, status=400)
+        return web.Response(body=msgspec.json.encode({"ok": True, "result": result}), content_type="application/json")
+
