@@ -50,6 +50,7 @@ class VersionWatch:
         self.store = store
         self.loop = loop
         self.closed = False
+        self.waiting = 0  # long-polls currently parked (status, tests)
         self._event = asyncio.Event()
         store.add_listener(self._changed)
 
@@ -74,10 +75,13 @@ class VersionWatch:
             if remaining <= 0:
                 break
             event = self._event  # captured with no await since the check: a later bump sets it
+            self.waiting += 1
             try:
                 await asyncio.wait_for(event.wait(), remaining)
             except TimeoutError:
                 break
+            finally:
+                self.waiting -= 1
         return self.store.version
 
 
