@@ -22,6 +22,7 @@ from leofs.internal.messages import (
     RegisterRequest,
     encoder,
     parse_key_param,
+    to_scan_items,
     view_decoder,
 )
 from leofs.manager.service import Manager, ManagerOptions
@@ -176,6 +177,7 @@ class FakeNode:
         self.calls: list[tuple[str, Any]] = []
         self.app = web.Application()
         self.app.router.add_get("/meta", self.meta)
+        self.app.router.add_get("/scan", self.scan)
         self.app.router.add_post("/int/ring", self.ring)
         self.app.router.add_post("/adm/{command}", self.adm)
 
@@ -185,6 +187,12 @@ class FakeNode:
         if entry is None:
             return web.Response(status=404)
         return web.Response(body=encoder.encode(entry), content_type=MSGPACK)
+
+    async def scan(self, request: web.Request) -> web.Response:
+        prefix = parse_key_param(request.query["prefix"])
+        ns = int(request.query["ns"])
+        found = [e for k, e in sorted(self.entries.items()) if k.startswith(prefix) and e.ns == ns]
+        return web.Response(body=encoder.encode(to_scan_items(list(found[:1]))), content_type=MSGPACK)
 
     async def ring(self, request: web.Request) -> web.Response:
         self.views.append(view_decoder.decode(await request.read()))
@@ -239,6 +247,14 @@ def test_start_push_whereis_forwarding_purge(tmp_path: Path) -> None:
                 assert nodes[1].calls[-1] == ("compact-start", {"containers": "9"})
                 status, answer = await adm(client, "mq-stats", node="nope")
                 assert status == 404 and answer["error"] == "not_found"
+
+                # delete-bucket asks the running nodes whether the bucket is empty
+                assert (await adm(client, "create-user", user_id="u", access_key="UKEY"))[0] == 200
+                for name in ("photos", "empty"):
+                    assert (await adm(client, "add-bucket", bucket=name, access_key="UKEY"))[0] == 200
+                status, answer = await adm(client, "delete-bucket", bucket="photos")
+                assert status == 409 and answer["error"] == "not_empty"
+                assert (await adm(client, "delete-bucket", bucket="empty"))[0] == 200
 
                 status, answer = await adm(client, "purge-cache", path="photos/cat.jpg")
                 assert status == 200 and answer["result"][0]["gateway"] == "g0" and answer["result"][0]["ok"]
