@@ -2,15 +2,18 @@
 
 A body larger than the chunk threshold (5.5 MiB) is cut, while it streams, into chunks of
 ``chunk_size`` (5 MiB). Each chunk is its own key (placed independently on the ring in a cluster);
-a few chunk writes are in flight at once. Memory per upload stays around one chunk plus the
-write window, whatever the object's size.
+a few chunk writes are in flight at once. Memory per upload stays around one chunk, whatever the
+object's size; chunks queued for storage are capped process-wide (:data:`MAX_INFLIGHT_BYTES`), so
+many concurrent uploads wait (and TCP pushes back on their clients) instead of piling up chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
+import weakref
 from dataclasses import dataclass
 
 from leofs.gateway.backend import Backend
@@ -21,8 +24,52 @@ from leofs.s3.errors import S3Error
 log = logging.getLogger("leofs.gateway.blobs")
 
 
+#: chunk bytes handed to storage and not yet durable, summed over every upload of the process
+MAX_INFLIGHT_BYTES = 32 * 1024 * 1024
+
+
 def new_blob_id() -> str:
     return secrets.token_hex(8)
+
+
+class _Budget:
+    """A byte budget shared by the chunk writers of one event loop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self, n: int) -> int:
+        n = min(n, self.limit)
+        while self.used + n > self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.used += n
+        return n
+
+    def release(self, n: int) -> None:
+        self.used -= n
+        while self._waiters:  # every waiter re-checks; there are few
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+_budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Budget] = weakref.WeakKeyDictionary()
+
+
+def _budget() -> _Budget:
+    loop = asyncio.get_running_loop()
+    budget = _budgets.get(loop)
+    if budget is None:
+        budget = _budgets[loop] = _Budget(MAX_INFLIGHT_BYTES)
+    return budget
 
 
 class ChunkWriter:
@@ -39,8 +86,9 @@ class ChunkWriter:
         self.size = 0
         self._inflight: set[asyncio.Task[object]] = set()
 
-    async def add(self, data: bytes) -> None:
-        """Queue the next chunk; waits while the window is full, raises a failed write's error."""
+    async def add(self, data: bytes | bytearray) -> None:
+        """Queue the next chunk; waits while the window or the process-wide budget is full, raises a
+        failed write's error. ``data`` must not change afterwards."""
         while len(self._inflight) >= self.window:
             done, _ = await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -49,7 +97,14 @@ class ChunkWriter:
         self.count += 1
         self.size += len(data)
         key = chunk_key(self.bucket, self.key, self.blob_id, self.count)
-        task = asyncio.ensure_future(self.backend.put(NS_CHUNK, key, data, cindex=self.count))
+        budget = _budget()
+        held = await budget.acquire(len(data))
+        try:
+            task = asyncio.ensure_future(self.backend.put(NS_CHUNK, key, memoryview(data), cindex=self.count))
+        except BaseException:
+            budget.release(held)
+            raise
+        task.add_done_callback(lambda _task: budget.release(held))
         self._inflight.add(task)
 
     async def finish(self, md5_hex: str) -> Blob:
@@ -97,29 +152,23 @@ async def ingest(
     if body.declared_length is not None and body.declared_length > max_size:
         raise S3Error("EntityTooLarge", MaxSizeAllowed=str(max_size), ProposedSize=str(body.declared_length))
     digests = body.digests()
-    pieces: list[bytes] = []
-    buffered = 0
+    buf = bytearray()
     writer: ChunkWriter | None = None
     try:
         async for piece in body.pieces():
-            pieces.append(piece)
-            buffered += len(piece)
+            buf += piece
             if body.received > max_size:
                 raise S3Error("EntityTooLarge", MaxSizeAllowed=str(max_size))
-            if writer is None and (buffered > threshold or threshold == 0):
+            if writer is None and (len(buf) > threshold or threshold == 0):
                 writer = ChunkWriter(backend, bucket, key, chunk_size, window)
-            if writer is not None and buffered >= chunk_size:
-                data = b"".join(pieces)
-                offset = 0
-                while buffered - offset >= chunk_size:
-                    chunk = data[offset : offset + chunk_size]
-                    offset += chunk_size
-                    await digests.update_async(chunk)
-                    await writer.add(chunk)
-                rest = data[offset:]
-                pieces = [rest] if rest else []
-                buffered = len(rest)
-        tail = b"".join(pieces)
+            while writer is not None and len(buf) >= chunk_size:
+                # the full buffer becomes the chunk (no copy of it); only the remainder is copied
+                chunk, buf = buf, buf[chunk_size:]
+                del chunk[chunk_size:]
+                await digests.update_async(memoryview(chunk))
+                await writer.add(chunk)
+        tail = bytes(buf)
+        del buf
         await digests.update_async(tail)
         body.verify(digests)
         if writer is None:
