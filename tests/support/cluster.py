@@ -26,7 +26,8 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        env = dict(os.environ, LEOFS_CLUSTER_SECRET=CLUSTER_SECRET)
+        env = dict(os.environ, LEOFS_CLUSTER_SECRET=CLUSTER_SECRET, LEOFS_ROOT_ACCESS_KEY=ROOT_ACCESS_KEY,
+                   LEOFS_ROOT_SECRET_KEY=ROOT_SECRET_KEY)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "leofs", *self.args], stdout=log,
                                          stderr=subprocess.STDOUT, env=env)
@@ -127,7 +128,6 @@ class LeofsCluster:
         self.wait_until(lambda: len(self.node_states()) == len(self.storage), what="storage nodes to register")
         self.adm("start")
         self.wait_until(lambda: set(self.node_states().values()) == {"running"}, what="nodes running")
-        self.adm("create-user", "root", "--access-key", ROOT_ACCESS_KEY, "--secret-key", ROOT_SECRET_KEY, "--admin")
         self.gateway.start()
         self.wait_gateway_ready()
 

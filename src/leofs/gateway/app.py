@@ -5,6 +5,7 @@ and S3 error responses.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -16,6 +17,7 @@ from leofs.gateway.backend import Backend
 from leofs.gateway.context import GatewayConfig, S3Request, new_request_id, parse_query, split_target
 from leofs.gateway.control import ControlPlane
 from leofs.gateway.router import Op, resolve_operation, resolve_target
+from leofs.internal.messages import SECRET_HEADER
 from leofs.s3.auth import authenticate
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import error_document
@@ -27,15 +29,18 @@ Handler = Callable[["Gateway", S3Request], Awaitable[web.StreamResponse]]
 _REQ_KEY = web.RequestKey("s3request", S3Request)
 _ERR_KEY = web.RequestKey("s3error", S3Error)
 
-PING_PATH = "/_leofs_adm/ping"
+ADMIN_PREFIX = "/_leofs_adm/"
+PING_PATH = ADMIN_PREFIX + "ping"
 
 
 class Gateway:
     """Serves S3 over a :class:`Backend` (object data) and a :class:`ControlPlane` (users, buckets)."""
 
-    def __init__(self, backend: Backend, control: ControlPlane, config: GatewayConfig | None = None) -> None:
+    def __init__(self, backend: Backend, control: ControlPlane, config: GatewayConfig | None = None,
+                 *, cluster_secret: str | None = None) -> None:
         from leofs.gateway.handlers import HANDLERS
 
+        self.cluster_secret = cluster_secret
         self.backend = backend
         self.control = control
         self.config = config or GatewayConfig()
@@ -48,6 +53,7 @@ class Gateway:
         _quiet_client_protocol_errors()
         app = web.Application(client_max_size=1024**4)
         # [\s\S]: keys may contain newlines (%0A), which "." would not match (aiohttp would answer 404)
+        app.router.add_post(ADMIN_PREFIX + "{command}", self.admin)
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle, expect_handler=self.expect)
         app.on_response_prepare.append(_common_headers)
         return app
@@ -102,6 +108,16 @@ class Gateway:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
         return None
+
+    async def admin(self, request: web.Request) -> web.StreamResponse:
+        """Calls from the manager (``purge-cache``), authenticated with the cluster secret."""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not self.cluster_secret or not hmac.compare_digest(given.encode(), self.cluster_secret.encode()):
+            return web.json_response({"ok": False, "error": "forbidden", "message": "bad cluster secret"}, status=403)
+        if request.match_info["command"] == "purge-cache":
+            # this gateway keeps no object cache yet: there is nothing to drop
+            return web.json_response({"ok": True, "result": {"purged": False, "cache": "disabled"}})
+        return web.json_response({"ok": False, "error": "unknown_command", "message": "unknown command"}, status=404)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Every S3 request comes through here."""

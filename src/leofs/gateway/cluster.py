@@ -44,7 +44,8 @@ class ClusterGateway:
         self.link = ManagerLink(self.client, options.manager,
                                 RegisterRequest("gateway", options.name, f"{host}:{port}"), self.state)
         self.control = RemoteControl(self.client, options.manager)
-        self.gateway = Gateway(ClusterBackend(self.client, self.state), self.control, options.config)
+        self.gateway = Gateway(ClusterBackend(self.client, self.state), self.control, options.config,
+                               cluster_secret=options.secret)
         self.runner: web.AppRunner | None = None
 
     async def start(self, *, wait_for_manager: float = 30.0) -> None:

@@ -202,9 +202,9 @@ class ClusterCommands:
         return forward
 
     async def _call_node(self, address: str, command: str, args: dict[str, Any], timeout: aiohttp.ClientTimeout,
-                         name: str) -> Any:
+                         name: str, *, base: str = "/adm") -> Any:
         try:
-            async with self.client.request("POST", address, f"/adm/{command}", data=msgspec.json.encode(args),
+            async with self.client.request("POST", address, f"{base}/{command}", data=msgspec.json.encode(args),
                                            headers={"Content-Type": "application/json"}, timeout=timeout) as resp:
                 raw = await resp.read()
                 status = resp.status
@@ -227,8 +227,9 @@ class ClusterCommands:
 
         async def purge(address: str, name: str) -> dict[str, Any]:
             try:
+                # a gateway's S3 listener: its admin calls live under /_leofs_adm/, never a bucket name
                 result = await self._call_node(address, "purge-cache", {"path": path, "bucket": bucket, "key": key},
-                                               QUERY_TIMEOUT, name)
+                                               QUERY_TIMEOUT, name, base="/_leofs_adm")
             except AdminError as err:
                 return {"gateway": name, "address": address, "ok": False, "error": str(err)}
             return {"gateway": name, "address": address, "ok": True, "result": result}
