@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import ssl
 from dataclasses import dataclass, field
@@ -47,6 +48,13 @@ class ServerOptions:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
 
 
+def default_reserve(path: Path) -> int:
+    """Free space kept back from writes (so deletes and compaction can still run): 64 MiB, or 2% of
+    a small disk."""
+    st = os.statvfs(path)
+    return min(64 * 1024 * 1024, max(1024 * 1024, st.f_blocks * st.f_frsize // 50))
+
+
 class EmbeddedServer:
     """All three roles over one data directory."""
 
@@ -66,7 +74,7 @@ class EmbeddedServer:
         ensure_root(self.manager, access, secret)
         self.store = await ObjectStore.open(
             opts.data_dir / "storage", containers=opts.containers, sync=opts.sync,
-            verify_below=opts.gateway.verify_below,
+            verify_below=opts.gateway.verify_below, reserve_bytes=default_reserve(opts.data_dir),
         )
         backend = EmbeddedBackend(self.store)
         self.gateway = Gateway(backend, LocalControl(self.manager), opts.gateway)

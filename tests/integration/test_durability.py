@@ -196,3 +196,43 @@ def test_compaction_through_adm_reclaims_overwritten_and_deleted_space(tmp_path:
     finally:
         server.stop()
     assert os.path.isdir(tmp_path / "data")
+
+
+def test_disk_full_refuses_writes_with_507_and_keeps_serving(tmp_path: Path) -> None:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.decode().strip()}")
+    server = LeofsServer(mount / "data", extra_args=["--containers", "2"])
+    try:
+        server.start()
+        s3 = make_client(server.endpoint)
+        s3.create_bucket(Bucket="full")
+        stored: dict[str, bytes] = {}
+        refused = None
+        for i in range(200):
+            body = random.randbytes(512 * 1024)
+            try:
+                s3.put_object(Bucket="full", Key=f"o{i}", Body=body)
+            except ClientError as err:
+                refused = err.response
+                break
+            stored[f"o{i}"] = body
+        assert refused is not None, "the disk never filled up"
+        assert refused["ResponseMetadata"]["HTTPStatusCode"] in (507, 503)
+        assert refused["Error"]["Code"] in ("InsufficientStorage", "ServiceUnavailable")
+        assert stored, "nothing could be written before the disk filled"
+        for key, body in stored.items():  # reads keep working
+            assert s3.get_object(Bucket="full", Key=key)["Body"].read() == body
+        for key in list(stored)[: len(stored) // 2]:  # deletes keep working
+            s3.delete_object(Bucket="full", Key=key)
+            del stored[key]
+        server.restart()  # and nothing got corrupted
+        s3 = make_client(server.endpoint)
+        for key, body in stored.items():
+            assert s3.get_object(Bucket="full", Key=key)["Body"].read() == body
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()
+        subprocess.run(["umount", str(mount)], capture_output=True)
