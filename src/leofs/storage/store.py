@@ -15,6 +15,8 @@ Layout of a data directory (see docs/storage-format.md): ``superblock``, ``index
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
 import time
 import zlib
@@ -60,6 +62,8 @@ __all__ = [
     "StaleEntry",
     "Stats",
 ]
+
+log = logging.getLogger("leofs.storage")
 
 SUPERBLOCK_MAGIC = "leofs-storage"
 FORMAT_VERSION = 1
@@ -390,7 +394,15 @@ class ObjectStore:
         try:
             for c in targets:
                 self._set_compaction(pending=[t for t in targets if t not in done and t != c], ongoing=[c])
-                await self._compact_one(c, keep_fn, lambda r: self._add_reclaimed(r))
+                try:
+                    await self._compact_one(c, keep_fn, lambda r: self._add_reclaimed(r))
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    # The copy needs room for the container's live data; the half-written copy is
+                    # gone and the container is as it was. Others may be smaller: go on.
+                    log.warning("not enough free space to compact container %d; skipped", c)
+                    continue
                 done.append(c)
                 reclaimed = self._compaction.reclaimed_bytes
                 self._set_compaction(ongoing=[], done=list(done))
