@@ -42,6 +42,10 @@ log = logging.getLogger("leofs.storage.coordinator")
 _REPLICA = {ROLE_HEADER: ROLE_REPLICA}
 
 
+#: a repair task whose version is not (yet) in the local store is retried this many times
+GIVE_UP_ATTEMPTS = 5
+
+
 class Unavailable(Exception):
     """Fewer than the quorum of replicas could be reached (HTTP 503)."""
 
@@ -119,13 +123,15 @@ class Coordinator:
         if local is not None:
             tasks.append(asyncio.ensure_future(local_write(local)))
         tasks.extend(asyncio.ensure_future(replica(n, c)) for n, c in remote.items())
-        if missed:  # replicas that are down miss the write: durable before we answer
-            tasks.append(asyncio.ensure_future(
-                self.enqueue([RepairTask(ns, key, n, clock) for n in missed])))  # fmt: skip
+        # replicas that are down miss the write: their repair tasks are durable before we answer
+        noted = asyncio.ensure_future(self.enqueue([RepairTask(ns, key, n, clock) for n in missed]))
         acks: list[Entry] = []
         local_error: BaseException | None = None
         pending = set(tasks)
-        while pending and len(acks) < need:
+        mine = tasks[0] if local is not None else None
+        # also wait for our own copy (unless it fails): the gateway reads from this same node, so a
+        # client reading right after the answer must find the write here (read-after-write)
+        while pending and (len(acks) < need or mine in pending):
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
                 result = t.result()
@@ -135,12 +141,13 @@ class Coordinator:
                     local_error = result
         for t in pending:  # the rest finish (and queue their failures) in the background
             self._spawn(t)
+        await noted
         if len(acks) < need:
             if isinstance(local_error, DiskFull) and not acks:
                 raise local_error
             raise Unavailable(f"only {len(acks)} of {need} replicas acknowledged")
-        mine = tasks[0].result() if local is not None and tasks[0].done() else None
-        return mine if isinstance(mine, Entry) else acks[0]
+        own = mine.result() if mine is not None and mine.done() else None
+        return own if isinstance(own, Entry) else acks[0]
 
     def _plan(self, key: bytes, need: int) -> tuple[bool, list[Member], list[str]]:
         """(write locally?, running remote replicas, names of replicas that are down)."""
@@ -219,7 +226,8 @@ class Coordinator:
 
     # -- reads --------------------------------------------------------------------------------------
     async def check_read(self, ns: int, key: bytes) -> Entry | None:
-        """The local entry after comparing with R-1 other running replicas (tombstones included).
+        """The local entry after comparing with R-1 other running replicas (tombstones included);
+        with every other replica when there is no local entry.
 
         A newer copy elsewhere is pulled and stored here first; replicas found stale or missing get
         a repair task. Replicas that do not answer are skipped: the read is served from the best
@@ -227,9 +235,13 @@ class Coordinator:
         local = self.store.get(ns, key)
         rings = self.cluster.rings
         r = self.cluster.consistency.r
-        if rings is None or r <= 1:
+        if rings is None or (r <= 1 and local is not None):
             return local
-        peers = [m for m in rings.read_nodes(key) if m.name != self.name and self.cluster.running(m)][: r - 1]
+        peers = [m for m in rings.read_nodes(key) if m.name != self.name and self.cluster.running(m)]
+        if local is not None:
+            peers = peers[: r - 1]
+        # else (any R): a miss may be a write this node missed while it was down, or this node may not
+        # hold the key at all (a gateway with an older ring): ask every replica before answering 404
         if not peers:
             return local
         metas = await asyncio.gather(*(self.remote_meta(m.name, ns, key) for m in peers), return_exceptions=True)
@@ -289,7 +301,11 @@ class Coordinator:
         for _ in range(3):
             local = self.store.get(task.ns, task.key)
             if local is None or local.clock < task.clock:
-                # we no longer hold that version (compacted, or our own write failed): nothing to push
+                # our own write of that version may still be on its way (a replica can fail faster
+                # than the local fdatasync): retry a few times, then give up (compacted away, or our
+                # write failed; read-repair covers the rest)
+                if task.attempts < GIVE_UP_ATTEMPTS:
+                    return False
                 log.info("repair of %r for %s dropped: local copy is missing or older", task.key, task.target)
                 return True
             if local.tombstone:

@@ -21,6 +21,7 @@ def test_repair_queue_survives_a_restart_of_the_coordinator(tmp_path: Path) -> N
         await c.stop("s3")
         status, entry = await c.put("s1", b"b/q", b"payload")
         assert status == 200 and entry is not None
+        await eventually(lambda: len(c.nodes["s1"].queue.all()) == 1)  # queued once s3's write failed
         status, stats = await adm(c, "s1", "mq-stats")
         assert status == 200 and stats["ok"]
         [queue] = stats["result"]["queues"]

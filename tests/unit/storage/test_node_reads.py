@@ -28,8 +28,8 @@ def test_get_ranges_large_objects_meta_and_clock_mismatch(tmp_path: Path) -> Non
         big = os.urandom(1536 * 1024)  # above verify_below: served with sendfile
         status, entry = await c.put("s1", b"b/big", big, header=PutHeader(meta=b"M"))
         assert status == 200 and entry is not None
-        for node in ("s1", "s2"):
-            status, data, got = await c.get(node, b"b/big")
+        for node in ("s1", "s2"):  # s2 may not have its copy yet: as coordinator it asks the others
+            status, data, got = await c.get(node, b"b/big", role=ROLE_COORDINATE)
             assert status == 200 and data == big and got is not None and got.meta == b"M"
             status, data, _ = await c.get(node, b"b/big", start=1000, length=70000)
             assert status == 200 and data == big[1000:71000]
@@ -40,10 +40,10 @@ def test_get_ranges_large_objects_meta_and_clock_mismatch(tmp_path: Path) -> Non
         assert (await c.get("s1", b"b/big", clock=entry.clock - 1))[0] == 409
         status, small = await c.put("s1", b"b/small", b"0123456789")
         assert status == 200 and small is not None
-        assert (await c.get("s2", b"b/small", start=2, length=3))[1] == b"234"
+        assert (await c.get("s2", b"b/small", start=2, length=3, role=ROLE_COORDINATE))[1] == b"234"
         assert (await c.get("s2", b"b/none"))[0] == 404
         # /meta: the entry, tombstones included; GET of a tombstone is 404
-        status, meta = await c.meta("s3", b"b/small")
+        status, meta = await c.meta("s3", b"b/small", role=ROLE_COORDINATE)
         assert status == 200 and meta is not None and meta.clock == small.clock and meta.size == 10
         assert (await c.meta("s3", b"b/none"))[0] == 404
         status, tomb = await c.delete("s1", b"b/small")
@@ -108,6 +108,7 @@ def test_scan(tmp_path: Path) -> None:
             assert (await c.put("s1", k, b"v"))[0] == 200
         assert (await c.delete("s1", b"b/c"))[0] == 200
         await eventually(lambda: (c.local("s2", b"b/c") is not None and c.local("s2", b"b/c").tombstone))  # type: ignore[union-attr]
+        await eventually(lambda: all(c.local("s2", k) is not None for k in (b"b/a/1", b"b/a/2", b"b/b")))
 
         async def scan(**params: str) -> list[Entry | CommonPrefix]:
             async with c.client.request("GET", c.addr("s2"), "/scan", params={"ns": "0", **params}) as resp:
@@ -166,3 +167,18 @@ def test_coordinate_requests_get_503_until_a_ring_exists(tmp_path: Path) -> None
         assert status == 200 and (await c.get("s4", b"b/k"))[1] == b"v"
 
     run_cluster(tmp_path, body)
+
+
+def test_a_local_miss_asks_the_other_replicas_even_with_r1(tmp_path: Path) -> None:
+    async def body(c: TestCluster) -> None:
+        # s3 missed the write (it was down and its repair has not run yet)
+        for node in ("s1", "s2"):
+            status, _ = await c.put(node, b"b/missed", b"data", role=ROLE_REPLICA, header=PutHeader(clock=77))
+            assert status == 200
+        status, data, entry = await c.get("s3", b"b/missed", role=ROLE_COORDINATE)
+        assert (status, data) == (200, b"data") and entry is not None and entry.clock == 77
+        assert (c.local("s3", b"b/missed") or entry).clock == 77 and c.local("s3", b"b/missed") is not None
+        assert (await c.get("s3", b"b/never", role=ROLE_COORDINATE))[0] == 404
+        assert (await c.meta("s3", b"b/never", role=ROLE_COORDINATE))[0] == 404
+
+    run_cluster(tmp_path, body, r=1)

@@ -37,8 +37,8 @@ def test_replica_down_write_succeeds_and_is_repaired_when_it_returns(tmp_path: P
         await c.stop("s3")  # its server is gone; the manager has not noticed (still "running")
         status, entry = await c.put("s1", b"b/down", b"data")
         assert status == 200 and entry is not None
-        tasks = c.nodes["s1"].queue.all()
-        assert [(t.target, t.key, t.clock) for t in tasks] == [("s3", b"b/down", entry.clock)]
+        await eventually(lambda: [(t.target, t.key, t.clock) for t in c.nodes["s1"].queue.all()]
+                         == [("s3", b"b/down", entry.clock)])  # queued once s3's write failed
         status, tomb = await c.delete("s2", b"b/gone-later")  # D=2 with one down: fine too
         assert status == 200 and tomb is not None and tomb.tombstone
         await c.start("s3")
