@@ -57,10 +57,10 @@ def test_every_object_has_three_replicas_that_agree_with_the_ring(cluster: Leofs
         s3.put_object(Bucket="placement", Key=key, Body=body)
         # W=2: the third copy may still be on its way
         def complete(key: str = key) -> bool:
-            rows = cluster.adm("whereis", f"placement/{key}")
+            rows = cluster.adm("whereis", f"placement/{key}")["replicas"]
             return sum(1 for r in rows if r.get("clock")) == 3
         cluster.wait_until(complete, what=f"3 copies of {key}")
-        rows = cluster.adm("whereis", f"placement/{key}")
+        rows = cluster.adm("whereis", f"placement/{key}")["replicas"]
         nodes = [r["node"] for r in rows]
         assert len(set(nodes)) == 3
         assert nodes == [m.name for m in ring.redundancy(f"placement/{key}".encode())]
@@ -95,7 +95,7 @@ def test_one_node_down_keeps_writes_reads_and_listings_working(cluster: LeofsClu
     cluster.wait_until(lambda: cluster.node_states()["storage2"] == "running", what="storage2 running again")
 
     def repaired() -> bool:
-        rows = cluster.adm("whereis", "one-down/after/3")
+        rows = cluster.adm("whereis", "one-down/after/3")["replicas"]
         return any(r["node"] == "storage2" and r.get("clock") for r in rows) or all(
             r["node"] != "storage2" for r in rows)
 

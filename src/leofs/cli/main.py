@@ -11,6 +11,7 @@ import click
 
 from leofs import __version__
 from leofs.cli.adm import adm
+from leofs.memory import return_large_buffers_to_the_os
 
 
 def parse_address(value: str) -> tuple[str, int]:
@@ -30,6 +31,7 @@ def parse_address(value: str) -> tuple[str, int]:
 def cli(log_level: str) -> None:
     """leofs: an S3-compatible distributed object store (LeoFS in Python)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return_large_buffers_to_the_os()
 
 
 @cli.command()
