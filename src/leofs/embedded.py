@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from leofs.gateway import maintenance
-from leofs.gateway.app import Gateway
+from leofs.gateway.app import Gateway, make_runner
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.control import LocalControl
@@ -91,8 +91,7 @@ class EmbeddedServer:
         return {"access_key": access, "secret_key": secret, "generated": generated, "tls": ssl_ctx is not None}
 
     async def _serve(self, app: web.Application, address: tuple[str, int], ssl_ctx: ssl.SSLContext | None) -> None:
-        # bodies are stored verbatim: a Content-Encoding (gzip, ...) is the object's, never decoded here
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
+        runner = make_runner(app)
         await runner.setup()
         site = web.TCPSite(runner, address[0], address[1], ssl_context=ssl_ctx, backlog=1024)
         await site.start()

@@ -13,15 +13,37 @@ import pytest
 import trustme
 from botocore.config import Config
 
+from tests.support.cluster import LeofsCluster
 from tests.support.servers import ROOT_ACCESS_KEY, ROOT_SECRET_KEY, LeofsServer
 
 _counter = itertools.count()
 
 
+@pytest.fixture(scope="session", params=["embedded", pytest.param("cluster", marks=pytest.mark.cluster)])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The system under test, shared by the session: the embedded server, then a 3-node cluster
+    (manager, three storage nodes with N=3 W=2 R=1 D=2, one gateway), both over http."""
+    if request.param == "embedded":
+        srv = LeofsServer(tmp_path_factory.mktemp("server") / "data")
+        srv.start()
+        yield srv
+        srv.stop()
+        return
+    cluster = LeofsCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+    except BaseException:
+        print(cluster.logs())
+        cluster.stop()
+        raise
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeofsServer]:
-    """One embedded server (http) shared by the session."""
-    srv = LeofsServer(tmp_path_factory.mktemp("server") / "data")
+def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeofsServer]:
+    """An embedded server, for tests of what only the embedded default has."""
+    srv = LeofsServer(tmp_path_factory.mktemp("embedded") / "data")
     srv.start()
     yield srv
     srv.stop()
@@ -62,7 +84,7 @@ def make_client(endpoint: str, *, access_key: str = ROOT_ACCESS_KEY, secret_key:
 
 
 @pytest.fixture
-def s3(server: LeofsServer) -> Any:
+def s3(server: Any) -> Any:
     """boto3 with its default configuration (CRC32 checksums on uploads, Expect: 100-continue)."""
     return make_client(server.endpoint)
 
@@ -75,9 +97,10 @@ def bucket(s3: Any) -> str:
     return name
 
 
-def aws_env(server: LeofsServer, home: Path) -> dict[str, str]:
+def aws_env(server: Any, home: Path) -> dict[str, str]:
     """Environment for the aws CLI / s3cmd subprocesses."""
     env = dict(os.environ)
-    env.update(AWS_ACCESS_KEY_ID=ROOT_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=ROOT_SECRET_KEY, AWS_DEFAULT_REGION="us-east-1",
-               HOME=str(home), AWS_CONFIG_FILE=str(home / "aws-config"), AWS_SHARED_CREDENTIALS_FILE=str(home / "creds"))
+    env.update(AWS_ACCESS_KEY_ID=ROOT_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=ROOT_SECRET_KEY,
+               AWS_DEFAULT_REGION="us-east-1", HOME=str(home), AWS_CONFIG_FILE=str(home / "aws-config"),
+               AWS_SHARED_CREDENTIALS_FILE=str(home / "creds"))
     return env

@@ -17,6 +17,12 @@ from tests.integration.conftest import make_client
 from tests.support.servers import CLUSTER_SECRET, LeofsServer
 
 
+@pytest.fixture
+def server(embedded_server: LeofsServer) -> LeofsServer:
+    """These tests are about the embedded server's admin API (the cluster's is in tests/cluster)."""
+    return embedded_server
+
+
 def adm(server: LeofsServer, *args: str, secret: str = CLUSTER_SECRET, json_out: bool = True,
         check: bool = True) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "leofs", "adm", "--manager", server.admin, "--cluster-secret", secret]

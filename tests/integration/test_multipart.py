@@ -20,7 +20,7 @@ from awscrt import checksums as crt
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import make_client
-from tests.support.servers import LeofsServer
+from tests.support.servers import CLUSTER_SECRET, LeofsServer
 
 MiB = 1024 * 1024
 
@@ -82,10 +82,13 @@ def complete(s3: Any, bucket: str, key: str, upload_id: str, parts: list[dict[st
                                         MultipartUpload={"Parts": parts}, **kw)
 
 
-def active_bytes(server: LeofsServer) -> int:
-    out = subprocess.run([sys.executable, "-m", "leofs", "adm", "--manager", server.admin, "--json", "du", "embedded"],
-                         env=server.env(), capture_output=True, check=True, timeout=60).stdout
-    return sum(int(c["active_bytes"]) for c in json.loads(out))
+def active_bytes(server: Any) -> int:
+    total = 0
+    for node in server.node_names:
+        out = subprocess.run([sys.executable, "-m", "leofs", "adm", "--manager", server.admin, "--cluster-secret",
+                              CLUSTER_SECRET, "--json", "du", node], capture_output=True, check=True, timeout=60).stdout
+        total += sum(int(c["active_bytes"]) for c in json.loads(out))
+    return total
 
 
 def wait_active_below(server: LeofsServer, limit: int, timeout: float = 30.0) -> int:

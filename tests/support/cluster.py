@@ -94,6 +94,38 @@ class LeofsCluster:
             "gateway", "--manager", self.manager_address, "--address", f"127.0.0.1:{self.gateway_port}",
         ], self.gateway_port, base / "gateway.log")
 
+    # -- the same face as LeofsServer, so the S3 integration tests run against either ------------------
+    host = "127.0.0.1"
+    tls = None
+
+    @property
+    def port(self) -> int:
+        return self.gateway_port
+
+    @property
+    def admin(self) -> str:
+        return self.manager_address
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(self.storage)
+
+    def log(self) -> str:
+        return self.logs()
+
+    def ping(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/_leofs_adm/ping", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
     @property
     def manager_address(self) -> str:
         return f"127.0.0.1:{self.manager_port}"

@@ -36,6 +36,9 @@ class LeofsServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
 
+    #: storage node names for `leofs adm du NODE` and friends
+    node_names = ("embedded",)
+
     @property
     def endpoint(self) -> str:
         scheme = "https" if self.tls else "http"
@@ -56,9 +59,8 @@ class LeofsServer:
                 "--admin-address", self.admin, *self.extra_args]
         if self.tls:
             args += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env())
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

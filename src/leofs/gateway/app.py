@@ -132,8 +132,13 @@ class Gateway:
             return await handler(self, req)
         except S3Error as err:
             return self._error_response(request, err)
-        except (ConnectionResetError, web.HTTPException):
+        except web.HTTPException:
             raise
+        except ConnectionResetError:
+            # The client went away (or a storage node broke off a body already being sent): there is
+            # no one to answer. aiohttp finds the transport closed and ends quietly.
+            log.debug("connection lost on %s %s", request.method, request.path)
+            return web.Response(status=499)
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
             return self._error_response(request, S3Error("InternalError"))
@@ -154,6 +159,12 @@ class Gateway:
             return web.Response(status=err.status, headers=headers)
         body = error_document(err.code, err.message, resource, request_id, err.extra)
         return web.Response(status=err.status, body=body, headers=headers, content_type="application/xml")
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner every S3 listener uses (embedded or cluster gateway)."""
+    # Bodies are stored verbatim: a Content-Encoding (gzip, ...) is the object's, never decoded here.
+    return web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False)
 
 
 class _ClientProtocolErrors(logging.Filter):

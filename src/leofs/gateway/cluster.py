@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from leofs.gateway.app import Gateway
+from leofs.gateway.app import Gateway, make_runner
 from leofs.gateway.cluster_backend import ClusterBackend
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.remote_control import RemoteControl
@@ -60,7 +60,7 @@ class ClusterGateway:
         if self.options.tls_cert and self.options.tls_key:
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(str(self.options.tls_cert), str(self.options.tls_key))
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.runner = make_runner(app)
         await self.runner.setup()
         host, port = self.options.address
         await web.TCPSite(self.runner, host, port, ssl_context=ssl_ctx, backlog=1024).start()
