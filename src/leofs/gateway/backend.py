@@ -17,7 +17,12 @@ STREAM_PIECE = 1024 * 1024
 
 
 class Backend(Protocol):
-    """Key-value operations the gateway needs; ``head`` hides tombstones."""
+    """Key-value operations the gateway needs; ``head`` hides tombstones.
+
+    ``local`` says whether the data is on this host (then ``open_data`` gives a file for sendfile).
+    """
+
+    local: bool
 
     async def put(
         self,
@@ -57,6 +62,8 @@ class Backend(Protocol):
 
 class EmbeddedBackend:
     """The local object store, called in-process (the embedded default, N=W=R=D=1)."""
+
+    local = True
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store

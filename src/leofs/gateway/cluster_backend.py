@@ -42,6 +42,8 @@ STREAM_PIECE = 256 * 1024
 class ClusterBackend:
     """:class:`~leofs.gateway.backend.Backend` over the storage nodes of a cluster."""
 
+    local = False
+
     def __init__(self, client: InternalClient, state: ClusterState) -> None:
         self.client = client
         self.state = state

@@ -150,12 +150,41 @@ async def send_body(
     if obj.manifest is None:
         await _send_entry(request, response, backend, obj.entry, start, end - start + 1, verify_below)
         return
-    for extent in extents(obj.manifest, start, end):
-        ckey = chunk_key(bucket, key, extent.blob.blob_id, extent.index)
-        entry = await backend.head(NS_CHUNK, ckey)
+
+    async def locate(extent: Extent) -> tuple[Entry, bytes | None]:
+        """The chunk's entry, and its bytes when they live on another host (read ahead)."""
+        entry = await backend.head(NS_CHUNK, chunk_key(bucket, key, extent.blob.blob_id, extent.index))
         if entry is None:
             log.error("chunk %d of %s/%s (blob %s) is missing", extent.index, bucket, key, extent.blob.blob_id)
             raise ConnectionResetError("missing chunk")
+        if backend.local:
+            return entry, None  # sent with sendfile: the kernel reads ahead
+        return entry, await backend.read(entry, extent.offset, extent.length)
+
+    # Read-ahead of one chunk: the next chunk is fetched while this one goes to the client.
+    pending: asyncio.Future[tuple[Entry, bytes | None]] | None = None
+    previous: Extent | None = None
+    try:
+        for extent in extents(obj.manifest, start, end):
+            ahead = asyncio.ensure_future(locate(extent))
+            if pending is not None and previous is not None:
+                await _send_located(request, response, backend, await pending, previous, verify_below)
+            pending, previous = ahead, extent
+        if pending is not None and previous is not None:
+            await _send_located(request, response, backend, await pending, previous, verify_below)
+            pending = None
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+
+
+async def _send_located(request: web.Request, response: web.StreamResponse, backend: Backend,
+                        located: tuple[Entry, bytes | None], extent: Extent, verify_below: int) -> None:
+    entry, data = located
+    if data is not None:
+        await response.write(data)
+    else:
         await _send_entry(request, response, backend, entry, extent.offset, extent.length, verify_below)
 
 
