@@ -5,8 +5,9 @@ Every text value goes through :func:`esc`.
 
 from __future__ import annotations
 
-import datetime as dt
 import email.utils
+import functools
+import time
 
 from leofs.s3.xmlparse import xml_escape
 
@@ -41,8 +42,14 @@ def error_document(code: str, message: str, resource: str, request_id: str, extr
 
 def iso8601(micros: int) -> str:
     """Timestamp in S3's XML form, millisecond precision: 2009-10-12T17:50:30.000Z."""
-    t = dt.datetime.fromtimestamp(micros / 1e6, dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    seconds, us = divmod(micros, 1_000_000)
+    return f"{_iso_seconds(seconds)}{us // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    # listings show many keys written in the same second: format each second once
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
 
 
 def http_date(micros: int) -> str:

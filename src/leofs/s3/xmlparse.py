@@ -211,6 +211,8 @@ _ESCAPES: Final = {
     ord("\r"): "&#13;",
 }
 _ILLEGAL_RE: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+#: any character xml_escape changes; most values (keys, ETags, sizes) have none and are returned as is
+_SPECIAL_RE: Final = re.compile("[&<>\"'\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def xml_escape(s: str) -> str:
@@ -220,6 +222,8 @@ def xml_escape(s: str) -> str:
     LF); characters XML 1.0 cannot carry at all (most C0 controls, lone surrogates, U+FFFE/FFFF)
     are dropped. Keys holding them can be listed exactly with ``encoding-type=url``.
     """
+    if _SPECIAL_RE.search(s) is None:
+        return s
     if _ILLEGAL_RE.search(s) is not None:
         s = _ILLEGAL_RE.sub("", s)
     return s.translate(_ESCAPES)
