@@ -142,7 +142,11 @@ class NodeAPI:
             header = decode_put_header(raw) if raw else PutHeader()
         except (ValueError, msgspec.DecodeError):
             raise _bad(f"bad {PUT_HEADER}") from None
-        data = await request.read()
+        try:
+            data = await request.read()
+        except ConnectionResetError:  # the sender (gateway or coordinator) went away mid-body
+            log.info("PUT of %r abandoned by its sender", key)
+            return web.Response(status=400)
         try:
             if self._coordinating(request):
                 return _entry_response(await self.coordinator.put(ns, key, data, header))

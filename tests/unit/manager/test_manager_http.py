@@ -180,6 +180,7 @@ class FakeNode:
         self.app.router.add_get("/scan", self.scan)
         self.app.router.add_post("/int/ring", self.ring)
         self.app.router.add_post("/adm/{command}", self.adm)
+        self.app.router.add_post("/_leofs_adm/{command}", self.adm)  # as gateways serve it
 
     async def meta(self, request: web.Request) -> web.Response:
         assert request.headers[SECRET_HEADER] == SECRET
