@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.control import LocalControl
 from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
+from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.manager.admin import AdminAPI
 from leofs.manager.bootstrap import cluster_secret, ensure_root, root_credentials
 from leofs.manager.store import ManagerStore
@@ -157,11 +157,7 @@ async def run_server(options: ServerOptions, announce: bool = True) -> None:
             print(f"  AWS_ACCESS_KEY_ID={info['access_key']}", flush=True)
             print(f"  AWS_SECRET_ACCESS_KEY={info['secret_key']}", flush=True)
         print(f"Connect: aws --endpoint-url {scheme}://{host}:{port} s3 ls", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_shutdown_signal()
     finally:
         await server.stop()

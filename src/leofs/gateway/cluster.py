@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from leofs.gateway.remote_control import RemoteControl
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ClusterState, ManagerLink
 from leofs.internal.messages import RegisterRequest
+from leofs.lifecycle import wait_for_shutdown_signal
 
 log = logging.getLogger("leofs.gateway")
 
@@ -82,11 +82,7 @@ async def run_gateway(options: GatewayOptions) -> None:
     host, port = options.address
     scheme = "https" if options.tls_cert else "http"
     print(f"leofs gateway {options.name}: S3 on {scheme}://{host}:{port}, manager {options.manager}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_shutdown_signal()
     finally:
         await node.stop()

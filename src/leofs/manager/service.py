@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from aiohttp import web
 
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import Consistency
+from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.manager.admin import AdminAPI
 from leofs.manager.bootstrap import ensure_root, load_secret, root_credentials
 from leofs.manager.cluster import Cluster
@@ -144,11 +144,7 @@ async def run_manager(options: ManagerOptions, announce: bool = True) -> None:
                   flush=True)
             print(f"  AWS_ACCESS_KEY_ID={manager.root[0]}", flush=True)
             print(f"  AWS_SECRET_ACCESS_KEY={manager.root[1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_shutdown_signal()
     finally:
         await manager.stop()

@@ -119,10 +119,7 @@ def build_ring(members: Sequence[Member], *, replicas: int, rack_aware_replicas:
     lists: list[tuple[Member, ...]] = []
     interned: dict[tuple[int, ...], tuple[Member, ...]] = {}
     for start in range(total):
-        if k > 1:
-            picked = _rack_list(ext, start, total, target, k, rack_of)
-        else:
-            picked = _plain_list(ext, start, target)
+        picked = _rack_list(ext, start, total, target, k, rack_of) if k > 1 else _plain_list(ext, start, target)
         key = tuple(picked)
         entry = interned.get(key)
         if entry is None:

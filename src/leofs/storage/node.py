@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from aiohttp import web
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ManagerLink
 from leofs.internal.messages import RegisterRequest
+from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.storage.admin_commands import Command, StorageAdmin
 from leofs.storage.coordinator import Coordinator
 from leofs.storage.membership import NodeCluster
@@ -129,11 +129,7 @@ async def run_storage_node(options: StorageNodeOptions) -> None:
     node = StorageNode(options)
     await node.start()
     print(f"leofs storage {options.name}: internal API on {node.address}, data in {options.data_dir}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_shutdown_signal()
     finally:
         await node.stop()
