@@ -25,11 +25,12 @@ from typing import Any
 from . import procstat, report
 from .client import S3Client
 from .loadgen import LoadResult
-from .servers import ACCESS_KEY, SECRET_KEY, SERVER_TYPES, Server, ServerUnavailable
+from .servers import ACCESS_KEY, SECRET_KEY, SERVER_TYPES, LeofsEmbedded, Server, ServerUnavailable
 from .sigv4 import Signer
 from .workloads import BUCKET, GiB, KiB, MiB, Row, Target, build_rows, prepare, run_row
 
 _UNITS = {"k": KiB, "m": MiB, "g": GiB}
+_SPY_EXT = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
 
 
 def parse_size(text: str) -> int:
@@ -56,11 +57,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mixed-keys", type=int, help="key space of the mixed load (default 10000; quick 500)")
     p.add_argument("--mixed-concurrency", default="16,64", help="client counts for the mixed load (default 16,64)")
     p.add_argument("--leofs-args", default="", help="extra arguments for `leofs server`, e.g. '--no-sync'")
+    p.add_argument("--baseline-src", metavar="DIR",
+                   help="directory holding another copy of the leofs package (e.g. a copy of src/ before a change); "
+                        "run it as server 'leofs-base' to compare before/after in the same interleaved run")
     p.add_argument("--out", default="s3bench-results.json", help="JSON results file (Markdown next to it, .md)")
     p.add_argument("--workdir", help="where servers keep their data (default: a new temp dir, removed after)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (data and server logs)")
     p.add_argument("--time-limit", type=float, default=3600, help="stop starting new runs after this many seconds")
-    p.add_argument("--py-spy", metavar="DIR", help="record a py-spy flame graph of each leofs run (rep 0) into DIR")
+    p.add_argument("--py-spy", metavar="DIR", help="record a py-spy profile of each leofs run (rep 0) into DIR")
+    p.add_argument("--py-spy-format", default="flamegraph", choices=["flamegraph", "raw", "speedscope"],
+                   help="py-spy output: flamegraph (.svg), raw collapsed stacks (.txt, see s3bench.flame)")
     return p.parse_args(argv)
 
 
@@ -117,13 +123,15 @@ async def wait_ready(target: Target, timeout: float = 90) -> None:
     raise ServerUnavailable(f"{target.name} did not serve S3 within {timeout:.0f} s: {last}")
 
 
-def start_py_spy(server: Server, out_dir: Path, row: Row, duration: float) -> subprocess.Popen[bytes] | None:
+def start_py_spy(server: Server, out_dir: Path, row: Row, duration: float,
+                 fmt: str) -> subprocess.Popen[bytes] | None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists() or not server.pids():
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [spy, "record", "--pid", str(server.pids()[-1]), "--subprocesses", "--rate", "200", "--nonblocking",
-           "--duration", str(max(1, math.ceil(duration))), "-o", str(out_dir / f"{server.name}-{row.id}.svg")]
+           "--duration", str(max(1, math.ceil(duration))), "--format", fmt,
+           "-o", str(out_dir / f"{server.name}-{row.id}.{_SPY_EXT[fmt]}")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     time.sleep(0.3)  # let it attach before the timed window starts
     return proc
@@ -185,7 +193,7 @@ async def run_all(args: argparse.Namespace, rows: list[Row], servers: list[Serve
                         print(f"  {row.id} {server.name}: preparation failed: {exc}", flush=True)
                         continue
                     gc.collect()
-                    spy = start_py_spy(server, Path(args.py_spy), row, duration) \
+                    spy = start_py_spy(server, Path(args.py_spy), row, duration, args.py_spy_format) \
                         if args.py_spy and rep == 0 and server.kind == "leofs" else None
                     pids = procstat.tree(server.pids())
                     procstat.reset_peak_rss(pids)
@@ -230,7 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             cls = SERVER_TYPES[name]
-            server = cls(workdir / name, shlex.split(args.leofs_args)) if name == "leofs" else cls(workdir / name)
+            if name in ("leofs", "leofs-base"):
+                if name == "leofs-base" and not args.baseline_src:
+                    print("leofs-base needs --baseline-src DIR", file=sys.stderr)
+                    return 2
+                server = LeofsEmbedded(workdir / name, shlex.split(args.leofs_args), name=name,
+                                       src=args.baseline_src if name == "leofs-base" else None)
+            else:
+                server = cls(workdir / name)
             servers.append(server)
             try:
                 server.start()

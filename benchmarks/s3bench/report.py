@@ -10,9 +10,9 @@ from typing import Any
 
 from .workloads import Row
 
-PAIRS = [("leofs", "seaweedfs"), ("leofs-cluster", "seaweedfs-3copy")]
+PAIRS = [("leofs", "seaweedfs"), ("leofs-cluster", "seaweedfs-3copy"), ("leofs", "leofs-base")]
 LABELS = {"leofs": "leofs embedded", "seaweedfs": "SeaweedFS", "leofs-cluster": "leofs 3-node cluster",
-          "seaweedfs-3copy": "SeaweedFS 3 copies"}
+          "seaweedfs-3copy": "SeaweedFS 3 copies", "leofs-base": "leofs before"}
 _NUMERIC = ("ops_s", "mb_s", "p50_ms", "p99_ms", "cpu_ms_per_op", "rss_peak_mib", "client_cpu_ms_per_op",
             "other_cpu_s", "elapsed_s", "ops", "errors", "sec_per_op")
 
@@ -77,6 +77,9 @@ def markdown(summary: list[dict[str, Any]], unavailable: dict[str, str]) -> str:
             if a in unavailable or b in unavailable:
                 why = "; ".join(f"{n}: {unavailable[n]}" for n in (a, b) if n in unavailable)
                 out.append(f"**{LABELS[a]} vs {LABELS[b]}: unavailable** ({why})\n")
+                alone = b if a in unavailable else a
+                if any(alone in e["servers"] for e in summary):
+                    out.append(_single(summary, alone))
             continue
         la, lb = LABELS[a], LABELS[b]
         out.append(f"| workload | {la} | {lb} | {la} / {lb} | p50 ms ({a} / {b}) | p99 ms | "
@@ -97,10 +100,22 @@ def markdown(summary: list[dict[str, Any]], unavailable: dict[str, str]) -> str:
                 f"| {_num(sa['cpu_ms_per_op'], 2)} / {_num(sb['cpu_ms_per_op'], 2)} "
                 f"| {_num(sa['rss_peak_mib'], 0)} / {_num(sb['rss_peak_mib'], 0)} |")
         out.append("")
-        out.append(f"Ratio > 1 means {la} is faster (for listings: SeaweedFS seconds / leofs seconds). "
+        out.append(f"Ratio > 1 means {la} is faster (for listings: {lb} seconds / {la} seconds). "
                    "Figures are medians over the interleaved repetitions; CPU is the server process tree's "
                    "utime+stime per operation; RSS is the sum of the processes' VmHWM during the run.\n")
     return "\n".join(out)
+
+
+def _single(summary: list[dict[str, Any]], name: str) -> str:
+    """A table of one server's figures (when its counterpart could not run)."""
+    lines = [f"| workload | {LABELS[name]} | p50 ms | p99 ms | server CPU ms/op | peak RSS MiB |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for e in summary:
+        m = e["servers"].get(name)
+        if m:
+            lines.append(f"| {e['title']} | {_fmt(m['headline'], e['metric'])} | {_num(m['p50_ms'])} "
+                         f"| {_num(m['p99_ms'])} | {_num(m['cpu_ms_per_op'], 2)} | {_num(m['rss_peak_mib'], 0)} |")
+    return "\n".join(lines) + "\n"
 
 
 def write(path: Path, meta: dict[str, Any], rows: list[Row], runs: list[dict[str, Any]], servers: list[str],

@@ -118,21 +118,27 @@ class LeofsEmbedded(Server):
 
     kind = "leofs"
 
-    def __init__(self, workdir: Path, extra_args: list[str] | None = None) -> None:
-        super().__init__("leofs", workdir)
+    def __init__(self, workdir: Path, extra_args: list[str] | None = None, *, name: str = "leofs",
+                 src: str | None = None) -> None:
+        super().__init__(name, workdir)
         self.extra_args = extra_args or []
+        self.src = src  # run the leofs package found here instead of the installed one (A/B runs)
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         port, admin = free_port(), free_port()
         env = dict(os.environ, LEOFS_ROOT_ACCESS_KEY=ACCESS_KEY, LEOFS_ROOT_SECRET_KEY=SECRET_KEY,
                    LEOFS_CLUSTER_SECRET=CLUSTER_SECRET)
+        if self.src:
+            env["PYTHONPATH"] = self.src + os.pathsep + env.get("PYTHONPATH", "")
         proc = self.spawn([sys.executable, "-m", "leofs", "server", str(self.workdir / "data"),
                            "--address", f"{HOST}:{port}", "--admin-address", f"{HOST}:{admin}", *self.extra_args],
                           "leofs", env=env)
         wait_port(port, proc, 60, "leofs server", self.workdir / "leofs.log")
         self.endpoint = f"http://{HOST}:{port}"
         self.version = _leofs_version() + (" " + " ".join(self.extra_args) if self.extra_args else "")
+        if self.src:
+            self.version += f" (source {self.src})"
 
 
 class LeofsCluster(Server):
@@ -240,7 +246,7 @@ class SeaweedSingle(Server):
 
 
 class SeaweedReplicated(Server):
-    """SeaweedFS with three copies: master (-defaultReplication=002), 3 volume servers, filer with S3."""
+    """SeaweedFS with three copies: master (-defaultReplication=002), 3 volume servers, filer, S3 gateway."""
 
     kind = "seaweedfs"
 
@@ -267,17 +273,19 @@ class SeaweedReplicated(Server):
         fport, fgrpc, sport, sgrpc = free_port(), free_port(), free_port(), free_port()
         (self.workdir / "filer").mkdir(exist_ok=True)
         proc = self.spawn([weed, "filer", f"-ip={HOST}", f"-ip.bind={HOST}", f"-port={fport}", f"-port.grpc={fgrpc}",
-                           f"-master={master}", "-defaultReplicaPlacement=002",
-                           "-s3", f"-s3.port={sport}", f"-s3.port.grpc={sgrpc}", "-s3.port.iceberg=0",
-                           "-s3.port.lance=0", f"-s3.config={_s3_config(self.workdir / 's3.json')}"],
-                          "filer", cwd=self.workdir / "filer")
-        wait_port(sport, proc, 90, "weed filer/s3", self.workdir / "filer.log")
+                           f"-master={master}", "-defaultReplicaPlacement=002"], "filer", cwd=self.workdir / "filer")
+        wait_port(fport, proc, 60, "weed filer", self.workdir / "filer.log")
+        proc = self.spawn([weed, "s3", f"-filer={HOST}:{fport}.{fgrpc}", f"-ip.bind={HOST}", f"-port={sport}",
+                           f"-port.grpc={sgrpc}", "-port.iceberg=0", "-port.lance=0",
+                           f"-config={_s3_config(self.workdir / 's3.json')}"], "s3")
+        wait_port(sport, proc, 60, "weed s3", self.workdir / "s3.log")
         self.endpoint = f"http://{HOST}:{sport}"
         self.version = _weed_version(weed) + " (3 volume servers, replication 002)"
 
 
 SERVER_TYPES: dict[str, type[Server]] = {
     "leofs": LeofsEmbedded,
+    "leofs-base": LeofsEmbedded,  # the same, from --baseline-src: before/after runs of a change
     "leofs-cluster": LeofsCluster,
     "seaweedfs": SeaweedSingle,
     "seaweedfs-3copy": SeaweedReplicated,
