@@ -3,71 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.servers import CLUSTER_SECRET, ROOT_ACCESS_KEY, ROOT_SECRET_KEY, free_port
-
-
-class Service:
-    """One `leofs ...` child process listening on ``port``."""
-
-    def __init__(self, name: str, args: list[str], port: int, log_path: Path) -> None:
-        self.name = name
-        self.args = args
-        self.port = port
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> None:
-        env = dict(os.environ, LEOFS_CLUSTER_SECRET=CLUSTER_SECRET, LEOFS_ROOT_ACCESS_KEY=ROOT_ACCESS_KEY,
-                   LEOFS_ROOT_SECRET_KEY=ROOT_SECRET_KEY)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "leofs", *self.args], stdout=log,
-                                         stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not start:\n{self.log()}")
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-20000:]
-        except OSError:
-            return ""
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash."""
-        if self.alive:
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.alive:
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+from tests.support.servers import CLUSTER_SECRET, ROOT_ACCESS_KEY, ROOT_SECRET_KEY, Service, free_port
 
 
 class LeofsCluster:
@@ -80,7 +22,7 @@ class LeofsCluster:
         self.manager = Service("manager", [
             "manager", "--data", str(base / "manager"), "--address", f"127.0.0.1:{self.manager_port}",
             "--replicas", str(n), "--write", str(w), "--read", str(r), "--delete", str(d),
-        ], self.manager_port, base / "manager.log")
+        ], [self.manager_port], base / "manager.log")
         self.storage: dict[str, Service] = {}
         for i in range(1, nodes + 1):
             name = f"storage{i}"
@@ -88,11 +30,11 @@ class LeofsCluster:
             self.storage[name] = Service(name, [
                 "storage", "--name", name, "--data", str(base / name), "--manager", self.manager_address,
                 "--address", f"127.0.0.1:{port}",
-            ], port, base / f"{name}.log")
+            ], [port], base / f"{name}.log")
         self.gateway_port = free_port()
         self.gateway = Service("gateway", [
             "gateway", "--manager", self.manager_address, "--address", f"127.0.0.1:{self.gateway_port}",
-        ], self.gateway_port, base / "gateway.log")
+        ], [self.gateway_port], base / "gateway.log")
 
     # -- the same face as LeofsServer, so the S3 integration tests run against either ------------------
     host = "127.0.0.1"
