@@ -30,6 +30,7 @@ from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.manager.admin import AdminAPI
 from leofs.manager.bootstrap import cluster_secret, ensure_root, root_credentials
 from leofs.manager.store import ManagerStore
+from leofs.storage import metrics as storage_metrics
 from leofs.storage.admin_commands import StorageAdmin
 from leofs.storage.store import ObjectStore
 
@@ -76,6 +77,7 @@ class EmbeddedServer:
             opts.data_dir / "storage", containers=opts.containers, sync=opts.sync,
             verify_below=opts.gateway.verify_below, reserve_bytes=default_reserve(opts.data_dir),
         )
+        storage_metrics.track("embedded", self.store)
         backend = EmbeddedBackend(self.store)
         self.gateway = Gateway(backend, LocalControl(self.manager), opts.gateway)
         admin = AdminAPI(self.manager, cluster_secret(opts.data_dir), info=self._info)

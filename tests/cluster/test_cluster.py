@@ -181,3 +181,23 @@ def test_user_changes_reach_the_gateway_within_about_a_second(cluster: LeofsClus
         except ClientError:
             assert time.monotonic() < deadline, "the new user never reached the gateway"
             time.sleep(0.1)
+
+
+def test_every_process_serves_metrics(cluster: LeofsCluster) -> None:
+    import urllib.request
+
+    s3 = _client(cluster)
+    s3.create_bucket(Bucket="metrics")  # a bucket named "metrics" still works: metrics live elsewhere
+    s3.put_object(Bucket="metrics", Key="k", Body=b"v")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="metrics")["Contents"]] == ["k"]
+
+    def scrape(url: str) -> str:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return str(resp.read().decode())
+
+    assert 'leofs_members{state="running",type="storage"} 3.0' in scrape(f"http://{cluster.manager_address}/metrics")
+    writes = [scrape(f"http://127.0.0.1:{node.ports[0]}/metrics") for node in cluster.storage.values()]
+    assert all("leofs_storage_writes_total" in text for text in writes)
+    assert all("leofs_repair_queue_length" in text for text in writes)
+    gateway = scrape(f"{cluster.endpoint}/_leofs_adm/metrics")
+    assert 'leofs_s3_requests_total{operation="PutObject",status="200"}' in gateway

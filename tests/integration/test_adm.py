@@ -97,3 +97,18 @@ def test_wrong_cluster_secret_is_refused(server: LeofsServer) -> None:
     result = adm(server, "get-users", secret="not-the-secret", check=False)
     assert result.returncode != 0
     assert "secret" in result.stderr
+
+
+def test_metrics_are_served_in_prometheus_format(server: LeofsServer) -> None:
+    import urllib.request
+
+    s3 = make_client(server.endpoint)
+    s3.create_bucket(Bucket="metrics-probe")
+    s3.put_object(Bucket="metrics-probe", Key="k", Body=b"v")
+    for url in (f"http://{server.admin}/metrics", f"{server.endpoint}/_leofs_adm/metrics"):
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert resp.headers["Content-Type"].startswith("text/plain")
+            text = resp.read().decode()
+        assert 'leofs_s3_requests_total{operation="PutObject",status="200"}' in text
+        assert "leofs_s3_request_seconds_bucket" in text
+        assert 'leofs_storage_syncs_total{node="embedded"}' in text

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from leofs import metrics
 from leofs.gateway.access import authorize
 from leofs.gateway.backend import Backend
 from leofs.gateway.context import GatewayConfig, S3Request, new_request_id, parse_query, split_target
@@ -31,6 +33,8 @@ _ERR_KEY = web.RequestKey("s3error", S3Error)
 
 ADMIN_PREFIX = "/_leofs_adm/"
 PING_PATH = ADMIN_PREFIX + "ping"
+#: the gateway's metrics live under the admin prefix: a plain /metrics would be a bucket's listing
+METRICS_PATH = ADMIN_PREFIX + "metrics"
 
 
 class Gateway:
@@ -121,8 +125,20 @@ class Gateway:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Every S3 request comes through here."""
-        if request.path == PING_PATH and request.method in ("GET", "HEAD"):
-            return web.Response(text="OK")
+        if request.path.startswith(ADMIN_PREFIX) and request.method in ("GET", "HEAD"):
+            if request.path == PING_PATH:
+                return web.Response(text="OK")
+            if request.path == METRICS_PATH:
+                return await metrics.handler(request)
+        started = time.perf_counter()
+        response = await self._answer(request)
+        req = request.get(_REQ_KEY)
+        operation = req.op.value if req is not None else "Unknown"
+        metrics.s3_requests.labels(operation, str(response.status)).inc()
+        metrics.s3_seconds.labels(operation).observe(time.perf_counter() - started)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         try:
             req = self._prepare(request)
             self._authenticate(req)

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from leofs import metrics
 from leofs.manager.store import CANNED_ACLS, ROLE_ADMIN, ROLE_GENERAL, ManagerError, ManagerStore, canned_grants
 
 log = logging.getLogger("leofs.manager.admin")
@@ -65,6 +66,7 @@ class AdminAPI:
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/adm/{command}", self.handle)
+        app.router.add_get("/metrics", metrics.handler)
         return app
 
     async def handle(self, request: web.Request) -> web.Response:

@@ -11,13 +11,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.core import Metric
 
+from leofs import metrics
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import Consistency
 from leofs.lifecycle import wait_for_shutdown_signal
@@ -48,6 +51,21 @@ class ManagerOptions:
     check_interval: float = 0.5
 
 
+_tracked: list[weakref.ref[Members]] = []
+
+
+def _member_metrics() -> Iterable[Metric]:
+    counts: dict[tuple[str, ...], float] = {}
+    for ref in _tracked:
+        members = ref()
+        for node in members.nodes() if members is not None else []:
+            counts[(node.type, node.state)] = counts.get((node.type, node.state), 0) + 1
+    yield metrics.gauge("leofs_members", "Cluster members by type and state", counts, ["type", "state"])
+
+
+metrics.register(_member_metrics)
+
+
 class Manager:
     """One manager process: the store, the member table, the HTTP server and the timeout checker."""
 
@@ -74,6 +92,7 @@ class Manager:
         ensure_root(store, self.root[0], self.root[1])
         members = Members(store, clock=self.clock, timeout=opts.heartbeat_timeout)
         self.cluster = Cluster(store, members, Consistency(opts.n, opts.w, opts.r, opts.d), opts.rack_aware_replicas)
+        _tracked.append(weakref.ref(members))
         self.client = InternalClient(self.secret)
         self.commands = ClusterCommands(self.cluster, self.client)
         admin = AdminAPI(store, self.secret, info=self._info)
@@ -82,6 +101,7 @@ class Manager:
         app = web.Application(middlewares=[secret_middleware(self.secret)], client_max_size=16 * 1024 * 1024)
         app.router.add_post("/adm/{command}", admin.handle)
         StateAPI(self.cluster, self.watch).add_routes(app)
+        app.router.add_get("/metrics", metrics.handler)
         return app
 
     def _info(self) -> dict[str, Any]:

@@ -34,6 +34,8 @@ def secret_middleware(secret: str) -> Callable[..., Any]:
     @web.middleware
     async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
+        if request.path == "/metrics":  # Prometheus scrapers do not hold the cluster secret
+            return await handler(request)
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, expected):
             return web.json_response({"ok": False, "error": "forbidden", "message": "bad cluster secret"},

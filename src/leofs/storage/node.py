@@ -24,6 +24,7 @@ from leofs.internal.client import InternalClient
 from leofs.internal.membership import ManagerLink
 from leofs.internal.messages import RegisterRequest
 from leofs.lifecycle import wait_for_shutdown_signal
+from leofs.storage import metrics as storage_metrics
 from leofs.storage.admin_commands import Command, StorageAdmin
 from leofs.storage.coordinator import Coordinator
 from leofs.storage.membership import NodeCluster
@@ -79,6 +80,7 @@ class StorageNode:
         self.replayer = Replayer(self.queue, self.coordinator.push, self._repairable, base=opts.repair_base,
                                  cap=opts.repair_cap)  # fmt: skip
         self.storage_admin = StorageAdmin(self.store)
+        storage_metrics.track(opts.name, self.store, self.queue)
         self.admin_commands: dict[str, Command] = {**self.storage_admin.commands(), "mq-stats": self._mq_stats}
         app = NodeAPI(self).make_app()
         # X-Leofs-Put carries up to 8 KiB of metadata as base64 msgpack: raise the header limits

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import web
 
+from leofs import metrics
 from leofs.internal.messages import (
     ENTRY_HEADER,
     MSGPACK,
@@ -103,6 +104,7 @@ class NodeAPI:
         r.add_route("POST", "/int/ring", self.post_ring)
         r.add_route("GET", "/int/health", self.health)
         r.add_route("POST", "/adm/{command}", self.admin)
+        r.add_route("GET", "/metrics", metrics.handler)
         return app
 
     # -- authentication -----------------------------------------------------------------------------
@@ -121,6 +123,8 @@ class NodeAPI:
 
     @web.middleware
     async def _secret_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/metrics":  # Prometheus scrapers do not hold the cluster secret
+            return await handler(request)
         if not self._authorized(request):
             return web.Response(status=403, text="bad cluster secret")
         try:
