@@ -23,6 +23,8 @@ from leofs.s3.errors import S3Error
 
 log = logging.getLogger("leofs.gateway.blobs")
 
+NO_MD5 = bytes(16)
+
 
 #: chunk bytes handed to storage and not yet durable, summed over every upload of the process
 MAX_INFLIGHT_BYTES = 32 * 1024 * 1024
@@ -100,7 +102,10 @@ class ChunkWriter:
         budget = _budget()
         held = await budget.acquire(len(data))
         try:
-            task = asyncio.ensure_future(self.backend.put(NS_CHUNK, key, memoryview(data), cindex=self.count))
+            # Chunks carry no MD5 of their own (the needle CRC guards them, the object's ETag covers the
+            # whole): hashing 5 MiB on the storage writer thread would serialise every upload behind it.
+            task = asyncio.ensure_future(self.backend.put(NS_CHUNK, key, memoryview(data), cindex=self.count,
+                                                          md5=NO_MD5))
         except BaseException:
             budget.release(held)
             raise
