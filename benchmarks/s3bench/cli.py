@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: unavailable: {exc}", flush=True)
                 server.stop()
         asyncio.run(run_all(args, rows, started, runs, unavailable, t_start))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted; writing what was measured", file=sys.stderr)
     finally:
         for server in started:

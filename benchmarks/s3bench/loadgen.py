@@ -57,9 +57,10 @@ async def run_closed_loop(op: Op, concurrency: int, duration: float, *, max_ops:
     t0 = perf()
     deadline = t0 + duration
     last_done = t0
+    inflight = 0
 
     async def worker(w: int) -> None:
-        nonlocal started, last_done
+        nonlocal started, last_done, inflight
         i = 0
         while True:
             now = perf()
@@ -68,15 +69,18 @@ async def run_closed_loop(op: Op, concurrency: int, duration: float, *, max_ops:
             if max_ops is not None and started >= max_ops:
                 return
             started += 1
+            inflight += 1
             try:
                 n = await op(w, i)
             except Exception as exc:
+                inflight -= 1
                 result.errors += 1
                 if not result.first_error:
                     result.first_error = f"{type(exc).__name__}: {exc}"[:300]
                 if result.errors > 1000 and result.errors > result.ops:
                     return
             else:
+                inflight -= 1
                 end = perf()
                 result.latencies.append(end - now)
                 result.ops += 1
@@ -88,7 +92,9 @@ async def run_closed_loop(op: Op, concurrency: int, duration: float, *, max_ops:
     try:
         await asyncio.wait_for(asyncio.gather(*(worker(w) for w in range(concurrency))), bound)
     except TimeoutError:
-        result.first_error = result.first_error or f"run exceeded its {bound:.0f} s bound"
+        # requests still unanswered at the bound are failures (a hung request must not look fast)
+        result.errors += inflight
+        result.first_error = result.first_error or f"{inflight} request(s) unanswered after {bound:.0f} s"
         last_done = perf()
     result.elapsed = last_done - t0
     return result
