@@ -201,3 +201,45 @@ def test_every_process_serves_metrics(cluster: LeofsCluster) -> None:
     assert all("leofs_repair_queue_length" in text for text in writes)
     gateway = scrape(f"{cluster.endpoint}/_leofs_adm/metrics")
     assert 'leofs_s3_requests_total{operation="PutObject",status="200"}' in gateway
+
+
+def test_concurrent_overwrites_and_reads_of_hot_keys_never_hang(cluster: LeofsCluster) -> None:
+    """GETs racing PUTs of the same keys: every request is answered, with one whole version."""
+    s3 = _client(cluster)
+    s3.create_bucket(Bucket="hot")
+    versions = {f"k{i}": {bytes([i]) * 4096} for i in range(4)}
+    for key, bodies in versions.items():
+        s3.put_object(Bucket="hot", Key=key, Body=next(iter(bodies)))
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def worker(seed: int) -> None:
+        rnd = random.Random(seed)
+        client = _client(cluster)
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            key = f"k{rnd.randrange(4)}"
+            try:
+                if rnd.random() < 0.3:
+                    body = rnd.randbytes(4096)
+                    with lock:
+                        versions[key].add(body)
+                    client.put_object(Bucket="hot", Key=key, Body=body)
+                else:
+                    got = client.get_object(Bucket="hot", Key=key)["Body"].read()
+                    with lock:
+                        if got not in versions[key]:
+                            errors.append(f"{key}: a body that was never written")
+            except ClientError as err:
+                if err.response["Error"]["Code"] != "ServiceUnavailable":  # a retryable race is allowed
+                    errors.append(f"{key}: {err}")
+            except BotoCoreError as err:
+                errors.append(f"{key}: {err}")
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a request never got an answer"
+    assert errors == []

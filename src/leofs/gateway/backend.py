@@ -129,6 +129,13 @@ class EmbeddedBackend:
         return self.store.scan(ns, prefix, start_after=start_after, limit=limit, delimiter=delimiter)
 
 
-def _changed() -> S3Error:
-    # The version being read was overwritten and compacted away meanwhile; clients retry a 503.
-    return S3Error("ServiceUnavailable", "The object changed while it was being read; please retry.")
+class VersionGone(S3Error):
+    """The version being read is no longer stored anywhere reachable: it was overwritten (and, on a
+    single node, compacted away) meanwhile. Readers look the object up again; clients retry a 503."""
+
+    def __init__(self) -> None:
+        super().__init__("ServiceUnavailable", "The object changed while it was being read; please retry.")
+
+
+def _changed() -> VersionGone:
+    return VersionGone()

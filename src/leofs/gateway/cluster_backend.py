@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 import aiohttp
 
+from leofs.gateway.backend import VersionGone
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ClusterState
 from leofs.internal.messages import (
@@ -117,6 +118,7 @@ class ClusterBackend:
         """The entry's data from ``start``, as it arrives from a replica holding that version."""
         n = entry.size - start if length is None else length
         params = self._query(entry.ns, entry.key, start=start, length=n, clock=entry.clock)
+        unreachable = False
         for node in self._candidates(entry.key):
             try:
                 async with self.client.request("GET", self.state.address(node), "/obj", params=params,
@@ -134,7 +136,10 @@ class ClusterBackend:
                     return
             except _NODE_ERRORS as exc:
                 log.info("storage node %s failed on GET: %s", node.name, exc)
-        raise S3Error("ServiceUnavailable", "No replica holding this version could be reached.")
+                unreachable = True
+        if unreachable:
+            raise S3Error("ServiceUnavailable", "No replica holding this version could be reached.")
+        raise VersionGone()  # every replica answered with another version: it was overwritten
 
     async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes:
         return b"".join([piece async for piece in self.stream(entry, start, length)])
@@ -176,8 +181,9 @@ class ClusterBackend:
     async def _scan_all(self, nodes: list[NodeInfo], ns: int, prefix: bytes, start: bytes, limit: int,
                         delimiter: bytes | None) -> list[list[Entry | CommonPrefix]]:
         params = {"ns": str(ns), "prefix": key_param(prefix), "start_after": key_param(start), "limit": str(limit),
-                  # tombstones hide older live copies; with a delimiter, prefixes must come from live keys
-                  "tombstones": "0" if delimiter else "1"}
+                  # tombstones hide older live copies on nodes that missed a delete (nodes roll
+                  # prefixes up from live keys only)
+                  "tombstones": "1"}
         if delimiter:
             params["delimiter"] = key_param(delimiter)
 

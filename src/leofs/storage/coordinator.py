@@ -46,6 +46,10 @@ _REPLICA = {ROLE_HEADER: ROLE_REPLICA}
 GIVE_UP_ATTEMPTS = 5
 
 
+#: how long a coordinator that has its quorum still waits for the remaining replicas
+STRAGGLER_GRACE = 0.05
+
+
 class Unavailable(Exception):
     """Fewer than the quorum of replicas could be reached (HTTP 503)."""
 
@@ -139,6 +143,12 @@ class Coordinator:
                     acks.append(result)
                 elif isinstance(result, BaseException):
                     local_error = result
+        if pending and len(acks) >= need:
+            # Give healthy stragglers a moment: when every replica answers within the grace, a client
+            # listing or reading from any of them right after the answer sees the write (a replica that
+            # is slow or hung costs at most the grace; W still decides success).
+            done, pending = await asyncio.wait(pending, timeout=STRAGGLER_GRACE)
+            acks.extend(r for r in (t.result() for t in done) if isinstance(r, Entry))
         for t in pending:  # the rest finish (and queue their failures) in the background
             self._spawn(t)
         await noted

@@ -338,6 +338,11 @@ class ObjectStore:
             for e in rows:
                 if delimiter:
                     i = e.key.find(delimiter, len(prefix))
+                    if i >= 0 and e.tombstone:
+                        # only live keys make a common prefix (a prefix whose keys were all deleted
+                        # is gone); its tombstones are not listed either
+                        lo, inclusive = e.key, False
+                        continue
                     if i >= 0:
                         cp = e.key[: i + len(delimiter)]
                         if cp > start_after:

@@ -3,11 +3,13 @@ GetObjectAttributes."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from leofs.gateway.access import permitted
+from leofs.gateway.backend import VersionGone
 from leofs.gateway.blobs import ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
@@ -30,6 +32,9 @@ from leofs.s3.xmlparse import parse_delete_objects
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
+
+
+log = logging.getLogger("leofs.gateway.objects")
 
 
 def object_grants(obj: StoredObject) -> list[tuple[str, str, str]]:
@@ -101,9 +106,25 @@ def _part_range(obj: StoredObject, part_number: int) -> tuple[int, int]:
 
 async def get_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    obj = raise_for_missing(await load_object(gw.backend, req.bucket or "", req.key), req.key)
-    check_object_acl(req, obj)
-    check_read_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
+    for _ in range(3):
+        obj = raise_for_missing(await load_object(gw.backend, req.bucket or "", req.key), req.key)
+        check_object_acl(req, obj)
+        check_read_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
+        status, headers, start, end = _plan_response(req, obj)
+        body: bytes | None = None
+        if req.method != "HEAD" and obj.manifest is None and end - start + 1 <= gw.config.verify_below:
+            # Small bodies are read before the headers go out: if the object was overwritten in the
+            # meantime the answer is simply the new version, never a body cut short.
+            try:
+                body = await gw.backend.read(obj.entry, start, end - start + 1) if end >= start else b""
+            except VersionGone:
+                continue
+        return await _respond(gw, req, obj, status, headers, start, end, body)
+    raise VersionGone()
+
+
+def _plan_response(req: S3Request, obj: StoredObject) -> tuple[int, dict[str, str], int, int]:
+    """Status, headers and byte range (inclusive) of a GET or HEAD of ``obj``."""
     headers = object_headers(req, obj)
     size = obj.size
     start, end = 0, size - 1
@@ -130,12 +151,28 @@ async def get_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}" if size else f"bytes */{size}"
     elif req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         headers.update(checksum_headers(obj.meta))
+    return status, headers, start, end
+
+
+async def _respond(gw: Gateway, req: S3Request, obj: StoredObject, status: int, headers: dict[str, str],
+                   start: int, end: int, body: bytes | None) -> web.StreamResponse:
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = max(0, end - start + 1)
     await response.prepare(req.http)
     if req.method != "HEAD":
-        await send_body(req.http, response, gw.backend, req.bucket or "", req.key, obj, start, end,
-                        gw.config.verify_below)
+        try:
+            if body is not None:
+                await response.write(body)
+            else:
+                await send_body(req.http, response, gw.backend, req.bucket or "", req.key or "", obj, start, end,
+                                gw.config.verify_below)
+        except Exception as exc:
+            # The headers are out: no error document can follow. Cut the connection so the client
+            # sees a short body (and retries) instead of waiting for bytes that will never come.
+            log.warning("GET %s/%s broken off after the headers: %s", req.bucket, req.key, exc)
+            if req.http.transport is not None:
+                req.http.transport.abort()
+            raise ConnectionResetError(str(exc)) from exc
     await response.write_eof()
     return response
 
