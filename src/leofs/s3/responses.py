@@ -54,7 +54,12 @@ def _iso_seconds(seconds: int) -> str:
 
 def http_date(micros: int) -> str:
     """Timestamp in HTTP's form (Last-Modified), whole seconds."""
-    return email.utils.formatdate(micros // 1_000_000, usegmt=True)
+    return _http_date_seconds(micros // 1_000_000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date_seconds(seconds: int) -> str:
+    return email.utils.formatdate(seconds, usegmt=True)
 
 
 def owner_xml(owner_id: str, display_name: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -103,6 +104,12 @@ def parse_amz_date(value: str) -> float | None:
     """Epoch seconds of an ISO 8601 basic timestamp (yyyymmddThhmmssZ), or None."""
     if not _AMZ_DATE_RE.fullmatch(value):
         return None
+    return _amz_date_seconds(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _amz_date_seconds(value: str) -> float | None:
+    # Requests signed in the same second share the string: parse it once (strptime is slow).
     try:
         return float(calendar.timegm(time.strptime(value, "%Y%m%dT%H%M%SZ")))
     except ValueError:
