@@ -6,8 +6,9 @@ so the load generator can count errors without tracebacks.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ from yarl import URL
 from .sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Signer, uri_encode
 
 _READ_CHUNK = 1 << 20
+_UPLOAD_RE = re.compile(rb"<UploadId>([^<]+)</UploadId>")
 _KEY_RE = re.compile(rb"<Key>")
 _TOKEN_RE = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _TRUNC_RE = re.compile(rb"<IsTruncated>true</IsTruncated>")
@@ -90,6 +92,42 @@ class S3Client:
             out = await resp.read()
             if resp.status != 200:
                 raise S3Failure("PUT", key, resp.status, out)
+        return size
+
+    async def put_multipart(self, bucket: str, key: str, size: int, part_size: int, parallel: int,
+                            part: Callable[[int], AsyncIterator[bytes]]) -> int:
+        """A multipart upload of ``size`` bytes in ``part_size`` parts, ``parallel`` at a time;
+        ``part(n)`` streams the bytes of one part of length n."""
+        async with self._request("POST", bucket, key, query={"uploads": ""}, payload_hash=UNSIGNED_PAYLOAD) as resp:
+            out = await resp.read()
+            if resp.status != 200:
+                raise S3Failure("CreateMultipartUpload", key, resp.status, out)
+        m = _UPLOAD_RE.search(out)
+        if m is None:
+            raise S3Failure("CreateMultipartUpload", key, resp.status, out)
+        upload_id = m.group(1).decode()
+        lengths = [min(part_size, size - off) for off in range(0, size, part_size)] or [0]
+        etags: dict[int, str] = {}
+        gate = asyncio.Semaphore(parallel)
+
+        async def upload(number: int, length: int) -> None:
+            async with gate:
+                query = {"partNumber": str(number), "uploadId": upload_id}
+                async with self._request("PUT", bucket, key, query=query, payload_hash=UNSIGNED_PAYLOAD,
+                                         extra={"Content-Length": str(length)}, data=part(length)) as r:
+                    body = await r.read()
+                    if r.status != 200:
+                        raise S3Failure("UploadPart", key, r.status, body)
+                    etags[number] = r.headers["ETag"]
+
+        await asyncio.gather(*(upload(n, length) for n, length in enumerate(lengths, 1)))
+        doc = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{etags[n]}</ETag></Part>" for n in sorted(etags))
+        xml = f"<CompleteMultipartUpload>{doc}</CompleteMultipartUpload>".encode()
+        async with self._request("POST", bucket, key, query={"uploadId": upload_id}, payload_hash=UNSIGNED_PAYLOAD,
+                                 data=xml) as resp:
+            out = await resp.read()
+            if resp.status != 200 or b"<Error>" in out:
+                raise S3Failure("CompleteMultipartUpload", key, resp.status, out)
         return size
 
     async def get(self, bucket: str, key: str) -> int:

@@ -20,6 +20,8 @@ from .loadgen import LoadResult, run_closed_loop
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 BUCKET = "bench"
 STREAM_ABOVE = 256 * MiB
+MPU_PART = 8 * MiB  # the aws CLI's default part size
+MPU_PARALLEL = 4
 _STREAM_CHUNK = 4 * MiB
 
 
@@ -49,6 +51,9 @@ class Row:
     def title(self) -> str:
         if self.op == "list":
             return f"list {self.keys:,} keys (ListObjectsV2, 1,000 a page)"
+        if self.op == "mpu":
+            return (f"{size_label(self.size)} multipart PUT ({size_label(MPU_PART)} parts, {MPU_PARALLEL} at a time), "
+                    f"{self.concurrency} clients")
         if self.op == "mixed":
             return (f"mixed 80/20 GET/PUT {size_label(self.size)}, Zipf over {self.keys:,} keys, "
                     f"{self.concurrency} clients")
@@ -59,7 +64,7 @@ class Row:
         """The headline figure: ``ops/s``, ``MB/s`` (large objects) or ``s`` per full listing."""
         if self.op == "list":
             return "s"
-        if self.size >= MiB and self.op in ("put", "get"):
+        if self.size >= MiB and self.op in ("put", "get", "mpu"):
             return "MB/s"
         return "ops/s"
 
@@ -72,7 +77,7 @@ def build_rows(*, quick: bool, sizes: list[int], concurrencies: list[int], large
         for conc in concurrencies:
             rows += [Row(op, size, conc) for op in ("put", "get", "head", "delete")]
     for size, conc in large:
-        rows += [Row("put", size, conc), Row("get", size, conc)]
+        rows += [Row("put", size, conc), Row("mpu", size, conc), Row("get", size, conc)]
     rows += [Row("list", 0, 1, n) for n in list_keys]
     rows += [Row("mixed", 4 * KiB, c, mixed_keys) for c in mixed_concurrency]
     return rows
@@ -237,6 +242,11 @@ async def run_row(row: Row, target: Target, *, duration: float) -> LoadResult:
             return n
 
         return await run_closed_loop(put_op, row.concurrency, duration)
+    if row.op == "mpu":
+        return await run_closed_loop(
+            lambda w, i: client.put_multipart(BUCKET, f"{size_label(size)}/mpu{w}", size, MPU_PART, MPU_PARALLEL,
+                                              _stream),
+            row.concurrency, duration, min_ops_per_worker=1, timeout=duration * 4 + 600)
     if row.op in ("get", "head"):
         keys = list(target.pools[size])
         rng = random.Random(1)
