@@ -20,6 +20,8 @@ class Backend(Protocol):
     """Key-value operations the gateway needs; ``head`` hides tombstones.
 
     ``local`` says whether the data is on this host (then ``open_data`` gives a file for sendfile).
+    ``head(..., hint=True)`` may answer from one replica without comparing: for lookups whose
+    answer only guides clean-up (a replaced version's chunks), never for what a client sees.
     """
 
     local: bool
@@ -41,7 +43,7 @@ class Backend(Protocol):
 
     async def delete(self, ns: int, key: bytes) -> None: ...
 
-    async def head(self, ns: int, key: bytes) -> Entry | None: ...
+    async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None: ...
 
     async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes: ...
 
@@ -94,7 +96,7 @@ class EmbeddedBackend:
     async def delete(self, ns: int, key: bytes) -> None:
         await self.store.delete(ns, key)
 
-    async def head(self, ns: int, key: bytes) -> Entry | None:
+    async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None:
         entry = self.store.get(ns, key)
         if entry is None or entry.tombstone:
             return None

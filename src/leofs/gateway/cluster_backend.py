@@ -98,11 +98,13 @@ class ClusterBackend:
     async def delete(self, ns: int, key: bytes) -> None:
         await self._coordinated("DELETE", ns, key)
 
-    async def head(self, ns: int, key: bytes) -> Entry | None:
+    async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None:
+        # without the coordinate role the node answers from its own copy (no read-repair fan-out)
+        headers = {} if hint else _COORDINATE
         for node in self._candidates(key):
             try:
                 async with self.client.request("GET", self.state.address(node), "/meta",
-                                               params=self._query(ns, key), headers=_COORDINATE) as resp:
+                                               params=self._query(ns, key), headers=headers) as resp:
                     body = await resp.read()
                     if resp.status == 404:
                         return None

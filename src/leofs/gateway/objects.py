@@ -55,9 +55,9 @@ class StoredObject:
         return f'"{self.meta.etag}"'
 
 
-async def load_object(backend: Backend, bucket: str, key: str) -> StoredObject | None:
-    """The current version of an object, or None."""
-    entry = await backend.head(NS_OBJECT, object_key(bucket, key))
+async def load_object(backend: Backend, bucket: str, key: str, *, hint: bool = False) -> StoredObject | None:
+    """The current version of an object, or None (``hint``: see :class:`Backend`)."""
+    entry = await backend.head(NS_OBJECT, object_key(bucket, key), hint=hint)
     if entry is None:
         return None
     meta = object_meta_decoder.decode(entry.meta)

@@ -62,7 +62,8 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     validate_key(req.key)
     meta = meta_from_headers(req)
     conditional = "If-None-Match" in req.headers or "If-Match" in req.headers
-    old = await load_object(gw.backend, req.bucket or "", req.key)
+    # unconditional: the old version only tells which chunks to free afterwards
+    old = await load_object(gw.backend, req.bucket or "", req.key, hint=not conditional)
     if conditional:
         check_write_conditions(req.headers, old.etag if old else None)
     body = RequestBody(req.http, req.auth)
@@ -184,7 +185,7 @@ async def delete_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
 
 
 async def _delete_one(gw: Gateway, bucket: str, key: str) -> None:
-    old = await load_object(gw.backend, bucket, key)
+    old = await load_object(gw.backend, bucket, key, hint=True)  # only to free its chunks afterwards
     await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
     forget_later(gw.background, gw.backend, bucket, key, old)
 
