@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from leofs.gateway import maintenance
 from leofs.gateway.app import Gateway, make_runner
 from leofs.gateway.cluster_backend import ClusterBackend
 from leofs.gateway.context import GatewayConfig
@@ -47,6 +48,7 @@ class ClusterGateway:
         self.gateway = Gateway(ClusterBackend(self.client, self.state), self.control, options.config,
                                cluster_secret=options.secret)
         self.runner: web.AppRunner | None = None
+        self._maintenance: asyncio.Future[None] | None = None
 
     async def start(self, *, wait_for_manager: float = 30.0) -> None:
         self.link.start()
@@ -64,8 +66,12 @@ class ClusterGateway:
         await self.runner.setup()
         host, port = self.options.address
         await web.TCPSite(self.runner, host, port, ssl_context=ssl_ctx, backlog=1024).start()
+        # orphaned chunks and abandoned uploads are collected by every gateway (deletes are idempotent)
+        self._maintenance = asyncio.ensure_future(maintenance.run_periodically(self.gateway))
 
     async def stop(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
         if self.runner is not None:
             await self.runner.cleanup()
         await self.link.stop()
