@@ -243,3 +243,19 @@ def test_concurrent_overwrites_and_reads_of_hot_keys_never_hang(cluster: LeofsCl
         t.join(60)
     assert not any(t.is_alive() for t in threads), "a request never got an answer"
     assert errors == []
+
+
+def test_gc_and_upload_expiry_through_the_manager(cluster: LeofsCluster) -> None:
+    s3 = _client(cluster)
+    s3.create_bucket(Bucket="upkeep")
+    upload = s3.create_multipart_upload(Bucket="upkeep", Key="abandoned")["UploadId"]
+    s3.upload_part(Bucket="upkeep", Key="abandoned", UploadId=upload, PartNumber=1, Body=b"x" * 1024)
+    kept = s3.create_multipart_upload(Bucket="upkeep", Key="fresh")["UploadId"]
+    report = cluster.adm("expire-uploads", "--older-than", "0")
+    assert report["deleted"] == 2 and report["scanned"] == 2
+    for key, upload_id in (("abandoned", upload), ("fresh", kept)):
+        with pytest.raises(ClientError) as err:
+            s3.list_parts(Bucket="upkeep", Key=key, UploadId=upload_id)
+        assert err.value.response["Error"]["Code"] == "NoSuchUpload"
+    gc = cluster.adm("gc", "--grace", "0")
+    assert gc["deleted"] == 0  # the aborted upload's chunks were freed by the abort itself

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -118,10 +119,19 @@ class Gateway:
         given = request.headers.get(SECRET_HEADER, "")
         if not self.cluster_secret or not hmac.compare_digest(given.encode(), self.cluster_secret.encode()):
             return web.json_response({"ok": False, "error": "forbidden", "message": "bad cluster secret"}, status=403)
-        if request.match_info["command"] == "purge-cache":
+        command = request.match_info["command"]
+        if command == "purge-cache":
             # this gateway keeps no object cache yet: there is nothing to drop
             return web.json_response({"ok": True, "result": {"purged": False, "cache": "disabled"}})
-        return web.json_response({"ok": False, "error": "unknown_command", "message": "unknown command"}, status=404)
+        from leofs.gateway.maintenance import admin_commands
+
+        run = admin_commands(self).get(command)
+        if run is None:
+            return web.json_response({"ok": False, "error": "unknown_command", "message": "unknown command"},
+                                     status=404)
+        raw = await request.read()
+        args = json.loads(raw) if raw else {}
+        return web.json_response({"ok": True, "result": await run(args if isinstance(args, dict) else {})})
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Every S3 request comes through here."""

@@ -67,6 +67,8 @@ class ClusterCommands:
             "whereis": self.whereis,
             "purge-cache": self.purge_cache,
             "remove-gateway": self.remove_gateway,
+            "gc": self._on_a_gateway("gc"),
+            "expire-uploads": self._on_a_gateway("expire-uploads"),
         })
         for name in FORWARDED:
             admin.commands[name] = self._forwarder(name)
@@ -219,6 +221,18 @@ class ClusterCommands:
             message = answer.get("message", f"HTTP {status}") if isinstance(answer, dict) else f"HTTP {status}"
             raise AdminError(str(error), f"{name}: {message}", status if status >= 400 else 502)
         return answer.get("result")
+
+    def _on_a_gateway(self, command: str) -> Any:
+        """A command that any one gateway runs for the whole cluster (it works through the ring)."""
+
+        async def run(args: dict[str, Any]) -> Any:
+            gateways = self.members.nodes(GATEWAY, ("running",))
+            if not gateways:
+                raise AdminError("unavailable", f"{command} needs a running gateway", 503)
+            gw = gateways[0]
+            return await self._call_node(gw.address, command, args, FORWARD_TIMEOUT, gw.name, base="/_leofs_adm")
+
+        return run
 
     async def purge_cache(self, args: dict[str, Any]) -> Any:
         path = _str_arg(args, "path")
