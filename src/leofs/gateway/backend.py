@@ -62,6 +62,19 @@ class Backend(Protocol):
     ) -> list[Entry | CommonPrefix]: ...
 
 
+async def scan_entries(backend: Backend, ns: int, prefix: bytes, page: int = 1000) -> AsyncIterator[Entry]:
+    """Every live entry of ``ns`` under ``prefix``, in key order, fetched a page at a time."""
+    start = b""
+    while True:
+        batch = await backend.scan(ns, prefix, start_after=start, limit=page)
+        for item in batch:
+            if isinstance(item, Entry):
+                start = item.key
+                yield item
+        if len(batch) < page:
+            return
+
+
 class EmbeddedBackend:
     """The local object store, called in-process (the embedded default, N=W=R=D=1)."""
 

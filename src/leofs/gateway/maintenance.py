@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from leofs.gateway.backend import scan_entries
 from leofs.gateway.records import (
     NS_CHUNK,
     NS_OBJECT,
@@ -29,14 +30,12 @@ from leofs.gateway.records import (
     manifest_decoder,
     upload_decoder,
 )
-from leofs.storage.model import Entry
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
 
 log = logging.getLogger("leofs.gateway.maintenance")
 
-PAGE = 1000
 DEFAULT_CHUNK_GRACE = 24 * 3600.0
 DEFAULT_UPLOAD_EXPIRY = 7 * 24 * 3600.0
 
@@ -53,17 +52,7 @@ async def _referenced_blobs(gw: Gateway, base: bytes) -> set[str]:
     Parts are read before the object: Complete writes the object record before it deletes the
     part records, so a blob moving from a part to the object is seen in one of the two.
     """
-    refs: set[str] = set()
-    start = b""
-    prefix = base + b"\n"
-    while True:
-        items = await gw.backend.scan(NS_PART, prefix, start_after=start, limit=PAGE)
-        for item in items:
-            if isinstance(item, Entry):
-                refs.add(blob_decoder.decode(item.meta).blob_id)
-                start = item.key
-        if len(items) < PAGE:
-            break
+    refs = {blob_decoder.decode(e.meta).blob_id async for e in scan_entries(gw.backend, NS_PART, base + b"\n")}
     obj = await gw.backend.head(NS_OBJECT, base)
     if obj is not None and obj.cnumber > 0:
         manifest = manifest_decoder.decode(await gw.backend.read(obj))
@@ -78,26 +67,18 @@ async def collect_orphan_chunks(gw: Gateway, *, grace: float = DEFAULT_CHUNK_GRA
     cutoff = int(((now if now is not None else time.time()) - grace) * 1_000_000)
     cached_base: bytes | None = None
     cached_refs: set[str] = set()
-    start = b""
-    while True:
-        items = await gw.backend.scan(NS_CHUNK, b"", start_after=start, limit=PAGE)
-        for item in items:
-            if not isinstance(item, Entry):
-                continue
-            start = item.key
-            report.scanned += 1
-            base = item.key.rpartition(b"\n")[0]  # strip the chunk index
-            base, _, blob_id = base.rpartition(b"\n")
-            if item.timestamp > cutoff:
-                report.kept_young += 1
-                continue
-            if base != cached_base:
-                cached_base, cached_refs = base, await _referenced_blobs(gw, base)
-            if blob_id.decode(errors="replace") not in cached_refs:
-                await gw.backend.delete(NS_CHUNK, item.key)
-                report.deleted += 1
-        if len(items) < PAGE:
-            break
+    async for item in scan_entries(gw.backend, NS_CHUNK, b""):
+        report.scanned += 1
+        base = item.key.rpartition(b"\n")[0]  # strip the chunk index
+        base, _, blob_id = base.rpartition(b"\n")
+        if item.timestamp > cutoff:
+            report.kept_young += 1
+            continue
+        if base != cached_base:
+            cached_base, cached_refs = base, await _referenced_blobs(gw, base)
+        if blob_id.decode(errors="replace") not in cached_refs:
+            await gw.backend.delete(NS_CHUNK, item.key)
+            report.deleted += 1
     if report.deleted:
         log.info("collected %d orphaned chunks", report.deleted)
     return report
@@ -110,24 +91,16 @@ async def expire_uploads(gw: Gateway, *, older_than: float = DEFAULT_UPLOAD_EXPI
 
     report = MaintenanceReport()
     cutoff = int(((now if now is not None else time.time()) - older_than) * 1_000_000)
-    start = b""
-    while True:
-        items = await gw.backend.scan(NS_UPLOAD, b"", start_after=start, limit=PAGE)
-        for item in items:
-            if not isinstance(item, Entry):
-                continue
-            start = item.key
-            report.scanned += 1
-            upload = upload_decoder.decode(item.meta)
-            if upload.initiated > cutoff:
-                report.kept_young += 1
-                continue
-            base = item.key.rpartition(b"\n")[0].decode()
-            bucket, _, key = base.partition("/")
-            await abort_upload(gw, bucket, key, upload.upload_id)
-            report.deleted += 1
-        if len(items) < PAGE:
-            break
+    async for item in scan_entries(gw.backend, NS_UPLOAD, b""):
+        report.scanned += 1
+        upload = upload_decoder.decode(item.meta)
+        if upload.initiated > cutoff:
+            report.kept_young += 1
+            continue
+        base = item.key.rpartition(b"\n")[0].decode()
+        bucket, _, key = base.partition("/")
+        await abort_upload(gw, bucket, key, upload.upload_id)
+        report.deleted += 1
     return report
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from leofs.gateway.backend import scan_entries
 from leofs.gateway.blobs import delete_blob, ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
@@ -41,7 +42,7 @@ from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key
 from leofs.s3.responses import document, elem, iso8601, quote_etag
 from leofs.s3.xmlparse import parse_complete_multipart
-from leofs.storage.store import CommonPrefix, Entry
+from leofs.storage.store import CommonPrefix
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
@@ -165,16 +166,8 @@ async def upload_part_copy(gw: Gateway, req: S3Request) -> web.StreamResponse:
 
 async def _parts(gw: Gateway, bucket: str, key: str, upload_id: str) -> dict[int, Blob]:
     prefix = f"{bucket}/{key}\n{upload_id}\n".encode()
-    found: dict[int, Blob] = {}
-    start = b""
-    while True:
-        batch = await gw.backend.scan(NS_PART, prefix, start_after=start, limit=1000)
-        for item in batch:
-            if isinstance(item, Entry):
-                found[int(item.key[len(prefix):])] = blob_decoder.decode(item.meta)
-                start = item.key
-        if len(batch) < 1000:
-            return found
+    return {int(e.key[len(prefix):]): blob_decoder.decode(e.meta)
+            async for e in scan_entries(gw.backend, NS_PART, prefix)}
 
 
 async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResponse:
