@@ -47,6 +47,10 @@ class Backend(Protocol):
 
     async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes: ...
 
+    async def fetch(self, ns: int, key: bytes) -> tuple[Entry, bytes] | None:
+        """A record and its whole data in one go (records are small: inline bodies, manifests)."""
+        ...
+
     def stream(self, entry: Entry, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]: ...
 
     def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None: ...
@@ -120,6 +124,10 @@ class EmbeddedBackend:
             return await self.store.read(entry, start, length)
         except StaleEntry:
             raise _changed() from None
+
+    async def fetch(self, ns: int, key: bytes) -> tuple[Entry, bytes] | None:
+        entry = await self.head(ns, key)
+        return None if entry is None else (entry, await self.read(entry))
 
     async def stream(self, entry: Entry, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         end = entry.size if length is None else min(entry.size, start + length)

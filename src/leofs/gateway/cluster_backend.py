@@ -18,11 +18,13 @@ from leofs.gateway.backend import VersionGone
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ClusterState
 from leofs.internal.messages import (
+    ENTRY_HEADER,
     PUT_HEADER,
     ROLE_COORDINATE,
     ROLE_HEADER,
     NodeInfo,
     PutHeader,
+    decode_entry_header,
     encode_b64,
     entry_decoder,
     from_scan_items,
@@ -114,6 +116,24 @@ class ClusterBackend:
                     _raise_for_status(resp.status, body)
             except _NODE_ERRORS as exc:
                 log.info("storage node %s failed on HEAD: %s", node.name, exc)
+        raise S3Error("ServiceUnavailable", "No replica of this key could be reached.")
+
+    async def fetch(self, ns: int, key: bytes) -> tuple[Entry, bytes] | None:
+        """Record and data in one call to a coordinator (which compares with R-1 replicas)."""
+        for node in self._candidates(key):
+            try:
+                async with self.client.request("GET", self.state.address(node), "/obj",
+                                               params=self._query(ns, key), headers=_COORDINATE) as resp:
+                    body = await resp.read()
+                    if resp.status == 404:
+                        return None
+                    if resp.status == 200:
+                        return decode_entry_header(resp.headers[ENTRY_HEADER]), body
+                    if resp.status == 409:  # this replica's copy failed its checksum: try the next
+                        continue
+                    _raise_for_status(resp.status, body)
+            except _NODE_ERRORS as exc:
+                log.info("storage node %s failed on GET: %s", node.name, exc)
         raise S3Error("ServiceUnavailable", "No replica of this key could be reached.")
 
     async def stream(self, entry: Entry, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:

@@ -67,6 +67,20 @@ async def load_object(backend: Backend, bucket: str, key: str, *, hint: bool = F
     return StoredObject(entry, meta, manifest)
 
 
+async def fetch_object(backend: Backend, bucket: str, key: str) -> tuple[StoredObject, bytes | None] | None:
+    """An object and, when it is stored inline, its body: one call to a remote backend."""
+    got = await backend.fetch(NS_OBJECT, object_key(bucket, key))
+    if got is None:
+        return None
+    entry, data = got
+    if entry.tombstone:
+        return None
+    meta = object_meta_decoder.decode(entry.meta)
+    if entry.cnumber > 0:
+        return StoredObject(entry, meta, manifest_decoder.decode(data)), None
+    return StoredObject(entry, meta, None), data
+
+
 async def write_object(
     backend: Backend, bucket: str, key: str, meta: ObjectMeta, body: Ingested | Manifest | bytes
 ) -> Entry:

@@ -16,6 +16,7 @@ from leofs.gateway.context import S3Request
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers
 from leofs.gateway.objects import (
     StoredObject,
+    fetch_object,
     forget_later,
     load_object,
     raise_for_missing,
@@ -108,12 +109,21 @@ def _part_range(obj: StoredObject, part_number: int) -> tuple[int, int]:
 async def get_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
     for _ in range(3):
-        obj = raise_for_missing(await load_object(gw.backend, req.bucket or "", req.key), req.key)
+        inline: bytes | None = None
+        if req.method == "GET" and not gw.backend.local:
+            # remote storage: the record and an inline body come back in one call
+            fetched = await fetch_object(gw.backend, req.bucket or "", req.key)
+            obj = raise_for_missing(fetched[0] if fetched else None, req.key)
+            inline = fetched[1] if fetched else None
+        else:
+            obj = raise_for_missing(await load_object(gw.backend, req.bucket or "", req.key), req.key)
         check_object_acl(req, obj)
         check_read_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
         status, headers, start, end = _plan_response(req, obj)
         body: bytes | None = None
-        if req.method != "HEAD" and obj.manifest is None and end - start + 1 <= gw.config.verify_below:
+        if inline is not None:
+            body = inline[start : end + 1] if end >= start else b""
+        elif req.method != "HEAD" and obj.manifest is None and end - start + 1 <= gw.config.verify_below:
             # Small bodies are read before the headers go out: if the object was overwritten in the
             # meantime the answer is simply the new version, never a body cut short.
             try:
