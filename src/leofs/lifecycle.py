@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+from typing import Any
+
+log = logging.getLogger("leofs")
 
 
 async def wait_for_shutdown_signal() -> None:
     """Return when the process gets SIGINT or SIGTERM (then the caller shuts down cleanly)."""
     dump_tasks_on_sigusr1()
+    quiet_connection_resets()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -34,3 +39,19 @@ def dump_tasks_on_sigusr1() -> None:
         sys.stderr.flush()
 
     loop.add_signal_handler(signal.SIGUSR1, dump)
+
+
+def quiet_connection_resets() -> None:
+    """A peer that dies mid-request (a SIGKILLed node) leaves aiohttp's internal body-writing task
+    with a connection error nobody retrieves; the request itself already failed and was handled
+    (repair queue, next replica). Log those in one line instead of a traceback; keep the rest."""
+    loop = asyncio.get_running_loop()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, ConnectionError):
+            log.info("connection lost in a background task: %s", exc)
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
