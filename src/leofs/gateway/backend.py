@@ -41,7 +41,9 @@ class Backend(Protocol):
         timestamp: int | None = None,
     ) -> Entry: ...
 
-    async def delete(self, ns: int, key: bytes) -> None: ...
+    async def delete(self, ns: int, key: bytes) -> Entry | None:
+        """Write a tombstone; answers the entry it replaced when the backend knows it (local)."""
+        ...
 
     async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None: ...
 
@@ -110,8 +112,9 @@ class EmbeddedBackend:
             raise S3Error("InsufficientStorage") from None
         return result.entry
 
-    async def delete(self, ns: int, key: bytes) -> None:
-        await self.store.delete(ns, key)
+    async def delete(self, ns: int, key: bytes) -> Entry | None:
+        result = await self.store.delete(ns, key)
+        return result.previous if result.applied else None
 
     async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None:
         entry = self.store.get(ns, key)

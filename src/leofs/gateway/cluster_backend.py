@@ -97,8 +97,9 @@ class ClusterBackend:
                            timestamp=timestamp)
         return await self._coordinated("PUT", ns, key, data=bytes(data), header=header)
 
-    async def delete(self, ns: int, key: bytes) -> None:
+    async def delete(self, ns: int, key: bytes) -> Entry | None:
         await self._coordinated("DELETE", ns, key)
+        return None  # the replaced version is not reported across the network
 
     async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None:
         # without the coordinate role the node answers from its own copy (no read-repair fan-out)

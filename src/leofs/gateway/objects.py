@@ -67,6 +67,19 @@ async def load_object(backend: Backend, bucket: str, key: str, *, hint: bool = F
     return StoredObject(entry, meta, manifest)
 
 
+async def replaced_object(backend: Backend, previous: Entry | None) -> StoredObject | None:
+    """The object a write replaced, from the entry the store reported (None if unknown or gone)."""
+    if previous is None or previous.tombstone:
+        return None
+    manifest = None
+    if previous.cnumber > 0:
+        try:
+            manifest = manifest_decoder.decode(await backend.read(previous))
+        except S3Error:  # compacted away meanwhile: the orphan collector frees its chunks
+            return None
+    return StoredObject(previous, object_meta_decoder.decode(previous.meta), manifest)
+
+
 async def fetch_object(backend: Backend, bucket: str, key: str) -> tuple[StoredObject, bytes | None] | None:
     """An object and, when it is stored inline, its body: one call to a remote backend."""
     got = await backend.fetch(NS_OBJECT, object_key(bucket, key))

@@ -30,10 +30,15 @@ class Entry(msgspec.Struct, frozen=True):
 
 
 class PutResult(msgspec.Struct, frozen=True):
-    """Outcome of a put or delete: ``applied`` is False when a newer clock was already stored."""
+    """Outcome of a put or delete: ``applied`` is False when a newer clock was already stored.
+
+    ``previous`` is the entry an applied write replaced (None for a new key), so callers need not
+    look it up before writing.
+    """
 
     applied: bool
     entry: Entry
+    previous: Entry | None = None
 
 
 class CommonPrefix(msgspec.Struct, frozen=True):

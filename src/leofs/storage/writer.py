@@ -201,7 +201,7 @@ class Writer:
         free = self.free_bytes()
         used = 0
         outcome: list[tuple[WriteOp, PutResult | None, BaseException | None]] = []
-        accepted: list[tuple[WriteOp, Entry]] = []
+        accepted: list[tuple[WriteOp, Entry, Entry | None]] = []
         seen: dict[tuple[int, bytes], Entry | None] = {}
         pend: dict[int, _Pending] = {}
         ncont = len(self.logs)
@@ -247,12 +247,12 @@ class Writer:
             p.end += total
             p.count += 1
             seen[k] = entry
-            accepted.append((op, entry))
+            accepted.append((op, entry, cur))
         if accepted:
-            err = self._persist(pend, [e for _, e in accepted])
-            for op, entry in accepted:
+            err = self._persist(pend, [e for _, e, _ in accepted])
+            for op, entry, previous in accepted:
                 if err is None:
-                    outcome.append((op, PutResult(applied=True, entry=entry), None))
+                    outcome.append((op, PutResult(applied=True, entry=entry, previous=previous), None))
                 else:
                     outcome.append((op, None, err))
         return outcome

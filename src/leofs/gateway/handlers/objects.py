@@ -20,6 +20,7 @@ from leofs.gateway.objects import (
     forget_later,
     load_object,
     raise_for_missing,
+    replaced_object,
     send_body,
     write_object,
 )
@@ -195,8 +196,11 @@ async def delete_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
 
 
 async def _delete_one(gw: Gateway, bucket: str, key: str) -> None:
-    old = await load_object(gw.backend, bucket, key, hint=True)  # only to free its chunks afterwards
-    await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
+    # the replaced version is looked up only to free its chunks afterwards; a local store reports it
+    old = None if gw.backend.local else await load_object(gw.backend, bucket, key, hint=True)
+    previous = await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
+    if gw.backend.local:
+        old = await replaced_object(gw.backend, previous)
     forget_later(gw.background, gw.backend, bucket, key, old)
 
 
