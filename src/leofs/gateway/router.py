@@ -154,29 +154,29 @@ def _bucket_operation(method: str, query: Mapping[str, str]) -> Op:
             return Op.ListMultipartUploads
         if query.get("list-type") == "2":
             return Op.ListObjectsV2
-        for unsupported in _UNSUPPORTED_BUCKET_SUBRESOURCES:
-            if unsupported in query:
-                raise S3Error("NotImplemented", f"The bucket subresource '{unsupported}' is not implemented.")
+        _refuse_unsupported(query)
         return Op.ListObjects
     if method == "HEAD":
         return Op.HeadBucket
     if method == "PUT":
         if "acl" in query:
             return Op.PutBucketAcl
-        for unsupported in _UNSUPPORTED_BUCKET_SUBRESOURCES:
-            if unsupported in query:
-                raise S3Error("NotImplemented", f"The bucket subresource '{unsupported}' is not implemented.")
+        _refuse_unsupported(query)
         return Op.CreateBucket
     if method == "DELETE":
-        for unsupported in _UNSUPPORTED_BUCKET_SUBRESOURCES:
-            if unsupported in query:
-                raise S3Error("NotImplemented", f"The bucket subresource '{unsupported}' is not implemented.")
+        _refuse_unsupported(query)
         return Op.DeleteBucket
     if method == "POST":
         if "delete" in query:
             return Op.DeleteObjects
         return Op.PostObject
     raise S3Error("MethodNotAllowed")
+
+
+def _refuse_unsupported(query: Mapping[str, str]) -> None:
+    for unsupported in _UNSUPPORTED_BUCKET_SUBRESOURCES:
+        if unsupported in query:
+            raise S3Error("NotImplemented", f"The bucket subresource '{unsupported}' is not implemented.")
 
 
 _UNSUPPORTED_BUCKET_SUBRESOURCES = (
