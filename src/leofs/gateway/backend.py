@@ -39,7 +39,10 @@ class Backend(Protocol):
         md5: bytes | None = None,
         clock: int | None = None,
         timestamp: int | None = None,
-    ) -> Entry: ...
+    ) -> tuple[Entry, Entry | None]:
+        """Store a record; answers the entry written and, when the backend knows it (local), the
+        entry it replaced (None for a new key, a write not applied, or a remote backend)."""
+        ...
 
     async def delete(self, ns: int, key: bytes) -> Entry | None:
         """Write a tombstone; answers the entry it replaced when the backend knows it (local)."""
@@ -102,7 +105,7 @@ class EmbeddedBackend:
         md5: bytes | None = None,
         clock: int | None = None,
         timestamp: int | None = None,
-    ) -> Entry:
+    ) -> tuple[Entry, Entry | None]:
         try:
             result = await self.store.put(
                 ns, key, data, meta=meta, cindex=cindex, cnumber=cnumber, csize=csize, md5=md5,
@@ -110,7 +113,7 @@ class EmbeddedBackend:
             )
         except DiskFull:
             raise S3Error("InsufficientStorage") from None
-        return result.entry
+        return result.entry, result.previous if result.applied else None
 
     async def delete(self, ns: int, key: bytes) -> Entry | None:
         result = await self.store.delete(ns, key)

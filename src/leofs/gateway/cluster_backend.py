@@ -92,10 +92,11 @@ class ClusterBackend:
         self, ns: int, key: bytes, data: bytes | memoryview, *, meta: bytes = b"", cindex: int = 0,
         cnumber: int = 0, csize: int = 0, md5: bytes | None = None, clock: int | None = None,
         timestamp: int | None = None,
-    ) -> Entry:
+    ) -> tuple[Entry, Entry | None]:
         header = PutHeader(meta=meta, cindex=cindex, cnumber=cnumber, csize=csize, md5=md5, clock=clock,
                            timestamp=timestamp)
-        return await self._coordinated("PUT", ns, key, data=bytes(data), header=header)
+        # the replaced version is not reported across the network
+        return await self._coordinated("PUT", ns, key, data=bytes(data), header=header), None
 
     async def delete(self, ns: int, key: bytes) -> Entry | None:
         await self._coordinated("DELETE", ns, key)

@@ -96,8 +96,9 @@ async def fetch_object(backend: Backend, bucket: str, key: str) -> tuple[StoredO
 
 async def write_object(
     backend: Backend, bucket: str, key: str, meta: ObjectMeta, body: Ingested | Manifest | bytes
-) -> Entry:
-    """Store an object record: inline data, or a manifest of blobs (``cnumber`` > 0)."""
+) -> tuple[Entry, Entry | None]:
+    """Store an object record: inline data, or a manifest of blobs (``cnumber`` > 0). Answers the
+    entry written and the one it replaced when the backend reports it (see :meth:`Backend.put`)."""
     if isinstance(body, Manifest):
         manifest = body
     elif isinstance(body, Ingested) and body.blob is not None:

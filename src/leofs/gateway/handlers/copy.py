@@ -18,7 +18,14 @@ from leofs.gateway.blobs import ChunkWriter
 from leofs.gateway.context import S3Request
 from leofs.gateway.handlers.headers import canned_acl, checksum_headers, meta_from_headers
 from leofs.gateway.handlers.objects import object_grants
-from leofs.gateway.objects import StoredObject, extents, forget_later, load_object, write_object
+from leofs.gateway.objects import (
+    StoredObject,
+    extents,
+    forget_later,
+    load_object,
+    replaced_object,
+    write_object,
+)
 from leofs.gateway.records import NS_CHUNK, Blob, Manifest, chunk_key
 from leofs.s3.conditions import check_copy_source_conditions
 from leofs.s3.errors import S3Error
@@ -141,10 +148,11 @@ async def copy_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     meta.checksum_algorithm, meta.checksum_value = src.meta.checksum_algorithm, src.meta.checksum_value
     meta.checksum_type = src.meta.checksum_type
     meta.parts_count = src.meta.parts_count
-    old = await load_object(gw.backend, req.bucket or "", req.key)
+    # the replaced version only tells which chunks to free afterwards; a local store reports it
+    old = None if gw.backend.local else await load_object(gw.backend, req.bucket or "", req.key, hint=True)
     if src.manifest is None:
         data = await gw.backend.read(src.entry)
-        entry = await write_object(gw.backend, req.bucket or "", req.key, meta, data)
+        entry, previous = await write_object(gw.backend, req.bucket or "", req.key, meta, data)
     else:
         blobs = []
         position = 0
@@ -155,7 +163,9 @@ async def copy_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
             blobs.append(Blob(copied.blob_id, copied.size, copied.chunk_size, copied.count, blob.md5,
                               blob.checksum, blob.checksum_algorithm, blob.last_modified))
             position += blob.size
-        entry = await write_object(gw.backend, req.bucket or "", req.key, meta, Manifest(blobs))
+        entry, previous = await write_object(gw.backend, req.bucket or "", req.key, meta, Manifest(blobs))
+    if gw.backend.local:
+        old = await replaced_object(gw.backend, previous)
     # the copy has blobs of its own, so the replaced version's chunks can always go
     forget_later(gw.background, gw.backend, req.bucket or "", req.key, old)
     checksum = ""

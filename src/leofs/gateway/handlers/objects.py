@@ -64,8 +64,11 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     validate_key(req.key)
     meta = meta_from_headers(req)
     conditional = "If-None-Match" in req.headers or "If-Match" in req.headers
-    # unconditional: the old version only tells which chunks to free afterwards
-    old = await load_object(gw.backend, req.bucket or "", req.key, hint=not conditional)
+    # unconditional: the old version only tells which chunks to free afterwards, and a local store
+    # reports the version it replaced, so it is not looked up first
+    old = None
+    if conditional or not gw.backend.local:
+        old = await load_object(gw.backend, req.bucket or "", req.key, hint=not conditional)
     if conditional:
         check_write_conditions(req.headers, old.etag if old else None)
     body = RequestBody(req.http, req.auth)
@@ -89,7 +92,9 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
         current = await load_object(gw.backend, req.bucket or "", req.key)
         check_write_conditions(req.headers, current.etag if current else None)
         old = current
-    await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
+    _, previous = await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
+    if gw.backend.local:
+        old = await replaced_object(gw.backend, previous)
     forget_later(gw.background, gw.backend, req.bucket or "", req.key, old)
     headers = {"ETag": f'"{meta.etag}"', **checksum_headers(meta)}
     return web.Response(status=200, headers=headers)
