@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import ssl
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from leofs import metrics
 from leofs.gateway import maintenance
 from leofs.gateway.app import Gateway, make_runner
 from leofs.gateway.backend import EmbeddedBackend
@@ -33,6 +36,8 @@ from leofs.manager.store import ManagerStore
 from leofs.storage import metrics as storage_metrics
 from leofs.storage.admin_commands import StorageAdmin
 from leofs.storage.store import ObjectStore
+from leofs.storage.write_link import WriteService
+from leofs.workers import WorkerPool, WorkerSpec, check_port_free, tls_context
 
 log = logging.getLogger("leofs.server")
 
@@ -46,7 +51,13 @@ class ServerOptions:
     tls_key: Path | None = None
     containers: int = 8
     sync: bool = True
+    workers: int = 1  # processes answering S3 on the shared port (see leofs.workers)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+
+
+def default_workers() -> int:
+    """One gateway process per core, up to 8 (all writes still go through one writer)."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 def default_reserve(path: Path) -> int:
@@ -54,6 +65,17 @@ def default_reserve(path: Path) -> int:
     a small disk."""
     st = os.statvfs(path)
     return min(64 * 1024 * 1024, max(1024 * 1024, st.f_blocks * st.f_frsize // 50))
+
+
+def make_runtime_dir() -> Path:
+    """A private directory for the write-link socket and the shared metrics files, in the temp dir
+    (a Unix socket path must stay short). Directories left by servers that were killed are removed."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob("leofs-server-*-*"):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"leofs-server-{os.getpid()}-", dir=base))
 
 
 class EmbeddedServer:
@@ -66,10 +88,18 @@ class EmbeddedServer:
         self.manager: ManagerStore | None = None
         self.gateway: Gateway | None = None
         self._maintenance: asyncio.Future[None] | None = None
+        self.storage_admin: StorageAdmin | None = None
+        self._runtime: Path | None = None  # write-link socket and shared metrics (with workers)
+        self._write_service: WriteService | None = None
+        self._workers: WorkerPool | None = None
 
     async def start(self) -> dict[str, Any]:
         opts = self.options
         opts.data_dir.mkdir(parents=True, exist_ok=True)
+        if opts.workers > 1:
+            self._runtime = make_runtime_dir()
+            (self._runtime / "metrics").mkdir()
+            metrics.enable_multiprocess(self._runtime / "metrics")
         self.manager = ManagerStore(opts.data_dir / "manager.sqlite3")
         access, secret, generated = root_credentials(opts.data_dir)
         ensure_root(self.manager, access, secret)
@@ -84,24 +114,46 @@ class EmbeddedServer:
         self._register_storage_commands(admin)
         admin.commands.update(maintenance.admin_commands(self.gateway))
         self._maintenance = asyncio.ensure_future(maintenance.run_periodically(self.gateway))
-        ssl_ctx = None
-        if opts.tls_cert and opts.tls_key:
-            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ssl_ctx.load_cert_chain(str(opts.tls_cert), str(opts.tls_key))
-        await self._serve(self.gateway.make_app(), opts.address, ssl_ctx)
+        ssl_ctx = tls_context(opts.tls_cert, opts.tls_key)
+        shared = self._runtime is not None
+        if shared:
+            await asyncio.to_thread(check_port_free, *opts.address)
+        await self._serve(self.gateway.make_app(), opts.address, ssl_ctx, reuse_port=shared)
         await self._serve(admin.make_app(), opts.admin_address, None)
+        if self._runtime is not None:
+            await self._start_workers(self._runtime)
         return {"access_key": access, "secret_key": secret, "generated": generated, "tls": ssl_ctx is not None}
 
-    async def _serve(self, app: web.Application, address: tuple[str, int], ssl_ctx: ssl.SSLContext | None) -> None:
+    async def _serve(self, app: web.Application, address: tuple[str, int], ssl_ctx: ssl.SSLContext | None,
+                     reuse_port: bool = False) -> None:  # fmt: skip
         runner = make_runner(app)
         await runner.setup()
-        site = web.TCPSite(runner, address[0], address[1], ssl_context=ssl_ctx, backlog=1024)
+        site = web.TCPSite(runner, address[0], address[1], ssl_context=ssl_ctx, backlog=1024,
+                           reuse_port=reuse_port or None)  # fmt: skip
         await site.start()
         self.runners.append(runner)
+
+    async def _start_workers(self, runtime: Path) -> None:
+        assert self.store is not None
+        opts = self.options
+        self._write_service = WriteService(self.store, runtime / "write.sock")
+        await self._write_service.start()
+        specs = [
+            WorkerSpec(
+                index=i, parent=os.getpid(), data_dir=str(opts.data_dir), host=opts.address[0],
+                port=opts.address[1], link=str(runtime / "write.sock"), metrics_dir=str(runtime / "metrics"),
+                tls_cert=str(opts.tls_cert) if opts.tls_cert else None,
+                tls_key=str(opts.tls_key) if opts.tls_key else None, gateway=opts.gateway,
+            )
+            for i in range(1, opts.workers)
+        ]  # fmt: skip
+        self._workers = WorkerPool(specs)
+        await self._workers.start()
 
     def _info(self) -> dict[str, Any]:
         return {
             "mode": "embedded",
+            "workers": self.options.workers,
             "consistency": {"n": 1, "w": 1, "r": 1, "d": 1},
             "nodes": [
                 {"name": "embedded", "type": "storage", "state": "running",
@@ -131,6 +183,10 @@ class EmbeddedServer:
     async def stop(self) -> None:
         if self._maintenance is not None:
             self._maintenance.cancel()
+        if self._workers is not None:  # first: their last requests still write through the link
+            await self._workers.stop()
+        if self._write_service is not None:
+            await self._write_service.close()
         for runner in reversed(self.runners):
             await runner.cleanup()
         self.runners.clear()
@@ -142,6 +198,8 @@ class EmbeddedServer:
             await self.store.close()
         if self.manager is not None:
             self.manager.close()
+        if self._runtime is not None:
+            shutil.rmtree(self._runtime, ignore_errors=True)
 
 
 async def run_server(options: ServerOptions, announce: bool = True) -> None:
@@ -151,7 +209,7 @@ async def run_server(options: ServerOptions, announce: bool = True) -> None:
     host, port = options.address
     scheme = "https" if info["tls"] else "http"
     if announce:
-        print(f"leofs server: S3 on {scheme}://{host}:{port}, admin on "
+        print(f"leofs server: S3 on {scheme}://{host}:{port} ({options.workers} processes), admin on "
               f"{options.admin_address[0]}:{options.admin_address[1]}, data in {options.data_dir}", flush=True)
         if info["generated"]:
             print("Root credentials were generated and saved in "

@@ -7,10 +7,12 @@ collectors that look at the live objects (store statistics, repair queue, member
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -23,6 +25,19 @@ s3_requests = Counter("leofs_s3_requests", "S3 requests answered, by operation a
 s3_seconds = Histogram("leofs_s3_request_seconds", "Time to answer S3 requests (headers and body)",
                        ["operation"], registry=registry,
                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+
+def enable_multiprocess(directory: Path) -> None:
+    """Keep the request metrics in files shared by the worker processes of one server
+    (prometheus_client's multiprocess mode), so that a scrape of any of them shows the sums over
+    all. Call before the first request is counted; ``directory`` must be empty at server start."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    registry.unregister(s3_requests)
+    registry.unregister(s3_seconds)
+    MultiProcessCollector(registry, str(directory))  # type: ignore[no-untyped-call]
 
 
 class FunctionCollector(Collector):

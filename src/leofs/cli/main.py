@@ -43,10 +43,12 @@ def cli(log_level: str) -> None:
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--containers", default=8, show_default=True, help="Containers per data directory (fixed at creation).")
 @click.option("--no-sync", is_flag=True, help="Do not fsync writes (unsafe: for throwaway test data only).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes answering S3 on the shared port  [default: one per core, up to 8]")
 def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_cert: Path | None,
-           tls_key: Path | None, containers: int, no_sync: bool) -> None:
-    """Run manager, storage and gateway in one process on DATA_DIR (the embedded default)."""
-    from leofs.embedded import ServerOptions, run_server
+           tls_key: Path | None, containers: int, no_sync: bool, workers: int | None) -> None:
+    """Run manager, storage and gateway on DATA_DIR (the embedded default)."""
+    from leofs.embedded import ServerOptions, default_workers, run_server
 
     if (tls_cert is None) != (tls_key is None):
         raise click.BadParameter("--tls-cert and --tls-key go together")
@@ -55,8 +57,20 @@ def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_
     options = ServerOptions(
         data_dir=data_dir, address=parse_address(address), admin_address=parse_address(admin_address),
         tls_cert=tls_cert, tls_key=tls_key, containers=containers, sync=not no_sync,
+        workers=workers if workers is not None else default_workers(),
     )
     asyncio.run(run_server(options))
+
+
+@cli.command("server-worker", hidden=True)
+@click.argument("spec")
+def server_worker(spec: str) -> None:
+    """A gateway worker process of ``leofs server`` (started by it, never by hand)."""
+    import msgspec
+
+    from leofs.workers import WorkerSpec, run_worker
+
+    asyncio.run(run_worker(msgspec.json.decode(spec, type=WorkerSpec)))
 
 
 def _secret_option(f: Any) -> Any:

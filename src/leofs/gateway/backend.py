@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import BinaryIO, Protocol
 
 from leofs.s3.errors import S3Error
-from leofs.storage.store import CommonPrefix, DiskFull, Entry, ObjectStore, StaleEntry
+from leofs.storage.store import CommonPrefix, DiskFull, Entry, PutResult, StaleEntry
 
 STREAM_PIECE = 1024 * 1024
 
@@ -84,12 +84,33 @@ async def scan_entries(backend: Backend, ns: int, prefix: bytes, page: int = 100
             return
 
 
+class LocalStore(Protocol):
+    """A store on this host: the ObjectStore that owns the writer, or a SharedStore in a worker."""
+
+    async def put(self, ns: int, key: bytes, data: bytes | memoryview, *, meta: bytes = b"",
+                  clock: int | None = None, timestamp: int | None = None, cindex: int = 0, cnumber: int = 0,
+                  csize: int = 0, md5: bytes | None = None) -> PutResult: ...  # fmt: skip
+
+    async def delete(self, ns: int, key: bytes, *, clock: int | None = None,
+                     timestamp: int | None = None) -> PutResult: ...  # fmt: skip
+
+    def get(self, ns: int, key: bytes) -> Entry | None: ...
+
+    async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes: ...
+
+    def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int]: ...
+
+    def scan(self, ns: int, prefix: bytes = b"", *, start_after: bytes = b"", limit: int = 1000,
+             delimiter: bytes | None = None,
+             include_tombstones: bool = False) -> list[Entry | CommonPrefix]: ...  # fmt: skip
+
+
 class EmbeddedBackend:
-    """The local object store, called in-process (the embedded default, N=W=R=D=1)."""
+    """A store on this host, called in-process (the embedded default, N=W=R=D=1)."""
 
     local = True
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: LocalStore) -> None:
         self.store = store
 
     async def put(

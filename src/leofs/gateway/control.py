@@ -1,8 +1,8 @@
 """The gateway's view of the control plane: credentials, buckets, endpoints.
 
 The gateway reads these on every request, so it reads them from memory. :class:`LocalControl`
-wraps the manager's store in the same process (embedded server) and caches what it reads until
-the store's version changes.
+wraps the manager's database on the same host (embedded server, any of its worker processes) and
+caches what it reads until the database changes.
 """
 
 from __future__ import annotations
@@ -32,21 +32,23 @@ class ControlPlane(Protocol):
 
 
 class LocalControl:
-    """The manager store of this process, with read caches keyed on its version."""
+    """The manager's database on this host, with read caches that are dropped whenever it changed
+    (here or in another process of the same server)."""
 
     def __init__(self, store: ManagerStore) -> None:
         self.store = store
-        self._version = -1
+        self._version: tuple[int, int] = (-1, -1)
         self._users: dict[str, User | None] = {}
         self._buckets: dict[str, Bucket | None] = {}
         self._endpoints: list[str] = []
 
     def _fresh(self) -> None:
-        if self._version != self.store.version:
+        token = self.store.change_token()
+        if self._version != token:
             self._users.clear()
             self._buckets.clear()
             self._endpoints = self.store.endpoints()
-            self._version = self.store.version
+            self._version = token
 
     def user(self, access_key: str) -> User | None:
         self._fresh()

@@ -120,6 +120,8 @@ class ManagerStore:
                     self._db.execute("INSERT INTO endpoints VALUES (?, ?)", (host, now))
                 self._db.execute("INSERT OR REPLACE INTO settings VALUES ('endpoints_initialized', '1')")
             self.version = int(self._setting(_VERSION_SETTING) or 0)
+            self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            self._foreign_changes = 0
         self._listeners: list[Callable[[int], None]] = []
 
     def close(self) -> None:
@@ -136,6 +138,17 @@ class ManagerStore:
         self._db.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (_VERSION_SETTING, str(self.version)))
         for listener in self._listeners:
             listener(self.version)
+
+    def change_token(self) -> tuple[int, int]:
+        """A value that changes whenever anything in the database changed: through this store
+        (``version``) or through another connection, e.g. the embedded server's other worker
+        processes (SQLite's ``data_version``). Cheap enough to call on every request."""
+        with self._lock:
+            dv = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if dv != self._data_version:
+                self._data_version = dv
+                self._foreign_changes += 1
+            return self.version, self._foreign_changes
 
     def add_listener(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(new_version)`` after every change (from the mutating thread, lock held).

@@ -77,6 +77,17 @@ class LogFile:
             return cls.create(avs, container, generation)
         return cls(path, container, generation, fd, os.fstat(fd).st_size)
 
+    @classmethod
+    def open_readonly(cls, avs: Path, container: int, generation: int) -> LogFile | None:
+        """Open an existing log for reading only (another process owns its writes); None if it is
+        gone (compacted away meanwhile)."""
+        path = avs / log_name(container, generation)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        return cls(path, container, generation, fd, os.fstat(fd).st_size)
+
     def size(self) -> int:
         return os.fstat(self.fd).st_size
 

@@ -19,10 +19,9 @@ import errno
 import logging
 import os
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import msgspec
 
@@ -42,7 +41,8 @@ from leofs.storage.model import (
     Entry,
     PutResult,
 )
-from leofs.storage.needle import HEADER_SIZE, LOG_HEADER_SIZE, MAX_KEY, MAX_META, pread_exact
+from leofs.storage.needle import HEADER_SIZE, LOG_HEADER_SIZE, MAX_KEY, MAX_META
+from leofs.storage.reads import StaleEntry, StoreReads
 from leofs.storage.scrub import scrub_logs
 from leofs.storage.writer import Job, Stats, WriteOp, Writer
 
@@ -67,11 +67,6 @@ log = logging.getLogger("leofs.storage")
 
 SUPERBLOCK_MAGIC = "leofs-storage"
 FORMAT_VERSION = 1
-_INLINE_READ = 256 * 1024  # reads up to this size run on the loop; bigger ones in a thread
-
-
-class StaleEntry(LookupError):
-    """The entry's needle is gone (overwritten and compacted away): look the key up again."""
 
 
 class Superblock(msgspec.Struct):
@@ -102,15 +97,7 @@ def _load_superblock(path: Path, containers: int) -> Superblock:
     return sb
 
 
-def _prefix_end(prefix: bytes) -> bytes | None:
-    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
-    p = prefix.rstrip(b"\xff")
-    if not p:
-        return None
-    return p[:-1] + bytes([p[-1] + 1])
-
-
-class ObjectStore:
+class ObjectStore(StoreReads):
     """Durable object store. Create with ``await ObjectStore.open(path)``."""
 
     def __init__(self, path: Path, writer: Writer, reader: Index, files: dict[tuple[int, int], LogFile], *,
@@ -126,6 +113,9 @@ class ObjectStore:
         self._compaction = CompactionStatus("idle", [], [], [], None, None, 0)
         self._progress_total = 0
         self._progress_done = 0
+
+    def _log(self, container: int, generation: int) -> LogFile | None:
+        return self._files.get((container, generation))
 
     @property
     def stats(self) -> Stats:
@@ -266,97 +256,6 @@ class ObjectStore:
                 self._writer.states[log.container] = st
 
         await self._job(run)
-
-    # -- reads --------------------------------------------------------------------------------------
-    def get(self, ns: int, key: bytes) -> Entry | None:
-        """The index entry for (ns, key), tombstones included (check ``entry.tombstone``)."""
-        return self._reader.get(ns, key)
-
-    def _locate(self, entry: Entry) -> tuple[LogFile, int, Entry]:
-        log = self._files.get((entry.container, entry.generation))
-        if log is not None:
-            return log, entry.data_offset, entry
-        # Compacted since the entry was read: the same needle (same clock) lives in the new log.
-        cur = self.get(entry.ns, entry.key)
-        if cur is not None and cur.clock == entry.clock:
-            log = self._files.get((cur.container, cur.generation))
-            if log is not None:
-                return log, cur.data_offset, cur
-        raise StaleEntry(f"needle of {entry.key!r} (clock {entry.clock}) is no longer stored")
-
-    async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes:
-        """Read ``length`` bytes of the entry's data from ``start``; whole small objects are verified."""
-        if start < 0 or start > entry.size or (length is not None and length < 0):
-            raise ValueError("range outside the object")
-        n = entry.size - start if length is None else min(length, entry.size - start)
-        log, off, entry = self._locate(entry)
-        if n <= _INLINE_READ:
-            data = pread_exact(log.fd, n, off + start)
-        else:
-            data = await asyncio.to_thread(pread_exact, log.fd, n, off + start)
-        if len(data) != n:
-            raise CorruptData(f"short read of {entry.key!r}: {len(data)} of {n} bytes")
-        whole = start == 0 and n == entry.size
-        if whole and entry.size < self.verify_below and zlib.crc32(data) != entry.crc:
-            raise CorruptData(f"checksum mismatch in {entry.key!r}")
-        return data
-
-    def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int]:
-        """(file object, absolute offset, size) of the entry's data, for sendfile. The caller owns
-        and closes the file object; it stays valid after a compaction removes the log."""
-        log, off, entry = self._locate(entry)
-        f = os.fdopen(os.dup(log.fd), "rb", buffering=0)
-        return f, off, entry.size
-
-    def scan(
-        self,
-        ns: int,
-        prefix: bytes = b"",
-        *,
-        start_after: bytes = b"",
-        limit: int = 1000,
-        delimiter: bytes | None = None,
-        include_tombstones: bool = False,
-    ) -> list[Entry | CommonPrefix]:
-        """Entries of ``ns`` under ``prefix`` after ``start_after`` in key order, at most ``limit``
-        items. With a delimiter, keys sharing prefix + ... + delimiter roll up into one CommonPrefix
-        (counted toward the limit) and the scan seeks past them. A common prefix that is not greater
-        than ``start_after`` is not returned again, so the last item returned continues a listing."""
-        out: list[Entry | CommonPrefix] = []
-        hi = _prefix_end(prefix)
-        if start_after >= prefix:
-            lo, inclusive = start_after, False
-        else:
-            lo, inclusive = prefix, True
-        while len(out) < limit:
-            want = limit - len(out)
-            rows = self._reader.range(ns, lo, inclusive, hi, want if not delimiter else min(want, 256),
-                                      include_tombstones)  # fmt: skip
-            if not rows:
-                break
-            jumped = False
-            for e in rows:
-                if delimiter:
-                    i = e.key.find(delimiter, len(prefix))
-                    if i >= 0 and e.tombstone:
-                        # only live keys make a common prefix (a prefix whose keys were all deleted
-                        # is gone); its tombstones are not listed either
-                        lo, inclusive = e.key, False
-                        continue
-                    if i >= 0:
-                        cp = e.key[: i + len(delimiter)]
-                        if cp > start_after:
-                            out.append(CommonPrefix(cp))
-                        nxt = _prefix_end(cp)
-                        if nxt is None:
-                            return out
-                        lo, inclusive, jumped = nxt, True, True
-                        break
-                out.append(e)
-                lo, inclusive = e.key, False
-            if not jumped and len(rows) < (want if not delimiter else min(want, 256)):
-                break
-        return out
 
     # -- administration -----------------------------------------------------------------------------
     def usage(self) -> list[ContainerUsage]:

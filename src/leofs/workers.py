@@ -1,0 +1,176 @@
+"""Gateway worker processes of the embedded server: every core answers S3 requests.
+
+One Python process runs one event loop on one core. ``leofs server`` therefore starts ``--workers``
+processes that share the S3 port with ``SO_REUSEPORT`` (the kernel spreads new connections over
+them). The first one (the *primary*) is the whole embedded server: manager, object store with its
+group-commit writer, admin API, maintenance, and a gateway. Each other one (a *worker*) is only a
+gateway: it reads users and buckets from the manager's SQLite database and objects from the store's
+files directly, and sends its writes to the primary's writer over the write link
+(:mod:`leofs.storage.write_link`), so the writer still batches every write into one fsync.
+
+The primary restarts a worker that dies. A worker dies with the primary: the kernel sends it
+SIGKILL when its parent exits (``PR_SET_PDEATHSIG``), and it also exits when the write link closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import errno
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+
+from leofs import metrics
+from leofs.gateway.app import Gateway, make_runner
+from leofs.gateway.backend import EmbeddedBackend
+from leofs.gateway.context import GatewayConfig
+from leofs.gateway.control import LocalControl
+from leofs.lifecycle import wait_for_shutdown_signal
+from leofs.manager.store import ManagerStore
+from leofs.storage.shared import SharedStore
+from leofs.storage.write_link import WriteLink
+
+log = logging.getLogger("leofs.workers")
+
+_PR_SET_PDEATHSIG = 1
+RESTART_DELAY = 1.0  # seconds before a dead worker is started again
+STOP_TIMEOUT = 10.0  # seconds a worker gets to finish its requests on shutdown
+
+
+class WorkerSpec(msgspec.Struct, kw_only=True):
+    """Everything a worker needs, passed on its command line as JSON."""
+
+    index: int
+    parent: int
+    data_dir: str
+    host: str
+    port: int
+    link: str
+    metrics_dir: str
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
+
+
+def tls_context(cert: Path | str | None, key: Path | str | None) -> ssl.SSLContext | None:
+    """The server TLS context for the S3 port, or None for plain HTTP."""
+    if not cert or not key:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def check_port_free(host: str, port: int, wait: float = 3.0) -> None:
+    """Fail (OSError EADDRINUSE) if anything listens on host:port. Workers bind with SO_REUSEPORT,
+    which would let a second server share the port silently; a plain bind notices. Workers of a
+    server just killed may take a moment to go, hence the short wait."""
+    deadline = time.monotonic() + wait
+    while True:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+                return
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise
+        time.sleep(0.1)
+
+
+class WorkerPool:
+    """The primary's side: starts the workers, restarts any that dies, stops them all."""
+
+    def __init__(self, specs: list[WorkerSpec]) -> None:
+        self.specs = specs
+        self.procs: dict[int, asyncio.subprocess.Process] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        for spec in self.specs:
+            self._tasks.append(asyncio.create_task(self._keep_running(spec)))
+
+    async def _spawn(self, spec: WorkerSpec) -> asyncio.subprocess.Process:
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "leofs", "--log-level", str(level), "server-worker",
+            msgspec.json.encode(spec).decode(),
+        )  # fmt: skip
+
+    async def _keep_running(self, spec: WorkerSpec) -> None:
+        while not self._stopping:
+            proc = self.procs[spec.index] = await self._spawn(spec)
+            code = await proc.wait()
+            if self._stopping:
+                return
+            log.warning("gateway worker %d exited with %s; starting it again", spec.index, code)
+            await asyncio.sleep(RESTART_DELAY)
+
+    async def stop(self) -> None:
+        """SIGTERM every worker (they finish their requests), SIGKILL what is left after a while."""
+        self._stopping = True
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        waits = [asyncio.wait_for(p.wait(), STOP_TIMEOUT) for p in self.procs.values()]
+        for result, proc in zip(await asyncio.gather(*waits, return_exceptions=True), self.procs.values(),
+                                strict=True):  # fmt: skip
+            if isinstance(result, BaseException) and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _die_with_parent(parent: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+async def run_worker(spec: WorkerSpec) -> None:
+    """A worker's life: serve S3 on the shared port until SIGTERM or until the primary is gone."""
+    _die_with_parent(spec.parent)
+    metrics.enable_multiprocess(Path(spec.metrics_dir))
+    data_dir = Path(spec.data_dir)
+    manager = ManagerStore(data_dir / "manager.sqlite3")
+    lost = asyncio.Event()
+    link = await WriteLink.connect(Path(spec.link), on_lost=lost.set)
+    store = SharedStore(data_dir / "storage", link, verify_below=spec.gateway.verify_below)
+    gateway = Gateway(EmbeddedBackend(store), LocalControl(manager), spec.gateway)
+    runner = make_runner(gateway.make_app())
+    await runner.setup()
+    site = web.TCPSite(runner, spec.host, spec.port, ssl_context=tls_context(spec.tls_cert, spec.tls_key),
+                       backlog=1024, reuse_port=True)  # fmt: skip
+    await site.start()
+    shutdown = asyncio.ensure_future(wait_for_shutdown_signal())
+    link_lost = asyncio.ensure_future(lost.wait())
+    try:
+        await asyncio.wait([shutdown, link_lost], return_when=asyncio.FIRST_COMPLETED)
+        if link_lost.done():
+            log.error("gateway worker %d: the primary process is gone; exiting", spec.index)
+            os._exit(1)
+    finally:
+        shutdown.cancel()
+        link_lost.cancel()
+        await runner.cleanup()
+        if gateway.background:
+            await asyncio.gather(*gateway.background, return_exceptions=True)
+        await store.close()
+        manager.close()
