@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""RING simulation: balance, movement on join/leave, build time and lookup cost.
+"""RING simulation: balance, movement on join/leave, build time and lookup cost; and the scale model.
 
-Run by hand: ``python benchmarks/ring_sim.py [--quick] [--json FILE] [--keys K] [--vnodes V]``.
+Run by hand: ``python benchmarks/ring_sim.py [--quick] [--json FILE] [--keys K] [--vnodes V]``
+(``--ring-only`` prints only the first table; ``--help`` lists the scale-model options).
 
 For each cluster size it builds a ring of equal nodes (168 vnodes, N=3) and reports:
 
@@ -12,19 +13,65 @@ For each cluster size it builds a ring of equal nodes (168 vnodes, N=3) and repo
   when one leaves (optimum 1/n), sampled and exact, plus the exact fraction of replica copies that
   move on a join (optimum also 1/(n+1)).
 * ring build time and µs per ``Ring.redundancy(key)`` (MD5 + bisect + list copy) with N=3.
+
+Then the scale model (docs/performance.md, "Scale model"):
+
+* listing page cost: ``ClusterBackend.scan`` asks every running storage node for ``limit`` rows
+  (``limit`` = max-keys + 1, as ``scan_page`` asks) and merges them. The pages are built from the
+  ring (each key on its N nodes), the merge is the real ``ClusterBackend.scan`` with the HTTP fan-out
+  replaced by the prepared pages, the node side is a real ``Index.range`` + ``to_scan_items`` +
+  msgpack encoding on a temporary SQLite index, the gateway's decoding is the real
+  ``scan_decoder.decode`` + ``from_scan_items``. The HTTP cost of a call is a constant
+  (``--call-ms`` per call end, not measured here).
+* rebalance cost: bytes moved on join and leave (exact, from the ring) for ``--data-tb`` of data,
+  and the time at ``--rate-mbs`` per node, bounded by the busiest node (sent + received).
+* control plane: the manager's work per heartbeat (the real ``Members.heartbeat`` + ``Cluster.view``
+  + msgpack encoding on an in-memory manager store), a member's work to apply the answer, the ring's
+  serialized size and ``Ring.from_bytes`` time, and one ``/int/state`` snapshot.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import bisect
+import gc
 import json
 import platform
 import sys
+import tempfile
 import time
+import tracemalloc
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
 
+import msgspec
+
+from leofs.gateway.cluster_backend import ClusterBackend
+from leofs.gateway.records import ObjectMeta
+from leofs.gateway.remote_control import RemoteControl
+from leofs.internal.client import InternalClient
+from leofs.internal.membership import ClusterState
+from leofs.internal.messages import (
+    Consistency,
+    HeartbeatRequest,
+    NodeInfo,
+    RegisterRequest,
+    encoder,
+    from_scan_items,
+    scan_decoder,
+    to_scan_items,
+    view_decoder,
+)
+from leofs.manager.cluster import Cluster
+from leofs.manager.members import Members
+from leofs.manager.state_api import state_snapshot
+from leofs.manager.store import ManagerStore
 from leofs.ring import RING_SIZE, Member, Ring, build_ring, key_address
+from leofs.storage.index import Index
+from leofs.storage.model import CommonPrefix, Entry
 
 
 def members(n: int, vnodes: int) -> list[Member]:
@@ -45,15 +92,20 @@ def primary_names(ring: Ring, addresses: list[int]) -> list[str]:
     return [lookup(a)[0].name for a in addresses]
 
 
-def exact_moved(a: Ring, b: Ring) -> tuple[float, float]:
-    """Exact fraction of the address space whose primary differs, and of replica copies that move.
+def exact_transfers(a: Ring, b: Ring) -> dict[str, Any]:
+    """Exact movement from ring ``a`` to ring ``b``.
 
     Between two consecutive points of the union of both rings' points, both rings give constant
-    answers, so summing segment widths is exact.
+    answers, so summing segment widths is exact. Returns the fraction of the address space whose
+    primary differs (``primary``), the fraction of replica copies that move (``copies``), and per node
+    the share of the address space it receives plus sends (``traffic``): each copy a node gains is
+    sent by the key's old holders that are still in ``b``, in equal parts.
     """
     cuts = sorted({hi for _, hi, _ in a.ranges()} | {hi for _, hi, _ in b.ranges()})
+    in_b = {m.name for m in b.members}
     primary = 0
     copies = 0
+    traffic: dict[str, float] = {}
     n = max(1, min(a.replicas, len(a.members)))
     prev = cuts[-1] - RING_SIZE
     for cut in cuts:
@@ -63,8 +115,22 @@ def exact_moved(a: Ring, b: Ring) -> tuple[float, float]:
         rb = [m.name for m in b.redundancy_for_address(cut)]
         if ra[0] != rb[0]:
             primary += width
-        copies += width * len(set(rb) - set(ra))
-    return primary / RING_SIZE, copies / RING_SIZE / n
+        gained = [x for x in rb if x not in ra]
+        if gained:
+            copies += width * len(gained)
+            w = width / RING_SIZE
+            for x in gained:
+                traffic[x] = traffic.get(x, 0.0) + w
+            sources = [x for x in ra if x in in_b] or ra
+            for x in sources:
+                traffic[x] = traffic.get(x, 0.0) + w * len(gained) / len(sources)
+    return {"primary": primary / RING_SIZE, "copies": copies / RING_SIZE / n, "traffic": traffic}
+
+
+def exact_moved(a: Ring, b: Ring) -> tuple[float, float]:
+    """Exact fraction of the address space whose primary differs, and of replica copies that move."""
+    t = exact_transfers(a, b)
+    return t["primary"], t["copies"]
 
 
 def lookup_us(ring: Ring, keys: list[bytes]) -> float:
@@ -78,9 +144,12 @@ def lookup_us(ring: Ring, keys: list[bytes]) -> float:
     return best / len(keys) * 1e6
 
 
-def simulate(n: int, keys: list[bytes], addresses: list[int], vnodes: int, replicas: int) -> dict[str, Any]:
+def simulate(n: int, keys: list[bytes], addresses: list[int], vnodes: int, replicas: int,
+             rings: dict[int, Ring] | None = None) -> dict[str, Any]:
     ms = members(n, vnodes)
     ring, build_s = timed_build(ms, replicas)
+    if rings is not None:
+        rings[n] = ring
     joined, _ = timed_build([*ms, Member("storage_new@10.9.9.9", "10.9.9.9:4010", vnodes=vnodes)], replicas)
     left, _ = timed_build(ms[1:], replicas)
 
@@ -92,8 +161,8 @@ def simulate(n: int, keys: list[bytes], addresses: list[int], vnodes: int, repli
     after_leave = primary_names(left, addresses)
     join_moved = sum(x != y for x, y in zip(base, after_join, strict=True)) / len(addresses)
     leave_moved = sum(x != y for x, y in zip(base, after_leave, strict=True)) / len(addresses)
-    join_exact, join_copies = exact_moved(ring, joined)
-    leave_exact, _ = exact_moved(ring, left)
+    join = exact_transfers(ring, joined)
+    leave = exact_transfers(ring, left)
     return {
         "nodes": n,
         "vnodes": vnodes,
@@ -104,12 +173,19 @@ def simulate(n: int, keys: list[bytes], addresses: list[int], vnodes: int, repli
         "min_mean_keys": min(counts.get(m.name, 0) for m in ms) / mean,
         "max_mean_exact": max(share.values()) * n,
         "join_moved_keys": join_moved,
-        "join_moved_exact": join_exact,
-        "join_copies_moved_exact": join_copies,
+        "join_moved_exact": join["primary"],
+        "join_copies_moved_exact": join["copies"],
         "join_optimum": 1 / (n + 1),
         "leave_moved_keys": leave_moved,
-        "leave_moved_exact": leave_exact,
+        "leave_moved_exact": leave["primary"],
         "leave_optimum": 1 / n,
+        # scale model: copies moved on leave, and the busiest node's traffic (share of the address
+        # space, sent + received) and how many nodes take part
+        "leave_copies_moved_exact": leave["copies"],
+        "join_busiest_traffic": max(join["traffic"].values(), default=0.0),
+        "join_nodes_involved": len(join["traffic"]),
+        "leave_busiest_traffic": max(leave["traffic"].values(), default=0.0),
+        "leave_nodes_involved": len(leave["traffic"]),
     }
 
 
@@ -131,6 +207,365 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# -- scale model: timing helpers ------------------------------------------------------------------------
+def cpu_ms(fn: Callable[[], object], reps: int, inner: int = 1) -> float:
+    """Best-of-``reps`` CPU time of ``inner`` calls of ``fn``, in ms per call (process CPU time, so
+    other work on a shared machine inflates it less than wall time would)."""
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.process_time()
+        for _ in range(inner):
+            fn()
+        best = min(best, time.process_time() - t0)
+    return best / inner * 1e3
+
+
+def _meta() -> bytes:
+    """The ObjectMeta of a plain 4 KiB PUT, as the gateway stores it with every entry."""
+    return msgspec.msgpack.encode(ObjectMeta(size=4096, etag="9e107d9d372bb6826bd81d3542a419d6", owner="user01",
+                                             content_type="binary/octet-stream"))
+
+
+def _entry(key: bytes, i: int, meta: bytes, md5: bytes) -> Entry:
+    return Entry(0, key, 1_764_000_000_000_000 + i, 1_764_000_000_000_000 + i, False, 4096, md5, meta,
+                 0, 0, 0, i % 8, 1, 4096 * i, i & 0xFFFFFFFF)  # fmt: skip
+
+
+# -- scale model: listing page cost ----------------------------------------------------------------------
+def listing_pages(ring: Ring, per_node: int) -> tuple[list[list[Entry]], list[bytes]]:
+    """What every node answers to the first ``GET /scan`` of a bucket: its first ``per_node`` keys.
+
+    Keys ``bucket/obj-0000000000``, ... in key order, each stored on its N nodes of ``ring``; keys
+    are added until every node holds a full page."""
+    meta, md5 = _meta(), bytes(range(16))
+    pages: dict[str, list[Entry]] = {m.name: [] for m in ring.members}
+    short = len(pages)
+    keys: list[bytes] = []
+    i = 0
+    while short:
+        key = b"bucket/obj-%010d" % i
+        entry = _entry(key, i, meta, md5)
+        keys.append(key)
+        for m in ring.redundancy(key):
+            page = pages[m.name]
+            if len(page) < per_node:
+                page.append(entry)
+                if len(page) == per_node:
+                    short -= 1
+        i += 1
+    return list(pages.values()), keys
+
+
+class _PreparedFanOut(ClusterBackend):
+    """The real ``ClusterBackend.scan`` (merge) with the HTTP fan-out replaced by prepared pages."""
+
+    def __init__(self, state: ClusterState, pages: list[list[Entry]]) -> None:
+        super().__init__(cast(InternalClient, None), state)
+        self.pages = pages
+        self.rounds = 0
+
+    async def _scan_all(self, nodes: list[NodeInfo], ns: int, prefix: bytes, start: bytes, limit: int,
+                        delimiter: bytes | None) -> list[list[Entry | CommonPrefix]]:
+        self.rounds += 1
+        if self.rounds > 1:
+            raise RuntimeError("the simulation prepares one round of pages; the merge asked for another")
+        return cast(list[list[Entry | CommonPrefix]], self.pages)
+
+
+def node_scan_cost(limit: int, reps: int) -> dict[str, float]:
+    """A storage node's side of one ``GET /scan`` (index range read, ScanReply, msgpack) and the
+    gateway's decoding of the answer, measured on a temporary SQLite index of 20,000 entries."""
+    meta, md5 = _meta(), bytes(range(16))
+    entries = [_entry(b"bucket/obj-%010d" % i, i, meta, md5) for i in range(20_000)]
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Index(Path(tmp) / "index.db", create=True)
+        try:
+            index.begin()
+            index.put_entries(entries)
+            index.commit()
+            lo = entries[5_000].key
+
+            def node_side() -> bytes:
+                rows = index.range(0, lo, False, b"bucket0", limit, True)
+                return cast(bytes, encoder.encode(to_scan_items(cast(list[Entry | CommonPrefix], rows))))
+
+            body = node_side()
+            scan = cpu_ms(node_side, reps, 5)
+        finally:
+            index.close()
+    decode = cpu_ms(lambda: from_scan_items(scan_decoder.decode(body)), reps, 5)
+    tracemalloc.start()
+    held = from_scan_items(scan_decoder.decode(body))
+    decoded_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del held
+    return {"node_scan_ms": scan, "decode_ms": decode, "reply_bytes": len(body), "decoded_bytes": decoded_bytes}
+
+
+def fanout_rounds(lists: list[list[bytes]], limit: int, per_node: int) -> tuple[int, int]:
+    """Rounds and rows of ``ClusterBackend.scan``'s merge rule if every node were asked for ``per_node``
+    rows instead of ``limit`` (a full page is one of ``per_node`` rows). A model, not the code: the code
+    asks for ``limit``. ``lists`` hold each node's keys in order, complete up to its ``limit``-th key,
+    which lies past the page's last key, so the answers inside the page are exact."""
+    start, got, rounds, rows = b"", 0, 0, 0
+    while True:
+        rounds += 1
+        answers = []
+        for ks in lists:
+            i = bisect.bisect_right(ks, start)
+            answers.append(ks[i : i + per_node])
+        rows += sum(len(a) for a in answers)
+        horizon = min((a[-1] for a in answers if len(a) >= per_node), default=None)
+        ordered = sorted({k for a in answers for k in a if horizon is None or k <= horizon})
+        got += len(ordered)
+        if got >= limit or horizon is None or not ordered:
+            return rounds, rows
+        start = ordered[-1]
+
+
+def listing_cost(ring: Ring, page: int, call_ms: float, node: dict[str, float], reps: int) -> dict[str, Any]:
+    """One ListObjects page of ``page`` keys in a cluster of ``ring``'s nodes (the bucket's first page)."""
+    limit = page + 1  # scan_page asks for max-keys + 1 to know whether the listing is truncated
+    pages, keys = listing_pages(ring, limit)
+    n = len(pages)
+    replicas = min(ring.replicas, n)
+    horizon = min(p[-1].key for p in pages)  # every page is full: the smallest last key bounds what is certain
+    in_window = sum(sum(1 for e in p if e.key <= horizon) for p in pages)
+    unique = keys.index(horizon) + 1  # every key up to the horizon is in its holders' pages
+    fetched = sum(len(p) for p in pages)
+    state = ClusterState()
+    state.nodes = {m.name: NodeInfo(m.name, "storage", m.address, "running") for m in ring.members}
+    loop = asyncio.new_event_loop()
+    try:
+        returned: list[Entry | CommonPrefix] = []
+
+        def merge() -> None:
+            backend = _PreparedFanOut(state, pages)
+            returned[:] = loop.run_until_complete(backend.scan(0, b"bucket/", limit=limit))
+            assert backend.rounds == 1
+
+        merge_ms = cpu_ms(merge, reps)
+    finally:
+        loop.close()
+    assert [e.key for e in returned if isinstance(e, Entry)] == keys[:limit], "merged page differs from the keys"
+    gateway_ms = n * (call_ms + node["decode_ms"]) + merge_ms
+    node_ms = call_ms + node["node_scan_ms"]
+    # what if each node were asked for about its share of the page (not built; modelled, see fanout_rounds)
+    per_node = min(limit, max(16, -(-2 * replicas * limit // n)))
+    rounds, rows = fanout_rounds([[e.key for e in p] for p in pages], limit, per_node)
+    row_ms = merge_ms / fetched + node["decode_ms"] / limit  # gateway CPU per row, from the measured figures
+    what_if_gateway = n * rounds * call_ms + rows * row_ms
+    what_if_cluster = what_if_gateway + n * rounds * call_ms + rows * node["node_scan_ms"] / limit
+    gc.collect()
+    return {
+        "nodes": n,
+        "page": page,
+        "calls": n,
+        "rows_fetched": fetched,
+        "rows_in_window": in_window,
+        "unique_in_window": unique,
+        "rows_returned": len(returned),
+        "rows_discarded": fetched - len(returned),
+        "duplicates": in_window - unique,
+        "beyond_horizon": fetched - in_window,
+        "merge_ms": merge_ms,
+        "decode_ms": n * node["decode_ms"],
+        "gateway_ms": gateway_ms,
+        "node_ms": node_ms,
+        "cluster_ms": gateway_ms + n * node_ms,
+        "bytes_to_gateway": n * node["reply_bytes"],
+        "decoded_bytes_held": n * node["decoded_bytes"],  # asyncio.gather holds every answer before the merge
+        "pages_per_s_gateway_core": 1e3 / gateway_ms,
+        "pages_per_s_nodes": 1e3 / node_ms,
+        "what_if_per_node": per_node,
+        "what_if_rounds": rounds,
+        "what_if_calls": n * rounds,
+        "what_if_rows": rows,
+        "what_if_gateway_ms": what_if_gateway,
+        "what_if_cluster_ms": what_if_cluster,
+    }
+
+
+def listing_table(rows: list[dict[str, Any]], call_ms: float, node: dict[str, float]) -> str:
+    head = (
+        "| nodes | internal calls | rows fetched | rows ≤ horizon (unique) | rows discarded | merge ms (measured) "
+        "| decode ms | gateway CPU ms (est.) | CPU ms on each node (est.) | cluster CPU ms (est.) | MB to gateway "
+        "| MB decoded, held at once | pages/s: one gateway core / nodes |"
+    )
+    lines = [head, "|" + "---:|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(
+            f"| {r['nodes']} | {r['calls']:,} | {r['rows_fetched']:,} "
+            f"| {r['rows_in_window']:,} ({r['unique_in_window']:,}) | {r['rows_discarded']:,} "
+            f"| {r['merge_ms']:.1f} | {r['decode_ms']:.1f} | {r['gateway_ms']:.1f} | {r['node_ms']:.2f} "
+            f"| {r['cluster_ms']:,.0f} | {r['bytes_to_gateway'] / 1e6:.1f} | {r['decoded_bytes_held'] / 1e6:.0f} "
+            f"| {r['pages_per_s_gateway_core']:,.1f} / {r['pages_per_s_nodes']:,.0f} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Per call: {call_ms} ms CPU per call end (--call-ms, assumed); node side {node['node_scan_ms']:.2f} ms "
+        f"(index range + encode, measured), gateway decoding {node['decode_ms']:.2f} ms (measured), "
+        f"{node['reply_bytes'] / 1e3:.0f} kB per answer, {node['decoded_bytes'] / 1e3:.0f} kB once decoded "
+        "(tracemalloc). Gateway CPU = calls x (call end + decode) + merge; "
+        "cluster CPU = gateway + nodes x (call end + node side). Not included: S3 auth and the XML of the page."
+    )
+    return "\n".join(lines)
+
+
+def what_if_table(rows: list[dict[str, Any]]) -> str:
+    head = ("| nodes | rows asked per node | rounds | internal calls | rows fetched | gateway CPU ms (est.) "
+            "| cluster CPU ms (est.) | vs today: gateway / cluster |")
+    lines = [head, "|" + "---:|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(
+            f"| {r['nodes']} | {r['what_if_per_node']:,} | {r['what_if_rounds']} | {r['what_if_calls']:,} "
+            f"| {r['what_if_rows']:,} | {r['what_if_gateway_ms']:.1f} | {r['what_if_cluster_ms']:,.0f} "
+            f"| {r['gateway_ms'] / r['what_if_gateway_ms']:.1f}x / {r['cluster_ms'] / r['what_if_cluster_ms']:.1f}x |"
+        )
+    lines.append("")
+    lines.append(
+        "Not built: each node asked for max(16, ceil(2 x N x (max-keys + 1) / nodes)) rows, the same merge rule "
+        "(modelled by fanout_rounds, not the code), further rounds while the certain part is short. CPU per row "
+        "scaled from the measured merge, decode and index figures above; call ends as above."
+    )
+    return "\n".join(lines)
+
+
+# -- scale model: rebalance cost -------------------------------------------------------------------------
+def rebalance_rows(rows: list[dict[str, Any]], data_tb: float, rate_mbs: float, replicas: int
+                   ) -> list[dict[str, Any]]:
+    out = []
+    rate = rate_mbs * 1e6
+    for r in rows:
+        n = r["nodes"]
+        fixed = data_tb * 1e12  # logical bytes (before the N copies)
+        grown = fixed * n / 3  # the same fill per node as data_tb on 3 nodes
+        row: dict[str, Any] = {"nodes": n}
+        for event in ("join", "leave"):
+            if event == "leave" and n - 1 < replicas:  # Cluster.detach refuses: fewer than N would stay
+                row.update({f"leave_{k}": None for k in ("copies", "nodes_involved", "bytes_fixed", "bytes_grown",
+                                                          "hours_fixed", "hours_grown")})
+                continue
+            copies = r[f"{event}_copies_moved_exact"]
+            busiest = r[f"{event}_busiest_traffic"]
+            row[f"{event}_copies"] = copies
+            row[f"{event}_nodes_involved"] = r[f"{event}_nodes_involved"]
+            for name, data in (("fixed", fixed), ("grown", grown)):
+                row[f"{event}_bytes_{name}"] = copies * min(replicas, n) * data
+                row[f"{event}_hours_{name}"] = busiest * data / rate / 3600
+        out.append(row)
+    return out
+
+
+def rebalance_table(rows: list[dict[str, Any]], data_tb: float, rate_mbs: float) -> str:
+    head = (
+        f"| nodes | copies moved on join | join: TB moved ({data_tb:g} TB / {data_tb:g} TB per 3 nodes) | join: hours "
+        f"| copies moved on leave | leave: TB moved ({data_tb:g} TB / {data_tb:g} TB per 3 nodes) "
+        "| leave: nodes sending or receiving | leave: hours |"
+    )
+    lines = [head, "|" + "---:|" * (head.count("|") - 1)]
+    for r in rows:
+        join = (
+            f"| {r['nodes']} | {r['join_copies']:.4f} | {r['join_bytes_fixed'] / 1e12:,.2f} / "
+            f"{r['join_bytes_grown'] / 1e12:,.2f} | {r['join_hours_fixed']:,.2f} / {r['join_hours_grown']:,.1f} "
+        )
+        if r["leave_copies"] is None:
+            leave = "| — | — (detach refused: fewer than N nodes would stay) | — | — |"
+        else:
+            leave = (
+                f"| {r['leave_copies']:.4f} | {r['leave_bytes_fixed'] / 1e12:,.2f} / "
+                f"{r['leave_bytes_grown'] / 1e12:,.2f} | {r['leave_nodes_involved']} "
+                f"| {r['leave_hours_fixed']:,.2f} / {r['leave_hours_grown']:,.1f} |"
+            )
+        lines.append(join + leave)
+    lines.append("")
+    lines.append(
+        f"TB = 10^12 bytes of stored copies; data = {data_tb:g} TB of objects (before N copies), either fixed or "
+        f"growing with the cluster ({data_tb:g} TB per 3 nodes). Hours = the busiest node's bytes sent + received "
+        f"at {rate_mbs:g} MB/s per node (on a join the new node receives every moved copy; on a leave the lost "
+        "copies are re-created from the surviving replicas, in equal parts)."
+    )
+    return "\n".join(lines)
+
+
+# -- scale model: control plane ---------------------------------------------------------------------------
+def control_cost(n: int, gateways: int, ring: Ring | None, reps: int) -> dict[str, Any]:
+    """The manager's CPU per heartbeat with ``n`` storage nodes and ``gateways`` gateways registered."""
+    store = ManagerStore(Path(":memory:"))
+    try:
+        members_ = Members(store)
+        for i in range(n):
+            members_.register(RegisterRequest("storage", f"storage_{i}@10.0.{i // 250}.{i % 250}",
+                                              f"10.0.{i // 250}.{i % 250}:4010"))
+        for j in range(gateways):
+            members_.register(RegisterRequest("gateway", f"gateway_{j}@10.1.0.{j}", f"10.1.0.{j}:8080"))
+        cluster = Cluster(store, members_, Consistency(n=3, w=2, r=1, d=2))
+        beat = HeartbeatRequest("storage", "storage_0@10.0.0.0")
+
+        def heartbeat() -> bytes:  # StateAPI.heartbeat without the HTTP
+            node = members_.heartbeat(beat)
+            assert node is not None
+            same = (beat.ring_hash_current, beat.ring_hash_previous) == cluster.hashes
+            return cast(bytes, encoder.encode(cluster.view(with_rings=not same)))
+
+        body = heartbeat()
+        inner = max(10, 2000 // (n + gateways))
+        manager_ms = cpu_ms(heartbeat, reps, inner)
+        member = ClusterState()
+        apply_ms = cpu_ms(lambda: member.apply(view_decoder.decode(body)), reps, inner)
+    finally:
+        store.close()
+    row: dict[str, Any] = {"nodes": n, "gateways": gateways, "heartbeat_bytes": len(body),
+                           "manager_ms_per_beat": manager_ms, "member_apply_ms": apply_ms}
+    if ring is not None:
+        blob = ring.to_bytes()
+        row["ring_bytes"] = len(blob)
+        row["ring_from_bytes_ms"] = cpu_ms(lambda: Ring.from_bytes(blob), 1 if n >= 300 else reps)
+    return row
+
+
+def state_cost(users: int, buckets: int, reps: int) -> dict[str, Any]:
+    """One ``GET /int/state`` answer (what every gateway's long-poll gets after each change)."""
+    store = ManagerStore(Path(":memory:"))
+    try:
+        for i in range(users):
+            store.create_user(f"user{i:04d}")
+        for i in range(buckets):
+            store.create_bucket(f"bucket-{i:05d}", f"user{i % users:04d}")
+        body = msgspec.json.encode(state_snapshot(store))
+        ms = cpu_ms(lambda: msgspec.json.encode(state_snapshot(store)), reps, 5)
+    finally:
+        store.close()
+    control = RemoteControl(cast(InternalClient, None), "")
+    install = cpu_ms(lambda: control._install(json.loads(body)), reps, 5)  # what RemoteControl.refresh does
+    return {"users": users, "buckets": buckets, "state_bytes": len(body), "state_ms": ms, "install_ms": install}
+
+
+def control_table(rows: list[dict[str, Any]], call_ms: float, interval: float) -> str:
+    head = (
+        "| storage nodes | heartbeats/s (nodes + gateways) | answer bytes | manager ms per heartbeat (measured) "
+        "| manager core busy (est.) | member ms to apply an answer (measured) | ring bytes "
+        "| Ring.from_bytes ms (x2 per ring change) |"
+    )
+    lines = [head, "|" + "---:|" * (head.count("|") - 1)]
+    for r in rows:
+        beats = (r["nodes"] + r["gateways"]) / interval
+        busy = beats * (r["manager_ms_per_beat"] + call_ms) / 1e3
+        r["manager_busy"] = busy
+        lines.append(
+            f"| {r['nodes']} | {beats:,.0f} | {r['heartbeat_bytes']:,} | {r['manager_ms_per_beat']:.3f} "
+            f"| {busy:.0%} | {r['member_apply_ms']:.3f} | {r.get('ring_bytes', 0):,} "
+            f"| {r.get('ring_from_bytes_ms', float('nan')):,.0f} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Heartbeat every {interval:g} s from every storage node and gateway ({rows[0]['gateways']} gateways); "
+        f"manager core busy = heartbeats/s x (measured ms + {call_ms} ms for the HTTP end, assumed). Every "
+        "answer carries the whole member list; a member decodes and installs it every second."
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -143,6 +578,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--nodes", type=str, default=None, help="comma-separated cluster sizes")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--ring-only", action="store_true", help="only the ring table (no scale model)")
+    scale = parser.add_argument_group("scale model")
+    scale.add_argument("--page", type=int, default=1000, help="keys per ListObjects page (max-keys, default 1000)")
+    scale.add_argument("--call-ms", type=float, default=0.15,
+                       help="CPU ms per internal HTTP call end (default 0.15: docs/performance.md says 0.1-0.2)")
+    scale.add_argument("--data-tb", type=float, default=10.0,
+                       help="TB of objects (before N copies) for the rebalance table (default 10)")
+    scale.add_argument("--rate-mbs", type=float, default=100.0,
+                       help="MB/s one node can send + receive during a rebalance (default 100)")
+    scale.add_argument("--gateways", type=int, default=10, help="gateways heartbeating (default 10)")
+    scale.add_argument("--heartbeat", type=float, default=1.0, help="heartbeat interval in s (default 1, the code's)")
+    scale.add_argument("--users", type=int, default=100, help="users in the /int/state snapshot (default 100)")
+    scale.add_argument("--buckets", type=int, default=1000, help="buckets in the /int/state snapshot (default 1000)")
     args = parser.parse_args(argv)
 
     sizes = [3, 10, 30, 100, 300] if args.quick else [3, 10, 30, 100, 300, 1000]
@@ -155,8 +603,9 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     rows = []
+    rings: dict[int, Ring] = {}
     for n in sizes:
-        row = simulate(n, lookup_keys, addresses, args.vnodes, args.replicas)
+        row = simulate(n, lookup_keys, addresses, args.vnodes, args.replicas, rings)
         rows.append(row)
         print(f"  {n} nodes done ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     print(
@@ -164,9 +613,39 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()}\n"
     )
     print(table(rows))
+    result: dict[str, Any] = {"python": platform.python_version(), "rows": rows}
+    if not args.ring_only:
+        del keys, addresses, lookup_keys
+        reps = 2 if args.quick else 3
+        node = node_scan_cost(args.page + 1, reps)
+        listing = []
+        for n in sizes:
+            listing.append(listing_cost(rings[n], args.page, args.call_ms, node, reps))
+            print(f"  listing {n} nodes done ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        rebalance = rebalance_rows(rows, args.data_tb, args.rate_mbs, args.replicas)
+        control = []
+        for n in sizes:
+            control.append(control_cost(n, args.gateways, rings.get(n), reps))
+            print(f"  control plane {n} nodes done ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        state = state_cost(args.users, args.buckets, reps)
+        print(f"\nListing page cost: one ListObjectsV2 page of {args.page:,} keys (the bucket's first page), "
+              f"N={args.replicas}\n")
+        print(listing_table(listing, args.call_ms, node))
+        print("\nWhat if each node were asked only for its share of the page (a design option, modelled)\n")
+        print(what_if_table(listing))
+        print(f"\nRebalance cost: one node joins / leaves, N={args.replicas}\n")
+        print(rebalance_table(rebalance, args.data_tb, args.rate_mbs))
+        print("\nControl plane: the manager's heartbeat work and ring changes\n")
+        print(control_table(control, args.call_ms, args.heartbeat))
+        print(f"\n/int/state snapshot with {state['users']} users and {state['buckets']:,} buckets: "
+              f"{state['state_bytes']:,} bytes, {state['state_ms']:.2f} ms CPU on the manager to build and encode, "
+              f"{state['install_ms']:.2f} ms on a gateway to install (measured); every gateway fetches one after "
+              "each change, and one per 20 s idle long-poll.")
+        result.update({"listing": listing, "listing_per_call": node, "rebalance": rebalance, "control": control,
+                       "state": state, "options": vars(args)})
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"python": platform.python_version(), "rows": rows}, fh, indent=2)
+            json.dump(result, fh, indent=2)
     return 0
 
 
