@@ -92,6 +92,25 @@ def resolve(
         loop.call_soon_threadsafe(done)
 
 
+def resolve_all(
+    loop: asyncio.AbstractEventLoop,
+    done: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
+) -> None:
+    """Complete a batch's futures from the writer thread: one wake-up of their loop, not one each."""
+
+    def finish() -> None:
+        for fut, value, exc in done:
+            if fut.done():
+                continue
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(value)
+
+    with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
+        loop.call_soon_threadsafe(finish)
+
+
 @dataclass
 class _Pending:
     bufs: list[bytes | memoryview] = field(default_factory=list)
@@ -193,8 +212,15 @@ class Writer:
             outcome = self._apply(ops)
         except BaseException as err:  # never let the thread die with futures pending
             outcome = [(op, None, err) for op in ops]
+        # call_soon_threadsafe writes to the loop's self-pipe every time: one call per loop per batch
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
         for op, value, exc in outcome:
-            resolve(op.loop, op.fut, value, exc)
+            done = by_loop.get(op.loop)
+            if done is None:
+                done = by_loop[op.loop] = []
+            done.append((op.fut, value, exc))
+        for loop, done in by_loop.items():
+            resolve_all(loop, done)
 
     def _apply(self, ops: list[WriteOp]) -> list[tuple[WriteOp, PutResult | None, BaseException | None]]:
         now = now_us()
