@@ -43,12 +43,13 @@ def error_document(code: str, message: str, resource: str, request_id: str, extr
 def iso8601(micros: int) -> str:
     """Timestamp in S3's XML form, millisecond precision: 2009-10-12T17:50:30.000Z."""
     seconds, us = divmod(micros, 1_000_000)
-    return f"{_iso_seconds(seconds)}{us // 1000:03d}Z"
+    return f"{iso_seconds(seconds)}{us // 1000:03d}Z"
 
 
 @functools.lru_cache(maxsize=4096)
-def _iso_seconds(seconds: int) -> str:
-    # listings show many keys written in the same second: format each second once
+def iso_seconds(seconds: int) -> str:
+    """``2009-10-12T17:50:30.``: the part of :func:`iso8601` before the milliseconds (cached, as
+    listings show many keys written in the same second; they inline the rest)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
 
 

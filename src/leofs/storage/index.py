@@ -70,6 +70,19 @@ def row_entry(r: tuple[Any, ...]) -> Entry:
     )  # fmt: skip
 
 
+def _range_sql(lo_inclusive: bool, bounded: bool, tombstones: bool) -> str:
+    sql = f"SELECT {_COLUMNS} FROM entries WHERE ns=? AND key {'>=' if lo_inclusive else '>'} ?"
+    if bounded:
+        sql += " AND key < ?"
+    if not tombstones:
+        sql += " AND tombstone=0"
+    return sql + " ORDER BY key LIMIT ?"
+
+
+#: Index.range's statements by (lo_inclusive, bounded, tombstones)
+_RANGE_SQL = {(i, b, t): _range_sql(i, b, t) for i in (False, True) for b in (False, True) for t in (False, True)}
+
+
 class Index:
     """A connection to the index database with the few queries the engine needs."""
 
@@ -94,16 +107,22 @@ class Index:
         self, ns: int, lo: bytes, lo_inclusive: bool, hi: bytes | None, limit: int, tombstones: bool
     ) -> list[Entry]:
         """Up to ``limit`` entries with lo <(=) key < hi, in key order."""
-        sql = f"SELECT {_COLUMNS} FROM entries WHERE ns=? AND key {'>=' if lo_inclusive else '>'} ?"
-        args: list[Any] = [ns, lo]
-        if hi is not None:
-            sql += " AND key < ?"
-            args.append(hi)
+        # Listings decode up to 1,000 rows per call: build the entries inline (no call per row;
+        # sqlite3 already returns BLOBs as bytes, so no copies): under half the Python time of
+        # row_entry; without tombstones every row has tombstone=0.
+        cur = self.db.execute(
+            _RANGE_SQL[lo_inclusive, hi is not None, tombstones],
+            (ns, lo, limit) if hi is None else (ns, lo, hi, limit),
+        )
         if not tombstones:
-            sql += " AND tombstone=0"
-        sql += " ORDER BY key LIMIT ?"
-        args.append(limit)
-        return [row_entry(r) for r in self.db.execute(sql, args)]
+            return [
+                Entry(n, k, clock, ts, False, size, md5, meta, ci, cn, cs, c, gen, off, crc)
+                for n, k, clock, ts, _, size, md5, meta, ci, cn, cs, c, gen, off, crc in cur
+            ]
+        return [
+            Entry(n, k, clock, ts, t != 0, size, md5, meta, ci, cn, cs, c, gen, off, crc)
+            for n, k, clock, ts, t, size, md5, meta, ci, cn, cs, c, gen, off, crc in cur
+        ]
 
     def containers(self) -> dict[int, ContainerState]:
         rows = self.db.execute(

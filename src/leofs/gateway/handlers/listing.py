@@ -18,8 +18,9 @@ from leofs.gateway.context import S3Request
 from leofs.gateway.handlers.buckets import owner_of
 from leofs.gateway.records import NS_OBJECT, ObjectMeta, object_meta_decoder
 from leofs.s3.errors import S3Error
-from leofs.s3.responses import document, elem, iso8601
-from leofs.storage.store import CommonPrefix, Entry
+from leofs.s3.responses import document, elem, iso_seconds
+from leofs.s3.xmlparse import xml_escape
+from leofs.storage.store import Entry
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
@@ -86,40 +87,69 @@ async def scan_page(gw: Gateway, bucket: str, prefix: str, delimiter: str, start
         delimiter=delimiter.encode() if delimiter else None,
     )
     truncated = len(items) > max_keys
-    items = items[:max_keys]
+    if truncated:
+        items = items[:max_keys]
     page = Page([], [], truncated, start)
+    if not items:
+        return page
+    n = len(base)
+    contents, prefixes = page.contents, page.prefixes
+    add, decode = contents.append, object_meta_decoder.decode
     for item in items:
-        if isinstance(item, CommonPrefix):
-            page.prefixes.append(item.prefix[len(base):].decode())
-            page.next_start = item.prefix + _PAST
+        if isinstance(item, Entry):
+            add((item.key[n:].decode(), item, decode(item.meta)))
         else:
-            page.contents.append((item.key[len(base):].decode(), item, object_meta_decoder.decode(item.meta)))
-            page.next_start = item.key
+            prefixes.append(item.prefix[n:].decode())
+    last = items[-1]
+    page.next_start = last.key if isinstance(last, Entry) else last.prefix + _PAST
     return page
 
 
 def _contents(gw: Gateway, page: Page, url: bool, owner: bool, tag: str = "Contents", version: bool = False) -> str:
-    out = []
-    for key, entry, meta in page.contents:
-        parts = [elem("Key", _enc(key, url))]
-        if version:
-            parts += [elem("VersionId", "null"), elem("IsLatest", "true")]
-        parts += [elem("LastModified", iso8601(entry.timestamp)), elem("ETag", f'"{meta.etag}"'),
-                  elem("Size", meta.size)]
-        if not version:
-            parts.append(elem("StorageClass", meta.storage_class))
-        if meta.checksum_algorithm and not version:
-            parts.append(elem("ChecksumAlgorithm", meta.checksum_algorithm))
+    """The ``<Contents>`` (or ``<Version>``) elements of a page, one f-string per key.
+
+    Values are escaped as :func:`~leofs.s3.responses.elem` does; a size is an int and needs none,
+    nor does the quote-free ISO time, and the ETag's quotes are written as the entities they become.
+    """
+    contents = page.contents
+    # Keys and ETags rarely need escaping: check the whole page in one pass rather than per value.
+    # (URL-encoded keys never do.)
+    raw = "".join([meta.etag if url else key + meta.etag for key, _, meta in contents])
+    plain = xml_escape(raw) == raw
+    owners: dict[str, str] = {}
+    out: list[str] = []
+    add = out.append
+    for key, entry, meta in contents:
+        k = quote(key, safe="/") if url else key
+        etag = meta.etag
+        if not plain:
+            k, etag = xml_escape(k), xml_escape(etag)
+        seconds, us = divmod(entry.timestamp, 1_000_000)
+        sc = meta.storage_class
+        if sc != "STANDARD":
+            sc = xml_escape(sc)
+        ow = ""
         if owner:
-            parts.append(owner_of(gw, meta.owner))
+            ow = owners.get(meta.owner, "")
+            if not ow:
+                ow = owners[meta.owner] = owner_of(gw, meta.owner)
         if version:
-            parts.append(elem("StorageClass", meta.storage_class))
-        out.append(f"<{tag}>{''.join(parts)}</{tag}>")
+            add(f"<{tag}><Key>{k}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest>"
+                f"<LastModified>{iso_seconds(seconds)}{us // 1000:03d}Z</LastModified>"
+                f"<ETag>&quot;{etag}&quot;</ETag><Size>{meta.size}</Size>{ow}"
+                f"<StorageClass>{sc}</StorageClass></{tag}>")
+        else:
+            ca = meta.checksum_algorithm
+            add(f"<{tag}><Key>{k}</Key><LastModified>{iso_seconds(seconds)}{us // 1000:03d}Z</LastModified>"
+                f"<ETag>&quot;{etag}&quot;</ETag><Size>{meta.size}</Size>"
+                f"<StorageClass>{sc}</StorageClass>"
+                f"{f'<ChecksumAlgorithm>{xml_escape(ca)}</ChecksumAlgorithm>' if ca else ''}{ow}</{tag}>")
     return "".join(out)
 
 
 def _prefixes(page: Page, url: bool) -> str:
-    return "".join(f"<CommonPrefixes>{elem('Prefix', _enc(p, url))}</CommonPrefixes>" for p in page.prefixes)
+    return "".join(f"<CommonPrefixes><Prefix>{xml_escape(_enc(p, url))}</Prefix></CommonPrefixes>"
+                   for p in page.prefixes)
 
 
 async def list_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
