@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from prometheus_client import Counter, Histogram
 
 from leofs import metrics
 from leofs.gateway.access import authorize
@@ -143,9 +144,7 @@ class Gateway:
         started = time.perf_counter()
         response = await self._answer(request)
         req = request.get(_REQ_KEY)
-        operation = req.op.value if req is not None else "Unknown"
-        metrics.s3_requests.labels(operation, str(response.status)).inc()
-        metrics.s3_seconds.labels(operation).observe(time.perf_counter() - started)
+        _count(req.op if req is not None else None, response.status, time.perf_counter() - started)
         return response
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
@@ -185,6 +184,24 @@ class Gateway:
             return web.Response(status=err.status, headers=headers)
         body = error_document(err.code, err.message, resource, request_id, err.extra)
         return web.Response(status=err.status, body=body, headers=headers, content_type="application/xml")
+
+
+_counters: dict[tuple[Op | None, int], Counter] = {}
+_timers: dict[Op | None, Histogram] = {}
+
+
+def _count(op: Op | None, status: int, seconds: float) -> None:
+    """Count a request: the labelled metric children are looked up once (``labels()`` takes a
+    lock, builds the label tuple and formats the status on every call)."""
+    counter = _counters.get((op, status))
+    if counter is None:
+        operation = op.value if op is not None else "Unknown"
+        counter = _counters[op, status] = metrics.s3_requests.labels(operation, str(status))
+    counter.inc()
+    timer = _timers.get(op)
+    if timer is None:
+        timer = _timers[op] = metrics.s3_seconds.labels(op.value if op is not None else "Unknown")
+    timer.observe(seconds)
 
 
 def make_runner(app: web.Application) -> web.AppRunner:

@@ -69,9 +69,14 @@ def uri_encode(raw: str, *, keep_slash: bool) -> str:
     return quote(unquote_to_bytes(_b(raw)), safe="/" if keep_slash else "")
 
 
+_PLAIN_PATH_RE: Final = re.compile(r"[A-Za-z0-9\-._~/]*")
+
+
 def canonical_uris(raw_path: str) -> list[str]:
     """Candidate canonical URIs: the AWS re-encoding of the path, then the path as sent."""
     path = raw_path or "/"
+    if _PLAIN_PATH_RE.fullmatch(path):  # nothing to decode or encode
+        return [path]
     encoded = uri_encode(path, keep_slash=True)
     return [encoded] if encoded == path else [encoded, path]
 
@@ -81,6 +86,8 @@ def canonical_query(raw_query: str, *, exclude: str | None = None, plus_is_space
 
     ``exclude`` drops a parameter by decoded name (X-Amz-Signature for presigned URLs).
     """
+    if not raw_query:
+        return ""
     pairs: list[tuple[str, str]] = []
     for item in raw_query.split("&"):
         if not item:
@@ -231,8 +238,26 @@ class V4Header:
         self.signature = signature
 
 
+# The form every SDK sends; anything else takes the general parser below.
+_AUTHORIZATION_RE: Final = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([^,\s]+), ?SignedHeaders=([^,\s]+), ?Signature=([0-9a-f]+)"
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _credential_and_headers(credential: str, signed_headers: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    # A client sends the same credential and header list again and again: split them once.
+    access_key, scope_parts = split_credential(credential, _malformed)
+    signed = tuple(h.strip().lower() for h in signed_headers.split(";") if h.strip())
+    return access_key, tuple(scope_parts), signed
+
+
 def parse_authorization(value: str) -> V4Header:
     """Parse the components of a SigV4 Authorization header (AuthorizationHeaderMalformed)."""
+    common = _AUTHORIZATION_RE.fullmatch(value)
+    if common is not None:
+        access_key, scope, names = _credential_and_headers(common[1], common[2])
+        return V4Header(access_key, list(scope), list(names), common[3])
     _, _, rest = value.strip().partition(" ")
     fields: dict[str, str] = {}
     for item in rest.split(","):
@@ -254,9 +279,10 @@ def request_time(headers: Mapping[str, str]) -> tuple[float, str]:
     """
     amz = headers.get("x-amz-date")
     if amz is not None:
-        epoch = parse_amz_date(amz.strip())
+        stripped = amz.strip()
+        epoch = parse_amz_date(stripped)
         if epoch is not None:
-            return epoch, amz.strip()
+            return epoch, stripped
         http = parse_http_date(amz)
         if http is not None:
             return float(http), _fmt_amz(http)
