@@ -68,15 +68,14 @@ async def load_object(backend: Backend, bucket: str, key: str, *, hint: bool = F
 
 
 async def replaced_object(backend: Backend, previous: Entry | None) -> StoredObject | None:
-    """The object a write replaced, from the entry the store reported (None if unknown or gone)."""
-    if previous is None or previous.tombstone:
+    """The object a write replaced, from the entry the store reported, when it has chunks to free:
+    None if unknown, gone, or stored inline (then there is nothing to free and nothing is decoded)."""
+    if previous is None or previous.tombstone or previous.cnumber == 0:
         return None
-    manifest = None
-    if previous.cnumber > 0:
-        try:
-            manifest = manifest_decoder.decode(await backend.read(previous))
-        except S3Error:  # compacted away meanwhile: the orphan collector frees its chunks
-            return None
+    try:
+        manifest = manifest_decoder.decode(await backend.read(previous))
+    except S3Error:  # compacted away meanwhile: the orphan collector frees its chunks
+        return None
     return StoredObject(previous, object_meta_decoder.decode(previous.meta), manifest)
 
 
