@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from leofs import metrics
@@ -109,7 +110,7 @@ class EmbeddedServer:
         )
         storage_metrics.track("embedded", self.store)
         backend = EmbeddedBackend(self.store)
-        self.gateway = Gateway(backend, LocalControl(self.manager), opts.gateway)
+        self.gateway = Gateway(backend, LocalControl(self.manager), self._gateway_config())
         admin = AdminAPI(self.manager, cluster_secret(opts.data_dir), info=self._info)
         self._register_storage_commands(admin)
         admin.commands.update(maintenance.admin_commands(self.gateway))
@@ -133,6 +134,13 @@ class EmbeddedServer:
         await site.start()
         self.runners.append(runner)
 
+    def _gateway_config(self) -> GatewayConfig:
+        """Each process's gateway settings: the chunk bytes in flight are a budget of the server,
+        shared out among its processes (memory stays as flat as with one)."""
+        cfg = self.options.gateway
+        share = max(2 * cfg.chunk_size, cfg.chunk_budget // self.options.workers)
+        return msgspec.structs.replace(cfg, chunk_budget=share)
+
     async def _start_workers(self, runtime: Path) -> None:
         assert self.store is not None
         opts = self.options
@@ -143,7 +151,7 @@ class EmbeddedServer:
                 index=i, parent=os.getpid(), data_dir=str(opts.data_dir), host=opts.address[0],
                 port=opts.address[1], link=str(runtime / "write.sock"), metrics_dir=str(runtime / "metrics"),
                 tls_cert=str(opts.tls_cert) if opts.tls_cert else None,
-                tls_key=str(opts.tls_key) if opts.tls_key else None, gateway=opts.gateway,
+                tls_key=str(opts.tls_key) if opts.tls_key else None, gateway=self._gateway_config(),
             )
             for i in range(1, opts.workers)
         ]  # fmt: skip

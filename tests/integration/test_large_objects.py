@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,7 +172,49 @@ def _status_kib(pid: int, field: str) -> int:
     raise AssertionError(f"{field} not in /proc/{pid}/status")
 
 
+def server_pids(pid: int) -> list[int]:
+    """The server process and its gateway worker processes (``leofs server --workers``)."""
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                pids.append(int(entry))
+    return pids
+
+
+def tree_kib(pid: int, field: str) -> int:
+    """``field`` of /proc/PID/status summed over the server's processes."""
+    total = 0
+    for p in server_pids(pid):
+        try:
+            total += _status_kib(p, field)
+        except (OSError, AssertionError):
+            pass
+    return total
+
+
+def tree_pss(pid: int) -> int:
+    """The server's resident memory: proportional set sizes summed over its processes, so that
+    pages they share (the interpreter, libraries) count once, not once per process."""
+    total = 0
+    for p in server_pids(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
 class RssSampler(threading.Thread):
+    """The peak of the server's resident memory (summed PSS of its processes), sampled at 20 Hz."""
+
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
@@ -179,11 +222,8 @@ class RssSampler(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.wait(0.1):
-            try:
-                self.peak = max(self.peak, _status_kib(self.pid, "VmRSS"))
-            except (OSError, AssertionError):
-                return
+        while not self.stop.wait(0.05):
+            self.peak = max(self.peak, tree_pss(self.pid))
 
 
 @pytest.fixture
@@ -199,12 +239,18 @@ def fresh_server(tmp_path: Path) -> Iterator[LeofsServer]:
 @pytest.mark.timeout(600)
 def test_memory_flat_with_8_clients(fresh_server: LeofsServer, record_property: Any) -> None:
     """8 clients upload (multipart, streamed from a generator) then download (streamed into a hash)
-    large objects at the same time; the server's resident memory stays under 250 MiB."""
+    large objects at the same time; the server's resident memory stays under 250 MiB.
+
+    The server is the default: a primary and a gateway worker per core. Its resident memory is the
+    sum of their proportional set sizes (shared pages once), sampled at 20 Hz; the sum of each
+    process's own VmHWM is reported too (an over-estimate: peaks at different times, shared
+    pages counted in each)."""
     assert fresh_server.proc is not None
     pid = fresh_server.proc.pid
     s3 = make_client(fresh_server.endpoint, max_pool_connections=4 * CLIENTS)
     s3.create_bucket(Bucket="memory")
-    start_rss = _status_kib(pid, "VmRSS")
+    time.sleep(1.0)  # the gateway workers start just after the primary
+    start_rss = tree_pss(pid)
     config = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_concurrency=2,
                             max_io_queue=16)
     sampler = RssSampler(pid)
@@ -232,11 +278,14 @@ def test_memory_flat_with_8_clients(fresh_server: LeofsServer, record_property: 
         t.join()
     sampler.stop.set()
     sampler.join()
-    hwm = _status_kib(pid, "VmHWM")
+    hwm = tree_kib(pid, "VmHWM")
+    per_process = [round(_status_kib(p, "VmHWM") / MiB, 1) for p in server_pids(pid)]
     record_property("server_start_rss_mib", round(start_rss / MiB, 1))
-    record_property("server_peak_rss_mib", round(hwm / MiB, 1))
-    print(f"\nmemory test: {CLIENTS} clients x {MEMORY_OBJECT_SIZE // MiB} MiB up+down; server RSS at start "
-          f"{start_rss / MiB:.1f} MiB, sampled peak {sampler.peak / MiB:.1f} MiB, VmHWM {hwm / MiB:.1f} MiB")
+    record_property("server_peak_rss_mib", round(sampler.peak / MiB, 1))
+    record_property("server_vmhwm_sum_mib", round(hwm / MiB, 1))
+    print(f"\nmemory test: {CLIENTS} clients x {MEMORY_OBJECT_SIZE // MiB} MiB up+down; server resident "
+          f"memory (PSS) at start {start_rss / MiB:.1f} MiB, sampled peak {sampler.peak / MiB:.1f} MiB; "
+          f"VmHWM {hwm / MiB:.1f} MiB summed over processes {per_process}")
     assert not errors, errors
     for n in range(CLIENTS):
         head = s3.head_object(Bucket="memory", Key=f"big-{n}")
@@ -247,5 +296,5 @@ def test_memory_flat_with_8_clients(fresh_server: LeofsServer, record_property: 
     for n in range(1, CLIENTS):  # every object differs; each one came back as it went up
         assert results[n] != expected
         assert results[n] == pattern_sha256(MEMORY_OBJECT_SIZE, n)
-    assert hwm < RSS_LIMIT, f"server peak RSS {hwm / MiB:.1f} MiB"
-    assert sampler.peak < RSS_LIMIT
+    assert len(server_pids(pid)) > 1 or hwm < RSS_LIMIT, f"server peak RSS {hwm / MiB:.1f} MiB"
+    assert sampler.peak < RSS_LIMIT, f"server peak resident memory {sampler.peak / MiB:.1f} MiB"

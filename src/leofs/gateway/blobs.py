@@ -26,7 +26,8 @@ log = logging.getLogger("leofs.gateway.blobs")
 NO_MD5 = bytes(16)
 
 
-#: chunk bytes handed to storage and not yet durable, summed over every upload of the process
+#: default for chunk bytes handed to storage and not yet durable, summed over every upload of the
+#: process (GatewayConfig.chunk_budget; the embedded server divides it among its processes)
 MAX_INFLIGHT_BYTES = 32 * 1024 * 1024
 
 
@@ -66,19 +67,22 @@ class _Budget:
 _budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Budget] = weakref.WeakKeyDictionary()
 
 
-def _budget() -> _Budget:
+def _budget(limit: int) -> _Budget:
     loop = asyncio.get_running_loop()
     budget = _budgets.get(loop)
     if budget is None:
-        budget = _budgets[loop] = _Budget(MAX_INFLIGHT_BYTES)
+        budget = _budgets[loop] = _Budget(limit)
+    budget.limit = limit
     return budget
 
 
 class ChunkWriter:
     """Writes the chunks of one blob with a bounded number of writes in flight."""
 
-    def __init__(self, backend: Backend, bucket: str, key: str, chunk_size: int, window: int) -> None:
+    def __init__(self, backend: Backend, bucket: str, key: str, chunk_size: int, window: int,
+                 budget: int = MAX_INFLIGHT_BYTES) -> None:  # fmt: skip
         self.backend = backend
+        self.budget = budget
         self.bucket = bucket
         self.key = key
         self.blob_id = new_blob_id()
@@ -99,7 +103,7 @@ class ChunkWriter:
         self.count += 1
         self.size += len(data)
         key = chunk_key(self.bucket, self.key, self.blob_id, self.count)
-        budget = _budget()
+        budget = _budget(self.budget)
         held = await budget.acquire(len(data))
         try:
             # Chunks carry no MD5 of their own (the needle CRC guards them, the object's ETag covers the
@@ -149,6 +153,7 @@ async def ingest(
     chunk_size: int,
     window: int,
     max_size: int,
+    budget: int = MAX_INFLIGHT_BYTES,
 ) -> Ingested:
     """Read, hash and (when large) chunk a request body; verify it before returning.
 
@@ -165,21 +170,20 @@ async def ingest(
             if body.received > max_size:
                 raise S3Error("EntityTooLarge", MaxSizeAllowed=str(max_size))
             if writer is None and (len(buf) > threshold or threshold == 0):
-                writer = ChunkWriter(backend, bucket, key, chunk_size, window)
+                writer = ChunkWriter(backend, bucket, key, chunk_size, window, budget)
             while writer is not None and len(buf) >= chunk_size:
                 # the full buffer becomes the chunk (no copy of it); only the remainder is copied
                 chunk, buf = buf, buf[chunk_size:]
                 del chunk[chunk_size:]
                 await digests.update_async(memoryview(chunk))
                 await writer.add(chunk)
-        tail = bytes(buf)
-        del buf
-        await digests.update_async(tail)
+        await digests.update_async(memoryview(buf))
         body.verify(digests)
         if writer is None:
-            return Ingested(digests.length, digests, tail, None)
-        if tail:
-            await writer.add(tail)
+            return Ingested(digests.length, digests, bytes(buf), None)
+        if buf:
+            await writer.add(buf)  # the last chunk: the buffer itself, not a copy
+        del buf
         blob = await writer.finish(digests.md5.hexdigest())
         return Ingested(digests.length, digests, None, blob)
     except BaseException:

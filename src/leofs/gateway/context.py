@@ -28,6 +28,7 @@ class GatewayConfig(msgspec.Struct, kw_only=True):
     max_single_put: int = 5 * 1024**3
     max_skew: float = 900.0
     chunk_window: int = 4  # chunk writes in flight per upload
+    chunk_budget: int = 32 * 1024 * 1024  # chunk bytes in flight, summed over the process's uploads
     max_xml_body: int = 4 * 1024 * 1024
     verify_below: int = 1024 * 1024  # read and verify objects below this size, sendfile the rest
 

@@ -9,6 +9,7 @@ connection per worker carries any number of concurrent requests (each has an id)
 batches fill from all workers at once.
 
 Frame: 8 bytes (big-endian u32 header length, u32 data length), a msgpack header, the raw data.
+Chunk data (megabytes) is neither copied into a send buffer nor through a stream buffer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +32,8 @@ from leofs.storage.store import ObjectStore
 log = logging.getLogger("leofs.storage.link")
 
 _FRAME = struct.Struct(">II")
+_RECV_SIZE = 256 * 1024
+_INLINE_SEND = 64 * 1024  # data up to this size goes out in one send with its header
 
 
 class WriteRequest(msgspec.Struct, array_like=True):
@@ -58,12 +62,6 @@ _decode_request = msgspec.msgpack.Decoder(WriteRequest).decode
 _decode_reply = msgspec.msgpack.Decoder(WriteReply).decode
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    hlen, dlen = _FRAME.unpack(await reader.readexactly(_FRAME.size))
-    head = await reader.readexactly(hlen)
-    return head, (await reader.readexactly(dlen) if dlen else b"")
-
-
 class WriteService:
     """Accepts write links on a Unix socket and applies their writes to the local store."""
 
@@ -72,12 +70,13 @@ class WriteService:
         self.path = path
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._links: set[asyncio.StreamWriter] = set()
+        self._links: set[_ServiceProtocol] = set()
 
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: _ServiceProtocol(self), path=str(self.path))
         os.chmod(self.path, 0o600)
 
     async def close(self) -> None:
@@ -87,32 +86,21 @@ class WriteService:
             self._server = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for writer in list(self._links):
-            writer.close()
+        for link in list(self._links):
+            link.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._links.add(writer)
-        try:
-            while True:
-                head, data = await _read_frame(reader)
-                task = asyncio.create_task(self._apply(_decode_request(head), data, writer))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the worker went away; writes it sent still complete
-        except msgspec.DecodeError:
-            log.error("malformed frame on the write link; closing it")
-        finally:
-            self._links.discard(writer)
-            writer.close()
+    def _start(self, req: WriteRequest, data: bytes | bytearray, link: _ServiceProtocol) -> None:
+        task = asyncio.create_task(self._apply(req, data, link))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _apply(self, req: WriteRequest, data: bytes, writer: asyncio.StreamWriter) -> None:
+    async def _apply(self, req: WriteRequest, data: bytes | bytearray, link: _ServiceProtocol) -> None:
         try:
             if req.tombstone:
                 result = await self.store.delete(req.ns, req.key, clock=req.clock, timestamp=req.timestamp)
             else:
                 result = await self.store.put(
-                    req.ns, req.key, data, meta=req.meta, clock=req.clock, timestamp=req.timestamp,
+                    req.ns, req.key, memoryview(data), meta=req.meta, clock=req.clock, timestamp=req.timestamp,
                     cindex=req.cindex, cnumber=req.cnumber, csize=req.csize, md5=req.md5,
                 )  # fmt: skip
             reply = WriteReply(req.id, result)
@@ -123,9 +111,83 @@ class WriteService:
         except Exception as exc:  # reported to the worker, which answers 500
             log.exception("write from a worker failed")
             reply = WriteReply(req.id, error="failed", message=f"{type(exc).__name__}: {exc}")
-        if not writer.is_closing():
-            body = _encode(reply)
-            writer.write(_FRAME.pack(len(body), 0) + body)
+        body = _encode(reply)
+        link.send(_FRAME.pack(len(body), 0) + body)
+
+
+class _ServiceProtocol(asyncio.BufferedProtocol):
+    """The owner's end of one link. A frame's data is received straight into the buffer that is
+    then stored (no copy through a stream buffer: chunks are megabytes)."""
+
+    def __init__(self, service: WriteService) -> None:
+        self.service = service
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray(_RECV_SIZE)  # frame prefixes (and small data)
+        self._len = 0
+        self._req: WriteRequest | None = None  # the frame whose large data is being received
+        self._data = bytearray()
+        self._got = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.service._links.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.service._links.discard(self)  # writes already received still complete
+
+    def send(self, frame: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frame)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._req is not None:
+            return memoryview(self._data)[self._got :]
+        if len(self._buf) - self._len < _RECV_SIZE // 2:
+            self._buf.extend(bytes(_RECV_SIZE))  # a frame prefix longer than the buffer
+        return memoryview(self._buf)[self._len :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._req is not None:
+            self._got += nbytes
+            if self._got == len(self._data):
+                req, data = self._req, self._data
+                self._req, self._data = None, bytearray()
+                self.service._start(req, data, self)
+            return
+        self._len += nbytes
+        try:
+            self._parse()
+        except (msgspec.DecodeError, struct.error):
+            log.error("malformed frame on the write link; closing it")
+            self.close()
+
+    def _parse(self) -> None:
+        buf, pos, end = self._buf, 0, self._len
+        while end - pos >= _FRAME.size:
+            hlen, dlen = _FRAME.unpack_from(buf, pos)
+            if end - pos - _FRAME.size < hlen:
+                break
+            start = pos + _FRAME.size
+            req = _decode_request(memoryview(buf)[start : start + hlen])
+            pos = start + hlen
+            have = min(dlen, end - pos)
+            if have == dlen:
+                self.service._start(req, bytes(buf[pos : pos + dlen]), self)
+                pos += dlen
+                continue
+            self._req, self._data, self._got = req, bytearray(dlen), have  # the rest lands in place
+            self._data[:have] = buf[pos:end]
+            pos = end
+            break
+        rest = end - pos
+        if rest and pos:
+            buf[:rest] = buf[pos:end]  # same-size move: the buffer may be exported to the transport
+        self._len = rest
 
 
 class LinkLost(ConnectionError):
@@ -133,12 +195,15 @@ class LinkLost(ConnectionError):
 
 
 class WriteLink:
-    """The worker's end: puts and deletes sent to the writer's process, answered when durable."""
+    """The worker's end: puts and deletes sent to the writer's process, answered when durable.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 on_lost: Callable[[], None] | None) -> None:  # fmt: skip
-        self._reader = reader
-        self._writer = writer
+    Frames go out with ``sock_sendall`` from the caller's buffer (no copy into a transport
+    buffer); a lock keeps concurrent frames from interleaving."""
+
+    def __init__(self, sock: socket.socket, on_lost: Callable[[], None] | None) -> None:
+        self._sock = sock
+        self._loop = asyncio.get_running_loop()
+        self._send_lock = asyncio.Lock()
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[PutResult]] = {}
         self._on_lost = on_lost
@@ -147,15 +212,21 @@ class WriteLink:
 
     @classmethod
     async def connect(cls, path: Path, on_lost: Callable[[], None] | None = None) -> WriteLink:
-        reader, writer = await asyncio.open_unix_connection(str(path), limit=1 << 20)
-        return cls(reader, writer, on_lost)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, str(path))
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, on_lost)
 
     async def close(self) -> None:
         self._lost = True
         self._receiver.cancel()
-        self._writer.close()
-        with contextlib.suppress(Exception):
-            await self._writer.wait_closed()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._receiver
+        self._sock.close()
         self._fail_pending()
 
     async def submit(self, request: WriteRequest, data: bytes | memoryview = b"") -> PutResult:
@@ -163,40 +234,57 @@ class WriteLink:
         if self._lost:
             raise LinkLost("the storage process is gone")
         request.id = next(self._ids)
-        fut: asyncio.Future[PutResult] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[PutResult] = self._loop.create_future()
         self._pending[request.id] = fut
         head = _encode(request)
+        prefix = _FRAME.pack(len(head), len(data)) + head
         try:
-            self._writer.writelines([_FRAME.pack(len(head), len(data)), head, data] if data else
-                                    [_FRAME.pack(len(head), 0), head])  # fmt: skip
-            await self._writer.drain()
-        except ConnectionError as exc:
+            async with self._send_lock:
+                if len(data) <= _INLINE_SEND:
+                    await self._loop.sock_sendall(self._sock, prefix + bytes(data))
+                else:
+                    await self._loop.sock_sendall(self._sock, prefix)
+                    await self._loop.sock_sendall(self._sock, data)
+        except OSError as exc:
             self._pending.pop(request.id, None)
             raise LinkLost(str(exc)) from None
         return await fut
 
     async def _receive(self) -> None:
+        buf = bytearray()
         try:
             while True:
-                head, _ = await _read_frame(self._reader)
-                reply = _decode_reply(head)
-                fut = self._pending.pop(reply.id, None)
-                if fut is None or fut.done():
-                    continue
-                if reply.result is not None:
-                    fut.set_result(reply.result)
-                elif reply.error == "disk_full":
-                    fut.set_exception(DiskFull(reply.message))
-                elif reply.error == "invalid":
-                    fut.set_exception(ValueError(reply.message))
-                else:
-                    fut.set_exception(RuntimeError(f"write failed in the storage process: {reply.message}"))
-        except (asyncio.IncompleteReadError, ConnectionError, msgspec.DecodeError):
+                more = await self._loop.sock_recv(self._sock, _RECV_SIZE)
+                if not more:
+                    break
+                buf += more
+                pos = 0
+                while len(buf) - pos >= _FRAME.size:
+                    hlen, _ = _FRAME.unpack_from(buf, pos)
+                    if len(buf) - pos - _FRAME.size < hlen:
+                        break
+                    self._answer(_decode_reply(memoryview(buf)[pos + _FRAME.size : pos + _FRAME.size + hlen]))
+                    pos += _FRAME.size + hlen
+                del buf[:pos]
+        except (OSError, msgspec.DecodeError):
             pass
         self._lost = True
         self._fail_pending()
         if self._on_lost is not None:
             self._on_lost()
+
+    def _answer(self, reply: WriteReply) -> None:
+        fut = self._pending.pop(reply.id, None)
+        if fut is None or fut.done():
+            return
+        if reply.result is not None:
+            fut.set_result(reply.result)
+        elif reply.error == "disk_full":
+            fut.set_exception(DiskFull(reply.message))
+        elif reply.error == "invalid":
+            fut.set_exception(ValueError(reply.message))
+        else:
+            fut.set_exception(RuntimeError(f"write failed in the storage process: {reply.message}"))
 
     def _fail_pending(self) -> None:
         pending, self._pending = self._pending, {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -59,6 +60,23 @@ def test_writes_through_the_link_reads_from_the_files(tmp_path: Path) -> None:
             # A write the owner's own gateway makes is visible to the worker at once, and back.
             await owner.put(NS_OBJECT, b"from-owner", b"o")
             assert await shared.read(shared.get(NS_OBJECT, b"from-owner")) == b"o"  # type: ignore[arg-type]
+
+    asyncio.run(main())
+
+
+def test_large_and_small_frames_interleaved(tmp_path: Path) -> None:
+    """Megabyte chunks (received in place) and small records (several per read) in any mix."""
+
+    async def main() -> None:
+        async with pair(tmp_path) as (_, shared, _service):
+            blobs = {b"big%d" % i: os.urandom(3 * 1024 * 1024 + i * 7919) for i in range(6)}
+            small = {b"s%03d" % i: os.urandom(i % 300) for i in range(300)}
+            work = [shared.put(NS_OBJECT, k, v) for k, v in (blobs | small).items()]
+            random.Random(5).shuffle(work)
+            await asyncio.gather(*work)
+            for k, v in (blobs | small).items():
+                entry = shared.get(NS_OBJECT, k)
+                assert entry is not None and await shared.read(entry) == v
 
     asyncio.run(main())
 

@@ -82,7 +82,8 @@ async def copy_range(
         data = await _read_range(gw, src_bucket, src_key, obj, start, end)
         md5.update(data)
         return data, md5.hexdigest()
-    writer = ChunkWriter(gw.backend, dst_bucket, dst_key, gw.config.chunk_size, gw.config.chunk_window)
+    writer = ChunkWriter(gw.backend, dst_bucket, dst_key, gw.config.chunk_size, gw.config.chunk_window,
+                         gw.config.chunk_budget)
     pending = b""
     try:
         async for data in source_pieces(gw, src_bucket, src_key, obj, start, end):

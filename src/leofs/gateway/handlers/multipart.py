@@ -122,7 +122,8 @@ async def upload_part(gw: Gateway, req: S3Request) -> web.StreamResponse:
                       f"{upload.checksum_algorithm.lower()}, actual checksum Type: {body.checksum_algorithm}")
     cfg = gw.config
     ingested = await ingest(gw.backend, req.bucket or "", req.key or "", body, threshold=0,
-                            chunk_size=cfg.chunk_size, window=cfg.chunk_window, max_size=MAX_PART_SIZE)
+                            chunk_size=cfg.chunk_size, window=cfg.chunk_window, max_size=MAX_PART_SIZE,
+                            budget=cfg.chunk_budget)
     assert ingested.blob is not None
     checksum = body.checksum_value(ingested.digests)
     blob = ingested.blob

@@ -79,7 +79,7 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     cfg = gw.config
     ingested = await ingest(
         gw.backend, req.bucket or "", req.key, body,
-        threshold=cfg.chunk_threshold, chunk_size=cfg.chunk_size, window=cfg.chunk_window,
+        threshold=cfg.chunk_threshold, chunk_size=cfg.chunk_size, window=cfg.chunk_window, budget=cfg.chunk_budget,
         max_size=cfg.max_single_put,
     )
     meta.size = ingested.size
