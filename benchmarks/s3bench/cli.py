@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--baseline-src", metavar="DIR",
                    help="directory holding another copy of the leofs package (e.g. a copy of src/ before a change); "
                         "run it as server 'leofs-base' to compare before/after in the same interleaved run")
+    p.add_argument("--baseline-args", default=None,
+                   help="arguments for leofs-base instead of --leofs-args (e.g. '--workers 1'); with this, "
+                        "--baseline-src defaults to this tree's src")
     p.add_argument("--out", default="s3bench-results.json", help="JSON results file (Markdown next to it, .md)")
     p.add_argument("--workdir", help="where servers keep their data (default: a new temp dir, removed after)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (data and server logs)")
@@ -239,11 +242,13 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             cls = SERVER_TYPES[name]
             if name in ("leofs", "leofs-base"):
-                if name == "leofs-base" and not args.baseline_src:
-                    print("leofs-base needs --baseline-src DIR", file=sys.stderr)
+                base = name == "leofs-base"
+                if base and not args.baseline_src and args.baseline_args is None:
+                    print("leofs-base needs --baseline-src DIR or --baseline-args ARGS", file=sys.stderr)
                     return 2
-                server = LeofsEmbedded(workdir / name, shlex.split(args.leofs_args), name=name,
-                                       src=args.baseline_src if name == "leofs-base" else None)
+                extra = args.baseline_args if base and args.baseline_args is not None else args.leofs_args
+                server = LeofsEmbedded(workdir / name, shlex.split(extra), name=name,
+                                       src=args.baseline_src if base else None)
             else:
                 server = cls(workdir / name)
             servers.append(server)

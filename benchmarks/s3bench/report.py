@@ -124,6 +124,7 @@ def write(path: Path, meta: dict[str, Any], rows: list[Row], runs: list[dict[str
     summary = summarize(rows, runs, servers)
     md = markdown(summary, unavailable)
     doc = {"meta": meta, "unavailable": unavailable, "summary": summary, "runs": runs}
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1, default=str))
     path.with_suffix(".md").write_text(md)
     return summary, md
