@@ -144,7 +144,7 @@ class EmbeddedServer:
     async def _start_workers(self, runtime: Path) -> None:
         assert self.store is not None
         opts = self.options
-        self._write_service = WriteService(self.store, runtime / "write.sock")
+        self._write_service = WriteService(self.store, runtime / "write.sock", metrics=metrics.live_text)
         await self._write_service.start()
         specs = [
             WorkerSpec(

@@ -8,7 +8,7 @@ collectors that look at the live objects (store statistics, repair queue, member
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from aiohttp import web
@@ -19,6 +19,11 @@ from prometheus_client.registry import Collector
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 registry = CollectorRegistry(auto_describe=True)
+#: only the scrape-time collectors (store, members): what the embedded server's primary process
+#: hands to its gateway workers, whose own registry has the request metrics of every process
+live_registry = CollectorRegistry(auto_describe=True)
+#: set in a gateway worker: fetches the primary's live metrics (text) to append to a scrape
+remote_source: Callable[[], Awaitable[str]] | None = None
 
 s3_requests = Counter("leofs_s3_requests", "S3 requests answered, by operation and HTTP status",
                       ["operation", "status"], registry=registry)
@@ -52,7 +57,14 @@ class FunctionCollector(Collector):
 
 def register(produce: Callable[[], Iterable[Metric]]) -> None:
     """Add scrape-time metrics to this process's registry."""
-    registry.register(FunctionCollector(produce))
+    collector = FunctionCollector(produce)
+    registry.register(collector)
+    live_registry.register(collector)
+
+
+def live_text() -> str:
+    """The scrape-time metrics of this process, in the text format."""
+    return generate_latest(live_registry).decode()
 
 
 def counter(name: str, doc: str, value: float, labels: dict[str, str] | None = None) -> CounterMetricFamily:
@@ -70,4 +82,10 @@ def gauge(name: str, doc: str, values: dict[tuple[str, ...], float], labels: lis
 
 async def handler(request: web.Request) -> web.Response:
     """``GET /metrics`` in the Prometheus text format."""
-    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE})
+    body = generate_latest(registry)
+    if remote_source is not None:
+        try:
+            body += (await remote_source()).encode()
+        except ConnectionError:
+            pass  # the primary is going away; serve what this process has
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

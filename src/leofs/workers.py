@@ -152,6 +152,7 @@ async def run_worker(spec: WorkerSpec) -> None:
     manager = ManagerStore(data_dir / "manager.sqlite3")
     lost = asyncio.Event()
     link = await WriteLink.connect(Path(spec.link), on_lost=lost.set)
+    metrics.remote_source = link.query_metrics  # storage metrics live in the primary
     store = SharedStore(data_dir / "storage", link, verify_below=spec.gateway.verify_below)
     gateway = Gateway(EmbeddedBackend(store), LocalControl(manager), spec.gateway)
     runner = make_runner(gateway.make_app())

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import make_client
 from tests.support.servers import LeofsServer
@@ -87,13 +88,19 @@ def test_every_process_answers_and_sees_the_others_changes(srv: LeofsServer) -> 
         with pytest.raises(ClientError) as err:
             fresh(srv).put_object(Bucket="shared", Key="late", Body=b"x")
         assert err.value.response["Error"]["Code"] == "NoSuchBucket"
-    # Request metrics are counted over all processes: any of them reports the sums.
-    for _ in range(5):
+    # Request metrics are counted over all processes and storage metrics come from the primary:
+    # whichever process answers a scrape reports the same, once per metric family.
+    for _ in range(12):
         with urllib.request.urlopen(f"{srv.endpoint}/_leofs_adm/metrics") as r:
             text = r.read().decode()
         puts = [line for line in text.splitlines()
                 if line.startswith('leofs_s3_requests_total{operation="PutObject",status="200"}')]  # fmt: skip
         assert puts and float(puts[0].split()[-1]) == 40.0
+        assert 'leofs_storage_syncs_total{node="embedded"}' in text
+        types = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+        assert len(types) == len(set(types)), "a metric family appears twice"
+        families = {f.name for f in text_string_to_metric_families(text)}
+        assert {"leofs_s3_requests", "leofs_storage_syncs"} <= families
 
 
 def test_a_killed_worker_is_replaced(srv: LeofsServer) -> None:

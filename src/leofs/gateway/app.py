@@ -69,6 +69,7 @@ class Gateway:
         existing: S3Request | None = request.get(_REQ_KEY)
         if existing is not None:
             return existing
+        self.control.begin_request()
         raw_path, raw_query = split_target(request.raw_path)
         query = parse_query(raw_query)
         host = request.headers.get("Host", "")

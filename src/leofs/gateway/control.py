@@ -15,6 +15,10 @@ from leofs.manager.store import Bucket, Grant, ManagerStore, User
 class ControlPlane(Protocol):
     """What the gateway needs from the manager."""
 
+    def begin_request(self) -> None:
+        """Called once at the start of every request: drop what changed since the last one."""
+        ...
+
     def user(self, access_key: str) -> User | None: ...
 
     def bucket(self, name: str) -> Bucket | None: ...
@@ -41,8 +45,10 @@ class LocalControl:
         self._users: dict[str, User | None] = {}
         self._buckets: dict[str, Bucket | None] = {}
         self._endpoints: list[str] = []
+        self.begin_request()
 
-    def _fresh(self) -> None:
+    def begin_request(self) -> None:
+        """One check per request (not per lookup) whether the database changed anywhere."""
         token = self.store.change_token()
         if self._version != token:
             self._users.clear()
@@ -50,8 +56,11 @@ class LocalControl:
             self._endpoints = self.store.endpoints()
             self._version = token
 
+    def _invalidate(self) -> None:
+        self._version = (-1, -1)
+        self.begin_request()
+
     def user(self, access_key: str) -> User | None:
-        self._fresh()
         try:
             return self._users[access_key]
         except KeyError:
@@ -59,7 +68,6 @@ class LocalControl:
             return user
 
     def bucket(self, name: str) -> Bucket | None:
-        self._fresh()
         try:
             return self._buckets[name]
         except KeyError:
@@ -70,15 +78,23 @@ class LocalControl:
         return self.store.buckets(owner)
 
     def endpoints(self) -> list[str]:
-        self._fresh()
         return self._endpoints
 
     async def create_bucket(self, name: str, owner: str, *, acl: str, region: str,
                             grants: list[Grant] | None = None) -> Bucket:
-        return self.store.create_bucket(name, owner, acl=acl, region=region, grants=grants)
+        try:
+            return self.store.create_bucket(name, owner, acl=acl, region=region, grants=grants)
+        finally:
+            self._invalidate()
 
     async def delete_bucket(self, name: str) -> None:
-        self.store.delete_bucket(name)
+        try:
+            self.store.delete_bucket(name)
+        finally:
+            self._invalidate()
 
     async def set_bucket_acl(self, name: str, acl: str, grants: list[Grant] | None = None) -> Bucket:
-        return self.store.set_bucket_acl(name, acl, grants)
+        try:
+            return self.store.set_bucket_acl(name, acl, grants)
+        finally:
+            self._invalidate()

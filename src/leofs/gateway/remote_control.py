@@ -73,6 +73,9 @@ class RemoteControl:
             await asyncio.gather(self._task, return_exceptions=True)
 
     # -- ControlPlane -------------------------------------------------------------------------------
+    def begin_request(self) -> None:
+        """Nothing to do per request: the long-poll keeps the caches current."""
+
     def user(self, access_key: str) -> User | None:
         return self._users.get(access_key)
 

@@ -36,7 +36,7 @@ _RECV_SIZE = 256 * 1024
 _INLINE_SEND = 64 * 1024  # data up to this size goes out in one send with its header
 
 
-class WriteRequest(msgspec.Struct, array_like=True):
+class WriteRequest(msgspec.Struct, array_like=True, tag="w"):
     id: int
     tombstone: bool
     ns: int
@@ -50,24 +50,31 @@ class WriteRequest(msgspec.Struct, array_like=True):
     md5: bytes | None = None
 
 
+class MetricsRequest(msgspec.Struct, array_like=True, tag="m"):
+    """Asks for the owner's storage metrics: a worker's scrape shows them too."""
+
+    id: int
+
+
 class WriteReply(msgspec.Struct, array_like=True):
     id: int
     result: PutResult | None = None
     error: str = ""  # "" | "disk_full" | "invalid" | "failed"
-    message: str = ""
+    message: str = ""  # the error's text, or a metrics query's answer
 
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode_request = msgspec.msgpack.Decoder(WriteRequest).decode
+_decode_request = msgspec.msgpack.Decoder(WriteRequest | MetricsRequest).decode
 _decode_reply = msgspec.msgpack.Decoder(WriteReply).decode
 
 
 class WriteService:
     """Accepts write links on a Unix socket and applies their writes to the local store."""
 
-    def __init__(self, store: ObjectStore, path: Path) -> None:
+    def __init__(self, store: ObjectStore, path: Path, metrics: Callable[[], str] | None = None) -> None:
         self.store = store
         self.path = path
+        self.metrics = metrics  # the owner's storage metrics, for MetricsRequest
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._links: set[_ServiceProtocol] = set()
@@ -89,7 +96,11 @@ class WriteService:
         for link in list(self._links):
             link.close()
 
-    def _start(self, req: WriteRequest, data: bytes | bytearray, link: _ServiceProtocol) -> None:
+    def _start(self, req: WriteRequest | MetricsRequest, data: bytes | bytearray, link: _ServiceProtocol) -> None:
+        if isinstance(req, MetricsRequest):
+            body = _encode(WriteReply(req.id, message=self.metrics() if self.metrics is not None else ""))
+            link.send(_FRAME.pack(len(body), 0) + body)
+            return
         task = asyncio.create_task(self._apply(req, data, link))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -124,7 +135,7 @@ class _ServiceProtocol(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray(_RECV_SIZE)  # frame prefixes (and small data)
         self._len = 0
-        self._req: WriteRequest | None = None  # the frame whose large data is being received
+        self._req: WriteRequest | MetricsRequest | None = None  # the frame whose data is arriving
         self._data = bytearray()
         self._got = 0
 
@@ -190,6 +201,11 @@ class _ServiceProtocol(asyncio.BufferedProtocol):
         self._len = rest
 
 
+def _consume(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class LinkLost(ConnectionError):
     """The process that owns the writer is gone."""
 
@@ -205,7 +221,7 @@ class WriteLink:
         self._loop = asyncio.get_running_loop()
         self._send_lock = asyncio.Lock()
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[PutResult]] = {}
+        self._pending: dict[int, asyncio.Future[PutResult | str]] = {}
         self._on_lost = on_lost
         self._lost = False
         self._receiver = asyncio.ensure_future(self._receive())
@@ -231,24 +247,41 @@ class WriteLink:
 
     async def submit(self, request: WriteRequest, data: bytes | memoryview = b"") -> PutResult:
         """Send one write; returns its result once the owner has made it durable."""
+        result = await self._ask(request, data)
+        assert isinstance(result, PutResult)
+        return result
+
+    async def query_metrics(self) -> str:
+        """The owner's storage metrics (Prometheus text), for a scrape of this worker."""
+        result = await self._ask(MetricsRequest(0))
+        assert isinstance(result, str)
+        return result
+
+    async def _ask(self, request: WriteRequest | MetricsRequest, data: bytes | memoryview = b"") -> PutResult | str:
         if self._lost:
             raise LinkLost("the storage process is gone")
         request.id = next(self._ids)
-        fut: asyncio.Future[PutResult] = self._loop.create_future()
+        fut: asyncio.Future[PutResult | str] = self._loop.create_future()
         self._pending[request.id] = fut
         head = _encode(request)
-        prefix = _FRAME.pack(len(head), len(data)) + head
+        # A frame, once begun, must go out whole or the stream is corrupt: send it from its own task,
+        # which a cancelled caller (an aborted upload) does not interrupt. Sends keep their order.
+        send = asyncio.ensure_future(self._send(_FRAME.pack(len(head), len(data)) + head, data))
+        send.add_done_callback(_consume)  # its error is the caller's, unless the caller went away
         try:
-            async with self._send_lock:
-                if len(data) <= _INLINE_SEND:
-                    await self._loop.sock_sendall(self._sock, prefix + bytes(data))
-                else:
-                    await self._loop.sock_sendall(self._sock, prefix)
-                    await self._loop.sock_sendall(self._sock, data)
+            await asyncio.shield(send)
         except OSError as exc:
             self._pending.pop(request.id, None)
             raise LinkLost(str(exc)) from None
         return await fut
+
+    async def _send(self, prefix: bytes, data: bytes | memoryview) -> None:
+        async with self._send_lock:
+            if len(data) <= _INLINE_SEND:
+                await self._loop.sock_sendall(self._sock, prefix + bytes(data))
+            else:
+                await self._loop.sock_sendall(self._sock, prefix)
+                await self._loop.sock_sendall(self._sock, data)
 
     async def _receive(self) -> None:
         buf = bytearray()
@@ -279,6 +312,8 @@ class WriteLink:
             return
         if reply.result is not None:
             fut.set_result(reply.result)
+        elif reply.error == "":
+            fut.set_result(reply.message)
         elif reply.error == "disk_full":
             fut.set_exception(DiskFull(reply.message))
         elif reply.error == "invalid":

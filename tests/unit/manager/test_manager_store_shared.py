@@ -31,9 +31,12 @@ def test_local_control_drops_its_caches_on_a_foreign_change(tmp_path: Path) -> N
     control = LocalControl(b)
     assert control.bucket("photos") is None  # cached as missing
     a.create_bucket("photos", "alice")
+    assert control.bucket("photos") is None  # within a request the cache stands
+    control.begin_request()  # the next request sees the change
     found = control.bucket("photos")
     assert found is not None and found.owner == "alice"
     a.delete_bucket("photos")
+    control.begin_request()
     assert control.bucket("photos") is None
     a.close()
     b.close()
