@@ -57,8 +57,12 @@ class ServerOptions:
 
 
 def default_workers() -> int:
-    """One gateway process per core, up to 8 (all writes still go through one writer)."""
-    return max(1, min(8, os.cpu_count() or 1))
+    """One process per core, up to 8, on machines with more than two cores; one process on two
+    cores or fewer. Measured on 2 cores shared with the client (docs/performance.md, "Worker
+    processes"): a second process costs more per request (the write link, more wake-ups with fewer
+    events each) than the half core it can add; the gain starts where cores are left over."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if cores <= 2 else min(8, cores)
 
 
 def default_reserve(path: Path) -> int:

@@ -96,8 +96,12 @@ class LeofsServer:
         self.host = host
         self.port = free_port(host)
         self.admin_port = free_port(host)
-        args = ["server", str(data_dir), "--address", f"{host}:{self.port}", "--admin-address", self.admin,
-                *(extra_args or [])]
+        # Two processes unless a test says otherwise: every S3 test then also runs through a gateway
+        # worker and the write link (the default is one process on the 2-core CI machines).
+        extra = list(extra_args or [])
+        if "--workers" not in extra:
+            extra += ["--workers", "2"]
+        args = ["server", str(data_dir), "--address", f"{host}:{self.port}", "--admin-address", self.admin, *extra]
         if tls:
             args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.service = Service("leofs server", args, [self.port, self.admin_port],

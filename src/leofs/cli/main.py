@@ -44,7 +44,8 @@ def cli(log_level: str) -> None:
 @click.option("--containers", default=8, show_default=True, help="Containers per data directory (fixed at creation).")
 @click.option("--no-sync", is_flag=True, help="Do not fsync writes (unsafe: for throwaway test data only).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Processes answering S3 on the shared port  [default: one per core, up to 8]")
+              help="Processes answering S3 on the shared port  [default: one per core up to 8 with more "
+                   "than 2 cores, else 1]")
 def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_cert: Path | None,
            tls_key: Path | None, containers: int, no_sync: bool, workers: int | None) -> None:
     """Run manager, storage and gateway on DATA_DIR (the embedded default)."""

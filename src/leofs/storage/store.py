@@ -196,13 +196,38 @@ class ObjectStore(StoreReads):
         self._files.clear()
 
     # -- writes -------------------------------------------------------------------------------------
-    async def _submit(self, op_args: dict[str, Any]) -> PutResult:
+    def submit(
+        self,
+        ns: int,
+        key: bytes,
+        data: bytes | memoryview = b"",
+        *,
+        tombstone: bool = False,
+        meta: bytes = b"",
+        clock: int | None = None,
+        timestamp: int | None = None,
+        cindex: int = 0,
+        cnumber: int = 0,
+        csize: int = 0,
+        md5: bytes | None = None,
+    ) -> asyncio.Future[PutResult]:
+        """Queue a put (or with ``tombstone`` a delete) and return its future, resolved once the
+        write is durable: for callers that answer from a callback (the write link)."""
+        if len(key) > MAX_KEY:
+            raise ValueError(f"key longer than {MAX_KEY} bytes")
+        if len(meta) > MAX_META:
+            raise ValueError(f"metadata longer than {MAX_META} bytes")
+        if md5 is not None and len(md5) != 16:
+            raise ValueError("md5 must be 16 bytes")
         if self._closed:
             raise RuntimeError("store is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[PutResult] = loop.create_future()
-        self._writer.queue.put(WriteOp(loop=loop, fut=fut, **op_args))
-        return await fut
+        if tombstone:
+            data, meta, cindex, cnumber, csize, md5 = b"", b"", 0, 0, 0, None
+        self._writer.queue.put(WriteOp(tombstone, ns, bytes(key), data, bytes(meta), clock, timestamp, cindex,
+                                       cnumber, csize, md5, loop, fut))  # fmt: skip
+        return fut
 
     async def put(
         self,
@@ -219,27 +244,14 @@ class ObjectStore(StoreReads):
         md5: bytes | None = None,
     ) -> PutResult:
         """Store ``data`` under (ns, key); returns once durable. Older clocks are not applied."""
-        if len(key) > MAX_KEY:
-            raise ValueError(f"key longer than {MAX_KEY} bytes")
-        if len(meta) > MAX_META:
-            raise ValueError(f"metadata longer than {MAX_META} bytes")
-        if md5 is not None and len(md5) != 16:
-            raise ValueError("md5 must be 16 bytes")
-        return await self._submit(dict(
-            tombstone=False, ns=ns, key=bytes(key), data=data, meta=bytes(meta), clock=clock,
-            timestamp=timestamp, cindex=cindex, cnumber=cnumber, csize=csize, md5=md5,
-        ))  # fmt: skip
+        return await self.submit(ns, key, data, meta=meta, clock=clock, timestamp=timestamp, cindex=cindex,
+                                 cnumber=cnumber, csize=csize, md5=md5)  # fmt: skip
 
     async def delete(
         self, ns: int, key: bytes, *, clock: int | None = None, timestamp: int | None = None
     ) -> PutResult:
         """Write a tombstone for (ns, key), even if the key is absent (replicas rely on it)."""
-        if len(key) > MAX_KEY:
-            raise ValueError(f"key longer than {MAX_KEY} bytes")
-        return await self._submit(dict(
-            tombstone=True, ns=ns, key=bytes(key), data=b"", meta=b"", clock=clock, timestamp=timestamp,
-            cindex=0, cnumber=0, csize=0, md5=None,
-        ))  # fmt: skip
+        return await self.submit(ns, key, tombstone=True, clock=clock, timestamp=timestamp)
 
     async def _job(self, fn: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()

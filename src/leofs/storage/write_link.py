@@ -76,7 +76,7 @@ class WriteService:
         self.path = path
         self.metrics = metrics  # the owner's storage metrics, for MetricsRequest
         self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Future[PutResult]] = set()
         self._links: set[_ServiceProtocol] = set()
 
     async def start(self) -> None:
@@ -91,39 +91,41 @@ class WriteService:
         if self._server is not None:
             self._server.close()
             self._server = None
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
         for link in list(self._links):
             link.close()
 
     def _start(self, req: WriteRequest | MetricsRequest, data: bytes | bytearray, link: _ServiceProtocol) -> None:
         if isinstance(req, MetricsRequest):
-            body = _encode(WriteReply(req.id, message=self.metrics() if self.metrics is not None else ""))
-            link.send(_FRAME.pack(len(body), 0) + body)
+            link.reply(WriteReply(req.id, message=self.metrics() if self.metrics is not None else ""))
             return
-        task = asyncio.create_task(self._apply(req, data, link))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _apply(self, req: WriteRequest, data: bytes | bytearray, link: _ServiceProtocol) -> None:
-        try:
-            if req.tombstone:
-                result = await self.store.delete(req.ns, req.key, clock=req.clock, timestamp=req.timestamp)
-            else:
-                result = await self.store.put(
-                    req.ns, req.key, memoryview(data), meta=req.meta, clock=req.clock, timestamp=req.timestamp,
-                    cindex=req.cindex, cnumber=req.cnumber, csize=req.csize, md5=req.md5,
-                )  # fmt: skip
-            reply = WriteReply(req.id, result)
-        except DiskFull as exc:
-            reply = WriteReply(req.id, error="disk_full", message=str(exc))
+        try:  # straight into the writer's queue; answered from the future's callback (no task)
+            fut = self.store.submit(
+                req.ns, req.key, memoryview(data), tombstone=req.tombstone, meta=req.meta, clock=req.clock,
+                timestamp=req.timestamp, cindex=req.cindex, cnumber=req.cnumber, csize=req.csize, md5=req.md5,
+            )  # fmt: skip
         except ValueError as exc:
-            reply = WriteReply(req.id, error="invalid", message=str(exc))
-        except Exception as exc:  # reported to the worker, which answers 500
-            log.exception("write from a worker failed")
-            reply = WriteReply(req.id, error="failed", message=f"{type(exc).__name__}: {exc}")
-        body = _encode(reply)
-        link.send(_FRAME.pack(len(body), 0) + body)
+            link.reply(WriteReply(req.id, error="invalid", message=str(exc)))
+            return
+        except Exception as exc:  # e.g. the store is closing: reported to the worker, which answers 500
+            link.reply(WriteReply(req.id, error="failed", message=f"{type(exc).__name__}: {exc}"))
+            return
+        self._inflight.add(fut)
+        fut.add_done_callback(lambda f: self._done(req.id, f, link))
+
+    def _done(self, rid: int, fut: asyncio.Future[PutResult], link: _ServiceProtocol) -> None:
+        self._inflight.discard(fut)
+        exc = fut.exception() if not fut.cancelled() else RuntimeError("cancelled")
+        if exc is None:
+            link.reply(WriteReply(rid, fut.result()))
+        elif isinstance(exc, DiskFull):
+            link.reply(WriteReply(rid, error="disk_full", message=str(exc)))
+        elif isinstance(exc, ValueError):
+            link.reply(WriteReply(rid, error="invalid", message=str(exc)))
+        else:
+            log.error("write from a worker failed: %s: %s", type(exc).__name__, exc)
+            link.reply(WriteReply(rid, error="failed", message=f"{type(exc).__name__}: {exc}"))
 
 
 class _ServiceProtocol(asyncio.BufferedProtocol):
@@ -147,9 +149,10 @@ class _ServiceProtocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.service._links.discard(self)  # writes already received still complete
 
-    def send(self, frame: bytes) -> None:
+    def reply(self, reply: WriteReply) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(frame)
+            body = _encode(reply)
+            self.transport.write(_FRAME.pack(len(body), 0) + body)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -213,13 +216,14 @@ class LinkLost(ConnectionError):
 class WriteLink:
     """The worker's end: puts and deletes sent to the writer's process, answered when durable.
 
-    Frames go out with ``sock_sendall`` from the caller's buffer (no copy into a transport
-    buffer); a lock keeps concurrent frames from interleaving."""
+    A small frame goes to the kernel in one ``send`` when nothing is queued. Others go out with
+    ``sock_sendall`` from the caller's buffer (no copy into a transport buffer), one at a time."""
 
     def __init__(self, sock: socket.socket, on_lost: Callable[[], None] | None) -> None:
         self._sock = sock
         self._loop = asyncio.get_running_loop()
         self._send_lock = asyncio.Lock()
+        self._backlog = 0  # frames waiting for or in the middle of a send; later frames queue behind
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[PutResult | str]] = {}
         self._on_lost = on_lost
@@ -264,9 +268,25 @@ class WriteLink:
         fut: asyncio.Future[PutResult | str] = self._loop.create_future()
         self._pending[request.id] = fut
         head = _encode(request)
+        prefix = _FRAME.pack(len(head), len(data)) + head
+        if not self._backlog and len(data) <= _INLINE_SEND:
+            # Nothing queued: try to hand the whole frame to the kernel now (the usual case for
+            # small records: no task, no lock).
+            frame = prefix + bytes(data)
+            try:
+                sent = self._sock.send(frame)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._pending.pop(request.id, None)
+                raise LinkLost(str(exc)) from None
+            if sent == len(frame):
+                return await fut
+            prefix, data = frame[sent:], b""
         # A frame, once begun, must go out whole or the stream is corrupt: send it from its own task,
-        # which a cancelled caller (an aborted upload) does not interrupt. Sends keep their order.
-        send = asyncio.ensure_future(self._send(_FRAME.pack(len(head), len(data)) + head, data))
+        # which a cancelled caller (an aborted upload) does not interrupt. Frames keep their order.
+        self._backlog += 1
+        send = asyncio.ensure_future(self._send(prefix, data))
         send.add_done_callback(_consume)  # its error is the caller's, unless the caller went away
         try:
             await asyncio.shield(send)
@@ -276,12 +296,15 @@ class WriteLink:
         return await fut
 
     async def _send(self, prefix: bytes, data: bytes | memoryview) -> None:
-        async with self._send_lock:
-            if len(data) <= _INLINE_SEND:
-                await self._loop.sock_sendall(self._sock, prefix + bytes(data))
-            else:
-                await self._loop.sock_sendall(self._sock, prefix)
-                await self._loop.sock_sendall(self._sock, data)
+        try:
+            async with self._send_lock:
+                if len(data) <= _INLINE_SEND:
+                    await self._loop.sock_sendall(self._sock, prefix + bytes(data))
+                else:
+                    await self._loop.sock_sendall(self._sock, prefix)
+                    await self._loop.sock_sendall(self._sock, data)
+        finally:
+            self._backlog -= 1
 
     async def _receive(self) -> None:
         buf = bytearray()
