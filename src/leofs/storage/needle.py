@@ -154,6 +154,16 @@ def check_header_crc(raw_header: bytes, key: bytes, meta: bytes, hcrc: int) -> b
     return _header_crc(raw_header[:HEADER_SIZE], key, meta) == hcrc
 
 
+def check_write(key: bytes, meta: bytes = b"", md5: bytes | None = None) -> None:
+    """Raise ValueError for a write the needle format cannot hold."""
+    if len(key) > MAX_KEY:
+        raise ValueError(f"key longer than {MAX_KEY} bytes")
+    if len(meta) > MAX_META:
+        raise ValueError(f"metadata longer than {MAX_META} bytes")
+    if md5 is not None and len(md5) != 16:
+        raise ValueError("md5 must be 16 bytes")
+
+
 def pread_exact(fd: int, n: int, offset: int) -> bytes:
     """Read exactly ``n`` bytes at ``offset`` (fewer only at end of file)."""
     buf = os.pread(fd, n, offset)

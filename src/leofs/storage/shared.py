@@ -15,7 +15,7 @@ from pathlib import Path
 from leofs.storage.container import LogFile
 from leofs.storage.index import Index
 from leofs.storage.model import PutResult
-from leofs.storage.needle import MAX_KEY, MAX_META
+from leofs.storage.needle import check_write
 from leofs.storage.reads import StoreReads
 from leofs.storage.write_link import WriteLink, WriteRequest
 
@@ -61,10 +61,7 @@ class SharedStore(StoreReads):
         md5: bytes | None = None,
     ) -> PutResult:
         """Store ``data`` under (ns, key); returns once durable (see ``ObjectStore.put``)."""
-        if len(key) > MAX_KEY:
-            raise ValueError(f"key longer than {MAX_KEY} bytes")
-        if len(meta) > MAX_META:
-            raise ValueError(f"metadata longer than {MAX_META} bytes")
+        check_write(key, meta, md5)
         request = WriteRequest(0, False, ns, bytes(key), bytes(meta), clock, timestamp, cindex, cnumber, csize, md5)
         return await self._link.submit(request, data)
 
@@ -72,8 +69,7 @@ class SharedStore(StoreReads):
         self, ns: int, key: bytes, *, clock: int | None = None, timestamp: int | None = None
     ) -> PutResult:
         """Write a tombstone for (ns, key) (see ``ObjectStore.delete``)."""
-        if len(key) > MAX_KEY:
-            raise ValueError(f"key longer than {MAX_KEY} bytes")
+        check_write(key)
         return await self._link.submit(WriteRequest(0, True, ns, bytes(key), clock=clock, timestamp=timestamp))
 
     async def close(self) -> None:

@@ -41,7 +41,7 @@ from leofs.storage.model import (
     Entry,
     PutResult,
 )
-from leofs.storage.needle import HEADER_SIZE, LOG_HEADER_SIZE, MAX_KEY, MAX_META
+from leofs.storage.needle import HEADER_SIZE, LOG_HEADER_SIZE, check_write
 from leofs.storage.reads import StaleEntry, StoreReads
 from leofs.storage.scrub import scrub_logs
 from leofs.storage.writer import Job, Stats, WriteOp, Writer
@@ -213,12 +213,7 @@ class ObjectStore(StoreReads):
     ) -> asyncio.Future[PutResult]:
         """Queue a put (or with ``tombstone`` a delete) and return its future, resolved once the
         write is durable: for callers that answer from a callback (the write link)."""
-        if len(key) > MAX_KEY:
-            raise ValueError(f"key longer than {MAX_KEY} bytes")
-        if len(meta) > MAX_META:
-            raise ValueError(f"metadata longer than {MAX_META} bytes")
-        if md5 is not None and len(md5) != 16:
-            raise ValueError("md5 must be 16 bytes")
+        check_write(key, meta, md5)
         if self._closed:
             raise RuntimeError("store is closed")
         loop = asyncio.get_running_loop()

@@ -79,17 +79,7 @@ def resolve(
     loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], value: Any, exc: BaseException | None
 ) -> None:
     """Complete a future from the writer thread."""
-
-    def done() -> None:
-        if fut.done():
-            return
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(value)
-
-    with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
-        loop.call_soon_threadsafe(done)
+    resolve_all(loop, [(fut, value, exc)])
 
 
 def resolve_all(
