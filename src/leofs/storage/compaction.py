@@ -34,8 +34,8 @@ class Copy:
     old: LogFile
     new: LogFile
     scanned_end: int  # old-log offset up to which needles were considered
-    moves: list[tuple[int, int, int, bytes, int, int]] = field(default_factory=list)
-    drops: list[tuple[int, bytes, int, int]] = field(default_factory=list)
+    moves: list[tuple[int, int, int, bytes, int, int, int]] = field(default_factory=list)
+    drops: list[tuple[int, bytes, int, int, int]] = field(default_factory=list)
     copied: int = 0
     last_offset: int = -1
     last_hcrc: int = 0
@@ -54,7 +54,8 @@ class _Out:
         raw = pread_exact(cp.old.fd, n.header.total_len, n.offset)
         off = cp.new.end + self.size
         new_data = off + n.header.data_start
-        cp.moves.append((cp.new.generation, new_data, n.header.ns, n.key, cp.old.generation, n.data_offset))
+        cp.moves.append((cp.new.generation, new_data, n.header.ns, n.key, cp.container, cp.old.generation,
+                         n.data_offset))  # fmt: skip
         cp.copied += 1
         cp.last_offset, cp.last_hcrc = off, n.header.hcrc
         self.buf.append(raw)
@@ -70,7 +71,8 @@ class _Out:
 
 
 def _is_current(cur: Entry | None, log: LogFile, n: Needle) -> bool:
-    return cur is not None and cur.generation == log.generation and cur.data_offset == n.data_offset
+    return (cur is not None and cur.container == log.container and cur.generation == log.generation
+            and cur.data_offset == n.data_offset)  # fmt: skip
 
 
 def copy_live(
@@ -98,7 +100,7 @@ def copy_live(
             if cur is None or not _is_current(cur, old, n):
                 continue  # overwritten, or dropped by an earlier compaction
             if (cur.tombstone and now - cur.timestamp > grace_us) or not keep(cur):
-                cp.drops.append((cur.ns, cur.key, old.generation, n.data_offset))
+                cp.drops.append((cur.ns, cur.key, old.container, old.generation, n.data_offset))
                 continue
             out.add(n)
         if scan.stop < cp.scanned_end:

@@ -174,23 +174,35 @@ class Index:
     def set_state(self, name: str, value: int) -> None:
         self.db.execute("INSERT OR REPLACE INTO state(name, value) VALUES (?, ?)", (name, value))
 
+    def clear_entries(self) -> None:
+        """Forget every entry and every container's recovery state in one transaction (so a crash
+        before the rebuild finishes leads to another full rebuild, not to a partial index)."""
+        self.begin()
+        try:
+            self.db.execute("DELETE FROM entries")
+            self.db.execute("DELETE FROM containers")
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+
     def delete_container_entries(self, cid: int) -> None:
         self.db.execute("DELETE FROM entries WHERE container=?", (cid,))
 
-    def move(self, moves: Iterable[tuple[int, int, int, bytes, int, int]]) -> None:
-        """Repoint entries still at their old location.
+    def move(self, moves: Iterable[tuple[int, int, int, bytes, int, int, int]]) -> None:
+        """Repoint entries still at their old location (a key's needles may sit in any container).
 
-        Each move is (new gen, new offset, ns, key, old gen, old offset)."""
+        Each move is (new gen, new offset, ns, key, container, old gen, old offset)."""
         self.db.executemany(
             "UPDATE entries SET generation=?, data_offset=? "
-            "WHERE ns=? AND key=? AND generation=? AND data_offset=?",
+            "WHERE ns=? AND key=? AND container=? AND generation=? AND data_offset=?",
             moves,
         )
 
-    def drop(self, drops: Iterable[tuple[int, bytes, int, int]]) -> None:
-        """Delete entries still at (old generation, old offset): (ns, key, gen, off)."""
+    def drop(self, drops: Iterable[tuple[int, bytes, int, int, int]]) -> None:
+        """Delete entries still at (container, old generation, old offset): (ns, key, container, gen, off)."""
         self.db.executemany(
-            "DELETE FROM entries WHERE ns=? AND key=? AND generation=? AND data_offset=?", drops
+            "DELETE FROM entries WHERE ns=? AND key=? AND container=? AND generation=? AND data_offset=?", drops
         )
 
     def set_full_sync(self, full: bool) -> None:

@@ -158,6 +158,7 @@ class ObjectStore(StoreReads):
         logs: list[LogFile] = []
         states: dict[int, ContainerState] = {}
         max_clock = index.state("last_clock")
+        plans: list[tuple[LogFile, ContainerState | None]] = []
         for c in range(sb.containers):
             gens = list_generations(avs, c)
             st = known.get(c)
@@ -168,13 +169,18 @@ class ObjectStore(StoreReads):
                 if g != gen:
                     os.unlink(avs / f"{c:06d}.g{g:06d}.log")
             log = LogFile.open(avs, c, gen)
-            if st is not None and st.generation == gen and recovery.consistent(log, st):
-                st, clk = recovery.replay(index, log, st)
-            else:
-                st, clk = recovery.rebuild(index, log)
+            ok = st is not None and st.generation == gen and recovery.consistent(log, st)
+            plans.append((log, st if ok else None))
+        if any(st is None for _, st in plans):
+            # A key's older needles may sit in other containers than its newest one, so an index
+            # that disagrees with any log is rebuilt from all of them (the newest clock wins).
+            index.clear_entries()
+            plans = [(log, None) for log, _ in plans]
+        for log, st in plans:
+            st, clk = recovery.replay(index, log, st) if st is not None else recovery.rebuild(index, log)
             max_clock = max(max_clock, clk)
             logs.append(log)
-            states[c] = st
+            states[log.container] = st
         fsync_dir(avs)
         writer = Writer(logs=logs, states=states, index=index, sync=sync, reserve_bytes=reserve_bytes,
                         data_dir=str(path), last_clock=max_clock)  # fmt: skip
