@@ -67,6 +67,7 @@ log = logging.getLogger("leofs.storage")
 
 SUPERBLOCK_MAGIC = "leofs-storage"
 FORMAT_VERSION = 1
+ENTRY_CACHE = 16384  # index entries kept in memory by the process that owns the writer
 
 
 class Superblock(msgspec.Struct):
@@ -109,6 +110,8 @@ class ObjectStore(StoreReads):
         self.tombstone_grace = tombstone_grace
         self.verify_below = verify_below
         self.containers = len(writer.logs)
+        self._cache: dict[tuple[int, bytes], Entry | None] = {}
+        writer.on_stored = self._stored
         self._closed = False
         self._compaction = CompactionStatus("idle", [], [], [], None, None, 0)
         self._progress_total = 0
@@ -116,6 +119,33 @@ class ObjectStore(StoreReads):
 
     def _log(self, container: int, generation: int) -> LogFile | None:
         return self._files.get((container, generation))
+
+    def get(self, ns: int, key: bytes) -> Entry | None:
+        """The index entry for (ns, key), tombstones included, from the entry cache when it holds it.
+
+        The cache is this process's own: every write passes through this store's writer, which
+        hands each batch's entries to the event loop before acknowledging them, and lookups and
+        updates of the cache happen only on that loop. So a cached entry is never older than an
+        acknowledged write; a lookup that raced a commit is overwritten when the batch arrives."""
+        k = (ns, key)
+        cache = self._cache
+        try:
+            return cache[k]
+        except KeyError:
+            pass
+        entry = self._reader.get(ns, key)
+        if len(cache) >= ENTRY_CACHE:
+            del cache[next(iter(cache))]
+        cache[k] = entry
+        return entry
+
+    def _stored(self, entries: list[Entry]) -> None:
+        cache = self._cache
+        for e in entries:
+            k = (e.ns, e.key)
+            if k not in cache and len(cache) >= ENTRY_CACHE:
+                del cache[next(iter(cache))]
+            cache[k] = e
 
     @property
     def stats(self) -> Stats:
@@ -269,6 +299,7 @@ class ObjectStore(StoreReads):
                 self._writer.states[log.container] = st
 
         await self._job(run)
+        self._cache.clear()
 
     # -- administration -----------------------------------------------------------------------------
     def usage(self) -> list[ContainerUsage]:
@@ -348,6 +379,7 @@ class ObjectStore(StoreReads):
             keep=keep, grace_us=grace_us, progress=self._add_progress,
         )  # fmt: skip
         n = await self._job(lambda: compaction.switch(cp, self._writer, self._files, self.path / "avs"))
+        self._cache.clear()  # entries moved to the new generation
         # Entries read before the switch now resolve through the index (see _locate).
         self._files.pop((c, old.generation), None)
         reclaimed(n)

@@ -79,10 +79,14 @@ def resolve(
 def resolve_all(
     loop: asyncio.AbstractEventLoop,
     done: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
+    first: Callable[[], None] | None = None,
 ) -> None:
-    """Complete a batch's futures from the writer thread: one wake-up of their loop, not one each."""
+    """Complete a batch's futures from the writer thread: one wake-up of their loop, not one each.
+    ``first`` runs on the loop just before (the store's entry cache learns the batch there)."""
 
     def finish() -> None:
+        if first is not None:
+            first()
         for fut, value, exc in done:
             if fut.done():
                 continue
@@ -127,6 +131,9 @@ class Writer:
         self.last_clock = last_clock
         self.stats = Stats()
         self._next_container = 0
+        #: called on the writers' event loop with the current entries of the keys a batch wrote,
+        #: before their futures resolve (ObjectStore keeps its entry cache with it)
+        self.on_stored: Callable[[list[Entry]], None] | None = None
         self._syncers: concurrent.futures.ThreadPoolExecutor | None = None
         self.queue: queue.SimpleQueue[WriteOp | Job | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="leofs-storage-writer", daemon=True)
@@ -204,8 +211,13 @@ class Writer:
             if done is None:
                 done = by_loop[op.loop] = []
             done.append((op.fut, value, exc))
+        on_stored = self.on_stored
         for loop, done in by_loop.items():
-            resolve_all(loop, done)
+            if on_stored is None:
+                resolve_all(loop, done)
+                continue
+            entries = [value.entry for _, value, _ in done if value is not None]
+            resolve_all(loop, done, lambda entries=entries: on_stored(entries))  # type: ignore[misc]
 
     def _apply(self, ops: list[WriteOp]) -> list[tuple[WriteOp, PutResult | None, BaseException | None]]:
         now = now_us()

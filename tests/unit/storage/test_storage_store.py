@@ -332,3 +332,33 @@ def test_an_index_out_of_step_with_one_log_is_rebuilt_from_all(tmp_path: Path) -
         await s.close()
 
     asyncio.run(main())
+
+
+def test_entry_cache_follows_writes_and_compaction(tmp_path: Path) -> None:
+    """The owner's entry cache never answers with less than the last acknowledged write."""
+
+    async def main() -> None:
+        s = await _open(tmp_path)
+        assert s.get(0, b"k") is None  # a miss is cached too ...
+        r = await s.put(0, b"k", b"one")
+        assert s.get(0, b"k") == r.entry  # ... and replaced when the write is acknowledged
+        stale = await s.put(0, b"k", b"older", clock=r.entry.clock - 1)
+        assert not stale.applied and s.get(0, b"k") == r.entry
+        d = await s.delete(0, b"k")
+        got = s.get(0, b"k")
+        assert got is not None and got.tombstone and got == d.entry
+        r2 = await s.put(0, b"k", b"two")
+        await s.put(0, b"filler", b"x" * 1000)
+        await s.compact()
+        moved = s.get(0, b"k")  # compaction moved it: the cache does not keep the old place
+        assert moved is not None and moved.clock == r2.entry.clock
+        assert moved == Index(tmp_path / "index.sqlite3").get(0, b"k")
+        assert await s.read(moved) == b"two"
+        # many concurrent writes and reads of one key: after all are acknowledged, the cache agrees
+        # with the index
+        await asyncio.gather(*(s.put(0, b"hot", b"v%d" % i) for i in range(50)),
+                             *(asyncio.sleep(0, s.get(0, b"hot")) for _ in range(50)))  # fmt: skip
+        assert s.get(0, b"hot") == Index(tmp_path / "index.sqlite3").get(0, b"hot")
+        await s.close()
+
+    asyncio.run(main())
