@@ -154,7 +154,7 @@ async def run_worker(spec: WorkerSpec) -> None:
     link = await WriteLink.connect(Path(spec.link), on_lost=lost.set)
     metrics.remote_source = link.query_metrics  # storage metrics live in the primary
     store = SharedStore(data_dir / "storage", link, verify_below=spec.gateway.verify_below)
-    gateway = Gateway(EmbeddedBackend(store), LocalControl(manager), spec.gateway)
+    gateway = Gateway(EmbeddedBackend(store), LocalControl(manager, shared=True), spec.gateway)
     runner = make_runner(gateway.make_app())
     await runner.setup()
     site = web.TCPSite(runner, spec.host, spec.port, ssl_context=tls_context(spec.tls_cert, spec.tls_key),

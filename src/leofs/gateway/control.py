@@ -39,8 +39,9 @@ class LocalControl:
     """The manager's database on this host, with read caches that are dropped whenever it changed
     (here or in another process of the same server)."""
 
-    def __init__(self, store: ManagerStore) -> None:
+    def __init__(self, store: ManagerStore, *, shared: bool = False) -> None:
         self.store = store
+        self.shared = shared  # other processes write the same database (embedded server's workers)
         self._version: tuple[int, int] = (-1, -1)
         self._users: dict[str, User | None] = {}
         self._buckets: dict[str, Bucket | None] = {}
@@ -49,7 +50,7 @@ class LocalControl:
 
     def begin_request(self) -> None:
         """One check per request (not per lookup) whether the database changed anywhere."""
-        token = self.store.change_token()
+        token = self.store.change_token() if self.shared else (self.store.version, 0)
         if self._version != token:
             self._users.clear()
             self._buckets.clear()

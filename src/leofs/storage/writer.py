@@ -22,6 +22,8 @@ from leofs.storage.index import ContainerState, Index
 from leofs.storage.model import DiskFull, Entry, PutResult
 from leofs.storage.needle import HEADER_SIZE, encode_needle
 
+FREE_SPACE_TTL = 0.1  # seconds between statvfs calls while writes flow ...
+FREE_SPACE_MARGIN = 256 * 1024 * 1024  # ... and free space is above 4 x reserve + this
 MAX_BATCH_OPS = 1024
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 # Deletes may eat into the reserve, but leave this much for SQLite's WAL and the superblock.
@@ -131,6 +133,9 @@ class Writer:
         self.last_clock = last_clock
         self.stats = Stats()
         self._next_container = 0
+        self._free = 0
+        self._free_at = -1e9
+        self._appended = 0  # bytes appended since free space was last measured
         #: called on the writers' event loop with the current entries of the keys a batch wrote,
         #: before their futures resolve (ObjectStore keeps its entry cache with it)
         self.on_stored: Callable[[list[Entry]], None] | None = None
@@ -152,9 +157,18 @@ class Writer:
         self.last_clock = max(now, self.last_clock + 1)
         return self.last_clock
 
-    def free_bytes(self) -> int:
-        st = os.statvfs(self.data_dir)
-        return st.f_bavail * st.f_frsize
+    def free_bytes(self, fresh: bool = False) -> int:
+        """Free space on the data disk: measured at most every FREE_SPACE_TTL seconds while far above
+        the reserve, less what this writer appended since; near the reserve (where the index and its
+        WAL also count) and before any refusal it is measured every time."""
+        now = time.monotonic()
+        near = 4 * self.reserve_bytes + FREE_SPACE_MARGIN
+        if fresh or now - self._free_at > FREE_SPACE_TTL or self._free - self._appended < near:
+            st = os.statvfs(self.data_dir)
+            self._free = st.f_bavail * st.f_frsize
+            self._free_at = now
+            self._appended = 0
+        return self._free - self._appended
 
     def _sync_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._syncers is None:
@@ -221,7 +235,7 @@ class Writer:
 
     def _apply(self, ops: list[WriteOp]) -> list[tuple[WriteOp, PutResult | None, BaseException | None]]:
         now = now_us()
-        free = self.free_bytes()
+        free, fresh = self.free_bytes(), False
         used = 0
         outcome: list[tuple[WriteOp, PutResult | None, BaseException | None]] = []
         accepted: list[tuple[WriteOp, Entry, Entry | None]] = []
@@ -255,6 +269,9 @@ class Writer:
                 md5=md5 or bytes(16),
             )  # fmt: skip
             room = free - (DELETE_MARGIN if op.tombstone else self.reserve_bytes)
+            if used + total > room and not fresh:
+                free, fresh = self.free_bytes(fresh=True), True  # refuse only on a fresh measurement
+                room = free - (DELETE_MARGIN if op.tombstone else self.reserve_bytes)
             if used + total > room:
                 self.stats.disk_full += 1
                 outcome.append((op, None, DiskFull(f"free space {free} bytes is below the reserve")))
@@ -340,6 +357,7 @@ class Writer:
                 return DiskFull(f"out of space: {exc}")
             return exc
         for c, p in pend.items():
+            self._appended += p.end - self.logs[c].end
             self.logs[c].end = p.end
         self.states.update(new_states)
         self.stats.writes += len(entries)

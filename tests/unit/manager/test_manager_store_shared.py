@@ -28,7 +28,7 @@ def test_local_control_drops_its_caches_on_a_foreign_change(tmp_path: Path) -> N
     a = ManagerStore(tmp_path / "m.sqlite3")
     b = ManagerStore(tmp_path / "m.sqlite3")
     a.create_user("alice")
-    control = LocalControl(b)
+    control = LocalControl(b, shared=True)
     assert control.bucket("photos") is None  # cached as missing
     a.create_bucket("photos", "alice")
     assert control.bucket("photos") is None  # within a request the cache stands
