@@ -8,12 +8,20 @@ routes each key through the RING to its storage nodes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 from leofs.s3.errors import S3Error
 from leofs.storage.store import CommonPrefix, DiskFull, Entry, PutResult, StaleEntry
 
 STREAM_PIECE = 1024 * 1024
+
+
+class Replaced(NamedTuple):
+    """The version a write replaced: its entry and, when the backend sent it along (a remote
+    coordinator does for parent records), its data."""
+
+    entry: Entry
+    data: bytes | None = None
 
 
 class Backend(Protocol):
@@ -39,13 +47,14 @@ class Backend(Protocol):
         md5: bytes | None = None,
         clock: int | None = None,
         timestamp: int | None = None,
-    ) -> tuple[Entry, Entry | None]:
-        """Store a record; answers the entry written and, when the backend knows it (local), the
-        entry it replaced (None for a new key, a write not applied, or a remote backend)."""
+    ) -> tuple[Entry, Replaced | None]:
+        """Store a record; answers the entry written and the version it replaced, when known (None
+        for a new key or a write not applied; a cluster knows it when the coordinator holds a
+        replica)."""
         ...
 
-    async def delete(self, ns: int, key: bytes) -> Entry | None:
-        """Write a tombstone; answers the entry it replaced when the backend knows it (local)."""
+    async def delete(self, ns: int, key: bytes) -> Replaced | None:
+        """Write a tombstone; answers the version it replaced, when known (as for ``put``)."""
         ...
 
     async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None: ...
@@ -126,7 +135,7 @@ class EmbeddedBackend:
         md5: bytes | None = None,
         clock: int | None = None,
         timestamp: int | None = None,
-    ) -> tuple[Entry, Entry | None]:
+    ) -> tuple[Entry, Replaced | None]:
         try:
             result = await self.store.put(
                 ns, key, data, meta=meta, cindex=cindex, cnumber=cnumber, csize=csize, md5=md5,
@@ -134,11 +143,11 @@ class EmbeddedBackend:
             )
         except DiskFull:
             raise S3Error("InsufficientStorage") from None
-        return result.entry, result.previous if result.applied else None
+        return result.entry, Replaced(result.previous) if result.applied and result.previous else None
 
-    async def delete(self, ns: int, key: bytes) -> Entry | None:
+    async def delete(self, ns: int, key: bytes) -> Replaced | None:
         result = await self.store.delete(ns, key)
-        return result.previous if result.applied else None
+        return Replaced(result.previous) if result.applied and result.previous else None
 
     async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None:
         entry = self.store.get(ns, key)

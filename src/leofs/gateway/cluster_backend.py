@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import aiohttp
 
-from leofs.gateway.backend import VersionGone
+from leofs.gateway.backend import Replaced, VersionGone
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ClusterState
 from leofs.internal.messages import (
@@ -30,6 +30,7 @@ from leofs.internal.messages import (
     from_scan_items,
     key_param,
     scan_decoder,
+    written_decoder,
 )
 from leofs.ring.members import Member
 from leofs.s3.errors import S3Error
@@ -69,7 +70,7 @@ class ClusterBackend:
         return {"ns": str(ns), "key": key_param(key), **{k: str(v) for k, v in extra.items()}}
 
     async def _coordinated(self, method: str, ns: int, key: bytes, *, data: bytes | memoryview | None = None,
-                           header: PutHeader | None = None) -> Entry:
+                           header: PutHeader | None = None) -> tuple[Entry, Replaced | None]:
         nodes = self._writers(key)
         if not nodes:
             raise S3Error("ServiceUnavailable", "No replica of this key is available.")
@@ -82,7 +83,11 @@ class ClusterBackend:
                                                params=self._query(ns, key), data=data, headers=headers) as resp:
                     body = await resp.read()
                     if resp.status == 200:
-                        return entry_decoder.decode(body)
+                        written = written_decoder.decode(body)
+                        replaced = None
+                        if written.previous is not None:
+                            replaced = Replaced(written.previous, written.previous_data)
+                        return written.entry, replaced
                     _raise_for_status(resp.status, body)
             except _NODE_ERRORS as exc:
                 log.info("storage node %s failed on %s: %s; trying the next replica", node.name, method, exc)
@@ -92,15 +97,13 @@ class ClusterBackend:
         self, ns: int, key: bytes, data: bytes | memoryview, *, meta: bytes = b"", cindex: int = 0,
         cnumber: int = 0, csize: int = 0, md5: bytes | None = None, clock: int | None = None,
         timestamp: int | None = None,
-    ) -> tuple[Entry, Entry | None]:
+    ) -> tuple[Entry, Replaced | None]:
         header = PutHeader(meta=meta, cindex=cindex, cnumber=cnumber, csize=csize, md5=md5, clock=clock,
                            timestamp=timestamp)
-        # the replaced version is not reported across the network
-        return await self._coordinated("PUT", ns, key, data=bytes(data), header=header), None
+        return await self._coordinated("PUT", ns, key, data=bytes(data), header=header)
 
-    async def delete(self, ns: int, key: bytes) -> Entry | None:
-        await self._coordinated("DELETE", ns, key)
-        return None  # the replaced version is not reported across the network
+    async def delete(self, ns: int, key: bytes) -> Replaced | None:
+        return (await self._coordinated("DELETE", ns, key))[1]
 
     async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None:
         # without the coordinate role the node answers from its own copy (no read-repair fan-out)

@@ -7,9 +7,10 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import msgspec
 from aiohttp import web
 
-from leofs.gateway.backend import Backend
+from leofs.gateway.backend import Backend, Replaced
 from leofs.gateway.blobs import Ingested, delete_manifest
 from leofs.gateway.records import (
     NS_CHUNK,
@@ -67,14 +68,17 @@ async def load_object(backend: Backend, bucket: str, key: str, *, hint: bool = F
     return StoredObject(entry, meta, manifest)
 
 
-async def replaced_object(backend: Backend, previous: Entry | None) -> StoredObject | None:
-    """The object a write replaced, from the entry the store reported, when it has chunks to free:
-    None if unknown, gone, or stored inline (then there is nothing to free and nothing is decoded)."""
-    if previous is None or previous.tombstone or previous.cnumber == 0:
+async def replaced_object(backend: Backend, replaced: Replaced | None) -> StoredObject | None:
+    """The object a write replaced, from what the backend reported, when it has chunks to free:
+    None if unknown, gone, or stored inline (then there is nothing to free and nothing is decoded).
+    Unknown (a cluster coordinator without a replica of the key) leaves them to the orphan collector."""
+    if replaced is None or replaced.entry.tombstone or replaced.entry.cnumber == 0:
         return None
+    previous = replaced.entry
     try:
-        manifest = manifest_decoder.decode(await backend.read(previous))
-    except S3Error:  # compacted away meanwhile: the orphan collector frees its chunks
+        data = replaced.data if replaced.data is not None else await backend.read(previous)
+        manifest = manifest_decoder.decode(data)
+    except (S3Error, msgspec.DecodeError):  # compacted away meanwhile: the orphan collector frees them
         return None
     return StoredObject(previous, object_meta_decoder.decode(previous.meta), manifest)
 
@@ -95,7 +99,7 @@ async def fetch_object(backend: Backend, bucket: str, key: str) -> tuple[StoredO
 
 async def write_object(
     backend: Backend, bucket: str, key: str, meta: ObjectMeta, body: Ingested | Manifest | bytes
-) -> tuple[Entry, Entry | None]:
+) -> tuple[Entry, Replaced | None]:
     """Store an object record: inline data, or a manifest of blobs (``cnumber`` > 0). Answers the
     entry written and the one it replaced when the backend reports it (see :meth:`Backend.put`)."""
     if isinstance(body, Manifest):

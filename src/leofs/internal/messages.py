@@ -99,6 +99,16 @@ class PutHeader(msgspec.Struct, frozen=True, omit_defaults=True):
     timestamp: int | None = None
 
 
+class Written(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A coordinated write's answer: the entry written and, when the coordinator holds a replica,
+    the entry that write replaced there, with its data if it is a parent record (a manifest), so
+    the gateway can free the replaced version's chunks without looking it up first."""
+
+    entry: Entry
+    previous: Entry | None = None
+    previous_data: bytes | None = None
+
+
 class ScanItem(msgspec.Struct, frozen=True, array_like=True):
     """One item of a GET /scan answer: an entry, or a common prefix (``entry`` None)."""
 
@@ -123,6 +133,7 @@ class RepairTask(msgspec.Struct, frozen=True):
 
 encoder = msgspec.msgpack.Encoder()
 entry_decoder = msgspec.msgpack.Decoder(Entry)
+written_decoder = msgspec.msgpack.Decoder(Written)
 put_header_decoder = msgspec.msgpack.Decoder(PutHeader)
 scan_decoder = msgspec.msgpack.Decoder(ScanReply)
 view_decoder = msgspec.msgpack.Decoder(ClusterView)

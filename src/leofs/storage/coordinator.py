@@ -27,6 +27,7 @@ from leofs.internal.messages import (
     ROLE_REPLICA,
     PutHeader,
     RepairTask,
+    Written,
     decode_entry_header,
     encode_b64,
     entry_decoder,
@@ -35,7 +36,7 @@ from leofs.internal.messages import (
 from leofs.ring import Member
 from leofs.storage.membership import NodeCluster
 from leofs.storage.repair_queue import RepairQueue
-from leofs.storage.store import DiskFull, Entry, ObjectStore, StaleEntry
+from leofs.storage.store import CorruptData, DiskFull, Entry, ObjectStore, PutResult, StaleEntry
 
 log = logging.getLogger("leofs.storage.coordinator")
 
@@ -170,23 +171,38 @@ class Coordinator:
                 [m.name for m in targets if m not in up])  # fmt: skip
 
     # -- writes -------------------------------------------------------------------------------------
-    async def put(self, ns: int, key: bytes, data: bytes, header: PutHeader) -> Entry:
+    async def put(self, ns: int, key: bytes, data: bytes, header: PutHeader) -> Written:
         need = self.cluster.consistency.w
         here, others, missed = self._plan(key, need)
         clock = header.clock if header.clock is not None else self.next_clock(ns, key)
         stamp = header.timestamp if header.timestamp is not None else now_us()
         fixed = PutHeader(meta=header.meta, cindex=header.cindex, cnumber=header.cnumber, csize=header.csize,
                           md5=header.md5, clock=clock, timestamp=stamp)  # fmt: skip
-        local = None
-        if here:
-            local = self._local_put(ns, key, data, fixed)
+        local: list[PutResult] = []
+        write = self._local(self.store.put(ns, key, data, meta=fixed.meta, clock=clock, timestamp=stamp,
+                                           cindex=fixed.cindex, cnumber=fixed.cnumber, csize=fixed.csize,
+                                           md5=fixed.md5), local) if here else None  # fmt: skip
         remote = {m.name: self._remote_put_call(m, ns, key, data, fixed) for m in others}
-        return await self._quorum(need, ns, key, clock, local, remote, missed)
+        return await self._written(await self._quorum(need, ns, key, clock, write, remote, missed), local)
 
-    async def _local_put(self, ns: int, key: bytes, data: bytes, h: PutHeader) -> Entry:
-        r = await self.store.put(ns, key, data, meta=h.meta, clock=h.clock, timestamp=h.timestamp, cindex=h.cindex,
-                                 cnumber=h.cnumber, csize=h.csize, md5=h.md5)  # fmt: skip
-        return r.entry
+    @staticmethod
+    async def _local(write: Awaitable[PutResult], into: list[PutResult]) -> Entry:
+        result = await write
+        into.append(result)
+        return result.entry
+
+    async def _written(self, entry: Entry, local: list[PutResult]) -> Written:
+        """The answer to a coordinated write: with what our own replica replaced, when known."""
+        if not local or not local[0].applied or local[0].previous is None:
+            return Written(entry)
+        previous = local[0].previous
+        data = None
+        if previous.cnumber > 0 and not previous.tombstone:
+            try:  # the replaced needle is still in our log until compaction
+                data = await self.store.read(previous)
+            except (StaleEntry, CorruptData, ValueError):
+                return Written(entry)
+        return Written(entry, previous, data)
 
     def _remote_put_call(self, m: Member, ns: int, key: bytes, data: bytes,
                          h: PutHeader) -> Callable[[], Awaitable[Entry]]:  # fmt: skip
@@ -202,18 +218,14 @@ class Coordinator:
                 raise ConnectionError(f"{target} answered {resp.status}: {body[:200]!r}")
             return entry_decoder.decode(body)
 
-    async def delete(self, ns: int, key: bytes) -> Entry:
+    async def delete(self, ns: int, key: bytes) -> Written:
         need = self.cluster.consistency.d
         here, others, missed = self._plan(key, need)
         clock, stamp = self.next_clock(ns, key), now_us()
-        local = None
-        if here:
-            local = self._local_delete(ns, key, clock, stamp)
+        local: list[PutResult] = []
+        write = self._local(self.store.delete(ns, key, clock=clock, timestamp=stamp), local) if here else None
         remote = {m.name: self._remote_delete_call(m.name, ns, key, clock, stamp) for m in others}
-        return await self._quorum(need, ns, key, clock, local, remote, missed)
-
-    async def _local_delete(self, ns: int, key: bytes, clock: int, stamp: int) -> Entry:
-        return (await self.store.delete(ns, key, clock=clock, timestamp=stamp)).entry
+        return await self._written(await self._quorum(need, ns, key, clock, write, remote, missed), local)
 
     def _remote_delete_call(self, name: str, ns: int, key: bytes, clock: int,
                             stamp: int) -> Callable[[], Awaitable[Entry]]:  # fmt: skip

@@ -28,6 +28,7 @@ from leofs.internal.messages import (
     ROLE_HEADER,
     SECRET_HEADER,
     PutHeader,
+    Written,
     decode_put_header,
     encode_b64,
     encoder,
@@ -83,6 +84,10 @@ def _ns_key(request: web.Request) -> tuple[int, bytes]:
 
 def _entry_response(entry: Entry, **headers: str) -> web.Response:
     return web.Response(body=encoder.encode(entry), content_type=MSGPACK, headers=headers)
+
+
+def _written_response(written: Written) -> web.Response:
+    return web.Response(body=encoder.encode(written), content_type=MSGPACK)
 
 
 class NodeAPI:
@@ -153,7 +158,7 @@ class NodeAPI:
             return web.Response(status=400)
         try:
             if self._coordinating(request):
-                return _entry_response(await self.coordinator.put(ns, key, data, header))
+                return _written_response(await self.coordinator.put(ns, key, data, header))
             if header.clock is None:
                 raise _bad("a replica write needs the coordinator's clock")
             r = await self.store.put(ns, key, data, meta=header.meta, clock=header.clock, timestamp=header.timestamp,
@@ -167,7 +172,7 @@ class NodeAPI:
         ns, key = _ns_key(request)
         try:
             if self._coordinating(request):
-                return _entry_response(await self.coordinator.delete(ns, key))
+                return _written_response(await self.coordinator.delete(ns, key))
             clock = _int(request, "clock")
             if clock is None:
                 raise _bad("a replica delete needs the coordinator's clock")

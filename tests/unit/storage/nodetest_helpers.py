@@ -23,6 +23,7 @@ from leofs.internal.messages import (
     encoder,
     entry_decoder,
     key_param,
+    written_decoder,
 )
 from leofs.ring import Member, build_ring
 from leofs.storage.model import Entry
@@ -87,14 +88,14 @@ class TestCluster:
         async with self.client.request("PUT", self.addr(node), "/obj", params=q(ns, key), data=data,
                                        headers=headers) as resp:
             body = await resp.read()
-            return resp.status, entry_decoder.decode(body) if resp.status == 200 else None
+            return resp.status, _written(role, body) if resp.status == 200 else None
 
     async def delete(self, node: str, key: bytes, *, ns: int = 0, role: str = ROLE_COORDINATE,
                      **extra: int) -> tuple[int, Entry | None]:
         async with self.client.request("DELETE", self.addr(node), "/obj", params=q(ns, key, **extra),
                                        headers={ROLE_HEADER: role}) as resp:
             body = await resp.read()
-            return resp.status, entry_decoder.decode(body) if resp.status == 200 else None
+            return resp.status, _written(role, body) if resp.status == 200 else None
 
     async def get(self, node: str, key: bytes, *, ns: int = 0, role: str = ROLE_REPLICA,
                   **extra: int) -> tuple[int, bytes, Entry | None]:
@@ -148,3 +149,10 @@ def run_cluster(tmp: Path, test: Callable[[TestCluster], Awaitable[Any]], *, nam
             await cluster.close()
 
     asyncio.run(main())
+
+
+def _written(role: str, body: bytes) -> Entry:
+    """The entry a write answered: a coordinator wraps it with the replaced version."""
+    if role == ROLE_COORDINATE:
+        return written_decoder.decode(body).entry
+    return entry_decoder.decode(body)

@@ -5,9 +5,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.unit.storage.nodetest_helpers import TestCluster, eventually, run_cluster
+from tests.unit.storage.nodetest_helpers import TestCluster, eventually, q, run_cluster
 
-from leofs.internal.messages import ROLE_REPLICA, PutHeader
+from leofs.internal.messages import (
+    PUT_HEADER,
+    ROLE_COORDINATE,
+    ROLE_HEADER,
+    ROLE_REPLICA,
+    PutHeader,
+    Written,
+    encode_b64,
+    written_decoder,
+)
 from leofs.storage.needle import MAX_META
 
 
@@ -107,5 +116,30 @@ def test_last_writer_wins_on_replicas(tmp_path: Path) -> None:
         assert status == 200
         status, over = await c.put("s1", b"b/future", b"g")
         assert status == 200 and over is not None and over.clock > (1 << 62)
+
+    run_cluster(tmp_path, body)
+
+
+def test_a_coordinated_write_reports_the_version_it_replaced(tmp_path: Path) -> None:
+    """The coordinator answers with its replica's replaced entry, and a parent record's data (the
+    manifest), so the gateway frees the old chunks without a lookup before the write."""
+
+    async def written(c: TestCluster, method: str, key: bytes, data: bytes = b"", cnumber: int = 0) -> Written:
+        headers = {ROLE_HEADER: ROLE_COORDINATE, PUT_HEADER: encode_b64(PutHeader(cnumber=cnumber))}
+        async with c.client.request(method, c.addr("s1"), "/obj", params=q(0, key),
+                                    data=data if method == "PUT" else None, headers=headers) as resp:
+            assert resp.status == 200
+            return written_decoder.decode(await resp.read())
+
+    async def body(c: TestCluster) -> None:
+        first = await written(c, "PUT", b"b/obj", b"manifest-one", cnumber=2)
+        assert first.previous is None  # a new key
+        second = await written(c, "PUT", b"b/obj", b"manifest-two", cnumber=2)
+        assert second.previous == first.entry and second.previous_data == b"manifest-one"
+        third = await written(c, "PUT", b"b/obj", b"inline body")
+        assert third.previous == second.entry and third.previous_data == b"manifest-two"
+        gone = await written(c, "DELETE", b"b/obj")
+        assert gone.entry.tombstone and gone.previous == third.entry
+        assert gone.previous_data is None  # an inline object has no chunks: its data is not sent
 
     run_cluster(tmp_path, body)

@@ -149,11 +149,9 @@ async def copy_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     meta.checksum_algorithm, meta.checksum_value = src.meta.checksum_algorithm, src.meta.checksum_value
     meta.checksum_type = src.meta.checksum_type
     meta.parts_count = src.meta.parts_count
-    # the replaced version only tells which chunks to free afterwards; a local store reports it
-    old = None if gw.backend.local else await load_object(gw.backend, req.bucket or "", req.key, hint=True)
     if src.manifest is None:
         data = await gw.backend.read(src.entry)
-        entry, previous = await write_object(gw.backend, req.bucket or "", req.key, meta, data)
+        entry, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, data)
     else:
         blobs = []
         position = 0
@@ -164,9 +162,8 @@ async def copy_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
             blobs.append(Blob(copied.blob_id, copied.size, copied.chunk_size, copied.count, blob.md5,
                               blob.checksum, blob.checksum_algorithm, blob.last_modified))
             position += blob.size
-        entry, previous = await write_object(gw.backend, req.bucket or "", req.key, meta, Manifest(blobs))
-    if gw.backend.local:
-        old = await replaced_object(gw.backend, previous)
+        entry, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, Manifest(blobs))
+    old = await replaced_object(gw.backend, replaced)
     # the copy has blobs of its own, so the replaced version's chunks can always go
     forget_later(gw.background, gw.backend, req.bucket or "", req.key, old)
     checksum = ""

@@ -64,12 +64,10 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     validate_key(req.key)
     meta = meta_from_headers(req)
     conditional = "If-None-Match" in req.headers or "If-Match" in req.headers
-    # unconditional: the old version only tells which chunks to free afterwards, and a local store
-    # reports the version it replaced, so it is not looked up first
-    old = None
-    if conditional or not gw.backend.local:
-        old = await load_object(gw.backend, req.bucket or "", req.key, hint=not conditional)
+    # the replaced version (whose chunks are freed afterwards) is reported by the write itself, so it
+    # is looked up first only to check conditions
     if conditional:
+        old = await load_object(gw.backend, req.bucket or "", req.key)
         check_write_conditions(req.headers, old.etag if old else None)
     body = RequestBody(req.http, req.auth)
     if body.declared_length is None and not body.aws_chunked and "chunked" not in req.headers.get(
@@ -91,11 +89,8 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     if conditional:  # the object may have changed while the body streamed in
         current = await load_object(gw.backend, req.bucket or "", req.key)
         check_write_conditions(req.headers, current.etag if current else None)
-        old = current
-    _, previous = await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
-    if gw.backend.local:
-        old = await replaced_object(gw.backend, previous)
-    forget_later(gw.background, gw.backend, req.bucket or "", req.key, old)
+    _, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
+    forget_later(gw.background, gw.backend, req.bucket or "", req.key, await replaced_object(gw.backend, replaced))
     headers = {"ETag": f'"{meta.etag}"', **checksum_headers(meta)}
     return web.Response(status=200, headers=headers)
 
@@ -201,12 +196,9 @@ async def delete_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
 
 
 async def _delete_one(gw: Gateway, bucket: str, key: str) -> None:
-    # the replaced version is looked up only to free its chunks afterwards; a local store reports it
-    old = None if gw.backend.local else await load_object(gw.backend, bucket, key, hint=True)
-    previous = await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
-    if gw.backend.local:
-        old = await replaced_object(gw.backend, previous)
-    forget_later(gw.background, gw.backend, bucket, key, old)
+    # the delete reports the version it replaced, whose chunks are freed afterwards
+    replaced = await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
+    forget_later(gw.background, gw.backend, bucket, key, await replaced_object(gw.backend, replaced))
 
 
 async def delete_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
