@@ -25,7 +25,7 @@ from aiohttp import web
 
 from leofs import metrics
 from leofs.gateway import maintenance
-from leofs.gateway.app import Gateway, make_runner
+from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.control import LocalControl
@@ -38,7 +38,7 @@ from leofs.storage import metrics as storage_metrics
 from leofs.storage.admin_commands import StorageAdmin
 from leofs.storage.store import ObjectStore
 from leofs.storage.write_link import WriteService
-from leofs.workers import WorkerPool, WorkerSpec, check_port_free, tls_context
+from leofs.workers import WorkerPool, WorkerSpec, check_port_free
 
 log = logging.getLogger("leofs.server")
 

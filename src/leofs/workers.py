@@ -22,7 +22,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import msgspec
 from aiohttp import web
 
 from leofs import metrics
-from leofs.gateway.app import Gateway, make_runner
+from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.control import LocalControl
@@ -60,15 +59,6 @@ class WorkerSpec(msgspec.Struct, kw_only=True):
     tls_cert: str | None = None
     tls_key: str | None = None
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
-
-
-def tls_context(cert: Path | str | None, key: Path | str | None) -> ssl.SSLContext | None:
-    """The server TLS context for the S3 port, or None for plain HTTP."""
-    if not cert or not key:
-        return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(str(cert), str(key))
-    return ctx
 
 
 def check_port_free(host: str, port: int, wait: float = 3.0) -> None:

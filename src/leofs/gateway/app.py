@@ -8,8 +8,10 @@ import asyncio
 import hmac
 import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -203,6 +205,15 @@ def _count(op: Op | None, status: int, seconds: float) -> None:
     if timer is None:
         timer = _timers[op] = metrics.s3_seconds.labels(op.value if op is not None else "Unknown")
     timer.observe(seconds)
+
+
+def tls_context(cert: Path | str | None, key: Path | str | None) -> ssl.SSLContext | None:
+    """The server TLS context for the S3 port, or None for plain HTTP."""
+    if not cert or not key:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert), str(key))
+    return ctx
 
 
 def make_runner(app: web.Application) -> web.AppRunner:

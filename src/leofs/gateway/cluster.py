@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from leofs.gateway import maintenance
-from leofs.gateway.app import Gateway, make_runner
+from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.cluster_backend import ClusterBackend
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.remote_control import RemoteControl
@@ -58,10 +57,7 @@ class ClusterGateway:
         except TimeoutError:
             log.warning("no answer from the manager at %s yet; serving and retrying", self.options.manager)
         app = self.gateway.make_app()
-        ssl_ctx = None
-        if self.options.tls_cert and self.options.tls_key:
-            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ssl_ctx.load_cert_chain(str(self.options.tls_cert), str(self.options.tls_key))
+        ssl_ctx = tls_context(self.options.tls_cert, self.options.tls_key)
         self.runner = make_runner(app)
         await self.runner.setup()
         host, port = self.options.address

@@ -38,11 +38,10 @@ class SharedStore(StoreReads):
         log = LogFile.open_readonly(self._avs, container, generation)
         if log is None:
             return None
-        older = [k for k in self._files if k[0] == container and k[1] < generation]
-        if any(k[0] == container and k[1] > generation for k in self._files):
+        if any(c == container and g > generation for c, g in self._files):
             return log  # an entry read before a compaction: use it for this read only
-        for k in older:  # superseded by a compaction; readers holding one keep it open
-            del self._files[k]
+        for k in [k for k in self._files if k[0] == container]:  # superseded by a compaction;
+            del self._files[k]  # readers holding one keep it open
         self._files[(container, generation)] = log
         return log
 

@@ -111,7 +111,7 @@ class ObjectStore(StoreReads):
         self.verify_below = verify_below
         self.containers = len(writer.logs)
         self._cache: dict[tuple[int, bytes], Entry | None] = {}
-        writer.on_stored = self._stored
+        writer.on_stored = self._learn_batch
         self._closed = False
         self._compaction = CompactionStatus("idle", [], [], [], None, None, 0)
         self._progress_total = 0
@@ -127,25 +127,24 @@ class ObjectStore(StoreReads):
         hands each batch's entries to the event loop before acknowledging them, and lookups and
         updates of the cache happen only on that loop. So a cached entry is never older than an
         acknowledged write; a lookup that raced a commit is overwritten when the batch arrives."""
-        k = (ns, key)
-        cache = self._cache
         try:
-            return cache[k]
+            return self._cache[(ns, key)]
         except KeyError:
             pass
         entry = self._reader.get(ns, key)
-        if len(cache) >= ENTRY_CACHE:
-            del cache[next(iter(cache))]
-        cache[k] = entry
+        self._remember((ns, key), entry)
         return entry
 
-    def _stored(self, entries: list[Entry]) -> None:
+    def _remember(self, k: tuple[int, bytes], entry: Entry | None) -> None:
         cache = self._cache
+        if k not in cache and len(cache) >= ENTRY_CACHE:
+            del cache[next(iter(cache))]  # the oldest insertion
+        cache[k] = entry
+
+    def _learn_batch(self, entries: list[Entry]) -> None:
+        """The writer's callback (on the loop, before the batch is acknowledged)."""
         for e in entries:
-            k = (e.ns, e.key)
-            if k not in cache and len(cache) >= ENTRY_CACHE:
-                del cache[next(iter(cache))]
-            cache[k] = e
+            self._remember((e.ns, e.key), e)
 
     @property
     def stats(self) -> Stats:

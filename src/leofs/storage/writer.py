@@ -4,9 +4,9 @@ commits all their index rows in one SQLite transaction before acknowledging them
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import queue
@@ -139,7 +139,6 @@ class Writer:
         #: called on the writers' event loop with the current entries of the keys a batch wrote,
         #: before their futures resolve (ObjectStore keeps its entry cache with it)
         self.on_stored: Callable[[list[Entry]], None] | None = None
-        self._syncers: concurrent.futures.ThreadPoolExecutor | None = None
         self.queue: queue.SimpleQueue[WriteOp | Job | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name="leofs-storage-writer", daemon=True)
 
@@ -150,8 +149,6 @@ class Writer:
         """Finish queued work and end the thread (blocking; call from a worker thread)."""
         self.queue.put(None)
         self.thread.join()
-        if self._syncers is not None:
-            self._syncers.shutdown()
 
     def next_clock(self, now: int) -> int:
         self.last_clock = max(now, self.last_clock + 1)
@@ -169,12 +166,6 @@ class Writer:
             self._free_at = now
             self._appended = 0
         return self._free - self._appended
-
-    def _sync_pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._syncers is None:
-            self._syncers = concurrent.futures.ThreadPoolExecutor(max_workers=len(self.logs),
-                                                                  thread_name_prefix="leofs-fsync")
-        return self._syncers
 
     # -- thread ------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -227,11 +218,9 @@ class Writer:
             done.append((op.fut, value, exc))
         on_stored = self.on_stored
         for loop, done in by_loop.items():
-            if on_stored is None:
-                resolve_all(loop, done)
-                continue
             entries = [value.entry for _, value, _ in done if value is not None]
-            resolve_all(loop, done, lambda entries=entries: on_stored(entries))  # type: ignore[misc]
+            first = None if on_stored is None else functools.partial(on_stored, entries)
+            resolve_all(loop, done, first)
 
     def _apply(self, ops: list[WriteOp]) -> list[tuple[WriteOp, PutResult | None, BaseException | None]]:
         now = now_us()
@@ -320,15 +309,10 @@ class Writer:
         try:
             for c, p in pend.items():
                 writev_all(self.logs[c].fd, p.bufs, self.logs[c].end)
-            if self.sync:
-                fds = [self.logs[c].fd for c in pend]
-                if len(fds) == 1:
-                    os.fdatasync(fds[0])
-                else:
-                    # Concurrent fdatasyncs share one journal commit on ext4/xfs, and cost about one
-                    # flush instead of one per container (measured: see benchmarks/storage.py).
-                    list(self._sync_pool().map(os.fdatasync, fds))
-                self.stats.syncs += len(fds)
+            if self.sync:  # a batch writes one container (see _apply): one fdatasync
+                for c in pend:
+                    os.fdatasync(self.logs[c].fd)
+                self.stats.syncs += len(pend)
             new_states = {}
             self.index.begin()
             try:
