@@ -58,6 +58,8 @@ class AuthResult(msgspec.Struct, frozen=True):
 
 
 _V4_QUERY_MARKERS: Final = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
+#: x-amz-* request headers S3 accepts unsigned: the payload hash is checked against the body anyway
+_UNSIGNED_EXEMPT: Final = frozenset({"x-amz-content-sha256"})
 _V2_QUERY_MARKERS: Final = ("AWSAccessKeyId", "Signature")
 
 
@@ -122,6 +124,24 @@ def authenticate(
     return AuthResult(access_key=None, version=0)
 
 
+def require_signed(headers: Mapping[str, str], signed_headers: list[str]) -> None:
+    """AccessDenied unless ``host`` and every ``x-amz-*`` request header are among the signed headers.
+
+    An unsigned x-amz-* header would let the holder of a presigned URL (or a man in the middle)
+    change what a signed request does: turn a PUT into a copy, set an ACL, add metadata.
+    """
+    signed = set(signed_headers)
+    missing = [] if "host" in signed else ["host"]
+    missing += sorted(
+        name for name in headers if name.startswith("x-amz-") and name not in signed and name not in _UNSIGNED_EXEMPT
+    )
+    if missing:
+        raise S3Error(
+            "AccessDenied", "There were headers present in the request which were not signed",
+            HeadersNotSigned=", ".join(missing),
+        )
+
+
 def _v4_result(
     access_key: str, match: sigv4.V4Match, signature: str, amz_date: str, scope: str, presigned: bool
 ) -> AuthResult:
@@ -154,6 +174,7 @@ def _v4_header(
     epoch, amz_date = sigv4.request_time(req.headers)
     sigv4.check_header_scope(header, amz_date)
     secret = _secret(lookup_secret, header.access_key)
+    require_signed(req.headers, header.signed_headers)
     sigv4.check_skew(epoch, now, max_skew)
     scope = "/".join(header.scope_parts)
     match = sigv4.verify(
@@ -181,6 +202,7 @@ def _v4_presigned(
 ) -> AuthResult:
     query = sigv4.parse_presigned(params)
     secret = _secret(lookup_secret, query.access_key)
+    require_signed(req.headers, query.signed_headers)
     sigv4.check_presigned_time(query, now, max_skew)
     content = req.headers.get("x-amz-content-sha256")
     payloads = [PAYLOAD_UNSIGNED]

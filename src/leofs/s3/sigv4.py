@@ -352,7 +352,10 @@ def parse_presigned(params: Mapping[str, str]) -> V4Query:
         "X-Amz-SignedHeaders",
         "X-Amz-Expires",
     )
-    if any(not params.get(name) for name in required):
+    # an empty X-Amz-SignedHeaders is well-formed: it fails later for not signing host, as in S3
+    if any(not params.get(name) for name in required if name != "X-Amz-SignedHeaders") or (
+        "X-Amz-SignedHeaders" not in params
+    ):
         raise _qerr(
             "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
             "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
