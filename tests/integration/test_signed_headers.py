@@ -132,7 +132,8 @@ def test_host_must_be_signed(server: LeofsServer, s3: Any, bucket: str) -> None:
     assert "X-Amz-SignedHeaders=&" in req.url or "X-Amz-SignedHeaders=" in req.url
     status, body = _send(req.url)
     assert status == 403 and _error(body) == ("AccessDenied", NOT_SIGNED, "host")
-    req = AWSRequest(method="GET", url=f"{server.endpoint}/{bucket}/h", headers={"Host": f"{server.host}:{server.port}"})
+    req = AWSRequest(method="GET", url=f"{server.endpoint}/{bucket}/h",
+                     headers={"Host": f"{server.host}:{server.port}"})
     _NoHostHeaderAuth(creds, "s3", "us-east-1").add_auth(req)
     assert "host" not in req.headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
     status, body = _send(req.url, headers=dict(req.headers.items()))

@@ -25,6 +25,7 @@ from leofs.s3.auth import (
 from leofs.s3.checksums import ALGORITHMS, Checksum, checksum_from_headers, parse_content_md5
 from leofs.s3.chunked import AwsChunkedDecoder, ChunkSigning
 from leofs.s3.errors import S3Error
+from leofs.s3.numeric import decimal
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 #: bodies hashed on the event loop below this size; larger pieces go to a thread (hashlib
@@ -183,9 +184,10 @@ class RequestBody:
 
 
 def _parse_length(value: str) -> int:
-    if not value.isdigit():
+    length = decimal(value)
+    if length is None:
         raise S3Error("InvalidArgument", "x-amz-decoded-content-length is not a number")
-    return int(value)
+    return length
 
 
 def _check_b64(value: str, algorithm: str) -> None:

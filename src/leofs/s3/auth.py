@@ -16,6 +16,7 @@ import msgspec
 
 from leofs.s3 import sigv2, sigv4
 from leofs.s3.errors import S3Error
+from leofs.s3.numeric import decimal
 
 #: payload modes (the value of x-amz-content-sha256, or what it implies)
 PAYLOAD_UNSIGNED = "UNSIGNED-PAYLOAD"
@@ -268,11 +269,12 @@ def _v2_presigned(
             "AccessDenied",
             "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters",
         )
-    if not expires.isascii() or not expires.isdigit():
-        raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch): " + expires)
+    expires_at = decimal(expires, saturate=2**63)  # far future: the URL is valid, but not forever
+    if expires_at is None:
+        raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch): " + expires[:64])
     secret = _secret(lookup_secret, access_key)
     server = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now
-    if server.timestamp() > int(expires):
+    if server.timestamp() > expires_at:
         raise S3Error("AccessDenied", "Request has expired", Expires=expires)
     # headers a presigner moved into the query (x-amz-*, content-type/md5) count as headers
     headers = dict(req.headers)

@@ -6,6 +6,10 @@ import re
 from typing import Final
 
 from leofs.s3.errors import S3Error
+from leofs.s3.numeric import MAX_DIGITS, decimal
+
+#: what a position of more digits than any object size stands for: past every object's end
+_HUGE: Final = 10**MAX_DIGITS
 
 _RANGE_RE: Final = re.compile(r"\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*", re.IGNORECASE | re.ASCII)
 
@@ -35,13 +39,13 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:  # suffix range: the last N bytes
-        n = int(last)
+        n = _position(last)
         if n == 0 or size == 0:
             raise _unsatisfiable(header, size)
         return max(0, size - n), size - 1
-    start = int(first)
+    start = _position(first)
     if last:
-        end = int(last)
+        end = _position(last)
         if end < start:
             return None  # invalid byte-range-spec: ignored
     else:
@@ -49,3 +53,9 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise _unsatisfiable(header, size)
     return start, min(end, size - 1)
+
+
+def _position(digits: str) -> int:
+    value = decimal(digits, saturate=_HUGE)
+    assert value is not None  # the pattern matched digits only
+    return value

@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from leofs.s3.conditions import parse_http_date
 from leofs.s3.errors import S3Error
+from leofs.s3.numeric import decimal
 
 ALGORITHM: Final = "AWS4-HMAC-SHA256"
 ECDSA_ALGORITHM: Final = "AWS4-ECDSA-P256-SHA256"
@@ -367,9 +368,9 @@ def parse_presigned(params: Mapping[str, str]) -> V4Query:
     if epoch is None:
         raise _qerr("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
     expires_text = params["X-Amz-Expires"]
-    if not expires_text.isascii() or not expires_text.isdigit():
+    expires = decimal(expires_text, saturate=_MAX_EXPIRES + 1)
+    if expires is None:
         raise _qerr("X-Amz-Expires should be a number")
-    expires = int(expires_text)
     if expires < 1:
         raise _qerr("X-Amz-Expires must be non-negative")
     if expires > _MAX_EXPIRES:

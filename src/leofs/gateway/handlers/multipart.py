@@ -40,6 +40,7 @@ from leofs.s3.checksums import ALGORITHMS, combine_crc, composite, header_name
 from leofs.s3.conditions import check_write_conditions
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key
+from leofs.s3.numeric import bounded, decimal
 from leofs.s3.responses import document, elem, iso8601, quote_etag
 from leofs.s3.xmlparse import parse_complete_multipart
 from leofs.storage.store import CommonPrefix
@@ -66,10 +67,7 @@ async def _upload(gw: Gateway, req: S3Request) -> UploadMeta:
 
 def _part_number(req: S3Request) -> int:
     raw = req.query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
-        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
-                      ArgumentName="partNumber", ArgumentValue=raw)
-    return int(raw)
+    return bounded(raw, "partNumber", 1, MAX_PARTS, "Part number must be an integer between 1 and 10000, inclusive")
 
 
 async def create_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResponse:
@@ -148,12 +146,13 @@ async def upload_part_copy(gw: Gateway, req: S3Request) -> web.StreamResponse:
     if source_range is not None:
         spec = source_range.strip().removeprefix("bytes=")
         first, _, last = spec.partition("-")
-        if not first.isdigit() or not last.isdigit() or int(first) > int(last) or int(last) >= src.size:
+        first_byte, last_byte = decimal(first, saturate=src.size), decimal(last, saturate=src.size)
+        if first_byte is None or last_byte is None or first_byte > last_byte or last_byte >= src.size:
             raise S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form "
                           "bytes=first-last where first and last are the zero-based offsets of the first "
                           "and last bytes to copy", ArgumentName="x-amz-copy-source-range",
                           ArgumentValue=source_range)
-        start, end = int(first), int(last)
+        start, end = first_byte, last_byte
     if end - start + 1 > MAX_PART_SIZE:
         raise S3Error("InvalidRequest", "The specified copy range is larger than the maximum part size.")
     copied, md5 = await copy_range(gw, src_bucket, src_key, src, start, end, req.bucket or "", req.key or "",
@@ -269,9 +268,8 @@ async def list_parts(gw: Gateway, req: S3Request) -> web.StreamResponse:
     upload = await _upload(gw, req)
     q = req.query
     marker_raw, max_raw = q.get("part-number-marker", "0") or "0", q.get("max-parts", "1000")
-    if not marker_raw.isdigit() or not max_raw.isdigit():
-        raise S3Error("InvalidArgument", "part-number-marker and max-parts must be integers")
-    marker, max_parts = int(marker_raw), min(int(max_raw), 1000)
+    marker = bounded(marker_raw, "part-number-marker", 0, 2**31 - 1)
+    max_parts = min(bounded(max_raw, "max-parts", 0, 2**31 - 1), 1000)
     parts = sorted((n, b) for n, b in (await _parts(gw, req.bucket or "", req.key or "", upload.upload_id)).items()
                    if n > marker)
     page, truncated = parts[:max_parts], len(parts) > max_parts
@@ -300,9 +298,7 @@ async def list_multipart_uploads(gw: Gateway, req: S3Request) -> web.StreamRespo
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker, id_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
     max_raw = q.get("max-uploads", "1000")
-    if not max_raw.isdigit():
-        raise S3Error("InvalidArgument", "max-uploads must be an integer", ArgumentName="max-uploads")
-    max_uploads = min(int(max_raw), 1000)
+    max_uploads = min(bounded(max_raw, "max-uploads", 0, 2**31 - 1), 1000)
     base = f"{bucket}/".encode()
     start = b""
     if key_marker:

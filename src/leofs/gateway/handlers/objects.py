@@ -28,6 +28,7 @@ from leofs.gateway.records import NS_OBJECT, object_key
 from leofs.s3.conditions import check_read_conditions, check_write_conditions
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key
+from leofs.s3.numeric import bounded
 from leofs.s3.ranges import parse_range
 from leofs.s3.responses import document, elem, iso8601
 from leofs.s3.xmlparse import parse_delete_objects
@@ -144,10 +145,8 @@ def _plan_response(req: S3Request, obj: StoredObject) -> tuple[int, dict[str, st
     ranged = False
     part = req.query.get("partNumber")
     if part is not None:
-        if not part.isdigit() or not 1 <= int(part) <= 10000:
-            raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
-                          ArgumentName="partNumber", ArgumentValue=part)
-        start, end = _part_range(obj, int(part))
+        number = bounded(part, "partNumber", 1, 10000, "Part number must be an integer between 1 and 10000, inclusive")
+        start, end = _part_range(obj, number)
         if obj.meta.parts_count:
             headers["x-amz-mp-parts-count"] = str(obj.meta.parts_count)
         if obj.meta.parts_count or "Range" in req.headers:
@@ -250,8 +249,9 @@ async def get_object_attributes(gw: Gateway, req: S3Request) -> web.StreamRespon
 def _object_parts(req: S3Request, obj: StoredObject) -> str:
     assert obj.manifest is not None
     blobs = obj.manifest.blobs
-    marker = int(req.headers.get("x-amz-part-number-marker", "0") or 0)
-    max_parts = min(int(req.headers.get("x-amz-max-parts", "1000") or 1000), 1000)
+    marker = bounded(req.headers.get("x-amz-part-number-marker", "0") or "0", "x-amz-part-number-marker", 0, 2**31 - 1)
+    max_parts = min(bounded(req.headers.get("x-amz-max-parts", "1000") or "1000", "x-amz-max-parts", 0, 2**31 - 1),
+                    1000)
     chosen = [(n, b) for n, b in enumerate(blobs, 1) if n > marker][:max_parts]
     truncated = bool(chosen) and chosen[-1][0] < len(blobs)
     items = []
