@@ -100,10 +100,34 @@ def object_headers(req: S3Request, obj: StoredObject) -> dict[str, str]:
         out[f"x-amz-meta-{name}"] = value
     if meta.storage_class != "STANDARD":
         out["x-amz-storage-class"] = meta.storage_class
-    for param, header in _OVERRIDES:
-        if param in req.query:
-            out[header] = req.query[param]
+    out.update(response_overrides(req))
     return out
+
+
+def response_overrides(req: S3Request) -> dict[str, str]:
+    """The headers a GET or HEAD asks to override (``response-content-type=...``), validated.
+
+    As in S3: only signed requests may override (InvalidRequest otherwise: an anonymous link must
+    not turn a public image into HTML), and a value must be a valid header value (InvalidArgument).
+    """
+    out: dict[str, str] = {}
+    for param, header in _OVERRIDES:
+        value = req.query.get(param)
+        if value is None:
+            continue
+        if req.access_key is None:
+            raise S3Error("InvalidRequest", "Request specific response headers cannot be used for anonymous GET "
+                          "requests.")
+        if not _valid_header_value(value):
+            raise S3Error("InvalidArgument", "Header value cannot be represented using ISO-8859-1 or contains "
+                          "control characters.", ArgumentName=param, ArgumentValue=value[:256])
+        out[header] = value
+    return out
+
+
+def _valid_header_value(value: str) -> bool:
+    # ISO-8859-1 without control characters (tab aside): CR/LF would split the response
+    return all(c == "\t" or " " <= c <= "~" or "\xa0" <= c <= "\xff" for c in value)
 
 
 def checksum_headers(meta: ObjectMeta) -> dict[str, str]:

@@ -13,7 +13,7 @@ from leofs.gateway.backend import VersionGone
 from leofs.gateway.blobs import ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
-from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers
+from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers, response_overrides
 from leofs.gateway.objects import (
     StoredObject,
     fetch_object,
@@ -110,6 +110,7 @@ def _part_range(obj: StoredObject, part_number: int) -> tuple[int, int]:
 
 async def get_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
+    response_overrides(req)  # refused before the object is looked up: the answer tells nothing about it
     for _ in range(3):
         inline: bytes | None = None
         if req.method == "GET" and not gw.backend.local:
