@@ -188,10 +188,12 @@ def test_anonymous_access(server: LeofsServer, s3: Any, s3b: Any, bucket: str) -
     assert _anon(server, "GET", f"/{bucket}/obj") == 403
     assert _anon(server, "PUT", f"/{bucket}/anon", b"x") == 403
     assert _anon(server, "GET", "/") == 403
-    # public-read: list and get, no put
+    # public-read: list, no put; reading an object follows the object's ACL (obj is private)
     s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
     assert _anon(server, "GET", f"/{bucket}") == 200
     assert _anon(server, "GET", f"/{bucket}?list-type=2") == 200
+    assert _anon(server, "GET", f"/{bucket}/obj") == 403
+    s3.put_object(Bucket=bucket, Key="obj", Body=b"data", ACL="public-read")
     resp = request(server, "GET", f"/{bucket}/obj", sign=False)
     assert (resp.status, resp.body) == (200, b"data")
     assert _anon(server, "PUT", f"/{bucket}/anon", b"x") == 403
@@ -204,6 +206,7 @@ def test_anonymous_access(server: LeofsServer, s3: Any, s3b: Any, bucket: str) -
     # authenticated-read: other users read, anonymous do not
     s3.put_bucket_acl(Bucket=bucket, ACL="authenticated-read")
     assert _anon(server, "GET", f"/{bucket}") == 403
+    s3.put_object_acl(Bucket=bucket, Key="obj", ACL="authenticated-read")
     assert s3b.get_object(Bucket=bucket, Key="obj")["Body"].read() == b"data"
     # private bucket, public-read object
     s3.put_bucket_acl(Bucket=bucket, ACL="private")

@@ -1,9 +1,13 @@
 """Authorization: who may do what, from bucket and object ACLs (no IAM, no bucket policies).
 
-The bucket owner may do everything. Anyone else needs a grant: READ lists the bucket and reads
-its objects, WRITE creates, overwrites and deletes objects, READ_ACP / WRITE_ACP read and change
-ACLs, FULL_CONTROL all of these. Grants name a user (by access key) or a group (all users, or all
-authenticated users). An object's own ACL can additionally allow reading that object.
+The bucket owner may do everything. Anyone else needs a grant: a bucket's READ lists the bucket,
+WRITE creates, overwrites and deletes objects, READ_ACP / WRITE_ACP read and change the bucket's
+ACL, FULL_CONTROL all of these. Reading an object, or reading or changing its ACL, follows the
+object's own ACL only, as in S3 (a public-read bucket does not make a private object readable).
+Grants name a user (by access key) or a group (all users, or all authenticated users).
+
+A missing key answers 404 only to callers who may list the bucket; anyone else gets 403 for a
+missing key as for an existing one, so that the answer does not tell whether the key exists.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ from collections.abc import Iterable
 
 from leofs.gateway.context import S3Request
 from leofs.gateway.router import READ_OPS, WRITE_OPS, Op
-from leofs.manager.store import ALL_USERS, AUTHENTICATED_USERS
+from leofs.manager.store import ALL_USERS, AUTHENTICATED_USERS, Bucket
 from leofs.s3.errors import S3Error
 
 #: operations any signed-in user may call without a bucket grant
 _ACCOUNT_OPS = frozenset({Op.ListBuckets, Op.CreateBucket})
 #: object-level reads that an object ACL alone may allow (checked by the handler)
 OBJECT_ACL_READS = frozenset({Op.GetObject, Op.HeadObject, Op.GetObjectAttributes})
+#: operations on one object that its own ACL governs, not the bucket's
+_OBJECT_ACL_OPS = OBJECT_ACL_READS | {Op.GetObjectAcl, Op.PutObjectAcl}
 _READ_ACP_OPS = frozenset({Op.GetBucketAcl, Op.GetObjectAcl})
 _WRITE_ACP_OPS = frozenset({Op.PutBucketAcl, Op.PutObjectAcl})
 
@@ -34,6 +40,14 @@ def permitted(grants: Iterable[tuple[str, str, str]], access_key: str | None, pe
         elif access_key is not None and grantee == access_key:
             return True
     return False
+
+
+def may_list(bucket: Bucket, caller: str | None) -> bool:
+    """Whether the caller may list ``bucket`` (owner, or READ): then, and only then, a missing key
+    is reported as missing."""
+    if caller is not None and caller == bucket.owner:
+        return True
+    return permitted(((g.grantee_type, g.grantee, g.permission) for g in bucket.grants), caller, "READ")
 
 
 def authorize(req: S3Request) -> None:
@@ -66,9 +80,9 @@ def authorize(req: S3Request) -> None:
         needed = "WRITE_ACP"
     else:  # bucket administration: owner only
         raise S3Error("AccessDenied")
-    if permitted(grants, caller, needed):
+    if op in _OBJECT_ACL_OPS:
+        req.object_acl_check = needed  # the handler checks the object's ACL (or hides a missing key)
         return
-    if op in OBJECT_ACL_READS or op in (Op.GetObjectAcl, Op.PutObjectAcl):
-        req.object_acl_check = needed
+    if permitted(grants, caller, needed):
         return
     raise S3Error("AccessDenied")

@@ -12,7 +12,7 @@ from leofs.gateway.context import S3Request
 from leofs.gateway.handlers.buckets import owner_of
 from leofs.gateway.handlers.headers import canned_acl
 from leofs.gateway.handlers.objects import check_object_acl, object_grants
-from leofs.gateway.objects import load_object, raise_for_missing
+from leofs.gateway.objects import load_object
 from leofs.gateway.records import NS_OBJECT, meta_encoder, object_key
 from leofs.manager.store import ALL_USERS, AUTHENTICATED_USERS, Grant
 from leofs.s3.errors import S3Error
@@ -110,15 +110,13 @@ async def put_bucket_acl(gw: Gateway, req: S3Request) -> web.StreamResponse:
 
 async def get_object_acl(gw: Gateway, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    obj = raise_for_missing(await load_object(gw.backend, req.bucket or "", req.key), req.key)
-    check_object_acl(req, obj)
+    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key))
     return web.Response(body=policy_xml(gw, obj.meta.owner, object_grants(obj)), content_type="application/xml")
 
 
 async def put_object_acl(gw: Gateway, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    obj = raise_for_missing(await load_object(gw.backend, req.bucket or "", req.key), req.key)
-    check_object_acl(req, obj)
+    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key))
     acl, grants = await requested_acl(gw, req, obj.meta.owner)
     meta = obj.meta
     meta.acl = acl

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from leofs.gateway.access import permitted
+from leofs.gateway.access import may_list, permitted
 from leofs.gateway.blobs import ChunkWriter
 from leofs.gateway.context import S3Request
 from leofs.gateway.handlers.headers import canned_acl, checksum_headers, meta_from_headers
@@ -56,14 +56,12 @@ async def copy_source(gw: Gateway, req: S3Request) -> tuple[str, str, StoredObje
         raise S3Error("NoSuchBucket", BucketName=bucket_name)
     obj = await load_object(gw.backend, bucket_name, key)
     caller = req.access_key
-    bucket_grants = [(g.grantee_type, g.grantee, g.permission) for g in bucket.grants]
-    allowed = (caller is not None and caller == bucket.owner) or permitted(bucket_grants, caller, "READ")
-    if not allowed and obj is not None:
-        allowed = caller == obj.meta.owner or permitted(object_grants(obj), caller, "READ")
-    if not allowed:
-        raise S3Error("AccessDenied")
+    # as for GetObject: the object's ACL decides; a missing key is reported only to who may list
     if obj is None:
-        raise S3Error("NoSuchKey", Key=key)
+        raise S3Error("NoSuchKey", Key=key) if may_list(bucket, caller) else S3Error("AccessDenied")
+    owner = caller is not None and caller in (bucket.owner, obj.meta.owner)
+    if not owner and not permitted(object_grants(obj), caller, "READ"):
+        raise S3Error("AccessDenied")
     check_copy_source_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
     return bucket_name, key, obj
 

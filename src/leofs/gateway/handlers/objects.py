@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from leofs.gateway.access import permitted
+from leofs.gateway.access import may_list, permitted
 from leofs.gateway.backend import VersionGone
 from leofs.gateway.blobs import ingest
 from leofs.gateway.body import RequestBody
@@ -49,14 +49,22 @@ def object_grants(obj: StoredObject) -> list[tuple[str, str, str]]:
     return [(g.grantee_type, g.grantee, g.permission) for g in canned_grants(obj.meta.acl, obj.meta.owner)]
 
 
-def check_object_acl(req: S3Request, obj: StoredObject) -> None:
-    """Where the bucket did not allow the operation, the object's own ACL must."""
+def check_object_acl(req: S3Request, obj: StoredObject | None) -> StoredObject:
+    """``obj`` if the caller may do ``req.op`` on it: for anyone but the bucket owner, the object's
+    own ACL must allow it. A missing object is NoSuchKey only for callers who may list the bucket,
+    AccessDenied for anyone else (no key-existence oracle)."""
+    if obj is None:
+        if req.object_acl_check is not None and (req.bucket_record is None
+                                                 or not may_list(req.bucket_record, req.access_key)):
+            raise S3Error("AccessDenied")
+        return raise_for_missing(obj, req.key or "")
     if req.object_acl_check is None:
-        return
+        return obj
     if req.access_key is not None and req.access_key == obj.meta.owner:
-        return
+        return obj
     if not permitted(object_grants(obj), req.access_key, req.object_acl_check):
         raise S3Error("AccessDenied")
+    return obj
 
 
 async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
@@ -116,11 +124,10 @@ async def get_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
         if req.method == "GET" and not gw.backend.local:
             # remote storage: the record and an inline body come back in one call
             fetched = await fetch_object(gw.backend, req.bucket or "", req.key)
-            obj = raise_for_missing(fetched[0] if fetched else None, req.key)
+            obj = check_object_acl(req, fetched[0] if fetched else None)
             inline = fetched[1] if fetched else None
         else:
-            obj = raise_for_missing(await load_object(gw.backend, req.bucket or "", req.key), req.key)
-        check_object_acl(req, obj)
+            obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key))
         check_read_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
         status, headers, start, end = _plan_response(req, obj)
         body: bytes | None = None
@@ -222,8 +229,7 @@ async def delete_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
 
 async def get_object_attributes(gw: Gateway, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    obj = raise_for_missing(await load_object(gw.backend, req.bucket or "", req.key), req.key)
-    check_object_acl(req, obj)
+    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key))
     check_read_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
     wanted = {a.strip().lower() for a in req.headers.get("x-amz-object-attributes", "").split(",") if a.strip()}
     if not wanted:
