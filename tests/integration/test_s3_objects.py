@@ -116,8 +116,9 @@ def test_unicode_metadata_raw(server: LeofsServer, bucket: str) -> None:
     """Non-ASCII metadata sent as raw UTF-8 comes back as the same text (raw, or RFC 2047 as AWS does)."""
     value = "héllo wörld ✓"
     raw = (f"PUT /{bucket}/uni HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
-           f"x-amz-meta-greeting: {value}\r\nContent-Length: 2\r\n\r\nhi").encode()
-    # botocore cannot sign non-ASCII headers: write anonymously into a public-read-write bucket
+           f"x-amz-meta-greeting: {value}\r\nx-amz-acl: public-read\r\nContent-Length: 2\r\n\r\nhi").encode()
+    # botocore cannot sign non-ASCII headers: write anonymously into a public-read-write bucket (the
+    # object public-read: the anonymous HEAD below reads it by the object's ACL)
     acl = request(server, "PUT", f"/{bucket}?acl", headers={"x-amz-acl": "public-read-write"})
     assert acl.status == 200
     status = status_of(raw_exchange(server, raw))

@@ -21,6 +21,10 @@ class ControlPlane(Protocol):
 
     def user(self, access_key: str) -> User | None: ...
 
+    def user_by_canonical_id(self, canonical_id: str) -> User | None:
+        """The user an S3 client names by its canonical id (grants by ``id=``)."""
+        ...
+
     def bucket(self, name: str) -> Bucket | None: ...
 
     def buckets(self, owner: str) -> list[Bucket]: ...
@@ -44,6 +48,7 @@ class LocalControl:
         self.shared = shared  # other processes write the same database (embedded server's workers)
         self._version: tuple[int, int] = (-1, -1)
         self._users: dict[str, User | None] = {}
+        self._canonical: dict[str, User | None] = {}
         self._buckets: dict[str, Bucket | None] = {}
         self._endpoints: list[str] = []
         self.begin_request()
@@ -53,6 +58,7 @@ class LocalControl:
         token = self.store.change_token() if self.shared else (self.store.version, 0)
         if self._version != token:
             self._users.clear()
+            self._canonical.clear()
             self._buckets.clear()
             self._endpoints = self.store.endpoints()
             self._version = token
@@ -66,6 +72,13 @@ class LocalControl:
             return self._users[access_key]
         except KeyError:
             user = self._users[access_key] = self.store.user_by_access_key(access_key)
+            return user
+
+    def user_by_canonical_id(self, canonical_id: str) -> User | None:
+        try:
+            return self._canonical[canonical_id]
+        except KeyError:
+            user = self._canonical[canonical_id] = self.store.user_by_canonical_id(canonical_id)
             return user
 
     def bucket(self, name: str) -> Bucket | None:

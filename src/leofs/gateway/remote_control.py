@@ -29,6 +29,7 @@ class RemoteControl:
         self.wait = wait
         self.version = -1
         self._users: dict[str, User] = {}
+        self._canonical: dict[str, User] = {}
         self._buckets: dict[str, Bucket] = {}
         self._endpoints: list[str] = []
         self._task: asyncio.Task[None] | None = None
@@ -38,9 +39,10 @@ class RemoteControl:
     def _install(self, state: dict[str, Any]) -> None:
         self._users = {
             u["access_key"]: User(u["user_id"], u["access_key"], u["secret_key"], int(u.get("role", 1)),
-                                  float(u.get("created", 0.0)))
+                                  float(u.get("created", 0.0)), str(u.get("canonical_id") or ""))
             for u in state.get("users", [])
         }
+        self._canonical = {u.canonical_id: u for u in self._users.values() if u.canonical_id}
         self._buckets = {b["name"]: msgspec.convert(b, Bucket) for b in state.get("buckets", [])}
         self._endpoints = [str(e) for e in state.get("endpoints", [])]
         self.version = int(state.get("version", self.version))
@@ -78,6 +80,9 @@ class RemoteControl:
 
     def user(self, access_key: str) -> User | None:
         return self._users.get(access_key)
+
+    def user_by_canonical_id(self, canonical_id: str) -> User | None:
+        return self._canonical.get(canonical_id)
 
     def bucket(self, name: str) -> Bucket | None:
         return self._buckets.get(name)

@@ -110,7 +110,8 @@ class AdminAPI:
 
     async def get_users(self, args: dict[str, Any]) -> Any:
         return [
-            {"user_id": u.user_id, "role": u.role, "access_key": u.access_key, "created": u.created}
+            {"user_id": u.user_id, "role": u.role, "access_key": u.access_key, "canonical_id": u.canonical_id,
+             "created": u.created}
             for u in self.store.users()
         ]
 

@@ -92,8 +92,8 @@ def state_snapshot(store: ManagerStore) -> dict[str, Any]:
     version = store.version  # read first: a change while reading shows up as a later version
     return {
         "version": version,
-        "users": [{"user_id": u.user_id, "access_key": u.access_key, "secret_key": u.secret_key, "role": u.role}
-                  for u in store.users()],
+        "users": [{"user_id": u.user_id, "access_key": u.access_key, "secret_key": u.secret_key, "role": u.role,
+                   "canonical_id": u.canonical_id} for u in store.users()],
         "buckets": [msgspec.to_builtins(b) for b in store.buckets()],
         "endpoints": store.endpoints(),
     }

@@ -32,15 +32,20 @@ DEFAULT_ENDPOINTS = ("localhost", "s3.amazonaws.com")
 
 
 class User(msgspec.Struct, frozen=True):
+    """A user. ``canonical_id`` (64 hex, random) is what S3 answers show as Owner/Grantee ID:
+    the access key never leaves the server in an S3 answer."""
+
     user_id: str
     access_key: str
     secret_key: str
     role: int
     created: float
+    canonical_id: str = ""
 
 
 class Grant(msgspec.Struct, frozen=True):
-    """One ACL grant: grantee_type CanonicalUser (grantee = access key) or Group (grantee = URI)."""
+    """One ACL grant: grantee_type CanonicalUser (grantee = access key, shown to S3 clients as the
+    user's canonical id) or Group (grantee = URI)."""
 
     grantee_type: str
     grantee: str
@@ -75,7 +80,7 @@ class NotFound(ManagerError):
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     user_id TEXT PRIMARY KEY, access_key TEXT UNIQUE NOT NULL, secret_key TEXT NOT NULL,
-    role INTEGER NOT NULL, created REAL NOT NULL);
+    role INTEGER NOT NULL, created REAL NOT NULL, canonical_id TEXT);
 CREATE TABLE IF NOT EXISTS buckets (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, acl TEXT NOT NULL, grants BLOB NOT NULL,
     region TEXT NOT NULL, created REAL NOT NULL);
@@ -88,9 +93,15 @@ CREATE TABLE IF NOT EXISTS rings (slot TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 
 _VERSION_SETTING = "state_version"
+_USER_COLUMNS = "user_id, access_key, secret_key, role, created, canonical_id"
 
 _grants_encoder = msgspec.json.Encoder()
 _grants_decoder = msgspec.json.Decoder(list[Grant])
+
+
+def new_canonical_id() -> str:
+    """A user's canonical id: 64 lower-case hex characters, as in S3, unrelated to its keys."""
+    return secrets.token_hex(32)
 
 
 def generate_keys(user_id: str) -> tuple[str, str]:
@@ -112,6 +123,7 @@ class ManagerStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._migrate_canonical_ids()
             if self._db.execute("SELECT COUNT(*) FROM endpoints").fetchone()[0] == 0 and not self._setting(
                 "endpoints_initialized"
             ):
@@ -123,6 +135,27 @@ class ManagerStore:
             self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
             self._foreign_changes = 0
         self._listeners: list[Callable[[int], None]] = []
+
+    def _migrate_canonical_ids(self) -> None:
+        """Databases from before canonical ids: add the column and give every user one.
+
+        In one write transaction: the embedded server's worker processes open the database at
+        the same time, and only the first may migrate.
+        """
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {str(row[1]) for row in self._db.execute("PRAGMA table_info(users)")}
+            if "canonical_id" not in columns:
+                self._db.execute("ALTER TABLE users ADD COLUMN canonical_id TEXT")
+            missing = [str(r[0]) for r in self._db.execute(
+                "SELECT user_id FROM users WHERE canonical_id IS NULL OR canonical_id = ''")]
+            for user_id in missing:
+                self._db.execute("UPDATE users SET canonical_id = ? WHERE user_id = ?", (new_canonical_id(), user_id))
+            self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS users_canonical_id ON users(canonical_id)")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -181,12 +214,13 @@ class ManagerStore:
         if not user_id or len(user_id) > 256:
             raise ManagerError("invalid", "user id must be 1..256 characters")
         gen_access, gen_secret = generate_keys(user_id)
-        user = User(user_id, access_key or gen_access, secret_key or gen_secret, role, time.time())
+        user = User(user_id, access_key or gen_access, secret_key or gen_secret, role, time.time(), new_canonical_id())
         with self._lock:
             try:
                 self._db.execute(
-                    "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
-                    (user.user_id, user.access_key, user.secret_key, user.role, user.created),
+                    "INSERT INTO users (user_id, access_key, secret_key, role, created, canonical_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (user.user_id, user.access_key, user.secret_key, user.role, user.created, user.canonical_id),
                 )
             except sqlite3.IntegrityError:
                 raise AlreadyExists("exists", f"user {user_id!r} or its access key already exists") from None
@@ -202,12 +236,19 @@ class ManagerStore:
 
     def users(self) -> list[User]:
         with self._lock:
-            rows = self._db.execute("SELECT * FROM users ORDER BY user_id").fetchall()
+            rows = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY user_id").fetchall()
         return [User(*row) for row in rows]
 
     def user_by_access_key(self, access_key: str) -> User | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM users WHERE access_key = ?", (access_key,)).fetchone()
+            row = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE access_key = ?", (access_key,)).fetchone()
+        return None if row is None else User(*row)
+
+    def user_by_canonical_id(self, canonical_id: str) -> User | None:
+        """The user whose canonical id (Owner/Grantee ID in S3 answers) is ``canonical_id``."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE canonical_id = ?",
+                                   (canonical_id,)).fetchone()
         return None if row is None else User(*row)
 
     # -- buckets --------------------------------------------------------------------------------

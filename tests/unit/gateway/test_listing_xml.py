@@ -10,19 +10,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leofs.gateway.handlers import listing
+from leofs.gateway.handlers.buckets import canonical_id
 from leofs.gateway.handlers.listing import Page
 from leofs.gateway.records import ObjectMeta
 from leofs.s3.responses import elem, iso8601, owner_xml
 from leofs.storage.model import Entry
 
+ALICE_ID = "a1" * 32
+
 
 class _User:
-    def __init__(self, user_id: str) -> None:
+    def __init__(self, user_id: str, canonical_id: str) -> None:
         self.user_id = user_id
+        self.canonical_id = canonical_id
 
 
 def _gw() -> Any:
-    users = {"AKIA1": _User("alice & co"), "AKIA2": _User("bob")}
+    users = {"AKIA1": _User("alice & co", ALICE_ID), "AKIA2": _User("bob", "b2" * 32)}
     return types.SimpleNamespace(control=types.SimpleNamespace(user=users.get))
 
 
@@ -46,7 +50,7 @@ def _reference_contents(gw: Any, page: Page, url: bool, owner: bool, tag: str = 
             parts.append(elem("ChecksumAlgorithm", meta.checksum_algorithm))
         if owner:
             user = gw.control.user(meta.owner)
-            parts.append(owner_xml(meta.owner, user.user_id if user else meta.owner))
+            parts.append(owner_xml(canonical_id(gw, meta.owner), user.user_id if user else ""))
         if version:
             parts.append(elem("StorageClass", meta.storage_class))
         out.append(f"<{tag}>{''.join(parts)}</{tag}>")
@@ -108,7 +112,7 @@ def test_contents_of_a_typical_page() -> None:
     assert got.startswith(
         "<Contents><Key>a</Key><LastModified>2023-11-14T22:13:20.123Z</LastModified>"
         f"<ETag>&quot;{etag}&quot;</ETag><Size>0</Size><StorageClass>STANDARD</StorageClass>"
-        "<Owner><ID>AKIA1</ID><DisplayName>alice &amp; co</DisplayName></Owner></Contents>"
+        f"<Owner><ID>{ALICE_ID}</ID><DisplayName>alice &amp; co</DisplayName></Owner></Contents>"
         "<Contents><Key>a&amp;b</Key>"
     )
     assert "<Key>q&quot;&apos;&lt;&gt;</Key>" in got and "<Key>&#13;</Key>" in got

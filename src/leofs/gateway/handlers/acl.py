@@ -9,7 +9,7 @@ from aiohttp import web
 
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
-from leofs.gateway.handlers.buckets import owner_of
+from leofs.gateway.handlers.buckets import canonical_id, owner_of
 from leofs.gateway.handlers.headers import canned_acl
 from leofs.gateway.handlers.objects import check_object_acl, object_grants
 from leofs.gateway.objects import load_object
@@ -41,7 +41,7 @@ def policy_xml(gw: Gateway, owner: str, grants: list[tuple[str, str, str]]) -> b
         else:
             user = gw.control.user(grantee)
             name = elem("DisplayName", user.user_id) if user else ""
-            who = f'<Grantee {_XSI} xsi:type="CanonicalUser">{elem("ID", grantee)}{name}</Grantee>'
+            who = f'<Grantee {_XSI} xsi:type="CanonicalUser">{elem("ID", canonical_id(gw, grantee))}{name}</Grantee>'
         items.append(f"<Grant>{who}{elem('Permission', permission)}</Grant>")
     body = f"{owner_of(gw, owner)}<AccessControlList>{''.join(items)}</AccessControlList>"
     return document("AccessControlPolicy", body)
@@ -90,9 +90,11 @@ async def requested_acl(gw: Gateway, req: S3Request, owner: str) -> tuple[str, l
 
 
 def _known_user(gw: Gateway, grantee: str) -> str:
-    if gw.control.user(grantee) is None:
+    """The access key (how grants are kept) of the user a grant names by canonical id."""
+    user = gw.control.user_by_canonical_id(grantee.strip().lower())
+    if user is None:
         raise S3Error("InvalidArgument", "Invalid id", ArgumentName="CanonicalUser/ID", ArgumentValue=grantee)
-    return grantee
+    return user.access_key
 
 
 async def get_bucket_acl(gw: Gateway, req: S3Request) -> web.StreamResponse:

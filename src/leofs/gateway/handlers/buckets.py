@@ -3,6 +3,7 @@ GetBucketVersioning."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -21,10 +22,21 @@ if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
 
 
+def canonical_id(gw: Gateway, access_key: str) -> str:
+    """The ID S3 answers show for the user with ``access_key``: its canonical id, never the key.
+
+    A user deleted since (or an anonymous writer, "") shows as an opaque id derived from the key.
+    """
+    user = gw.control.user(access_key) if access_key else None
+    if user is not None and user.canonical_id:
+        return user.canonical_id
+    return hashlib.sha256(b"leofs-unknown-user\0" + access_key.encode()).hexdigest() if access_key else ""
+
+
 def owner_of(gw: Gateway, access_key: str) -> str:
-    """``<Owner>`` of a user: ID = access key, DisplayName = user id."""
-    user = gw.control.user(access_key)
-    return owner_xml(access_key, user.user_id if user else access_key)
+    """``<Owner>`` of a user: ID = canonical id, DisplayName = user id."""
+    user = gw.control.user(access_key) if access_key else None
+    return owner_xml(canonical_id(gw, access_key), user.user_id if user else "")
 
 
 async def list_buckets(gw: Gateway, req: S3Request) -> web.StreamResponse:
