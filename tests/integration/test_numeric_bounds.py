@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.s3_helpers import no_server_errors, request, unsigned_chunks
+from tests.integration.s3_helpers import no_server_errors, raw_exchange, request, status_of, unsigned_chunks
 from tests.support.servers import LeofsServer
 
 HUGE = "9" * 5000
@@ -91,4 +91,13 @@ def test_huge_expiry_of_presigned_urls(server: LeofsServer, s3: Any, obj: str) -
     query = "&".join(f"Expires={HUGE}" if p.startswith("Expires=") else p for p in parts.query.split("&"))
     resp = request(server, "GET", f"{parts.path}?{query}", sign=False)
     assert (resp.status, resp.code) == (403, "SignatureDoesNotMatch")
+    no_server_errors(server)
+
+
+@pytest.mark.parametrize("length", [HUGE, "1" + "0" * 30, "-1", "²"])
+def test_bad_content_length(server: LeofsServer, bucket: str, length: str) -> None:
+    raw = (f"PUT /{bucket}/cl HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
+           f"Content-Length: {length}\r\n\r\nabc").encode()
+    status = status_of(raw_exchange(server, raw))  # aiohttp itself answers 400
+    assert 400 <= status < 500
     no_server_errors(server)
