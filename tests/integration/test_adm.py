@@ -68,7 +68,11 @@ def test_buckets_and_acls(server: LeofsServer) -> None:
         anon.get_object(Bucket="bob-adm-logs", Key="hello.txt")
     assert err.value.response["Error"]["Code"] == "AccessDenied"
     adm(server, "update-acl", "bob-adm-logs", user["access_key"], "public-read")
-    assert anon.get_object(Bucket="bob-adm-logs", Key="hello.txt")["Body"].read() == b"hi"
+    # bucket READ lists; the object itself follows its own (private) ACL, as in S3
+    assert [o["Key"] for o in anon.list_objects(Bucket="bob-adm-logs")["Contents"]] == ["hello.txt"]
+    with pytest.raises(ClientError) as err:
+        anon.get_object(Bucket="bob-adm-logs", Key="hello.txt")
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
     bad = adm(server, "update-acl", "bob-adm-logs", user["access_key"], "everyone-may", check=False)
     assert bad.returncode != 0
     not_empty = adm(server, "delete-bucket", "bob-adm-logs", user["access_key"], check=False)
