@@ -11,6 +11,7 @@ import click
 
 from leofs import __version__
 from leofs.cli.adm import adm
+from leofs.fsmode import private_umask
 from leofs.memory import return_large_buffers_to_the_os
 
 
@@ -32,6 +33,7 @@ def cli(log_level: str) -> None:
     """leofs: an S3-compatible distributed object store (LeoFS in Python)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return_large_buffers_to_the_os()
+    private_umask()  # every role: data, sockets and temp files readable by this user only
 
 
 @cli.command()
