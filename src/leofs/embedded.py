@@ -126,6 +126,7 @@ class EmbeddedServer:
         if shared:
             await asyncio.to_thread(check_port_free, *opts.address)
         await self._serve(self.gateway.make_app(), opts.address, ssl_ctx, reuse_port=shared)
+        self.gateway.limits.track(self.runners[-1].server)
         await self._serve(admin.make_app(), opts.admin_address, None)
         if self._runtime is not None:
             await self._start_workers(self._runtime)

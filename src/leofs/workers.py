@@ -149,6 +149,7 @@ async def run_worker(spec: WorkerSpec) -> None:
     gateway = Gateway(EmbeddedBackend(store), LocalControl(manager, shared=True), spec.gateway)
     runner = make_runner(gateway.make_app())
     await runner.setup()
+    gateway.limits.track(runner.server)
     site = web.TCPSite(runner, spec.host, spec.port, ssl_context=tls_context(spec.tls_cert, spec.tls_key),
                        backlog=1024, reuse_port=True)  # fmt: skip
     await site.start()

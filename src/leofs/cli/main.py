@@ -12,6 +12,7 @@ import click
 from leofs import __version__
 from leofs.cli.adm import adm
 from leofs.fsmode import private_umask
+from leofs.gateway.context import GatewayConfig
 from leofs.memory import return_large_buffers_to_the_os
 
 
@@ -36,6 +37,23 @@ def cli(log_level: str) -> None:
     private_umask()  # every role: data, sockets and temp files readable by this user only
 
 
+def _limit_options(f: Any) -> Any:
+    """What stalled clients may hold per process (GatewayConfig; beyond it: 503 SlowDown)."""
+    defaults = GatewayConfig()
+    f = click.option("--max-connections", type=click.IntRange(1), default=defaults.max_connections,
+                     show_default=True, help="Connections per process.")(f)
+    f = click.option("--body-budget", type=click.IntRange(1), default=defaults.body_budget,
+                     show_default=True, help="Request-body bytes buffered per process.")(f)
+    return click.option("--body-idle-timeout", type=click.FloatRange(min=0.1),
+                        default=defaults.body_idle_timeout, show_default=True,
+                        help="Seconds a request body may stall (then 400 RequestTimeout).")(f)
+
+
+def _limits(max_connections: int, body_budget: int, body_idle_timeout: float) -> GatewayConfig:
+    return GatewayConfig(max_connections=max_connections, body_budget=body_budget,
+                         body_idle_timeout=body_idle_timeout)
+
+
 @cli.command()
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--address", default="127.0.0.1:8080", show_default=True, help="S3 listen address HOST:PORT.")
@@ -48,8 +66,10 @@ def cli(log_level: str) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Processes answering S3 on the shared port  [default: one per core up to 8 with more "
                    "than 2 cores, else 1]")
+@_limit_options
 def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_cert: Path | None,
-           tls_key: Path | None, containers: int, no_sync: bool, workers: int | None) -> None:
+           tls_key: Path | None, containers: int, no_sync: bool, workers: int | None, max_connections: int,
+           body_budget: int, body_idle_timeout: float) -> None:
     """Run manager, storage and gateway on DATA_DIR (the embedded default)."""
     from leofs.embedded import ServerOptions, default_workers, run_server
 
@@ -61,6 +81,7 @@ def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_
         data_dir=data_dir, address=parse_address(address), admin_address=parse_address(admin_address),
         tls_cert=tls_cert, tls_key=tls_key, containers=containers, sync=not no_sync,
         workers=workers if workers is not None else default_workers(),
+        gateway=_limits(max_connections, body_budget, body_idle_timeout),
     )
     asyncio.run(run_server(options))
 
@@ -128,9 +149,11 @@ def storage(name: str, data_dir: Path, manager_address: str, address: str, rack:
 @click.option("--protocol", type=click.Choice(["s3", "rest"]), default="s3", show_default=True)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@_limit_options
 @_secret_option
 def gateway(manager_address: str, address: str, name: str | None, protocol: str, tls_cert: Path | None,
-            tls_key: Path | None, cluster_secret: str | None) -> None:
+            tls_key: Path | None, cluster_secret: str | None, max_connections: int, body_budget: int,
+            body_idle_timeout: float) -> None:
     """Run an S3 gateway in front of a cluster."""
     from leofs.gateway.cluster import GatewayOptions, run_gateway
 
@@ -141,7 +164,8 @@ def gateway(manager_address: str, address: str, name: str | None, protocol: str,
     addr = parse_address(address)
     asyncio.run(run_gateway(GatewayOptions(
         manager=manager_address, address=addr, name=name or f"gateway@{addr[0]}:{addr[1]}",
-        tls_cert=tls_cert, tls_key=tls_key, secret=cluster_secret)))
+        tls_cert=tls_cert, tls_key=tls_key, secret=cluster_secret,
+        config=_limits(max_connections, body_budget, body_idle_timeout))))
 
 
 cli.add_command(adm)

@@ -20,8 +20,10 @@ from prometheus_client import Counter, Histogram
 from leofs import metrics
 from leofs.gateway.access import authorize
 from leofs.gateway.backend import Backend
+from leofs.gateway.body import BODY_IDLE_TIMEOUT
 from leofs.gateway.context import GatewayConfig, S3Request, new_request_id, parse_query, split_target
 from leofs.gateway.control import ControlPlane
+from leofs.gateway.limits import ProcessLimits
 from leofs.gateway.router import Op, resolve_operation, resolve_target
 from leofs.internal.messages import SECRET_HEADER
 from leofs.s3.auth import authenticate
@@ -53,6 +55,9 @@ class Gateway:
         self.control = control
         self.config = config or GatewayConfig()
         self.handlers: dict[Op, Handler] = HANDLERS
+        cfg = self.config
+        self.limits = ProcessLimits(max_connections=cfg.max_connections, body_budget=cfg.body_budget,
+                                    chunk_size=cfg.chunk_size)
         # background tasks (e.g. deleting an old version's chunks) kept referenced until done
         self.background: set[asyncio.Future[None]] = set()
 
@@ -79,6 +84,7 @@ class Gateway:
         op = resolve_operation(request.method, bucket, key, query, request.headers)
         req = S3Request(request, new_request_id(), request.method, raw_path, raw_query, bucket, key, vhost, query, op)
         request[_REQ_KEY] = req
+        request[BODY_IDLE_TIMEOUT] = self.config.body_idle_timeout
         return req
 
     def _authenticate(self, req: S3Request) -> None:
@@ -103,10 +109,12 @@ class Gateway:
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue``: authenticate from the headers first, then invite the body."""
         try:
+            self.limits.check_connections()
             if request.path == PING_PATH:
                 return None
             req = self._prepare(request)
             self._authenticate(req)
+            self.limits.check_body(self.limits.body_share(request))  # before inviting the body
         except S3Error as err:
             request[_ERR_KEY] = err
             return self._refuse_body(request, err)
@@ -139,6 +147,10 @@ class Gateway:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Every S3 request comes through here."""
+        try:
+            self.limits.check_connections()
+        except S3Error as err:
+            return self._refuse_body(request, err)
         if request.path.startswith(ADMIN_PREFIX) and request.method in ("GET", "HEAD"):
             if request.path == PING_PATH:
                 return web.Response(text="OK")
@@ -157,7 +169,11 @@ class Gateway:
             handler = self.handlers.get(req.op)
             if handler is None:
                 raise S3Error("NotImplemented", f"{req.op.value} is not implemented.")
-            return await handler(self, req)
+            share = self.limits.reserve_body(self.limits.body_share(request))
+            try:
+                return await handler(self, req)
+            finally:
+                self.limits.release_body(share)
         except S3Error as err:
             return self._error_response(request, err)
         except web.HTTPException:
@@ -186,8 +202,14 @@ class Gateway:
         if err.status == 304 or request.method == "HEAD":
             return web.Response(status=err.status, headers=headers)
         body = error_document(err.code, err.message, resource, request_id, err.extra)
-        return web.Response(status=err.status, body=body, headers=headers, content_type="application/xml")
+        response = web.Response(status=err.status, body=body, headers=headers, content_type="application/xml")
+        if err.code in _CLOSES_CONNECTION:
+            response.force_close()  # no lingering read of a body the server refused or gave up on
+        return response
 
+
+#: errors after which the rest of the request body is not read: the connection closes
+_CLOSES_CONNECTION = frozenset({"SlowDown", "RequestTimeout"})
 
 _counters: dict[tuple[Op | None, int], Counter] = {}
 _timers: dict[Op | None, Histogram] = {}

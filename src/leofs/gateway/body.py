@@ -58,12 +58,18 @@ class Digests:
             self.update(data)
 
 
+#: seconds a body may go without a byte; the gateway sets it on every request from its config
+BODY_IDLE_TIMEOUT = web.RequestKey("body_idle_timeout", float)
+DEFAULT_IDLE_TIMEOUT = 30.0
+
+
 class RequestBody:
     """The payload of one request, decoded as it streams in."""
 
     def __init__(self, request: web.Request, auth: AuthResult | None) -> None:
         headers = request.headers
         self._request = request
+        self._idle_timeout = request.get(BODY_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)
         payload = (auth.payload if auth else "") or headers.get("x-amz-content-sha256", "")
         encoding = headers.get("Content-Encoding", "")
         self.aws_chunked = payload in _STREAMING_MODES or "aws-chunked" in encoding.lower()
@@ -115,7 +121,12 @@ class RequestBody:
         decoder = self._decoder
         try:
             while True:
-                data = await content.readany()
+                try:
+                    # a stalled sender would otherwise hold its connection and buffers for ever
+                    async with asyncio.timeout(self._idle_timeout):
+                        data = await content.readany()
+                except TimeoutError:
+                    raise S3Error("RequestTimeout") from None
                 if not data:
                     break
                 if decoder is None:

@@ -60,6 +60,7 @@ class ClusterGateway:
         ssl_ctx = tls_context(self.options.tls_cert, self.options.tls_key)
         self.runner = make_runner(app)
         await self.runner.setup()
+        self.gateway.limits.track(self.runner.server)
         host, port = self.options.address
         await web.TCPSite(self.runner, host, port, ssl_context=ssl_ctx, backlog=1024).start()
         # orphaned chunks and abandoned uploads are collected by every gateway (deletes are idempotent)
