@@ -35,6 +35,9 @@ class GatewayConfig(msgspec.Struct, kw_only=True):
     max_connections: int = 1000  # per process (stay below the open-file limit, often 1024)
     body_budget: int = 256 * 1024 * 1024  # request-body bytes buffered per process
     body_idle_timeout: float = 30.0  # seconds without a byte of a request body: 400 RequestTimeout
+    # the longest a request body may take to arrive (400 RequestTimeout beyond): the longest PUT,
+    # which bounds how young an unreferenced chunk gc may delete (maintenance.min_chunk_grace)
+    body_deadline: float = 6 * 3600.0
 
 
 _REQUEST_PREFIX = secrets.token_hex(4).upper()
