@@ -24,6 +24,7 @@ import msgspec
 from aiohttp import web
 
 from leofs import metrics
+from leofs.fsmode import make_private_dir
 from leofs.gateway import maintenance
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
@@ -100,7 +101,7 @@ class EmbeddedServer:
 
     async def start(self) -> dict[str, Any]:
         opts = self.options
-        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(opts.data_dir)
         if opts.workers > 1:
             self._runtime = make_runtime_dir()
             (self._runtime / "metrics").mkdir()
@@ -125,6 +126,7 @@ class EmbeddedServer:
         if shared:
             await asyncio.to_thread(check_port_free, *opts.address)
         await self._serve(self.gateway.make_app(), opts.address, ssl_ctx, reuse_port=shared)
+        self.gateway.limits.track(self.runners[-1].server)
         await self._serve(admin.make_app(), opts.admin_address, None)
         if self._runtime is not None:
             await self._start_workers(self._runtime)

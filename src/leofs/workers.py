@@ -30,6 +30,7 @@ import msgspec
 from aiohttp import web
 
 from leofs import metrics
+from leofs.fsmode import private_umask
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
@@ -137,6 +138,7 @@ def _die_with_parent(parent: int) -> None:
 async def run_worker(spec: WorkerSpec) -> None:
     """A worker's life: serve S3 on the shared port until SIGTERM or until the primary is gone."""
     _die_with_parent(spec.parent)
+    private_umask()
     metrics.enable_multiprocess(Path(spec.metrics_dir))
     data_dir = Path(spec.data_dir)
     manager = ManagerStore(data_dir / "manager.sqlite3")
@@ -147,6 +149,7 @@ async def run_worker(spec: WorkerSpec) -> None:
     gateway = Gateway(EmbeddedBackend(store), LocalControl(manager, shared=True), spec.gateway)
     runner = make_runner(gateway.make_app())
     await runner.setup()
+    gateway.limits.track(runner.server)
     site = web.TCPSite(runner, spec.host, spec.port, ssl_context=tls_context(spec.tls_cert, spec.tls_key),
                        backlog=1024, reuse_port=True)  # fmt: skip
     await site.start()

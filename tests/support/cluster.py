@@ -15,7 +15,8 @@ from tests.support.servers import CLUSTER_SECRET, ROOT_ACCESS_KEY, ROOT_SECRET_K
 class LeofsCluster:
     """Manager + ``nodes`` storage nodes + one gateway, with N/W/R/D as given."""
 
-    def __init__(self, base: Path, *, nodes: int = 3, n: int = 3, w: int = 2, r: int = 1, d: int = 2) -> None:
+    def __init__(self, base: Path, *, nodes: int = 3, n: int = 3, w: int = 2, r: int = 1, d: int = 2,
+                 gateway_args: tuple[str, ...] = ()) -> None:
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         self.manager_port = free_port()
@@ -32,9 +33,11 @@ class LeofsCluster:
                 "--address", f"127.0.0.1:{port}",
             ], [port], base / f"{name}.log")
         self.gateway_port = free_port()
+        self.gateway_admin_port = free_port()
         self.gateway = Service("gateway", [
             "gateway", "--manager", self.manager_address, "--address", f"127.0.0.1:{self.gateway_port}",
-        ], [self.gateway_port], base / "gateway.log")
+            "--admin-address", f"127.0.0.1:{self.gateway_admin_port}", *gateway_args,
+        ], [self.gateway_port, self.gateway_admin_port], base / "gateway.log")
 
     # -- the same face as LeofsServer, so the S3 integration tests run against either ------------------
     host = "127.0.0.1"

@@ -369,7 +369,9 @@ def diagnose_start(a: AdmContext, node: str) -> None:
 
 
 @adm.command()
-@click.option("--grace", type=float, default=None, help="Only chunks older than this many seconds (default 1 day).")
+@click.option("--grace", type=float, default=None,
+              help="Only chunks older than this many seconds (default 1 day; never below twice the "
+                   "gateway's --body-deadline).")
 @pass_adm
 def gc(a: AdmContext, grace: float | None) -> None:
     """Delete orphaned chunks (left by failed or interrupted large uploads)."""

@@ -11,6 +11,8 @@ import click
 
 from leofs import __version__
 from leofs.cli.adm import adm
+from leofs.fsmode import private_umask
+from leofs.gateway.context import GatewayConfig
 from leofs.memory import return_large_buffers_to_the_os
 
 
@@ -32,6 +34,27 @@ def cli(log_level: str) -> None:
     """leofs: an S3-compatible distributed object store (LeoFS in Python)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return_large_buffers_to_the_os()
+    private_umask()  # every role: data, sockets and temp files readable by this user only
+
+
+def _limit_options(f: Any) -> Any:
+    """What stalled clients may hold per process (GatewayConfig; beyond it: 503 SlowDown)."""
+    defaults = GatewayConfig()
+    f = click.option("--max-connections", type=click.IntRange(1), default=defaults.max_connections,
+                     show_default=True, help="Connections per process.")(f)
+    f = click.option("--body-budget", type=click.IntRange(1), default=defaults.body_budget,
+                     show_default=True, help="Request-body bytes buffered per process.")(f)
+    f = click.option("--body-idle-timeout", type=click.FloatRange(min=0.1),
+                     default=defaults.body_idle_timeout, show_default=True,
+                     help="Seconds a request body may stall (then 400 RequestTimeout).")(f)
+    return click.option("--body-deadline", type=click.FloatRange(min=0.1), default=defaults.body_deadline,
+                        show_default=True, help="Seconds a request body may take in all (then 400 "
+                        "RequestTimeout); gc never collects chunks younger than twice this.")(f)
+
+
+def _limits(max_connections: int, body_budget: int, body_idle_timeout: float, body_deadline: float) -> GatewayConfig:
+    return GatewayConfig(max_connections=max_connections, body_budget=body_budget,
+                         body_idle_timeout=body_idle_timeout, body_deadline=body_deadline)
 
 
 @cli.command()
@@ -46,8 +69,10 @@ def cli(log_level: str) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Processes answering S3 on the shared port  [default: one per core up to 8 with more "
                    "than 2 cores, else 1]")
+@_limit_options
 def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_cert: Path | None,
-           tls_key: Path | None, containers: int, no_sync: bool, workers: int | None) -> None:
+           tls_key: Path | None, containers: int, no_sync: bool, workers: int | None, max_connections: int,
+           body_budget: int, body_idle_timeout: float, body_deadline: float) -> None:
     """Run manager, storage and gateway on DATA_DIR (the embedded default)."""
     from leofs.embedded import ServerOptions, default_workers, run_server
 
@@ -59,6 +84,7 @@ def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_
         data_dir=data_dir, address=parse_address(address), admin_address=parse_address(admin_address),
         tls_cert=tls_cert, tls_key=tls_key, containers=containers, sync=not no_sync,
         workers=workers if workers is not None else default_workers(),
+        gateway=_limits(max_connections, body_budget, body_idle_timeout, body_deadline),
     )
     asyncio.run(run_server(options))
 
@@ -76,7 +102,16 @@ def server_worker(spec: str) -> None:
 
 def _secret_option(f: Any) -> Any:
     return click.option("--cluster-secret", envvar="LEOFS_CLUSTER_SECRET", default=None,
-                        help="Shared cluster secret (default: $LEOFS_CLUSTER_SECRET).")(f)
+                        help="Shared cluster secret, 16 bytes or more (default: $LEOFS_CLUSTER_SECRET).")(f)
+
+
+def _check_secret(secret: str) -> None:
+    from leofs.internal.secret import check_secret_length
+
+    try:
+        check_secret_length(secret)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cluster-secret") from None
 
 
 @cli.command()
@@ -93,6 +128,8 @@ def manager(data_dir: Path, address: str, n: int, w: int, r: int, d: int, cluste
 
     if not (1 <= w <= n and 1 <= r <= n and 1 <= d <= n and 1 <= n <= 8):
         raise click.BadParameter("need 1 <= W, R, D <= N <= 8")
+    if cluster_secret:  # else the one saved in DATA/cluster-secret, or a new one generated there
+        _check_secret(cluster_secret)
     asyncio.run(run_manager(ManagerOptions(data_dir=data_dir, address=parse_address(address), n=n, w=w, r=r, d=d,
                                            secret=cluster_secret)))
 
@@ -114,6 +151,7 @@ def storage(name: str, data_dir: Path, manager_address: str, address: str, rack:
 
     if not cluster_secret:
         raise click.BadParameter("a storage node needs the cluster secret (--cluster-secret or LEOFS_CLUSTER_SECRET)")
+    _check_secret(cluster_secret)
     asyncio.run(run_storage_node(StorageNodeOptions(
         name=name, data_dir=data_dir, manager=manager_address, address=parse_address(address), rack=rack,
         vnodes=vnodes, containers=containers, sync=not no_sync, secret=cluster_secret)))
@@ -122,24 +160,31 @@ def storage(name: str, data_dir: Path, manager_address: str, address: str, rack:
 @cli.command()
 @click.option("--manager", "manager_address", required=True, help="Manager address HOST:PORT.")
 @click.option("--address", default="127.0.0.1:8080", show_default=True, help="S3 listen address.")
+@click.option("--admin-address", default="127.0.0.1:10011", show_default=True,
+              help="Admin listener (gc, expire-uploads, purge-cache from the manager); keep it internal.")
 @click.option("--name", default=None, help="Gateway name (default gateway@ADDRESS).")
 @click.option("--protocol", type=click.Choice(["s3", "rest"]), default="s3", show_default=True)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@_limit_options
 @_secret_option
-def gateway(manager_address: str, address: str, name: str | None, protocol: str, tls_cert: Path | None,
-            tls_key: Path | None, cluster_secret: str | None) -> None:
+def gateway(manager_address: str, address: str, admin_address: str, name: str | None, protocol: str,
+            tls_cert: Path | None, tls_key: Path | None, cluster_secret: str | None, max_connections: int,
+            body_budget: int, body_idle_timeout: float, body_deadline: float) -> None:
     """Run an S3 gateway in front of a cluster."""
     from leofs.gateway.cluster import GatewayOptions, run_gateway
 
     if not cluster_secret:
         raise click.BadParameter("a gateway needs the cluster secret (--cluster-secret or LEOFS_CLUSTER_SECRET)")
+    _check_secret(cluster_secret)
     if protocol != "s3":
         raise click.ClickException("the REST protocol is not available yet; use --protocol s3")
     addr = parse_address(address)
     asyncio.run(run_gateway(GatewayOptions(
         manager=manager_address, address=addr, name=name or f"gateway@{addr[0]}:{addr[1]}",
-        tls_cert=tls_cert, tls_key=tls_key, secret=cluster_secret)))
+        admin_address=parse_address(admin_address),
+        tls_cert=tls_cert, tls_key=tls_key, secret=cluster_secret,
+        config=_limits(max_connections, body_budget, body_idle_timeout, body_deadline))))
 
 
 cli.add_command(adm)

@@ -5,8 +5,6 @@ and S3 error responses.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 import ssl
 import time
@@ -20,10 +18,11 @@ from prometheus_client import Counter, Histogram
 from leofs import metrics
 from leofs.gateway.access import authorize
 from leofs.gateway.backend import Backend
+from leofs.gateway.body import BODY_DEADLINE, BODY_IDLE_TIMEOUT
 from leofs.gateway.context import GatewayConfig, S3Request, new_request_id, parse_query, split_target
 from leofs.gateway.control import ControlPlane
+from leofs.gateway.limits import ProcessLimits
 from leofs.gateway.router import Op, resolve_operation, resolve_target
-from leofs.internal.messages import SECRET_HEADER
 from leofs.s3.auth import authenticate
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import error_document
@@ -44,15 +43,16 @@ METRICS_PATH = ADMIN_PREFIX + "metrics"
 class Gateway:
     """Serves S3 over a :class:`Backend` (object data) and a :class:`ControlPlane` (users, buckets)."""
 
-    def __init__(self, backend: Backend, control: ControlPlane, config: GatewayConfig | None = None,
-                 *, cluster_secret: str | None = None) -> None:
+    def __init__(self, backend: Backend, control: ControlPlane, config: GatewayConfig | None = None) -> None:
         from leofs.gateway.handlers import HANDLERS
 
-        self.cluster_secret = cluster_secret
         self.backend = backend
         self.control = control
         self.config = config or GatewayConfig()
         self.handlers: dict[Op, Handler] = HANDLERS
+        cfg = self.config
+        self.limits = ProcessLimits(max_connections=cfg.max_connections, body_budget=cfg.body_budget,
+                                    chunk_size=cfg.chunk_size)
         # background tasks (e.g. deleting an old version's chunks) kept referenced until done
         self.background: set[asyncio.Future[None]] = set()
 
@@ -60,8 +60,8 @@ class Gateway:
         """The aiohttp application serving this gateway."""
         _quiet_client_protocol_errors()
         app = web.Application(client_max_size=1024**4)
-        # [\s\S]: keys may contain newlines (%0A), which "." would not match (aiohttp would answer 404)
-        app.router.add_post(ADMIN_PREFIX + "{command}", self.admin)
+        # [\s\S]: keys may contain newlines (%0A), which "." would not match (aiohttp would answer 404).
+        # Admin commands are not served here: a cluster gateway has its own admin listener.
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle, expect_handler=self.expect)
         app.on_response_prepare.append(_common_headers)
         return app
@@ -79,6 +79,8 @@ class Gateway:
         op = resolve_operation(request.method, bucket, key, query, request.headers)
         req = S3Request(request, new_request_id(), request.method, raw_path, raw_query, bucket, key, vhost, query, op)
         request[_REQ_KEY] = req
+        request[BODY_IDLE_TIMEOUT] = self.config.body_idle_timeout
+        request[BODY_DEADLINE] = self.config.body_deadline
         return req
 
     def _authenticate(self, req: S3Request) -> None:
@@ -103,10 +105,12 @@ class Gateway:
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue``: authenticate from the headers first, then invite the body."""
         try:
+            self.limits.check_connections()
             if request.path == PING_PATH:
                 return None
             req = self._prepare(request)
             self._authenticate(req)
+            self.limits.check_body(self.limits.body_share(request))  # before inviting the body
         except S3Error as err:
             request[_ERR_KEY] = err
             return self._refuse_body(request, err)
@@ -118,27 +122,12 @@ class Gateway:
             request.writer.output_size = 0
         return None
 
-    async def admin(self, request: web.Request) -> web.StreamResponse:
-        """Calls from the manager (``purge-cache``), authenticated with the cluster secret."""
-        given = request.headers.get(SECRET_HEADER, "")
-        if not self.cluster_secret or not hmac.compare_digest(given.encode(), self.cluster_secret.encode()):
-            return web.json_response({"ok": False, "error": "forbidden", "message": "bad cluster secret"}, status=403)
-        command = request.match_info["command"]
-        if command == "purge-cache":
-            # this gateway keeps no object cache yet: there is nothing to drop
-            return web.json_response({"ok": True, "result": {"purged": False, "cache": "disabled"}})
-        from leofs.gateway.maintenance import admin_commands
-
-        run = admin_commands(self).get(command)
-        if run is None:
-            return web.json_response({"ok": False, "error": "unknown_command", "message": "unknown command"},
-                                     status=404)
-        raw = await request.read()
-        args = json.loads(raw) if raw else {}
-        return web.json_response({"ok": True, "result": await run(args if isinstance(args, dict) else {})})
-
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Every S3 request comes through here."""
+        try:
+            self.limits.check_connections()
+        except S3Error as err:
+            return self._refuse_body(request, err)
         if request.path.startswith(ADMIN_PREFIX) and request.method in ("GET", "HEAD"):
             if request.path == PING_PATH:
                 return web.Response(text="OK")
@@ -157,7 +146,11 @@ class Gateway:
             handler = self.handlers.get(req.op)
             if handler is None:
                 raise S3Error("NotImplemented", f"{req.op.value} is not implemented.")
-            return await handler(self, req)
+            share = self.limits.reserve_body(self.limits.body_share(request))
+            try:
+                return await handler(self, req)
+            finally:
+                self.limits.release_body(share)
         except S3Error as err:
             return self._error_response(request, err)
         except web.HTTPException:
@@ -186,8 +179,14 @@ class Gateway:
         if err.status == 304 or request.method == "HEAD":
             return web.Response(status=err.status, headers=headers)
         body = error_document(err.code, err.message, resource, request_id, err.extra)
-        return web.Response(status=err.status, body=body, headers=headers, content_type="application/xml")
+        response = web.Response(status=err.status, body=body, headers=headers, content_type="application/xml")
+        if err.code in _CLOSES_CONNECTION:
+            response.force_close()  # no lingering read of a body the server refused or gave up on
+        return response
 
+
+#: errors after which the rest of the request body is not read: the connection closes
+_CLOSES_CONNECTION = frozenset({"SlowDown", "RequestTimeout"})
 
 _counters: dict[tuple[Op | None, int], Counter] = {}
 _timers: dict[Op | None, Histogram] = {}

@@ -59,12 +59,22 @@ class Digests:
             self.update(data)
 
 
+#: seconds a body may go without a byte, and may take in all; the gateway sets them on every
+#: request from its config
+BODY_IDLE_TIMEOUT = web.RequestKey("body_idle_timeout", float)
+BODY_DEADLINE = web.RequestKey("body_deadline", float)
+DEFAULT_IDLE_TIMEOUT = 30.0
+DEFAULT_DEADLINE = 6 * 3600.0
+
+
 class RequestBody:
     """The payload of one request, decoded as it streams in."""
 
     def __init__(self, request: web.Request, auth: AuthResult | None) -> None:
         headers = request.headers
         self._request = request
+        self._idle_timeout = request.get(BODY_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)
+        self._deadline = asyncio.get_running_loop().time() + request.get(BODY_DEADLINE, DEFAULT_DEADLINE)
         payload = (auth.payload if auth else "") or headers.get("x-amz-content-sha256", "")
         encoding = headers.get("Content-Encoding", "")
         self.aws_chunked = payload in _STREAMING_MODES or "aws-chunked" in encoding.lower()
@@ -114,9 +124,19 @@ class RequestBody:
         """The decoded payload, piece by piece; IncompleteBody if the stream ends early."""
         content = self._request.content
         decoder = self._decoder
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                data = await content.readany()
+                # a stalled sender would otherwise hold its connection and buffers for ever, and a
+                # trickling one would outlive the chunk grace of gc (see maintenance.min_chunk_grace)
+                timeout = min(self._idle_timeout, self._deadline - loop.time())
+                try:
+                    if timeout <= 0:
+                        raise TimeoutError
+                    async with asyncio.timeout(timeout):
+                        data = await content.readany()
+                except TimeoutError:
+                    raise S3Error("RequestTimeout") from None
                 if not data:
                     break
                 if decoder is None:

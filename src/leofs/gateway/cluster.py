@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from leofs.gateway import maintenance
+from leofs.gateway.admin_listener import DEFAULT_ADMIN_ADDRESS, make_admin_app
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.cluster_backend import ClusterBackend
 from leofs.gateway.context import GatewayConfig
@@ -28,6 +29,7 @@ class GatewayOptions:
     address: tuple[str, int]
     name: str
     secret: str
+    admin_address: tuple[str, int] = DEFAULT_ADMIN_ADDRESS
     tls_cert: Path | None = None
     tls_key: Path | None = None
     config: GatewayConfig = field(default_factory=GatewayConfig)
@@ -41,15 +43,21 @@ class ClusterGateway:
         self.client = InternalClient(options.secret)
         self.state = ClusterState()
         host, port = options.address
+        admin_host, admin_port = options.admin_address
         self.link = ManagerLink(self.client, options.manager,
-                                RegisterRequest("gateway", options.name, f"{host}:{port}"), self.state)
+                                RegisterRequest("gateway", options.name, f"{host}:{port}",
+                                                admin_address=f"{admin_host}:{admin_port}"), self.state)
         self.control = RemoteControl(self.client, options.manager)
-        self.gateway = Gateway(ClusterBackend(self.client, self.state), self.control, options.config,
-                               cluster_secret=options.secret)
+        self.gateway = Gateway(ClusterBackend(self.client, self.state), self.control, options.config)
         self.runner: web.AppRunner | None = None
+        self.admin_runner: web.AppRunner | None = None
         self._maintenance: asyncio.Future[None] | None = None
 
     async def start(self, *, wait_for_manager: float = 30.0) -> None:
+        self.admin_runner = web.AppRunner(make_admin_app(self.gateway, self.options.secret), access_log=None,
+                                          handle_signals=False)
+        await self.admin_runner.setup()
+        await web.TCPSite(self.admin_runner, *self.options.admin_address).start()
         self.link.start()
         self.control.start()
         try:  # serve as soon as the first state arrived (or serve empty and catch up)
@@ -60,6 +68,7 @@ class ClusterGateway:
         ssl_ctx = tls_context(self.options.tls_cert, self.options.tls_key)
         self.runner = make_runner(app)
         await self.runner.setup()
+        self.gateway.limits.track(self.runner.server)
         host, port = self.options.address
         await web.TCPSite(self.runner, host, port, ssl_context=ssl_ctx, backlog=1024).start()
         # orphaned chunks and abandoned uploads are collected by every gateway (deletes are idempotent)
@@ -70,6 +79,8 @@ class ClusterGateway:
             self._maintenance.cancel()
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.admin_runner is not None:
+            await self.admin_runner.cleanup()
         await self.link.stop()
         await self.control.stop()
         if self.gateway.background:
@@ -83,7 +94,9 @@ async def run_gateway(options: GatewayOptions) -> None:
     await node.start()
     host, port = options.address
     scheme = "https" if options.tls_cert else "http"
-    print(f"leofs gateway {options.name}: S3 on {scheme}://{host}:{port}, manager {options.manager}", flush=True)
+    admin_host, admin_port = options.admin_address
+    print(f"leofs gateway {options.name}: S3 on {scheme}://{host}:{port}, admin on {admin_host}:{admin_port}, "
+          f"manager {options.manager}", flush=True)
     try:
         await wait_for_shutdown_signal()
     finally:

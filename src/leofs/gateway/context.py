@@ -31,6 +31,13 @@ class GatewayConfig(msgspec.Struct, kw_only=True):
     chunk_budget: int = 32 * 1024 * 1024  # chunk bytes in flight, summed over the process's uploads
     max_xml_body: int = 4 * 1024 * 1024
     verify_below: int = 1024 * 1024  # read and verify objects below this size, sendfile the rest
+    # what stalled clients may hold (gateway/limits.py): beyond the caps, 503 SlowDown at once
+    max_connections: int = 1000  # per process (stay below the open-file limit, often 1024)
+    body_budget: int = 256 * 1024 * 1024  # request-body bytes buffered per process
+    body_idle_timeout: float = 30.0  # seconds without a byte of a request body: 400 RequestTimeout
+    # the longest a request body may take to arrive (400 RequestTimeout beyond): the longest PUT,
+    # which bounds how young an unreferenced chunk gc may delete (maintenance.min_chunk_grace)
+    body_deadline: float = 6 * 3600.0
 
 
 _REQUEST_PREFIX = secrets.token_hex(4).upper()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -30,9 +31,11 @@ from leofs.gateway.records import (
     manifest_decoder,
     upload_decoder,
 )
+from leofs.manager.admin import AdminError
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
+    from leofs.gateway.context import GatewayConfig
 
 log = logging.getLogger("leofs.gateway.maintenance")
 
@@ -44,6 +47,20 @@ class MaintenanceReport(msgspec.Struct):
     scanned: int = 0
     deleted: int = 0
     kept_young: int = 0
+    grace: float | None = None  # the chunk grace used (gc), after raising it to the floor
+
+
+def min_chunk_grace(config: GatewayConfig) -> float:
+    """The youngest an unreferenced chunk may be and still be collected.
+
+    A PUT or part upload writes its chunks as its body arrives, and refers to them only when its
+    record is written after the last byte: until then its chunks look like orphans. A body may take
+    at most ``body_deadline`` (then RequestTimeout), so a chunk is at most that old while its upload
+    is still streaming; the same time again covers the writes after the last byte and a server-side
+    copy (which streams no body) with a wide margin. Every gateway of a cluster must use the same
+    ``body_deadline``, since any one of them may run gc for all.
+    """
+    return 2 * config.body_deadline
 
 
 async def _referenced_blobs(gw: Gateway, base: bytes) -> set[str]:
@@ -63,7 +80,7 @@ async def _referenced_blobs(gw: Gateway, base: bytes) -> set[str]:
 async def collect_orphan_chunks(gw: Gateway, *, grace: float = DEFAULT_CHUNK_GRACE,
                                 now: float | None = None) -> MaintenanceReport:
     """Delete chunks that nothing refers to and that are older than ``grace`` seconds."""
-    report = MaintenanceReport()
+    report = MaintenanceReport(grace=grace)
     cutoff = int(((now if now is not None else time.time()) - grace) * 1_000_000)
     cached_base: bytes | None = None
     cached_refs: set[str] = set()
@@ -104,15 +121,27 @@ async def expire_uploads(gw: Gateway, *, older_than: float = DEFAULT_UPLOAD_EXPI
     return report
 
 
+def _seconds(args: dict[str, Any], name: str, default: float) -> float:
+    value = args.get(name, default)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not 0 <= seconds < 100 * 365 * 86400:  # also refuses NaN
+        raise AdminError("bad_argument", f"{name} must be a number of seconds, got {value!r}")
+    return seconds
+
+
 def admin_commands(gw: Gateway) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
-    """Admin API commands: ``gc`` (orphaned chunks) and ``expire-uploads``."""
+    """Admin API commands: ``gc`` (orphaned chunks) and ``expire-uploads``. A ``grace`` below
+    :func:`min_chunk_grace` is raised to it: a shorter one could delete chunks of uploads in flight."""
 
     async def gc(args: dict[str, Any]) -> Any:
-        grace = float(args.get("grace", DEFAULT_CHUNK_GRACE))
+        grace = max(_seconds(args, "grace", DEFAULT_CHUNK_GRACE), min_chunk_grace(gw.config))
         return msgspec.to_builtins(await collect_orphan_chunks(gw, grace=grace))
 
     async def expire(args: dict[str, Any]) -> Any:
-        older_than = float(args.get("older_than", DEFAULT_UPLOAD_EXPIRY))
+        older_than = _seconds(args, "older_than", DEFAULT_UPLOAD_EXPIRY)
         return msgspec.to_builtins(await expire_uploads(gw, older_than=older_than))
 
     return {"gc": gc, "expire-uploads": expire}
@@ -121,6 +150,7 @@ def admin_commands(gw: Gateway) -> dict[str, Callable[[dict[str, Any]], Awaitabl
 async def run_periodically(gw: Gateway, *, interval: float = 3600.0, grace: float = DEFAULT_CHUNK_GRACE,
                            expiry: float = DEFAULT_UPLOAD_EXPIRY) -> None:
     """Collect orphans and expire old uploads every ``interval`` seconds, forever."""
+    grace = max(grace, min_chunk_grace(gw.config))
     while True:
         await asyncio.sleep(interval)
         try:

@@ -97,7 +97,8 @@ class ManagerLink:
     async def beat(self) -> None:
         """One heartbeat; pulls the full view when the rings differ."""
         current, previous = self.state.hashes
-        beat = HeartbeatRequest(self.request.type, self.request.name, current, previous)
+        beat = HeartbeatRequest(self.request.type, self.request.name, current, previous,
+                                admin_address=self.request.admin_address)
         view = await self._call("POST", "/int/heartbeat", encoder.encode(beat))
         self.state.apply(view)
         if (view.ring_hash_current, view.ring_hash_previous) != self.state.hashes:

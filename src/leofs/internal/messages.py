@@ -50,6 +50,7 @@ class NodeInfo(msgspec.Struct, frozen=True):
     ring_hash_current: str = ""
     ring_hash_previous: str = ""
     updated: float = 0.0
+    admin_address: str = ""  # a gateway's admin listener (runtime state: re-sent with every heartbeat)
 
 
 class RegisterRequest(msgspec.Struct, frozen=True):
@@ -60,6 +61,7 @@ class RegisterRequest(msgspec.Struct, frozen=True):
     address: str
     rack: str | None = None
     vnodes: int = 168
+    admin_address: str = ""  # a gateway's admin listener, where the manager sends gc and friends
 
 
 class HeartbeatRequest(msgspec.Struct, frozen=True):
@@ -69,6 +71,7 @@ class HeartbeatRequest(msgspec.Struct, frozen=True):
     name: str
     ring_hash_current: str = ""
     ring_hash_previous: str = ""
+    admin_address: str = ""  # a gateway's, so a restarted manager learns it again
 
 
 class ClusterView(msgspec.Struct, frozen=True):

@@ -7,7 +7,6 @@ with the shared secret in ``X-Leofs-Cluster-Secret``. Answers ``{"ok": true, "re
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,7 @@ import msgspec
 from aiohttp import web
 
 from leofs import metrics
+from leofs.internal.secret import SecretGuard
 from leofs.manager.store import CANNED_ACLS, ROLE_ADMIN, ROLE_GENERAL, ManagerError, ManagerStore, canned_grants
 
 log = logging.getLogger("leofs.manager.admin")
@@ -46,6 +46,7 @@ class AdminAPI:
     def __init__(self, store: ManagerStore, secret: str, *, info: Callable[[], dict[str, Any]] | None = None) -> None:
         self.store = store
         self.secret = secret
+        self.guard = SecretGuard(secret)
         self.info = info or (lambda: {})
         self.commands: dict[str, Command] = {
             "status": self.status,
@@ -70,9 +71,9 @@ class AdminAPI:
         return app
 
     async def handle(self, request: web.Request) -> web.Response:
-        given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self.secret.encode()):
-            return web.json_response({"ok": False, "error": "forbidden", "message": "bad cluster secret"}, status=403)
+        refused = self.guard.refusal(request)
+        if refused is not None:
+            return refused
         name = request.match_info["command"]
         command = self.commands.get(name)
         if command is None:

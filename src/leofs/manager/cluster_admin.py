@@ -226,11 +226,11 @@ class ClusterCommands:
         """A command that any one gateway runs for the whole cluster (it works through the ring)."""
 
         async def run(args: dict[str, Any]) -> Any:
-            gateways = self.members.nodes(GATEWAY, ("running",))
+            gateways = [g for g in self.members.nodes(GATEWAY, ("running",)) if g.admin_address]
             if not gateways:
-                raise AdminError("unavailable", f"{command} needs a running gateway", 503)
+                raise AdminError("unavailable", f"{command} needs a running gateway with an admin address", 503)
             gw = gateways[0]
-            return await self._call_node(gw.address, command, args, FORWARD_TIMEOUT, gw.name, base="/_leofs_adm")
+            return await self._call_node(gw.admin_address, command, args, FORWARD_TIMEOUT, gw.name)
 
         return run
 
@@ -241,14 +241,16 @@ class ClusterCommands:
 
         async def purge(address: str, name: str) -> dict[str, Any]:
             try:
-                # a gateway's S3 listener: its admin calls live under /_leofs_adm/, never a bucket name
+                if not address:
+                    raise AdminError("unavailable", f"{name} has not reported an admin address")
+                # the gateway's admin listener (never its public S3 port)
                 result = await self._call_node(address, "purge-cache", {"path": path, "bucket": bucket, "key": key},
-                                               QUERY_TIMEOUT, name, base="/_leofs_adm")
+                                               QUERY_TIMEOUT, name)
             except AdminError as err:
                 return {"gateway": name, "address": address, "ok": False, "error": str(err)}
             return {"gateway": name, "address": address, "ok": True, "result": result}
 
-        return await asyncio.gather(*(purge(g.address, g.name) for g in gateways))
+        return await asyncio.gather(*(purge(g.admin_address, g.name) for g in gateways))
 
     # -- delete-bucket in a cluster -------------------------------------------------------------------
     async def bucket_is_empty(self, bucket: str) -> bool:

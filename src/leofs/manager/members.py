@@ -127,10 +127,10 @@ class Members:
                 "it cannot re-register with another address, rack or vnodes",
             )
         node = NodeInfo(name=req.name, type=req.type, address=req.address, state=state, rack=req.rack,
-                        vnodes=req.vnodes, updated=self.wall())
+                        vnodes=req.vnodes, updated=self.wall(), admin_address=req.admin_address)
         if old is not None:
-            unchanged = (old.address, old.state, old.rack, old.vnodes) == (node.address, state, node.rack,
-                                                                            node.vnodes)
+            unchanged = (old.address, old.state, old.rack, old.vnodes, old.admin_address) == (
+                node.address, state, node.rack, node.vnodes, node.admin_address)
             node = msgspec.structs.replace(node, ring_hash_current=old.ring_hash_current,
                                            ring_hash_previous=old.ring_hash_previous,
                                            updated=old.updated if unchanged else node.updated)
@@ -144,9 +144,11 @@ class Members:
         if node is None or node.type != req.type:
             return None
         self._seen[req.name] = self.clock()
-        if (node.ring_hash_current, node.ring_hash_previous) != (req.ring_hash_current, req.ring_hash_previous):
+        if (node.ring_hash_current, node.ring_hash_previous, node.admin_address) != (
+                req.ring_hash_current, req.ring_hash_previous, req.admin_address):
             node = self._put(msgspec.structs.replace(node, ring_hash_current=req.ring_hash_current,
-                                                     ring_hash_previous=req.ring_hash_previous), persist=False)
+                                                     ring_hash_previous=req.ring_hash_previous,
+                                                     admin_address=req.admin_address), persist=False)
         if node.state == "stop":
             back = "running" if node.type == GATEWAY or node.name in self.in_ring else "attached"
             node = self._set(node, back)

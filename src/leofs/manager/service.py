@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client.core import Metric
 
 from leofs import metrics
+from leofs.fsmode import make_private_dir
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import Consistency
 from leofs.lifecycle import wait_for_shutdown_signal
@@ -85,7 +86,7 @@ class Manager:
     def build(self) -> web.Application:
         """Open the state and build the aiohttp application (no listening yet)."""
         opts = self.options
-        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(opts.data_dir)
         self.secret, self.secret_generated = load_secret(opts.data_dir, opts.secret)
         self.store = store = ManagerStore(opts.data_dir / "manager.sqlite3")
         self.root = root_credentials(opts.data_dir)

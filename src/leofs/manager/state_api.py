@@ -8,7 +8,6 @@ gateways receive through S3.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,7 +15,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from leofs.internal.messages import MSGPACK, SECRET_HEADER, HeartbeatRequest, RegisterRequest, encoder
+from leofs.internal.messages import MSGPACK, HeartbeatRequest, RegisterRequest, encoder
+from leofs.internal.secret import SecretGuard
 from leofs.manager.cluster import Cluster
 from leofs.manager.store import Grant, ManagerError, ManagerStore
 
@@ -28,19 +28,16 @@ _heartbeat_decoder = msgspec.msgpack.Decoder(HeartbeatRequest)
 
 
 def secret_middleware(secret: str) -> Callable[..., Any]:
-    """Refuse (403) every request without the cluster secret."""
-    expected = secret.encode()
+    """Refuse (403, or 429 while throttled) every request without the cluster secret."""
+    guard = SecretGuard(secret)
 
     @web.middleware
     async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
         if request.path == "/metrics":  # Prometheus scrapers do not hold the cluster secret
             return await handler(request)
-        given = request.headers.get(SECRET_HEADER, "").encode()
-        if not hmac.compare_digest(given, expected):
-            return web.json_response({"ok": False, "error": "forbidden", "message": "bad cluster secret"},
-                                     status=403)
-        return await handler(request)
+        refused = guard.refusal(request)
+        return refused if refused is not None else await handler(request)
 
     return check
 

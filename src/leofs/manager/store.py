@@ -22,6 +22,7 @@ from pathlib import Path
 
 import msgspec
 
+from leofs.fsmode import make_private_sqlite
 from leofs.internal.messages import Consistency, NodeInfo
 
 ROLE_GENERAL = 1
@@ -124,6 +125,7 @@ class ManagerStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._migrate_canonical_ids()
+            make_private_sqlite(path)  # every user's secret key: never readable by other local users
             if self._db.execute("SELECT COUNT(*) FROM endpoints").fetchone()[0] == 0 and not self._setting(
                 "endpoints_initialized"
             ):

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from leofs.fsmode import FILE_MODE
 from leofs.storage.needle import (
     LOG_HEADER_SIZE,
     Needle,
@@ -59,7 +60,7 @@ class LogFile:
     def create(cls, avs: Path, container: int, generation: int) -> LogFile:
         """Create (or truncate) a log file holding only its header, fsynced."""
         path = avs / log_name(container, generation)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         write_all(fd, encode_log_header(container, generation), 0)
         os.fsync(fd)
         return cls(path, container, generation, fd, LOG_HEADER_SIZE)

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from leofs.fsmode import make_private_dir
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ManagerLink
 from leofs.internal.messages import RegisterRequest
@@ -69,7 +70,7 @@ class StorageNode:
         opts = self.options
         if not opts.secret:
             raise ValueError("a storage node needs the cluster secret")
-        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(opts.data_dir)
         self.store = await ObjectStore.open(opts.data_dir, containers=opts.containers, sync=opts.sync)
         self.queue = RepairQueue(opts.data_dir / "repair.sqlite3")
         self.cluster = NodeCluster(opts.name, opts.data_dir / "cluster-view.msgpack")

@@ -11,7 +11,6 @@ or no ring yet, 507 disk full.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,6 @@ from leofs.internal.messages import (
     PUT_HEADER,
     ROLE_COORDINATE,
     ROLE_HEADER,
-    SECRET_HEADER,
     PutHeader,
     Written,
     decode_put_header,
@@ -36,6 +34,7 @@ from leofs.internal.messages import (
     to_scan_items,
     view_decoder,
 )
+from leofs.internal.secret import SecretGuard
 from leofs.manager.admin import AdminError
 from leofs.storage.coordinator import Unavailable
 from leofs.storage.store import CorruptData, DiskFull, Entry, StaleEntry
@@ -97,6 +96,7 @@ class NodeAPI:
         self.node = node
         self.store = node.store
         self.coordinator = node.coordinator
+        self.guard = SecretGuard(node.options.secret)
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._secret_mw])
@@ -113,14 +113,11 @@ class NodeAPI:
         return app
 
     # -- authentication -----------------------------------------------------------------------------
-    def _authorized(self, request: web.Request) -> bool:
-        given = request.headers.get(SECRET_HEADER, "")
-        return hmac.compare_digest(given.encode(), self.node.options.secret.encode())
-
     async def _expect(self, request: web.Request) -> web.StreamResponse | None:
         """Refuse before the body travels; otherwise let the client send it."""
-        if not self._authorized(request):
-            return web.Response(status=403, text="bad cluster secret")
+        refused = self.guard.refusal(request)
+        if refused is not None:
+            return refused
         if request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
             assert request.writer is not None
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -130,8 +127,9 @@ class NodeAPI:
     async def _secret_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/metrics":  # Prometheus scrapers do not hold the cluster secret
             return await handler(request)
-        if not self._authorized(request):
-            return web.Response(status=403, text="bad cluster secret")
+        refused = self.guard.refusal(request)
+        if refused is not None:
+            return refused
         try:
             return await handler(request)
         except Unavailable as exc:

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from leofs.fsmode import make_private_sqlite
 from leofs.internal.messages import RepairTask
 
 log = logging.getLogger("leofs.storage.repair")
@@ -55,6 +56,7 @@ class RepairQueue:
         # FULL: a committed enqueue survives power loss, which acknowledged writes depend on
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        make_private_sqlite(path)
 
     def close(self) -> None:
         with self._lock:

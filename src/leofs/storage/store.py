@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from leofs.fsmode import make_private_dir
 from leofs.storage import compaction, recovery
 from leofs.storage.container import LogFile, fsync_dir, list_generations
 from leofs.storage.index import ContainerState, Index
@@ -178,7 +179,7 @@ class ObjectStore(StoreReads):
     @classmethod
     def _open_sync(cls, path: Path, containers: int, sync: bool, tombstone_grace: float,
                    reserve_bytes: int, verify_below: int) -> ObjectStore:  # fmt: skip
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path)  # 0700/0600, also for a store created with looser modes
         avs = path / "avs"
         avs.mkdir(exist_ok=True)
         sb = _load_superblock(path, containers)

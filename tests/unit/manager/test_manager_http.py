@@ -180,7 +180,6 @@ class FakeNode:
         self.app.router.add_get("/scan", self.scan)
         self.app.router.add_post("/int/ring", self.ring)
         self.app.router.add_post("/adm/{command}", self.adm)
-        self.app.router.add_post("/_leofs_adm/{command}", self.adm)  # as gateways serve it
 
     async def meta(self, request: web.Request) -> web.Response:
         assert request.headers[SECRET_HEADER] == SECRET
@@ -225,7 +224,8 @@ def test_start_push_whereis_forwarding_purge(tmp_path: Path) -> None:
             async with manager(tmp_path, n=3) as (_, client):
                 for i, s in enumerate(servers[:3]):
                     await register(client, RegisterRequest("storage", f"s{i}", f"127.0.0.1:{s.port}"))
-                await register(client, RegisterRequest("gateway", "g0", f"127.0.0.1:{servers[3].port}"))
+                await register(client, RegisterRequest("gateway", "g0", "127.0.0.1:1",
+                                                       admin_address=f"127.0.0.1:{servers[3].port}"))
                 status, answer = await adm(client, "start")
                 assert status == 200 and all(p["ok"] for p in answer["result"]["pushed"])
                 for node in nodes:
