@@ -10,7 +10,7 @@ from aiohttp import web
 
 from leofs.gateway.access import permitted
 from leofs.gateway.backend import VersionGone
-from leofs.gateway.blobs import ingest
+from leofs.gateway.blobs import delete_blob, ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers
@@ -22,6 +22,7 @@ from leofs.gateway.objects import (
     raise_for_missing,
     replaced_object,
     send_body,
+    write_if,
     write_object,
 )
 from leofs.gateway.records import NS_OBJECT, object_key
@@ -86,10 +87,15 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     if checksum is not None:
         meta.checksum_algorithm, meta.checksum_value = checksum
         meta.checksum_type = "FULL_OBJECT"
-    if conditional:  # the object may have changed while the body streamed in
-        current = await load_object(gw.backend, req.bucket or "", req.key)
-        check_write_conditions(req.headers, current.etag if current else None)
-    _, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
+    if conditional:  # judged again on the version the write replaces (compare-and-set)
+        try:
+            _, replaced = await write_if(gw.backend, req.bucket or "", req.key, req.headers, meta, ingested)
+        except S3Error:
+            if ingested.blob is not None:  # nothing refers to the body's chunks
+                await delete_blob(gw.backend, req.bucket or "", req.key, ingested.blob)
+            raise
+    else:
+        _, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
     forget_later(gw.background, gw.backend, req.bucket or "", req.key, await replaced_object(gw.backend, replaced))
     headers = {"ETag": f'"{meta.etag}"', **checksum_headers(meta)}
     return web.Response(status=200, headers=headers)
