@@ -46,10 +46,13 @@ def cli(log_level: str) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Processes answering S3 on the shared port  [default: one per core up to 8 with more "
                    "than 2 cores, else 1]")
+@click.option("--free-grace", type=click.FloatRange(0), default=300.0, show_default=True,
+              help="Seconds before a replaced version's chunks are freed (reads in progress finish first).")
 def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_cert: Path | None,
-           tls_key: Path | None, containers: int, no_sync: bool, workers: int | None) -> None:
+           tls_key: Path | None, containers: int, no_sync: bool, workers: int | None, free_grace: float) -> None:
     """Run manager, storage and gateway on DATA_DIR (the embedded default)."""
     from leofs.embedded import ServerOptions, default_workers, run_server
+    from leofs.gateway.context import GatewayConfig
 
     if (tls_cert is None) != (tls_key is None):
         raise click.BadParameter("--tls-cert and --tls-key go together")
@@ -59,6 +62,7 @@ def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_
         data_dir=data_dir, address=parse_address(address), admin_address=parse_address(admin_address),
         tls_cert=tls_cert, tls_key=tls_key, containers=containers, sync=not no_sync,
         workers=workers if workers is not None else default_workers(),
+        gateway=GatewayConfig(free_grace=free_grace),
     )
     asyncio.run(run_server(options))
 
@@ -126,11 +130,14 @@ def storage(name: str, data_dir: Path, manager_address: str, address: str, rack:
 @click.option("--protocol", type=click.Choice(["s3", "rest"]), default="s3", show_default=True)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--free-grace", type=click.FloatRange(0), default=300.0, show_default=True,
+              help="Seconds before a replaced version's chunks are freed (reads in progress finish first).")
 @_secret_option
 def gateway(manager_address: str, address: str, name: str | None, protocol: str, tls_cert: Path | None,
-            tls_key: Path | None, cluster_secret: str | None) -> None:
+            tls_key: Path | None, free_grace: float, cluster_secret: str | None) -> None:
     """Run an S3 gateway in front of a cluster."""
     from leofs.gateway.cluster import GatewayOptions, run_gateway
+    from leofs.gateway.context import GatewayConfig
 
     if not cluster_secret:
         raise click.BadParameter("a gateway needs the cluster secret (--cluster-secret or LEOFS_CLUSTER_SECRET)")
@@ -139,7 +146,7 @@ def gateway(manager_address: str, address: str, name: str | None, protocol: str,
     addr = parse_address(address)
     asyncio.run(run_gateway(GatewayOptions(
         manager=manager_address, address=addr, name=name or f"gateway@{addr[0]}:{addr[1]}",
-        tls_cert=tls_cert, tls_key=tls_key, secret=cluster_secret)))
+        tls_cert=tls_cert, tls_key=tls_key, secret=cluster_secret, config=GatewayConfig(free_grace=free_grace))))
 
 
 cli.add_command(adm)

@@ -31,6 +31,9 @@ class GatewayConfig(msgspec.Struct, kw_only=True):
     chunk_budget: int = 32 * 1024 * 1024  # chunk bytes in flight, summed over the process's uploads
     max_xml_body: int = 4 * 1024 * 1024
     verify_below: int = 1024 * 1024  # read and verify objects below this size, sendfile the rest
+    #: seconds before the chunks of a replaced version are freed: reads that started before the
+    #: overwrite finish with the old bytes (leofs.gateway.grace)
+    free_grace: float = 300.0
 
 
 _REQUEST_PREFIX = secrets.token_hex(4).upper()

@@ -6,12 +6,14 @@ import asyncio
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
 
 from leofs.gateway.backend import Backend, Replaced, WriteConflict
-from leofs.gateway.blobs import Ingested, delete_manifest
+from leofs.gateway.blobs import Ingested
+from leofs.gateway.grace import free_later
 from leofs.gateway.records import (
     NS_CHUNK,
     NS_OBJECT,
@@ -28,6 +30,11 @@ from leofs.s3.conditions import check_write_conditions
 from leofs.s3.errors import S3Error
 from leofs.storage.model import EXPECT_ABSENT
 from leofs.storage.store import CorruptData, Entry
+
+if TYPE_CHECKING:
+    from leofs.gateway.app import Gateway
+
+__all__ = ["free_later"]
 
 log = logging.getLogger("leofs.gateway.objects")
 
@@ -146,15 +153,11 @@ async def write_object(
     )
 
 
-def forget_later(
-    tasks: set[asyncio.Future[None]], backend: Backend, bucket: str, key: str, old: StoredObject | None
-) -> None:
-    """Delete the chunks of a replaced version in the background."""
+def forget_later(gw: Gateway, bucket: str, key: str, old: StoredObject | None) -> None:
+    """Free the chunks of a replaced version, after the grace (see :mod:`leofs.gateway.grace`)."""
     if old is None or old.manifest is None:
         return
-    task = asyncio.ensure_future(delete_manifest(backend, bucket, key, old.manifest))
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    free_later(gw, bucket, key, old.manifest.blobs)
 
 
 @dataclass(slots=True, frozen=True)

@@ -165,7 +165,7 @@ async def copy_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
         entry, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, Manifest(blobs))
     old = await replaced_object(gw.backend, replaced)
     # the copy has blobs of its own, so the replaced version's chunks can always go
-    forget_later(gw.background, gw.backend, req.bucket or "", req.key, old)
+    forget_later(gw, req.bucket or "", req.key, old)
     checksum = ""
     if meta.checksum_algorithm and meta.checksum_value:
         checksum = elem("Checksum" + meta.checksum_algorithm, meta.checksum_value)

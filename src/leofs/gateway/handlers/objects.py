@@ -96,7 +96,7 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
             raise
     else:
         _, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
-    forget_later(gw.background, gw.backend, req.bucket or "", req.key, await replaced_object(gw.backend, replaced))
+    forget_later(gw, req.bucket or "", req.key, await replaced_object(gw.backend, replaced))
     headers = {"ETag": f'"{meta.etag}"', **checksum_headers(meta)}
     return web.Response(status=200, headers=headers)
 
@@ -204,7 +204,7 @@ async def delete_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
 async def _delete_one(gw: Gateway, bucket: str, key: str) -> None:
     # the delete reports the version it replaced, whose chunks are freed afterwards
     replaced = await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
-    forget_later(gw.background, gw.backend, bucket, key, await replaced_object(gw.backend, replaced))
+    forget_later(gw, bucket, key, await replaced_object(gw.backend, replaced))
 
 
 async def delete_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
