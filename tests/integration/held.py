@@ -10,17 +10,18 @@ from tests.integration.s3_helpers import read_response, signed_headers, status_o
 
 
 class HeldPut:
-    """A signed request with a body, sent but for the last byte; :meth:`release` sends it."""
+    """A signed request sent but for its last byte (of the body, or of the headers when there is
+    no body: then the server has not even begun it); :meth:`release` sends that byte."""
 
-    def __init__(self, server: Any, path: str, body: bytes, *, method: str = "PUT",
+    def __init__(self, server: Any, path: str, body: bytes = b"", *, method: str = "PUT",
                  headers: dict[str, str] | None = None) -> None:
-        assert body, "a held request needs a body"
-        hdrs = signed_headers(server, method, path, headers={"Content-Length": str(len(body)), **(headers or {})},
-                              payload="UNSIGNED-PAYLOAD")
+        length = {"Content-Length": str(len(body))} if body or method in ("PUT", "POST") else {}
+        hdrs = signed_headers(server, method, path, headers={**length, **(headers or {})}, payload="UNSIGNED-PAYLOAD")
         self.sock = socket.create_connection((server.host, server.port), timeout=60)
         head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
-        self.sock.sendall(head.encode() + body[:-1])
-        self.last = body[-1:]
+        whole = head.encode() + body
+        self.sock.sendall(whole[:-1])
+        self.last = whole[-1:]
 
     def release(self) -> None:
         self.sock.sendall(self.last)

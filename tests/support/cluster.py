@@ -15,7 +15,8 @@ from tests.support.servers import CLUSTER_SECRET, ROOT_ACCESS_KEY, ROOT_SECRET_K
 class LeofsCluster:
     """Manager + ``nodes`` storage nodes + one gateway, with N/W/R/D as given."""
 
-    def __init__(self, base: Path, *, nodes: int = 3, n: int = 3, w: int = 2, r: int = 1, d: int = 2) -> None:
+    def __init__(self, base: Path, *, nodes: int = 3, n: int = 3, w: int = 2, r: int = 1, d: int = 2,
+                 gateway_args: list[str] | None = None) -> None:
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         self.manager_port = free_port()
@@ -34,6 +35,7 @@ class LeofsCluster:
         self.gateway_port = free_port()
         self.gateway = Service("gateway", [
             "gateway", "--manager", self.manager_address, "--address", f"127.0.0.1:{self.gateway_port}",
+            *(gateway_args or []),
         ], [self.gateway_port], base / "gateway.log")
 
     # -- the same face as LeofsServer, so the S3 integration tests run against either ------------------
