@@ -12,6 +12,8 @@ Key layout (namespaces of the storage engine; all keys start with ``bucket/``):
 - NS_PART ``bucket/key\\n<upload id>\\n<part number, 5 digits>``: an uploaded part. Meta = :class:`Blob`.
 - NS_DONE ``bucket/key\\n<upload id>``: a completed upload's result (UploadMeta, state
   ``completed``), so that a repeated Complete answers the same; removed by the upload expiry.
+- NS_FENCE ``bucket``: the bucket generations deleted or being deleted (:class:`Fence`), which
+  writes in flight check after their record landed (``leofs.gateway.fence``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from leofs.storage.store import NS_CHUNK, NS_OBJECT, NS_UPLOAD
 
 NS_PART = 3
 NS_DONE = 4
+NS_FENCE = 5
 
 __all__ = [
     "NS_CHUNK",
     "NS_DONE",
+    "NS_FENCE",
     "NS_OBJECT",
     "NS_PART",
     "NS_UPLOAD",
@@ -77,6 +81,7 @@ class ObjectMeta(msgspec.Struct, array_like=True, omit_defaults=True):
     grants: list[tuple[str, str, str]] | None = None  # (grantee_type, grantee, permission)
     parts_count: int = 0
     storage_class: str = "STANDARD"
+    generation: float = 0.0  # the bucket's creation time when written (0: written before it was recorded)
 
 
 class UploadMeta(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -97,11 +102,22 @@ class UploadMeta(msgspec.Struct, array_like=True, omit_defaults=True):
     base: int = 0
 
 
+class Fence(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Deleted bucket generations (a generation is the bucket's ``created`` time): every generation
+    up to ``deleted_upto`` is gone; ``deleting`` is being deleted (a DeleteBucket in progress,
+    started at ``started``, microseconds)."""
+
+    deleted_upto: float = 0.0
+    deleting: float = 0.0
+    started: int = 0
+
+
 meta_encoder = msgspec.msgpack.Encoder()
 object_meta_decoder = msgspec.msgpack.Decoder(ObjectMeta)
 blob_decoder = msgspec.msgpack.Decoder(Blob)
 manifest_decoder = msgspec.msgpack.Decoder(Manifest)
 upload_decoder = msgspec.msgpack.Decoder(UploadMeta)
+fence_decoder = msgspec.msgpack.Decoder(Fence)
 
 
 def object_key(bucket: str, key: str) -> bytes:
@@ -116,6 +132,10 @@ def chunk_key(bucket: str, key: str, blob_id: str, index: int) -> bytes:
 
 def upload_key(bucket: str, key: str, upload_id: str) -> bytes:
     return f"{bucket}/{key}\n{upload_id}".encode()
+
+
+def fence_key(bucket: str) -> bytes:
+    return bucket.encode()
 
 
 def done_key(bucket: str, key: str, upload_id: str) -> bytes:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from leofs.gateway.backend import Backend, WriteConflict, scan_entries
 from leofs.gateway.blobs import delete_blob
+from leofs.gateway.fence import fenced, undo_write
 from leofs.gateway.objects import free_later, load_object, replaced_object, write_object
 from leofs.gateway.records import (
     NS_DONE,
@@ -129,11 +130,15 @@ async def finish(gw: Gateway, bucket: str, key: str, entry: Entry, upload: Uploa
         used & {b.blob_id for b in current.manifest.blobs})
     if not ours and (current.entry.clock if current is not None else 0) == upload.base:
         try:
-            _, replaced = await write_object(backend, bucket, key, upload.meta, Manifest(upload.blobs),
-                                             expect=upload.base)
+            written, replaced = await write_object(backend, bucket, key, upload.meta, Manifest(upload.blobs),
+                                                   expect=upload.base)
         except WriteConflict:
             ours = False  # another write came first: ours is ordered before it and superseded
         else:
+            if await fenced(gw, bucket, upload.meta.generation):  # the bucket was deleted meanwhile
+                await undo_write(gw, bucket, key, written, replaced, upload.blobs)
+                await _remove(gw, bucket, key, entry, upload, set())
+                raise S3Error("NoSuchBucket", BucketName=bucket)
             ours = True
             old = await replaced_object(backend, replaced)
             if old is not None and old.manifest is not None:
@@ -144,13 +149,19 @@ async def finish(gw: Gateway, bucket: str, key: str, entry: Entry, upload: Uploa
     completed = UploadMeta(upload.upload_id, upload.initiated, upload.meta, upload.checksum_algorithm,
                            upload.checksum_type, "completed", upload.numbers, upload.blobs, upload.base)
     await backend.put(NS_DONE, done_key(bucket, key, upload.upload_id), b"", meta=meta_encoder.encode(completed))
+    await _remove(gw, bucket, key, entry, upload, used)
+
+
+async def _remove(gw: Gateway, bucket: str, key: str, entry: Entry, upload: UploadMeta, keep: set[str]) -> None:
+    """Remove a finished upload's record and part records; free the parts' blobs not in ``keep``."""
+    backend = gw.backend
     try:
         await backend.delete(NS_UPLOAD, upload_key(bucket, key, upload.upload_id), expect=entry.clock)
     except WriteConflict:
         log.info("upload %s of %s/%s was finished twice", upload.upload_id, bucket, key)
     for number, blob in (await parts_of(backend, bucket, key, upload.upload_id)).items():
         await backend.delete(NS_PART, part_key(bucket, key, upload.upload_id, number))
-        if blob.blob_id not in used:
+        if blob.blob_id not in keep:
             await delete_blob(backend, bucket, key, blob)
 
 

@@ -22,6 +22,7 @@ from leofs.gateway.backend import WriteConflict
 from leofs.gateway.blobs import ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
+from leofs.gateway.fence import fenced, stamp_generation
 from leofs.gateway.handlers.buckets import owner_of
 from leofs.gateway.handlers.copy import copy_range, copy_source
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers
@@ -103,9 +104,13 @@ async def create_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResp
         raise S3Error("InvalidRequest", "The x-amz-checksum-type header can only be used with the "
                       "x-amz-checksum-algorithm header.")
     upload_id = secrets.token_hex(16)
+    generation = stamp_generation(meta, req.bucket_record)
     upload = UploadMeta(upload_id, _now_us(), meta, algorithm, ctype)
-    await gw.backend.put(NS_UPLOAD, upload_key(req.bucket or "", req.key, upload_id), b"",
-                         meta=meta_encoder.encode(upload))
+    record = upload_key(req.bucket or "", req.key, upload_id)
+    await gw.backend.put(NS_UPLOAD, record, b"", meta=meta_encoder.encode(upload))
+    if await fenced(gw, req.bucket or "", generation):  # the bucket was deleted meanwhile
+        await gw.backend.delete(NS_UPLOAD, record)
+        raise S3Error("NoSuchBucket", BucketName=req.bucket or "")
     body = elem("Bucket", req.bucket) + elem("Key", req.key) + elem("UploadId", upload_id)
     headers = {}
     if algorithm:
@@ -197,6 +202,7 @@ async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamRe
         old = await load_object(gw.backend, bucket, key)
         check_write_conditions(req.headers, old.etag if old else None)
         meta = msgspec.structs.replace(upload.meta)
+        stamp_generation(meta, req.bucket_record)
         meta.size = sum(b.size for b in blobs)
         etag_md5 = hashlib.md5(b"".join(bytes.fromhex(b.md5) for b in blobs)).hexdigest()
         meta.etag = f"{etag_md5}-{len(blobs)}"

@@ -13,6 +13,7 @@ from leofs.gateway.backend import VersionGone
 from leofs.gateway.blobs import delete_blob, ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
+from leofs.gateway.fence import fenced, stamp_generation, undo_write
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers
 from leofs.gateway.objects import (
     StoredObject,
@@ -64,6 +65,7 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     req.require_bucket()
     validate_key(req.key)
     meta = meta_from_headers(req)
+    generation = stamp_generation(meta, req.bucket_record)
     conditional = "If-None-Match" in req.headers or "If-Match" in req.headers
     # the replaced version (whose chunks are freed afterwards) is reported by the write itself, so it
     # is looked up first only to check conditions
@@ -89,13 +91,17 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
         meta.checksum_type = "FULL_OBJECT"
     if conditional:  # judged again on the version the write replaces (compare-and-set)
         try:
-            _, replaced = await write_if(gw.backend, req.bucket or "", req.key, req.headers, meta, ingested)
+            written, replaced = await write_if(gw.backend, req.bucket or "", req.key, req.headers, meta, ingested)
         except S3Error:
             if ingested.blob is not None:  # nothing refers to the body's chunks
                 await delete_blob(gw.backend, req.bucket or "", req.key, ingested.blob)
             raise
     else:
-        _, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
+        written, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
+    if await fenced(gw, req.bucket or "", generation):  # the bucket was deleted while the body streamed
+        await undo_write(gw, req.bucket or "", req.key, written, replaced,
+                         [ingested.blob] if ingested.blob is not None else [])
+        raise S3Error("NoSuchBucket", BucketName=req.bucket or "")
     forget_later(gw, req.bucket or "", req.key, await replaced_object(gw.backend, replaced))
     headers = {"ETag": f'"{meta.etag}"', **checksum_headers(meta)}
     return web.Response(status=200, headers=headers)
