@@ -11,12 +11,14 @@ the object records are) before and after their record write; DeleteBucket writes
 
 so at least one of the two sees the other: either the write finds its generation fenced (it undoes
 itself and answers NoSuchBucket) or DeleteBucket finds the record (BucketNotEmpty, and the fence is
-lifted). A DeleteBucket that dies half-way leaves a "deleting" fence: it holds for
-:data:`DELETE_LEASE` seconds, after which it counts only when the bucket is gone.
+lifted). A write that finds a DeleteBucket in progress waits for its outcome. A DeleteBucket that
+dies half-way leaves a "deleting" fence: after :data:`DELETE_LEASE` seconds it counts only when the
+bucket is gone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -53,13 +55,19 @@ async def fenced(gw: Gateway, bucket: str, generation: float) -> bool:
     DeleteBucket of it is in progress)."""
     if not generation:
         return False
-    _, fence = await read_fence(gw, bucket)
-    if generation <= fence.deleted_upto:
-        return True
-    if fence.deleting != generation:
-        return False
-    if time.time() - fence.started / 1e6 < DELETE_LEASE:
-        return True
+    delay = 0.01
+    while True:
+        _, fence = await read_fence(gw, bucket)
+        if generation <= fence.deleted_upto:
+            return True
+        if fence.deleting != generation:
+            return False
+        if time.time() - fence.started / 1e6 >= DELETE_LEASE:
+            break
+        # a DeleteBucket is deciding: it saw our record (and lifts the fence) or it did not (and
+        # deletes the bucket); its outcome is ours
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
     current = gw.control.bucket(bucket)  # a DeleteBucket that died: did it delete the bucket?
     return current is None or current.created != generation
 
