@@ -36,3 +36,23 @@ def test_if_match_puts_released_together(server: Any, s3: Any, bucket: str) -> N
         got = s3.get_object(Bucket=bucket, Key=key)
         assert got["Body"].read() == winner
         assert got["ETag"] == f'"{hashlib.md5(winner).hexdigest()}"'
+
+
+def test_if_none_match_completes_released_together(server: Any, s3: Any, bucket: str) -> None:
+    """Two uploads of one new key, completed at the same moment with If-None-Match: *."""
+    for round_ in range(3):
+        key = f"mp-{round_}"
+        held, contents = [], []
+        for n in range(2):
+            data = f"upload {n} ".encode() * 1000
+            upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+            etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=data)["ETag"]
+            body = (f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part>"
+                    "</CompleteMultipartUpload>").encode()
+            held.append(HeldPut(server, f"/{bucket}/{key}?uploadId={upload_id}", body, method="POST",
+                                headers={"If-None-Match": "*"}))
+            contents.append(data)
+        results = release_together(held)
+        assert sorted(status for status, _ in results) == [200, 412], [raw[:300] for _, raw in results]
+        winner = contents[[status for status, _ in results].index(200)]
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == winner

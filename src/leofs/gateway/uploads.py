@@ -20,9 +20,12 @@ processes and gateways that share nothing:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from leofs.gateway.backend import Backend, WriteConflict, scan_entries
 from leofs.gateway.blobs import delete_blob
@@ -120,36 +123,46 @@ async def store_part(gw: Gateway, bucket: str, key: str, upload_id: str, number:
     raise S3Error("NoSuchUpload", UploadId=upload_id)
 
 
-async def finish(gw: Gateway, bucket: str, key: str, entry: Entry, upload: UploadMeta) -> None:
-    """Carry out a "completing" upload: write the object, record the result, remove the upload."""
+async def finish(gw: Gateway, bucket: str, key: str, entry: Entry, upload: UploadMeta) -> bool:
+    """Carry out a "completing" upload: write the object, record the result, remove the upload.
+
+    False when nothing was written because the object is no longer the version ``base`` names: the
+    caller judges its conditions again on the new version and moves ``base``, or reopens the upload.
+    """
     backend = gw.backend
     assert upload.blobs is not None
     used = {b.blob_id for b in upload.blobs}
     current = await load_object(backend, bucket, key)
+    # written already by an earlier finisher of this same completion (one that died before the end)
     ours = current is not None and current.manifest is not None and bool(
         used & {b.blob_id for b in current.manifest.blobs})
-    if not ours and (current.entry.clock if current is not None else 0) == upload.base:
+    if not ours:
+        if (current.entry.clock if current is not None else 0) != upload.base:
+            return False
         try:
             written, replaced = await write_object(backend, bucket, key, upload.meta, Manifest(upload.blobs),
                                                    expect=upload.base)
         except WriteConflict:
-            ours = False  # another write came first: ours is ordered before it and superseded
-        else:
-            if await fenced(gw, bucket, upload.meta.generation):  # the bucket was deleted meanwhile
-                await undo_write(gw, bucket, key, written, replaced, upload.blobs)
-                await _remove(gw, bucket, key, entry, upload, set())
-                raise S3Error("NoSuchBucket", BucketName=bucket)
-            ours = True
-            old = await replaced_object(backend, replaced)
-            if old is not None and old.manifest is not None:
-                # free what the write replaced, never a blob the manifest just written uses
-                free_later(gw, bucket, key, [b for b in old.manifest.blobs if b.blob_id not in used])
-    if not ours:  # superseded before it was written: nothing refers to the parts
-        free_later(gw, bucket, key, upload.blobs)
-    completed = UploadMeta(upload.upload_id, upload.initiated, upload.meta, upload.checksum_algorithm,
-                           upload.checksum_type, "completed", upload.numbers, upload.blobs, upload.base)
+            return False
+        if await fenced(gw, bucket, upload.meta.generation):  # the bucket was deleted meanwhile
+            await undo_write(gw, bucket, key, written, replaced, upload.blobs)
+            await _remove(gw, bucket, key, entry, upload, set())
+            raise S3Error("NoSuchBucket", BucketName=bucket)
+        old = await replaced_object(backend, replaced)
+        if old is not None and old.manifest is not None:
+            # free what the write replaced, never a blob the manifest just written uses
+            free_later(gw, bucket, key, [b for b in old.manifest.blobs if b.blob_id not in used])
+    completed = msgspec.structs.replace(upload, state="completed")
     await backend.put(NS_DONE, done_key(bucket, key, upload.upload_id), b"", meta=meta_encoder.encode(completed))
     await _remove(gw, bucket, key, entry, upload, used)
+    return True
+
+
+async def reopen(gw: Gateway, bucket: str, key: str, entry: Entry, upload: UploadMeta) -> None:
+    """Give a "completing" upload back (its Complete failed): open again, as after any refused Complete."""
+    with contextlib.suppress(WriteConflict):
+        await write_upload(gw.backend, bucket, key, msgspec.structs.replace(upload, state="open", numbers=None,
+                                                                            blobs=None, base=0), expect=entry.clock)
 
 
 async def _remove(gw: Gateway, bucket: str, key: str, entry: Entry, upload: UploadMeta, keep: set[str]) -> None:
@@ -165,8 +178,9 @@ async def _remove(gw: Gateway, bucket: str, key: str, entry: Entry, upload: Uplo
             await delete_blob(backend, bucket, key, blob)
 
 
-async def await_result(gw: Gateway, bucket: str, key: str, upload_id: str) -> UploadMeta:
-    """The result of a Complete in progress (or, past its lease, finished by us)."""
+async def await_result(gw: Gateway, bucket: str, key: str, upload_id: str) -> UploadMeta | None:
+    """The result of a Complete in progress (or, past its lease, finished by us); None when the
+    upload is open again (that Complete failed)."""
     deadline = time.monotonic() + WAIT_FOR_RESULT
     delay = 0.02
     while True:
@@ -180,12 +194,15 @@ async def await_result(gw: Gateway, bucket: str, key: str, upload_id: str) -> Up
                 return done
             raise S3Error("NoSuchUpload", UploadId=upload_id)
         entry, upload = got
-        if upload.state == "completing" and time.time() - entry.timestamp / 1e6 > COMPLETE_LEASE:
+        if upload.state == "open":
+            return None
+        if time.time() - entry.timestamp / 1e6 > COMPLETE_LEASE:
             try:  # the Complete that marked it died half-way: take over (one taker wins)
                 entry = await write_upload(gw.backend, bucket, key, upload, expect=entry.clock)
             except WriteConflict:
                 continue
-            await finish(gw, bucket, key, entry, upload)
+            if not await finish(gw, bucket, key, entry, upload):
+                await reopen(gw, bucket, key, entry, upload)  # its conditions are unknown: the client retries
             continue
         if time.monotonic() > deadline:
             raise S3Error("ServiceUnavailable", "The upload is being completed; please retry.")

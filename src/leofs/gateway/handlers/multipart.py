@@ -42,6 +42,7 @@ from leofs.gateway.uploads import (
     parts_of,
     read_done,
     read_upload,
+    reopen,
     store_part,
     write_upload,
 )
@@ -51,7 +52,7 @@ from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key
 from leofs.s3.responses import document, elem, iso8601, quote_etag
 from leofs.s3.xmlparse import CompletedPart, parse_complete_multipart
-from leofs.storage.store import CommonPrefix
+from leofs.storage.store import CommonPrefix, Entry
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
@@ -196,7 +197,10 @@ async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamRe
         entry, upload = got
         if upload.state != "open":
             done = await await_result(gw, bucket, key, upload_id)
-            return _completed(req, bucket, key, _same_parts(done, requested, upload_id))
+            if done is not None:
+                return _completed(req, bucket, key, _same_parts(done, requested, upload_id))
+            got, done = await _reread(gw, bucket, key, upload_id)  # open again: that Complete failed
+            continue
         stored = await parts_of(gw.backend, bucket, key, upload_id)
         blobs = _chosen(upload, stored, requested)
         old = await load_object(gw.backend, bucket, key)
@@ -213,14 +217,33 @@ async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamRe
         try:  # the serialisation point: fails if a part was stored, or another Complete or an Abort came first
             entry = await write_upload(gw.backend, bucket, key, completing, expect=entry.clock)
         except WriteConflict:
-            got = await read_upload(gw.backend, bucket, key, upload_id)
-            done = None if got is not None else await read_done(gw.backend, bucket, key, upload_id)
-            if got is None and done is None:
-                raise S3Error("NoSuchUpload", UploadId=upload_id) from None
+            got, done = await _reread(gw, bucket, key, upload_id)
             continue
-        await finish(gw, bucket, key, entry, completing)
+        while not await finish(gw, bucket, key, entry, completing):
+            # the object changed after the conditions were judged: judge them on what is there now
+            old = await load_object(gw.backend, bucket, key)
+            try:
+                check_write_conditions(req.headers, old.etag if old else None)
+            except S3Error:
+                await reopen(gw, bucket, key, entry, upload)
+                raise
+            completing = msgspec.structs.replace(completing, base=expected_version(old))
+            try:
+                entry = await write_upload(gw.backend, bucket, key, completing, expect=entry.clock)
+            except WriteConflict:  # taken over (we stalled past the lease): its result is ours
+                raise S3Error("ConditionalRequestConflict") from None
         return _completed(req, bucket, key, completing)
     raise S3Error("ConditionalRequestConflict")
+
+
+async def _reread(gw: Gateway, bucket: str, key: str, upload_id: str) -> tuple[tuple[Entry, UploadMeta] | None,
+                                                                              UploadMeta | None]:
+    """The upload's record, or else its result; NoSuchUpload when neither is there (aborted)."""
+    got = await read_upload(gw.backend, bucket, key, upload_id)
+    done = None if got is not None else await read_done(gw.backend, bucket, key, upload_id)
+    if got is None and done is None:
+        raise S3Error("NoSuchUpload", UploadId=upload_id)
+    return got, done
 
 
 _ATTEMPTS = 20  # a Complete re-lists the parts when one was stored meanwhile; uploads of parts end
