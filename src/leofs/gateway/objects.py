@@ -34,8 +34,6 @@ from leofs.storage.store import CorruptData, Entry
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
 
-__all__ = ["free_later"]
-
 log = logging.getLogger("leofs.gateway.objects")
 
 

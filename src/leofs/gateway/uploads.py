@@ -30,7 +30,8 @@ import msgspec
 from leofs.gateway.backend import Backend, WriteConflict, scan_entries
 from leofs.gateway.blobs import delete_blob
 from leofs.gateway.fence import fenced, undo_write
-from leofs.gateway.objects import free_later, load_object, replaced_object, write_object
+from leofs.gateway.grace import free_later
+from leofs.gateway.objects import load_object, replaced_object, write_object
 from leofs.gateway.records import (
     NS_DONE,
     NS_PART,
