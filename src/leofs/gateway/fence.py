@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 #: how long a DeleteBucket in progress fences writes without a bucket deletion to show for it
 DELETE_LEASE = 60.0
+#: deleted generations remembered per bucket name (a write would need a view of the bucket older
+#: than this many delete-and-create cycles to slip through; a gateway's view is about 1 s old)
+KEEP_DELETED = 16
 
 
 async def read_fence(gw: Gateway, bucket: str) -> tuple[Entry | None, Fence]:
@@ -58,7 +61,7 @@ async def fenced(gw: Gateway, bucket: str, generation: float) -> bool:
     delay = 0.01
     while True:
         _, fence = await read_fence(gw, bucket)
-        if generation <= fence.deleted_upto:
+        if generation in fence.deleted:
             return True
         if fence.deleting != generation:
             return False
@@ -75,15 +78,17 @@ async def fenced(gw: Gateway, bucket: str, generation: float) -> bool:
 async def begin_delete(gw: Gateway, bucket: Bucket) -> None:
     """Fence the bucket's generation before DeleteBucket checks that it is empty."""
     _, fence = await read_fence(gw, bucket.name)
-    await _write(gw, bucket.name, Fence(fence.deleted_upto, bucket.created, time.time_ns() // 1000))
+    await _write(gw, bucket.name, Fence(fence.deleted, bucket.created, time.time_ns() // 1000))
 
 
 async def end_delete(gw: Gateway, bucket: Bucket, *, deleted: bool) -> None:
     """Lift the fence of a DeleteBucket that found the bucket not empty, or record the deletion."""
     _, fence = await read_fence(gw, bucket.name)
-    upto = max(fence.deleted_upto, bucket.created) if deleted else fence.deleted_upto
+    gone = fence.deleted
+    if deleted and bucket.created not in gone:
+        gone = [*gone, bucket.created][-KEEP_DELETED:]
     deleting = fence.deleting if fence.deleting != bucket.created else 0.0  # another DeleteBucket's stays
-    await _write(gw, bucket.name, Fence(upto, deleting, fence.started if deleting else 0))
+    await _write(gw, bucket.name, Fence(gone, deleting, fence.started if deleting else 0))
 
 
 async def _write(gw: Gateway, bucket: str, fence: Fence) -> None:

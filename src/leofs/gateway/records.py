@@ -103,11 +103,11 @@ class UploadMeta(msgspec.Struct, array_like=True, omit_defaults=True):
 
 
 class Fence(msgspec.Struct, array_like=True, omit_defaults=True):
-    """Deleted bucket generations (a generation is the bucket's ``created`` time): every generation
-    up to ``deleted_upto`` is gone; ``deleting`` is being deleted (a DeleteBucket in progress,
-    started at ``started``, microseconds)."""
+    """Deleted bucket generations (a generation is the bucket's ``created`` time): the last few
+    deleted (compared for equality, so a manager clock that stepped back cannot fence a new
+    bucket), and the one being deleted by a DeleteBucket in progress since ``started`` (µs)."""
 
-    deleted_upto: float = 0.0
+    deleted: list[float] = msgspec.field(default_factory=list)
     deleting: float = 0.0
     started: int = 0
 
