@@ -37,8 +37,8 @@ def cli(log_level: str) -> None:
     private_umask()  # every role: data, sockets and temp files readable by this user only
 
 
-def _limit_options(f: Any) -> Any:
-    """What stalled clients may hold per process (GatewayConfig; beyond it: 503 SlowDown)."""
+def _gateway_options(f: Any) -> Any:
+    """The gateway's limits per process (GatewayConfig; beyond them: 503 SlowDown) and its free grace."""
     defaults = GatewayConfig()
     f = click.option("--max-connections", type=click.IntRange(1), default=defaults.max_connections,
                      show_default=True, help="Connections per process.")(f)
@@ -47,14 +47,18 @@ def _limit_options(f: Any) -> Any:
     f = click.option("--body-idle-timeout", type=click.FloatRange(min=0.1),
                      default=defaults.body_idle_timeout, show_default=True,
                      help="Seconds a request body may stall (then 400 RequestTimeout).")(f)
-    return click.option("--body-deadline", type=click.FloatRange(min=0.1), default=defaults.body_deadline,
-                        show_default=True, help="Seconds a request body may take in all (then 400 "
-                        "RequestTimeout); gc never collects chunks younger than twice this.")(f)
+    f = click.option("--body-deadline", type=click.FloatRange(min=0.1), default=defaults.body_deadline,
+                     show_default=True, help="Seconds a request body may take in all (then 400 "
+                     "RequestTimeout); gc never collects chunks younger than twice this.")(f)
+    return click.option("--free-grace", type=click.FloatRange(0), default=defaults.free_grace, show_default=True,
+                        help="Seconds before a replaced version's chunks are freed (reads in progress finish "
+                        "first).")(f)
 
 
-def _limits(max_connections: int, body_budget: int, body_idle_timeout: float, body_deadline: float) -> GatewayConfig:
+def _gateway_config(max_connections: int, body_budget: int, body_idle_timeout: float, body_deadline: float,
+                    free_grace: float) -> GatewayConfig:
     return GatewayConfig(max_connections=max_connections, body_budget=body_budget,
-                         body_idle_timeout=body_idle_timeout, body_deadline=body_deadline)
+                         body_idle_timeout=body_idle_timeout, body_deadline=body_deadline, free_grace=free_grace)
 
 
 @cli.command()
@@ -69,10 +73,11 @@ def _limits(max_connections: int, body_budget: int, body_idle_timeout: float, bo
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Processes answering S3 on the shared port  [default: one per core up to 8 with more "
                    "than 2 cores, else 1]")
-@_limit_options
+@_gateway_options
 def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_cert: Path | None,
            tls_key: Path | None, containers: int, no_sync: bool, workers: int | None, max_connections: int,
-           body_budget: int, body_idle_timeout: float, body_deadline: float) -> None:
+           body_budget: int, body_idle_timeout: float, body_deadline: float,
+           free_grace: float) -> None:
     """Run manager, storage and gateway on DATA_DIR (the embedded default)."""
     from leofs.embedded import ServerOptions, default_workers, run_server
 
@@ -84,7 +89,7 @@ def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_
         data_dir=data_dir, address=parse_address(address), admin_address=parse_address(admin_address),
         tls_cert=tls_cert, tls_key=tls_key, containers=containers, sync=not no_sync,
         workers=workers if workers is not None else default_workers(),
-        gateway=_limits(max_connections, body_budget, body_idle_timeout, body_deadline),
+        gateway=_gateway_config(max_connections, body_budget, body_idle_timeout, body_deadline, free_grace),
     )
     asyncio.run(run_server(options))
 
@@ -166,11 +171,11 @@ def storage(name: str, data_dir: Path, manager_address: str, address: str, rack:
 @click.option("--protocol", type=click.Choice(["s3", "rest"]), default="s3", show_default=True)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
-@_limit_options
+@_gateway_options
 @_secret_option
 def gateway(manager_address: str, address: str, admin_address: str, name: str | None, protocol: str,
             tls_cert: Path | None, tls_key: Path | None, cluster_secret: str | None, max_connections: int,
-            body_budget: int, body_idle_timeout: float, body_deadline: float) -> None:
+            body_budget: int, body_idle_timeout: float, body_deadline: float, free_grace: float) -> None:
     """Run an S3 gateway in front of a cluster."""
     from leofs.gateway.cluster import GatewayOptions, run_gateway
 
@@ -184,7 +189,8 @@ def gateway(manager_address: str, address: str, admin_address: str, name: str | 
         manager=manager_address, address=addr, name=name or f"gateway@{addr[0]}:{addr[1]}",
         admin_address=parse_address(admin_address),
         tls_cert=tls_cert, tls_key=tls_key, secret=cluster_secret,
-        config=_limits(max_connections, body_budget, body_idle_timeout, body_deadline))))
+        config=_gateway_config(max_connections, body_budget, body_idle_timeout, body_deadline,
+                               free_grace))))
 
 
 cli.add_command(adm)

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 from typing import BinaryIO, NamedTuple, Protocol
 
 from leofs.s3.errors import S3Error
-from leofs.storage.store import CommonPrefix, DiskFull, Entry, PutResult, StaleEntry
+from leofs.storage.store import CommonPrefix, DiskFull, Entry, PutResult, StaleEntry, WriteConflict
+
+__all__ = ["Backend", "Replaced", "WriteConflict"]
 
 STREAM_PIECE = 1024 * 1024
 
@@ -47,13 +49,15 @@ class Backend(Protocol):
         md5: bytes | None = None,
         clock: int | None = None,
         timestamp: int | None = None,
+        expect: int | None = None,
     ) -> tuple[Entry, Replaced | None]:
         """Store a record; answers the entry written and the version it replaced, when known (None
         for a new key or a write not applied; a cluster knows it when the coordinator holds a
-        replica)."""
+        replica). ``expect`` makes it a compare-and-set where writes are serialised (0: no live
+        version; else the clock of the live version): :class:`WriteConflict` when it does not hold."""
         ...
 
-    async def delete(self, ns: int, key: bytes) -> Replaced | None:
+    async def delete(self, ns: int, key: bytes, *, expect: int | None = None) -> Replaced | None:
         """Write a tombstone; answers the version it replaced, when known (as for ``put``)."""
         ...
 
@@ -98,10 +102,10 @@ class LocalStore(Protocol):
 
     async def put(self, ns: int, key: bytes, data: bytes | memoryview, *, meta: bytes = b"",
                   clock: int | None = None, timestamp: int | None = None, cindex: int = 0, cnumber: int = 0,
-                  csize: int = 0, md5: bytes | None = None) -> PutResult: ...  # fmt: skip
+                  csize: int = 0, md5: bytes | None = None, expect: int | None = None) -> PutResult: ...  # fmt: skip
 
     async def delete(self, ns: int, key: bytes, *, clock: int | None = None,
-                     timestamp: int | None = None) -> PutResult: ...  # fmt: skip
+                     timestamp: int | None = None, expect: int | None = None) -> PutResult: ...  # fmt: skip
 
     def get(self, ns: int, key: bytes) -> Entry | None: ...
 
@@ -135,18 +139,19 @@ class EmbeddedBackend:
         md5: bytes | None = None,
         clock: int | None = None,
         timestamp: int | None = None,
+        expect: int | None = None,
     ) -> tuple[Entry, Replaced | None]:
         try:
             result = await self.store.put(
                 ns, key, data, meta=meta, cindex=cindex, cnumber=cnumber, csize=csize, md5=md5,
-                clock=clock, timestamp=timestamp,
+                clock=clock, timestamp=timestamp, expect=expect,
             )
         except DiskFull:
             raise S3Error("InsufficientStorage") from None
         return result.entry, Replaced(result.previous) if result.applied and result.previous else None
 
-    async def delete(self, ns: int, key: bytes) -> Replaced | None:
-        result = await self.store.delete(ns, key)
+    async def delete(self, ns: int, key: bytes, *, expect: int | None = None) -> Replaced | None:
+        result = await self.store.delete(ns, key, expect=expect)
         return Replaced(result.previous) if result.applied and result.previous else None
 
     async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None:

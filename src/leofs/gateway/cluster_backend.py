@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import aiohttp
 
-from leofs.gateway.backend import Replaced, VersionGone
+from leofs.gateway.backend import Replaced, VersionGone, WriteConflict
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ClusterState
 from leofs.internal.messages import (
@@ -70,7 +70,8 @@ class ClusterBackend:
         return {"ns": str(ns), "key": key_param(key), **{k: str(v) for k, v in extra.items()}}
 
     async def _coordinated(self, method: str, ns: int, key: bytes, *, data: bytes | memoryview | None = None,
-                           header: PutHeader | None = None) -> tuple[Entry, Replaced | None]:
+                           header: PutHeader | None = None,
+                           expect: int | None = None) -> tuple[Entry, Replaced | None]:  # fmt: skip
         nodes = self._writers(key)
         if not nodes:
             raise S3Error("ServiceUnavailable", "No replica of this key is available.")
@@ -79,8 +80,9 @@ class ClusterBackend:
             headers[PUT_HEADER] = encode_b64(header)
         for node in nodes:
             try:
+                params = self._query(ns, key) if expect is None else self._query(ns, key, expect=expect)
                 async with self.client.request(method, self.state.address(node), "/obj",
-                                               params=self._query(ns, key), data=data, headers=headers) as resp:
+                                               params=params, data=data, headers=headers) as resp:
                     body = await resp.read()
                     if resp.status == 200:
                         written = written_decoder.decode(body)
@@ -88,6 +90,8 @@ class ClusterBackend:
                         if written.previous is not None:
                             replaced = Replaced(written.previous, written.previous_data)
                         return written.entry, replaced
+                    if resp.status == 412:  # the coordinator's compare-and-set did not hold
+                        raise WriteConflict(body[:200].decode(errors="replace"))
                     _raise_for_status(resp.status, body)
             except _NODE_ERRORS as exc:
                 log.info("storage node %s failed on %s: %s; trying the next replica", node.name, method, exc)
@@ -96,14 +100,14 @@ class ClusterBackend:
     async def put(
         self, ns: int, key: bytes, data: bytes | memoryview, *, meta: bytes = b"", cindex: int = 0,
         cnumber: int = 0, csize: int = 0, md5: bytes | None = None, clock: int | None = None,
-        timestamp: int | None = None,
+        timestamp: int | None = None, expect: int | None = None,
     ) -> tuple[Entry, Replaced | None]:
         header = PutHeader(meta=meta, cindex=cindex, cnumber=cnumber, csize=csize, md5=md5, clock=clock,
-                           timestamp=timestamp)
+                           timestamp=timestamp, expect=expect)
         return await self._coordinated("PUT", ns, key, data=bytes(data), header=header)
 
-    async def delete(self, ns: int, key: bytes) -> Replaced | None:
-        return (await self._coordinated("DELETE", ns, key))[1]
+    async def delete(self, ns: int, key: bytes, *, expect: int | None = None) -> Replaced | None:
+        return (await self._coordinated("DELETE", ns, key, expect=expect))[1]
 
     async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None:
         # without the coordinate role the node answers from its own copy (no read-repair fan-out)

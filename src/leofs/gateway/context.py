@@ -38,6 +38,9 @@ class GatewayConfig(msgspec.Struct, kw_only=True):
     # the longest a request body may take to arrive (400 RequestTimeout beyond): the longest PUT,
     # which bounds how young an unreferenced chunk gc may delete (maintenance.min_chunk_grace)
     body_deadline: float = 6 * 3600.0
+    #: seconds before the chunks of a replaced version are freed: reads that started before the
+    #: overwrite finish with the old bytes (leofs.gateway.grace)
+    free_grace: float = 300.0
 
 
 _REQUEST_PREFIX = secrets.token_hex(4).upper()

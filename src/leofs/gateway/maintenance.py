@@ -24,6 +24,7 @@ import msgspec
 from leofs.gateway.backend import scan_entries
 from leofs.gateway.records import (
     NS_CHUNK,
+    NS_DONE,
     NS_OBJECT,
     NS_PART,
     NS_UPLOAD,
@@ -118,6 +119,10 @@ async def expire_uploads(gw: Gateway, *, older_than: float = DEFAULT_UPLOAD_EXPI
         bucket, _, key = base.partition("/")
         await abort_upload(gw, bucket, key, upload.upload_id)
         report.deleted += 1
+    # completed uploads' results (kept for repeated Completes) go after the same age
+    async for item in scan_entries(gw.backend, NS_DONE, b""):
+        if item.timestamp <= cutoff:
+            await gw.backend.delete(NS_DONE, item.key)
     return report
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
 
-from leofs.gateway.backend import Backend, Replaced
-from leofs.gateway.blobs import Ingested, delete_manifest
+from leofs.gateway.backend import Backend, Replaced, WriteConflict
+from leofs.gateway.blobs import Ingested
+from leofs.gateway.grace import free_later
 from leofs.gateway.records import (
     NS_CHUNK,
     NS_OBJECT,
@@ -24,8 +26,13 @@ from leofs.gateway.records import (
     object_key,
     object_meta_decoder,
 )
+from leofs.s3.conditions import check_write_conditions
 from leofs.s3.errors import S3Error
+from leofs.storage.model import EXPECT_ABSENT
 from leofs.storage.store import CorruptData, Entry
+
+if TYPE_CHECKING:
+    from leofs.gateway.app import Gateway
 
 log = logging.getLogger("leofs.gateway.objects")
 
@@ -83,6 +90,29 @@ async def replaced_object(backend: Backend, replaced: Replaced | None) -> Stored
     return StoredObject(previous, object_meta_decoder.decode(previous.meta), manifest)
 
 
+def expected_version(obj: StoredObject | None) -> int:
+    """The ``expect`` of a write that must replace exactly ``obj`` (absent: no live version)."""
+    return obj.entry.clock if obj is not None else EXPECT_ABSENT
+
+
+async def write_if(
+    backend: Backend, bucket: str, key: str, headers: Mapping[str, str], meta: ObjectMeta,
+    body: Ingested | Manifest | bytes, *, attempts: int = 5,
+) -> tuple[Entry, Replaced | None]:
+    """Write an object under its conditional headers (If-Match, If-None-Match): the conditions are
+    judged on the current version, and the write is a compare-and-set on that very version, so a
+    write that slipped in between is noticed (by the writer that serialises the key's writes) and
+    the conditions are judged again on it. Raises the S3 error of a condition that fails."""
+    for _ in range(attempts):
+        current = await load_object(backend, bucket, key)
+        check_write_conditions(headers, current.etag if current else None)
+        try:
+            return await write_object(backend, bucket, key, meta, body, expect=expected_version(current))
+        except WriteConflict:
+            continue
+    raise S3Error("ConditionalRequestConflict")
+
+
 async def fetch_object(backend: Backend, bucket: str, key: str) -> tuple[StoredObject, bytes | None] | None:
     """An object and, when it is stored inline, its body: one call to a remote backend."""
     got = await backend.fetch(NS_OBJECT, object_key(bucket, key))
@@ -98,10 +128,12 @@ async def fetch_object(backend: Backend, bucket: str, key: str) -> tuple[StoredO
 
 
 async def write_object(
-    backend: Backend, bucket: str, key: str, meta: ObjectMeta, body: Ingested | Manifest | bytes
+    backend: Backend, bucket: str, key: str, meta: ObjectMeta, body: Ingested | Manifest | bytes,
+    *, expect: int | None = None,
 ) -> tuple[Entry, Replaced | None]:
     """Store an object record: inline data, or a manifest of blobs (``cnumber`` > 0). Answers the
-    entry written and the one it replaced when the backend reports it (see :meth:`Backend.put`)."""
+    entry written and the one it replaced when the backend reports it (see :meth:`Backend.put`);
+    ``expect`` makes it a compare-and-set (raises WriteConflict)."""
     if isinstance(body, Manifest):
         manifest = body
     elif isinstance(body, Ingested) and body.blob is not None:
@@ -109,24 +141,21 @@ async def write_object(
     else:
         data = body if isinstance(body, bytes) else (body.inline or b"")
         md5 = bytes.fromhex(meta.etag) if len(meta.etag) == 32 else None
-        return await backend.put(NS_OBJECT, object_key(bucket, key), data, meta=meta_encoder.encode(meta), md5=md5)
+        return await backend.put(NS_OBJECT, object_key(bucket, key), data, meta=meta_encoder.encode(meta), md5=md5,
+                                 expect=expect)
     count = sum(blob.count for blob in manifest.blobs) or 1
     chunk = manifest.blobs[0].chunk_size if manifest.blobs else 0
     return await backend.put(
         NS_OBJECT, object_key(bucket, key), meta_encoder.encode(manifest),
-        meta=meta_encoder.encode(meta), cnumber=count, csize=chunk,
+        meta=meta_encoder.encode(meta), cnumber=count, csize=chunk, expect=expect,
     )
 
 
-def forget_later(
-    tasks: set[asyncio.Future[None]], backend: Backend, bucket: str, key: str, old: StoredObject | None
-) -> None:
-    """Delete the chunks of a replaced version in the background."""
+def forget_later(gw: Gateway, bucket: str, key: str, old: StoredObject | None) -> None:
+    """Free the chunks of a replaced version, after the grace (see :mod:`leofs.gateway.grace`)."""
     if old is None or old.manifest is None:
         return
-    task = asyncio.ensure_future(delete_manifest(backend, bucket, key, old.manifest))
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    free_later(gw, bucket, key, old.manifest.blobs)
 
 
 @dataclass(slots=True, frozen=True)

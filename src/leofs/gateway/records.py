@@ -6,8 +6,14 @@ Key layout (namespaces of the storage engine; all keys start with ``bucket/``):
   :class:`Manifest` (large and multipart objects, ``cnumber`` > 0). Meta = :class:`ObjectMeta`.
 - NS_CHUNK ``bucket/key\\n<blob id>\\n<i>``: chunk ``i`` (1-based) of a blob. A blob id is unique
   per write, so a new write never overwrites chunks an older version still points at.
-- NS_UPLOAD ``bucket/key\\n<upload id>``: an open multipart upload. Meta = :class:`UploadMeta`.
+- NS_UPLOAD ``bucket/key\\n<upload id>``: an open (or completing) multipart upload. Meta =
+  :class:`UploadMeta`. Every change of the upload (a part stored, Complete, Abort) rewrites or
+  deletes it with a compare-and-set on its clock: that serialises the operations on one upload.
 - NS_PART ``bucket/key\\n<upload id>\\n<part number, 5 digits>``: an uploaded part. Meta = :class:`Blob`.
+- NS_DONE ``bucket/key\\n<upload id>``: a completed upload's result (UploadMeta, state
+  ``completed``), so that a repeated Complete answers the same; removed by the upload expiry.
+- NS_FENCE ``bucket``: the bucket generations deleted or being deleted (:class:`Fence`), which
+  writes in flight check after their record landed (``leofs.gateway.fence``).
 """
 
 from __future__ import annotations
@@ -17,9 +23,13 @@ import msgspec
 from leofs.storage.store import NS_CHUNK, NS_OBJECT, NS_UPLOAD
 
 NS_PART = 3
+NS_DONE = 4
+NS_FENCE = 5
 
 __all__ = [
     "NS_CHUNK",
+    "NS_DONE",
+    "NS_FENCE",
     "NS_OBJECT",
     "NS_PART",
     "NS_UPLOAD",
@@ -71,16 +81,35 @@ class ObjectMeta(msgspec.Struct, array_like=True, omit_defaults=True):
     grants: list[tuple[str, str, str]] | None = None  # (grantee_type, grantee, permission)
     parts_count: int = 0
     storage_class: str = "STANDARD"
+    generation: float = 0.0  # the bucket's creation time when written (0: written before it was recorded)
 
 
 class UploadMeta(msgspec.Struct, array_like=True, omit_defaults=True):
-    """An open multipart upload: the metadata the completed object will get."""
+    """A multipart upload: the metadata the completed object will get.
+
+    ``state`` is "open", then "completing" once a Complete chose its parts (``numbers``, ``blobs``;
+    ``meta`` is then the object's final metadata and ``base`` the clock of the object version it
+    replaces, 0 for none), and "completed" in its NS_DONE record."""
 
     upload_id: str
     initiated: int  # microseconds
     meta: ObjectMeta
     checksum_algorithm: str | None = None
     checksum_type: str | None = None
+    state: str = "open"
+    numbers: list[int] | None = None
+    blobs: list[Blob] | None = None
+    base: int = 0
+
+
+class Fence(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Deleted bucket generations (a generation is the bucket's ``created`` time): the last few
+    deleted (compared for equality, so a manager clock that stepped back cannot fence a new
+    bucket), and the one being deleted by a DeleteBucket in progress since ``started`` (µs)."""
+
+    deleted: list[float] = msgspec.field(default_factory=list)
+    deleting: float = 0.0
+    started: int = 0
 
 
 meta_encoder = msgspec.msgpack.Encoder()
@@ -88,6 +117,7 @@ object_meta_decoder = msgspec.msgpack.Decoder(ObjectMeta)
 blob_decoder = msgspec.msgpack.Decoder(Blob)
 manifest_decoder = msgspec.msgpack.Decoder(Manifest)
 upload_decoder = msgspec.msgpack.Decoder(UploadMeta)
+fence_decoder = msgspec.msgpack.Decoder(Fence)
 
 
 def object_key(bucket: str, key: str) -> bytes:
@@ -101,6 +131,14 @@ def chunk_key(bucket: str, key: str, blob_id: str, index: int) -> bytes:
 
 
 def upload_key(bucket: str, key: str, upload_id: str) -> bytes:
+    return f"{bucket}/{key}\n{upload_id}".encode()
+
+
+def fence_key(bucket: str) -> bytes:
+    return bucket.encode()
+
+
+def done_key(bucket: str, key: str, upload_id: str) -> bytes:
     return f"{bucket}/{key}\n{upload_id}".encode()
 
 

@@ -100,6 +100,9 @@ class PutHeader(msgspec.Struct, frozen=True, omit_defaults=True):
     md5: bytes | None = None
     clock: int | None = None
     timestamp: int | None = None
+    #: from a gateway only: a compare-and-set the coordinator evaluates on its own replica first
+    #: (0 = no live version, else the live version's clock; 412 when it does not hold)
+    expect: int | None = None
 
 
 class Written(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -85,5 +85,26 @@ class DiskFull(Exception):
     """Raised by writes when free space is below the reserve; reads, deletes and compaction go on."""
 
 
+class WriteConflict(Exception):
+    """Raised by a conditional write (``expect``) when the key's current version is not the one
+    expected: the compare-and-set is evaluated by the writer, against the index and the writes
+    before it in the same batch."""
+
+
+#: ``expect`` value of a write that must not replace a live version (the key is absent or deleted)
+EXPECT_ABSENT = 0
+
+
+def condition_holds(expect: int | None, current: Entry | None) -> bool:
+    """Whether a write conditioned on ``expect`` may replace ``current``: None = unconditional,
+    :data:`EXPECT_ABSENT` = no live version, otherwise the live version's clock must equal it."""
+    if expect is None:
+        return True
+    live = current is not None and not current.tombstone
+    if expect == EXPECT_ABSENT:
+        return not live
+    return live and current is not None and current.clock == expect
+
+
 class CorruptData(Exception):
     """Raised when stored data fails its checksum on read."""

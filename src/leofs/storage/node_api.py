@@ -4,8 +4,8 @@ Every call carries the cluster secret (403 otherwise; for PUT the check runs at 
 100-continue`` time, before the body is sent). Object calls take ``ns`` and ``key`` (urlsafe base64)
 in the query and ``X-Leofs-Role: coordinate|replica`` (default replica: only what the node itself
 stores). Answers: msgpack ``Entry`` bodies; 400 bad request, 403 secret, 404 missing or tombstone,
-409 clock mismatch or unusable local copy, 416 range outside the object, 503 quorum not reachable
-or no ring yet, 507 disk full.
+409 clock mismatch or unusable local copy, 412 a conditional write's ``expect`` did not hold, 416
+range outside the object, 503 quorum not reachable or no ring yet, 507 disk full.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from leofs.internal.messages import (
 from leofs.internal.secret import SecretGuard
 from leofs.manager.admin import AdminError
 from leofs.storage.coordinator import Unavailable
-from leofs.storage.store import CorruptData, DiskFull, Entry, StaleEntry
+from leofs.storage.store import CorruptData, DiskFull, Entry, StaleEntry, WriteConflict
 
 if TYPE_CHECKING:
     from leofs.storage.node import StorageNode
@@ -136,6 +136,8 @@ class NodeAPI:
             return web.Response(status=503, text=str(exc))
         except DiskFull as exc:
             return web.Response(status=507, text=str(exc) or "disk full")
+        except WriteConflict as exc:
+            return web.Response(status=412, text=str(exc))
 
     # -- objects ------------------------------------------------------------------------------------
     @staticmethod
@@ -170,7 +172,7 @@ class NodeAPI:
         ns, key = _ns_key(request)
         try:
             if self._coordinating(request):
-                return _written_response(await self.coordinator.delete(ns, key))
+                return _written_response(await self.coordinator.delete(ns, key, expect=_int(request, "expect")))
             clock = _int(request, "clock")
             if clock is None:
                 raise _bad("a replica delete needs the coordinator's clock")

@@ -58,18 +58,22 @@ class SharedStore(StoreReads):
         cnumber: int = 0,
         csize: int = 0,
         md5: bytes | None = None,
+        expect: int | None = None,
     ) -> PutResult:
         """Store ``data`` under (ns, key); returns once durable (see ``ObjectStore.put``)."""
         check_write(key, meta, md5)
-        request = WriteRequest(0, False, ns, bytes(key), bytes(meta), clock, timestamp, cindex, cnumber, csize, md5)
+        request = WriteRequest(0, False, ns, bytes(key), bytes(meta), clock, timestamp, cindex, cnumber, csize, md5,
+                               expect)  # fmt: skip
         return await self._link.submit(request, data)
 
     async def delete(
-        self, ns: int, key: bytes, *, clock: int | None = None, timestamp: int | None = None
+        self, ns: int, key: bytes, *, clock: int | None = None, timestamp: int | None = None,
+        expect: int | None = None,
     ) -> PutResult:
         """Write a tombstone for (ns, key) (see ``ObjectStore.delete``)."""
         check_write(key)
-        return await self._link.submit(WriteRequest(0, True, ns, bytes(key), clock=clock, timestamp=timestamp))
+        return await self._link.submit(WriteRequest(0, True, ns, bytes(key), clock=clock, timestamp=timestamp,
+                                                    expect=expect))
 
     async def close(self) -> None:
         await self._link.close()

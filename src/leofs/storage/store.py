@@ -41,6 +41,7 @@ from leofs.storage.model import (
     DiskFull,
     Entry,
     PutResult,
+    WriteConflict,
 )
 from leofs.storage.needle import HEADER_SIZE, LOG_HEADER_SIZE, check_write
 from leofs.storage.reads import StaleEntry, StoreReads
@@ -62,6 +63,7 @@ __all__ = [
     "PutResult",
     "StaleEntry",
     "Stats",
+    "WriteConflict",
 ]
 
 log = logging.getLogger("leofs.storage")
@@ -246,9 +248,12 @@ class ObjectStore(StoreReads):
         cnumber: int = 0,
         csize: int = 0,
         md5: bytes | None = None,
+        expect: int | None = None,
     ) -> asyncio.Future[PutResult]:
         """Queue a put (or with ``tombstone`` a delete) and return its future, resolved once the
-        write is durable: for callers that answer from a callback (the write link)."""
+        write is durable: for callers that answer from a callback (the write link). With ``expect``
+        the write is a compare-and-set (see :func:`~leofs.storage.model.condition_holds`); it fails
+        with :class:`WriteConflict`."""
         check_write(key, meta, md5)
         if self._closed:
             raise RuntimeError("store is closed")
@@ -257,7 +262,7 @@ class ObjectStore(StoreReads):
         if tombstone:
             data, meta, cindex, cnumber, csize, md5 = b"", b"", 0, 0, 0, None
         self._writer.queue.put(WriteOp(tombstone, ns, bytes(key), data, bytes(meta), clock, timestamp, cindex,
-                                       cnumber, csize, md5, loop, fut))  # fmt: skip
+                                       cnumber, csize, md5, loop, fut, expect))  # fmt: skip
         return fut
 
     async def put(
@@ -273,16 +278,19 @@ class ObjectStore(StoreReads):
         cnumber: int = 0,
         csize: int = 0,
         md5: bytes | None = None,
+        expect: int | None = None,
     ) -> PutResult:
-        """Store ``data`` under (ns, key); returns once durable. Older clocks are not applied."""
+        """Store ``data`` under (ns, key); returns once durable. Older clocks are not applied;
+        ``expect``: a compare-and-set (see ``submit``)."""
         return await self.submit(ns, key, data, meta=meta, clock=clock, timestamp=timestamp, cindex=cindex,
-                                 cnumber=cnumber, csize=csize, md5=md5)  # fmt: skip
+                                 cnumber=cnumber, csize=csize, md5=md5, expect=expect)  # fmt: skip
 
     async def delete(
-        self, ns: int, key: bytes, *, clock: int | None = None, timestamp: int | None = None
+        self, ns: int, key: bytes, *, clock: int | None = None, timestamp: int | None = None,
+        expect: int | None = None,
     ) -> PutResult:
         """Write a tombstone for (ns, key), even if the key is absent (replicas rely on it)."""
-        return await self.submit(ns, key, tombstone=True, clock=clock, timestamp=timestamp)
+        return await self.submit(ns, key, tombstone=True, clock=clock, timestamp=timestamp, expect=expect)
 
     async def _job(self, fn: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import msgspec
 
-from leofs.storage.model import DiskFull, PutResult
+from leofs.storage.model import DiskFull, PutResult, WriteConflict
 from leofs.storage.store import ObjectStore
 
 log = logging.getLogger("leofs.storage.link")
@@ -48,6 +48,7 @@ class WriteRequest(msgspec.Struct, array_like=True, tag="w"):
     cnumber: int = 0
     csize: int = 0
     md5: bytes | None = None
+    expect: int | None = None  # compare-and-set, evaluated by the owner's writer
 
 
 class MetricsRequest(msgspec.Struct, array_like=True, tag="m"):
@@ -59,7 +60,7 @@ class MetricsRequest(msgspec.Struct, array_like=True, tag="m"):
 class WriteReply(msgspec.Struct, array_like=True):
     id: int
     result: PutResult | None = None
-    error: str = ""  # "" | "disk_full" | "invalid" | "failed"
+    error: str = ""  # "" | "disk_full" | "invalid" | "conflict" | "failed"
     message: str = ""  # the error's text, or a metrics query's answer
 
 
@@ -104,6 +105,7 @@ class WriteService:
             fut = self.store.submit(
                 req.ns, req.key, memoryview(data), tombstone=req.tombstone, meta=req.meta, clock=req.clock,
                 timestamp=req.timestamp, cindex=req.cindex, cnumber=req.cnumber, csize=req.csize, md5=req.md5,
+                expect=req.expect,
             )  # fmt: skip
         except ValueError as exc:
             link.reply(WriteReply(req.id, error="invalid", message=str(exc)))
@@ -121,6 +123,8 @@ class WriteService:
             link.reply(WriteReply(rid, fut.result()))
         elif isinstance(exc, DiskFull):
             link.reply(WriteReply(rid, error="disk_full", message=str(exc)))
+        elif isinstance(exc, WriteConflict):
+            link.reply(WriteReply(rid, error="conflict", message=str(exc)))
         elif isinstance(exc, ValueError):
             link.reply(WriteReply(rid, error="invalid", message=str(exc)))
         else:
@@ -341,6 +345,8 @@ class WriteLink:
             fut.set_exception(DiskFull(reply.message))
         elif reply.error == "invalid":
             fut.set_exception(ValueError(reply.message))
+        elif reply.error == "conflict":
+            fut.set_exception(WriteConflict(reply.message))
         else:
             fut.set_exception(RuntimeError(f"write failed in the storage process: {reply.message}"))
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from leofs.storage.container import LogFile, writev_all
 from leofs.storage.index import ContainerState, Index
-from leofs.storage.model import DiskFull, Entry, PutResult
+from leofs.storage.model import DiskFull, Entry, PutResult, WriteConflict, condition_holds
 from leofs.storage.needle import HEADER_SIZE, encode_needle
 
 FREE_SPACE_TTL = 0.1  # seconds between statvfs calls while writes flow ...
@@ -60,6 +60,8 @@ class WriteOp:
     md5: bytes | None
     loop: asyncio.AbstractEventLoop
     fut: asyncio.Future[PutResult]
+    #: compare-and-set: None = unconditional, 0 = no live version, else the live version's clock
+    expect: int | None = None
 
 
 @dataclass(slots=True)
@@ -240,6 +242,9 @@ class Writer:
         for op in ops:
             k = (op.ns, op.key)
             cur = seen[k] if k in seen else stored[k]
+            if not condition_holds(op.expect, cur):  # cur includes this batch's earlier writes
+                outcome.append((op, None, WriteConflict(f"the current version of {op.key!r} is not the expected one")))
+                continue
             if op.clock is None:
                 clock = self.next_clock(now)
             else:

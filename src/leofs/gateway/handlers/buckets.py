@@ -10,6 +10,7 @@ from aiohttp import web
 
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
+from leofs.gateway.fence import begin_delete, end_delete
 from leofs.gateway.handlers.headers import canned_acl
 from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
 from leofs.manager.store import AlreadyExists, NotFound
@@ -68,14 +69,22 @@ async def create_bucket(gw: Gateway, req: S3Request) -> web.StreamResponse:
 
 
 async def delete_bucket(gw: Gateway, req: S3Request) -> web.StreamResponse:
-    req.require_bucket()
+    record = req.require_bucket()
     prefix = f"{req.bucket}/".encode()
-    if await gw.backend.scan(NS_OBJECT, prefix, limit=1) or await gw.backend.scan(NS_UPLOAD, prefix, limit=1):
-        raise S3Error("BucketNotEmpty", BucketName=req.bucket or "")
+    # fenced before the emptiness check: a write in flight either shows in the listing or sees the
+    # fence after its record landed and takes itself back (leofs.gateway.fence)
+    await begin_delete(gw, record)
+    deleted = False
     try:
-        await gw.control.delete_bucket(req.bucket or "")
-    except NotFound:
-        raise S3Error("NoSuchBucket", BucketName=req.bucket or "") from None
+        if await gw.backend.scan(NS_OBJECT, prefix, limit=1) or await gw.backend.scan(NS_UPLOAD, prefix, limit=1):
+            raise S3Error("BucketNotEmpty", BucketName=req.bucket or "")
+        try:
+            await gw.control.delete_bucket(req.bucket or "")
+        except NotFound:
+            raise S3Error("NoSuchBucket", BucketName=req.bucket or "") from None
+        deleted = True
+    finally:
+        await end_delete(gw, record, deleted=deleted)
     return web.Response(status=204)
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from leofs.gateway.access import may_list, permitted
 from leofs.gateway.blobs import ChunkWriter
 from leofs.gateway.context import S3Request
+from leofs.gateway.fence import fenced, stamp_generation, undo_write
 from leofs.gateway.handlers.headers import canned_acl, checksum_headers, meta_from_headers
 from leofs.gateway.handlers.objects import object_grants
 from leofs.gateway.objects import (
@@ -147,11 +148,12 @@ async def copy_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     meta.checksum_algorithm, meta.checksum_value = src.meta.checksum_algorithm, src.meta.checksum_value
     meta.checksum_type = src.meta.checksum_type
     meta.parts_count = src.meta.parts_count
+    generation = stamp_generation(meta, req.bucket_record)
+    blobs: list[Blob] = []
     if src.manifest is None:
         data = await gw.backend.read(src.entry)
         entry, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, data)
     else:
-        blobs = []
         position = 0
         for blob in src.manifest.blobs:
             copied, _ = await copy_range(gw, src_bucket, src_key, src, position, position + blob.size - 1,
@@ -161,9 +163,12 @@ async def copy_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
                               blob.checksum, blob.checksum_algorithm, blob.last_modified))
             position += blob.size
         entry, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, Manifest(blobs))
+    if await fenced(gw, req.bucket or "", generation):  # the bucket was deleted meanwhile
+        await undo_write(gw, req.bucket or "", req.key, entry, replaced, blobs)
+        raise S3Error("NoSuchBucket", BucketName=req.bucket or "")
     old = await replaced_object(gw.backend, replaced)
     # the copy has blobs of its own, so the replaced version's chunks can always go
-    forget_later(gw.background, gw.backend, req.bucket or "", req.key, old)
+    forget_later(gw, req.bucket or "", req.key, old)
     checksum = ""
     if meta.checksum_algorithm and meta.checksum_value:
         checksum = elem("Checksum" + meta.checksum_algorithm, meta.checksum_value)

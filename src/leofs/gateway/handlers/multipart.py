@@ -8,33 +8,43 @@ the object's manifest from the part blobs without copying any data.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import itertools
 import secrets
 import time
 from typing import TYPE_CHECKING
 
+import msgspec
 from aiohttp import web
 
-from leofs.gateway.backend import scan_entries
-from leofs.gateway.blobs import delete_blob, ingest
+from leofs.gateway.backend import WriteConflict
+from leofs.gateway.blobs import ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
+from leofs.gateway.fence import fenced, stamp_generation
 from leofs.gateway.handlers.buckets import owner_of
 from leofs.gateway.handlers.copy import copy_range, copy_source
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers
-from leofs.gateway.objects import forget_later, load_object, write_object
+from leofs.gateway.objects import expected_version, load_object
 from leofs.gateway.records import (
-    NS_PART,
     NS_UPLOAD,
     Blob,
-    Manifest,
     UploadMeta,
-    blob_decoder,
     meta_encoder,
-    part_key,
     upload_decoder,
     upload_key,
+)
+from leofs.gateway.uploads import (
+    abort,
+    await_result,
+    finish,
+    parts_of,
+    read_done,
+    read_upload,
+    reopen,
+    store_part,
+    write_upload,
 )
 from leofs.s3.checksums import ALGORITHMS, combine_crc, composite, header_name
 from leofs.s3.conditions import check_write_conditions
@@ -42,8 +52,8 @@ from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key
 from leofs.s3.numeric import bounded, decimal
 from leofs.s3.responses import document, elem, iso8601, quote_etag
-from leofs.s3.xmlparse import parse_complete_multipart
-from leofs.storage.store import CommonPrefix
+from leofs.s3.xmlparse import CompletedPart, parse_complete_multipart
+from leofs.storage.store import CommonPrefix, Entry
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
@@ -58,11 +68,12 @@ def _now_us() -> int:
 
 
 async def _upload(gw: Gateway, req: S3Request) -> UploadMeta:
+    """The request's open upload (NoSuchUpload once it is completing, completed or aborted)."""
     upload_id = req.query.get("uploadId", "")
-    entry = await gw.backend.head(NS_UPLOAD, upload_key(req.bucket or "", req.key or "", upload_id))
-    if entry is None or not upload_id:
+    got = await read_upload(gw.backend, req.bucket or "", req.key or "", upload_id)
+    if got is None or got[1].state != "open":
         raise S3Error("NoSuchUpload", UploadId=upload_id)
-    return upload_decoder.decode(entry.meta)
+    return got[1]
 
 
 def _part_number(req: S3Request) -> int:
@@ -92,9 +103,13 @@ async def create_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResp
         raise S3Error("InvalidRequest", "The x-amz-checksum-type header can only be used with the "
                       "x-amz-checksum-algorithm header.")
     upload_id = secrets.token_hex(16)
+    generation = stamp_generation(meta, req.bucket_record)
     upload = UploadMeta(upload_id, _now_us(), meta, algorithm, ctype)
-    await gw.backend.put(NS_UPLOAD, upload_key(req.bucket or "", req.key, upload_id), b"",
-                         meta=meta_encoder.encode(upload))
+    record = upload_key(req.bucket or "", req.key, upload_id)
+    await gw.backend.put(NS_UPLOAD, record, b"", meta=meta_encoder.encode(upload))
+    if await fenced(gw, req.bucket or "", generation):  # the bucket was deleted meanwhile
+        await gw.backend.delete(NS_UPLOAD, record)
+        raise S3Error("NoSuchBucket", BucketName=req.bucket or "")
     body = elem("Bucket", req.bucket) + elem("Key", req.key) + elem("UploadId", upload_id)
     headers = {}
     if algorithm:
@@ -104,11 +119,7 @@ async def create_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResp
 
 
 async def _store_part(gw: Gateway, req: S3Request, number: int, blob: Blob) -> None:
-    key = part_key(req.bucket or "", req.key or "", req.query["uploadId"], number)
-    previous = await gw.backend.head(NS_PART, key)
-    await gw.backend.put(NS_PART, key, b"", meta=meta_encoder.encode(blob))
-    if previous is not None:  # a re-uploaded part replaces the old one
-        await delete_blob(gw.backend, req.bucket or "", req.key or "", blob_decoder.decode(previous.meta))
+    await store_part(gw, req.bucket or "", req.key or "", req.query["uploadId"], number, blob)
 
 
 async def upload_part(gw: Gateway, req: S3Request) -> web.StreamResponse:
@@ -164,16 +175,13 @@ async def upload_part_copy(gw: Gateway, req: S3Request) -> web.StreamResponse:
     return web.Response(body=document("CopyPartResult", body), content_type="application/xml")
 
 
-async def _parts(gw: Gateway, bucket: str, key: str, upload_id: str) -> dict[int, Blob]:
-    prefix = f"{bucket}/{key}\n{upload_id}\n".encode()
-    return {int(e.key[len(prefix):]): blob_decoder.decode(e.meta)
-            async for e in scan_entries(gw.backend, NS_PART, prefix)}
-
-
 async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    upload = await _upload(gw, req)
-    bucket, key = req.bucket or "", req.key
+    bucket, key, upload_id = req.bucket or "", req.key, req.query.get("uploadId", "")
+    got = await read_upload(gw.backend, bucket, key, upload_id)
+    done = None if got is not None else await read_done(gw.backend, bucket, key, upload_id)
+    if got is None and done is None:
+        raise S3Error("NoSuchUpload", UploadId=upload_id)
     body = await RequestBody(req.http, req.auth).read_all(gw.config.max_xml_body)
     requested = parse_complete_multipart(body)
     if not requested:
@@ -182,7 +190,66 @@ async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamRe
     numbers = [part.part_number for part in requested]
     if any(a >= b for a, b in itertools.pairwise(numbers)):  # the whole list, before any part
         raise S3Error("InvalidPartOrder")
-    stored = await _parts(gw, bucket, key, upload.upload_id)
+    for _ in range(_ATTEMPTS):
+        if got is None:  # completed (or completing) already: the same answer for the same parts
+            return _completed(req, bucket, key, _same_parts(done, requested, upload_id))
+        entry, upload = got
+        if upload.state != "open":
+            done = await await_result(gw, bucket, key, upload_id)
+            if done is not None:
+                return _completed(req, bucket, key, _same_parts(done, requested, upload_id))
+            got, done = await _reread(gw, bucket, key, upload_id)  # open again: that Complete failed
+            continue
+        stored = await parts_of(gw.backend, bucket, key, upload_id)
+        blobs = _chosen(upload, stored, requested)
+        old = await load_object(gw.backend, bucket, key)
+        check_write_conditions(req.headers, old.etag if old else None)
+        meta = msgspec.structs.replace(upload.meta)
+        stamp_generation(meta, req.bucket_record)
+        meta.size = sum(b.size for b in blobs)
+        etag_md5 = hashlib.md5(b"".join(bytes.fromhex(b.md5) for b in blobs)).hexdigest()
+        meta.etag = f"{etag_md5}-{len(blobs)}"
+        meta.parts_count = len(blobs)
+        _final_checksum(upload, blobs, meta)
+        completing = msgspec.structs.replace(upload, meta=meta, state="completing", numbers=numbers, blobs=blobs,
+                                             base=expected_version(old))
+        try:  # the serialisation point: fails if a part was stored, or another Complete or an Abort came first
+            entry = await write_upload(gw.backend, bucket, key, completing, expect=entry.clock)
+        except WriteConflict:
+            got, done = await _reread(gw, bucket, key, upload_id)
+            continue
+        while not await finish(gw, bucket, key, entry, completing):
+            # the object changed after the conditions were judged: judge them on what is there now
+            old = await load_object(gw.backend, bucket, key)
+            try:
+                check_write_conditions(req.headers, old.etag if old else None)
+            except S3Error:
+                await reopen(gw, bucket, key, entry, upload)
+                raise
+            completing = msgspec.structs.replace(completing, base=expected_version(old))
+            try:
+                entry = await write_upload(gw.backend, bucket, key, completing, expect=entry.clock)
+            except WriteConflict:  # taken over (we stalled past the lease): its result is ours
+                raise S3Error("ConditionalRequestConflict") from None
+        return _completed(req, bucket, key, completing)
+    raise S3Error("ConditionalRequestConflict")
+
+
+async def _reread(gw: Gateway, bucket: str, key: str, upload_id: str) -> tuple[tuple[Entry, UploadMeta] | None,
+                                                                              UploadMeta | None]:
+    """The upload's record, or else its result; NoSuchUpload when neither is there (aborted)."""
+    got = await read_upload(gw.backend, bucket, key, upload_id)
+    done = None if got is not None else await read_done(gw.backend, bucket, key, upload_id)
+    if got is None and done is None:
+        raise S3Error("NoSuchUpload", UploadId=upload_id)
+    return got, done
+
+
+_ATTEMPTS = 20  # a Complete re-lists the parts when one was stored meanwhile; uploads of parts end
+
+
+def _chosen(upload: UploadMeta, stored: dict[int, Blob], requested: list[CompletedPart]) -> list[Blob]:
+    """The blobs of the requested parts, checked (ETags, checksums, minimum part size)."""
     blobs: list[Blob] = []
     for index, part in enumerate(requested):
         blob = stored.get(part.part_number)
@@ -195,18 +262,22 @@ async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamRe
             raise S3Error("EntityTooSmall", ProposedSize=str(blob.size), MinSizeAllowed=str(MIN_PART_SIZE),
                           PartNumber=str(part.part_number), ETag=blob.md5)
         blobs.append(blob)
-    old = await load_object(gw.backend, bucket, key)
-    check_write_conditions(req.headers, old.etag if old else None)
+    return blobs
+
+
+def _same_parts(done: UploadMeta | None, requested: list[CompletedPart], upload_id: str) -> UploadMeta:
+    """A completed upload, when a repeated Complete names the parts it was completed with."""
+    if done is None or done.numbers is None or done.blobs is None:
+        raise S3Error("NoSuchUpload", UploadId=upload_id)
+    if [p.part_number for p in requested] != done.numbers or any(
+        p.etag.strip().strip('"').lower() != b.md5 for p, b in zip(requested, done.blobs, strict=True)
+    ):
+        raise S3Error("NoSuchUpload", UploadId=upload_id)
+    return done
+
+
+def _completed(req: S3Request, bucket: str, key: str, upload: UploadMeta) -> web.StreamResponse:
     meta = upload.meta
-    meta.size = sum(b.size for b in blobs)
-    etag_md5 = hashlib.md5(b"".join(bytes.fromhex(b.md5) for b in blobs)).hexdigest()
-    meta.etag = f"{etag_md5}-{len(blobs)}"
-    meta.parts_count = len(blobs)
-    _final_checksum(upload, blobs, meta)
-    await write_object(gw.backend, bucket, key, meta, Manifest(blobs))
-    forget_later(gw.background, gw.backend, bucket, key, old)
-    used = {b.blob_id for b in blobs}
-    await _drop_upload(gw, bucket, key, upload.upload_id, stored, keep=used)
     checksum = ""
     if meta.checksum_algorithm and meta.checksum_value:
         checksum = elem("Checksum" + meta.checksum_algorithm, meta.checksum_value) + elem(
@@ -238,29 +309,21 @@ def _final_checksum(upload: UploadMeta, blobs: list[Blob], meta: object) -> None
     meta.checksum_type = upload.checksum_type
 
 
-async def _drop_upload(gw: Gateway, bucket: str, key: str, upload_id: str, parts: dict[int, Blob],
-                       keep: set[str]) -> None:
-    """Remove an upload: its marker first (so it stops being listed), then parts not in ``keep``."""
-    await gw.backend.delete(NS_UPLOAD, upload_key(bucket, key, upload_id))
-    for number, blob in parts.items():
-        await gw.backend.delete(NS_PART, part_key(bucket, key, upload_id, number))
-        if blob.blob_id not in keep:
-            await delete_blob(gw.backend, bucket, key, blob)
-
-
 async def abort_upload(gw: Gateway, bucket: str, key: str, upload_id: str) -> None:
-    """Remove an upload and free its parts (AbortMultipartUpload, and expiry of old uploads)."""
-    parts = await _parts(gw, bucket, key, upload_id)
-    # never touch the blobs of an object already completed from this upload (a retried abort after
-    # a crash between Complete's steps)
-    current = await load_object(gw.backend, bucket, key)
-    keep = {b.blob_id for b in current.manifest.blobs} if current and current.manifest else set()
-    await _drop_upload(gw, bucket, key, upload_id, parts, keep)
+    """Expire an upload: abort it if open; if a Complete of it died half-way, finish that."""
+    got = await read_upload(gw.backend, bucket, key, upload_id)
+    if got is None:
+        return
+    if got[1].state == "open":
+        with contextlib.suppress(S3Error):  # completed or aborted meanwhile
+            await abort(gw, bucket, key, upload_id)
+        return
+    with contextlib.suppress(S3Error):
+        await await_result(gw, bucket, key, upload_id)
 
 
 async def abort_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResponse:
-    upload = await _upload(gw, req)
-    await abort_upload(gw, req.bucket or "", req.key or "", upload.upload_id)
+    await abort(gw, req.bucket or "", req.key or "", req.query.get("uploadId", ""))
     return web.Response(status=204)
 
 
@@ -270,8 +333,8 @@ async def list_parts(gw: Gateway, req: S3Request) -> web.StreamResponse:
     marker_raw, max_raw = q.get("part-number-marker", "0") or "0", q.get("max-parts", "1000")
     marker = bounded(marker_raw, "part-number-marker", 0, 2**31 - 1)
     max_parts = min(bounded(max_raw, "max-parts", 0, 2**31 - 1), 1000)
-    parts = sorted((n, b) for n, b in (await _parts(gw, req.bucket or "", req.key or "", upload.upload_id)).items()
-                   if n > marker)
+    stored = await parts_of(gw.backend, req.bucket or "", req.key or "", upload.upload_id)
+    parts = sorted((n, b) for n, b in stored.items() if n > marker)
     page, truncated = parts[:max_parts], len(parts) > max_parts
     items = []
     for number, blob in page:
@@ -315,6 +378,8 @@ async def list_multipart_uploads(gw: Gateway, req: S3Request) -> web.StreamRespo
             prefixes.append(f"<CommonPrefixes>{elem('Prefix', item.prefix[len(base):].decode())}</CommonPrefixes>")
             continue
         upload = upload_decoder.decode(item.meta)
+        if upload.state != "open":  # being completed
+            continue
         key = item.key[len(base):].decode().rsplit("\n", 1)[0]
         owner = owner_of(gw, upload.meta.owner) if upload.meta.owner else ""
         out.append(f"<Upload>{elem('Key', key)}{elem('UploadId', upload.upload_id)}"

@@ -10,9 +10,10 @@ from aiohttp import web
 
 from leofs.gateway.access import may_list, permitted
 from leofs.gateway.backend import VersionGone
-from leofs.gateway.blobs import ingest
+from leofs.gateway.blobs import delete_blob, ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
+from leofs.gateway.fence import fenced, stamp_generation, undo_write
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers, response_overrides
 from leofs.gateway.objects import (
     StoredObject,
@@ -22,6 +23,7 @@ from leofs.gateway.objects import (
     raise_for_missing,
     replaced_object,
     send_body,
+    write_if,
     write_object,
 )
 from leofs.gateway.records import NS_OBJECT, object_key
@@ -72,6 +74,7 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     req.require_bucket()
     validate_key(req.key)
     meta = meta_from_headers(req)
+    generation = stamp_generation(meta, req.bucket_record)
     conditional = "If-None-Match" in req.headers or "If-Match" in req.headers
     # the replaced version (whose chunks are freed afterwards) is reported by the write itself, so it
     # is looked up first only to check conditions
@@ -95,11 +98,20 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     if checksum is not None:
         meta.checksum_algorithm, meta.checksum_value = checksum
         meta.checksum_type = "FULL_OBJECT"
-    if conditional:  # the object may have changed while the body streamed in
-        current = await load_object(gw.backend, req.bucket or "", req.key)
-        check_write_conditions(req.headers, current.etag if current else None)
-    _, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
-    forget_later(gw.background, gw.backend, req.bucket or "", req.key, await replaced_object(gw.backend, replaced))
+    if conditional:  # judged again on the version the write replaces (compare-and-set)
+        try:
+            written, replaced = await write_if(gw.backend, req.bucket or "", req.key, req.headers, meta, ingested)
+        except S3Error:
+            if ingested.blob is not None:  # nothing refers to the body's chunks
+                await delete_blob(gw.backend, req.bucket or "", req.key, ingested.blob)
+            raise
+    else:
+        written, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, ingested)
+    if await fenced(gw, req.bucket or "", generation):  # the bucket was deleted while the body streamed
+        await undo_write(gw, req.bucket or "", req.key, written, replaced,
+                         [ingested.blob] if ingested.blob is not None else [])
+        raise S3Error("NoSuchBucket", BucketName=req.bucket or "")
+    forget_later(gw, req.bucket or "", req.key, await replaced_object(gw.backend, replaced))
     headers = {"ETag": f'"{meta.etag}"', **checksum_headers(meta)}
     return web.Response(status=200, headers=headers)
 
@@ -205,7 +217,7 @@ async def delete_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
 async def _delete_one(gw: Gateway, bucket: str, key: str) -> None:
     # the delete reports the version it replaced, whose chunks are freed afterwards
     replaced = await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
-    forget_later(gw.background, gw.backend, bucket, key, await replaced_object(gw.backend, replaced))
+    forget_later(gw, bucket, key, await replaced_object(gw.backend, replaced))
 
 
 async def delete_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:

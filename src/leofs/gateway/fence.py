@@ -1,0 +1,121 @@
+"""Bucket generations: a write in flight never lands in a deleted bucket.
+
+A bucket's generation is its ``created`` time (the manager sets it once, at creation; a bucket
+created again under the same name gets a later one). Writes record the generation they were made
+under (``ObjectMeta.generation``) and check the bucket's fence record (NS_FENCE, in storage, where
+the object records are) before and after their record write; DeleteBucket writes the fence
+*before* it checks that the bucket is empty:
+
+    write:         write record  ->  read fence
+    DeleteBucket:  write fence   ->  list the bucket
+
+so at least one of the two sees the other: either the write finds its generation fenced (it undoes
+itself and answers NoSuchBucket) or DeleteBucket finds the record (BucketNotEmpty, and the fence is
+lifted). A write that finds a DeleteBucket in progress waits for its outcome. A DeleteBucket that
+dies half-way leaves a "deleting" fence: after :data:`DELETE_LEASE` seconds it counts only when the
+bucket is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from leofs.gateway.backend import Replaced, WriteConflict
+from leofs.gateway.grace import free_later
+from leofs.gateway.records import (
+    NS_FENCE,
+    NS_OBJECT,
+    Blob,
+    Fence,
+    ObjectMeta,
+    fence_decoder,
+    fence_key,
+    meta_encoder,
+    object_key,
+)
+from leofs.storage.store import Entry
+
+if TYPE_CHECKING:
+    from leofs.gateway.app import Gateway
+    from leofs.manager.store import Bucket
+
+#: how long a DeleteBucket in progress fences writes without a bucket deletion to show for it
+DELETE_LEASE = 60.0
+#: deleted generations remembered per bucket name (a write would need a view of the bucket older
+#: than this many delete-and-create cycles to slip through; a gateway's view is about 1 s old)
+KEEP_DELETED = 16
+
+
+async def read_fence(gw: Gateway, bucket: str) -> tuple[Entry | None, Fence]:
+    entry = await gw.backend.head(NS_FENCE, fence_key(bucket))
+    return entry, (Fence() if entry is None else fence_decoder.decode(entry.meta))
+
+
+async def fenced(gw: Gateway, bucket: str, generation: float) -> bool:
+    """Whether writes made under ``generation`` of ``bucket`` must not stand (it was deleted, or a
+    DeleteBucket of it is in progress)."""
+    if not generation:
+        return False
+    delay = 0.01
+    while True:
+        _, fence = await read_fence(gw, bucket)
+        if generation in fence.deleted:
+            return True
+        if fence.deleting != generation:
+            return False
+        if time.time() - fence.started / 1e6 >= DELETE_LEASE:
+            break
+        # a DeleteBucket is deciding: it saw our record (and lifts the fence) or it did not (and
+        # deletes the bucket); its outcome is ours
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+    current = gw.control.bucket(bucket)  # a DeleteBucket that died: did it delete the bucket?
+    return current is None or current.created != generation
+
+
+async def begin_delete(gw: Gateway, bucket: Bucket) -> None:
+    """Fence the bucket's generation before DeleteBucket checks that it is empty."""
+    _, fence = await read_fence(gw, bucket.name)
+    await _write(gw, bucket.name, Fence(fence.deleted, bucket.created, time.time_ns() // 1000))
+
+
+async def end_delete(gw: Gateway, bucket: Bucket, *, deleted: bool) -> None:
+    """Lift the fence of a DeleteBucket that found the bucket not empty, or record the deletion."""
+    _, fence = await read_fence(gw, bucket.name)
+    gone = fence.deleted
+    if deleted and bucket.created not in gone:
+        gone = [*gone, bucket.created][-KEEP_DELETED:]
+    deleting = fence.deleting if fence.deleting != bucket.created else 0.0  # another DeleteBucket's stays
+    await _write(gw, bucket.name, Fence(gone, deleting, fence.started if deleting else 0))
+
+
+async def _write(gw: Gateway, bucket: str, fence: Fence) -> None:
+    await gw.backend.put(NS_FENCE, fence_key(bucket), b"", meta=meta_encoder.encode(fence))
+
+
+async def undo_write(gw: Gateway, bucket: str, key: str, entry: Entry, replaced: Replaced | None,
+                     blobs: list[Blob]) -> None:
+    """Take back an object write that landed in a fenced generation: put back the version it
+    replaced (it may be another generation's object), else delete it; free the write's blobs.
+    Each step is a compare-and-set on the version written, so a later write is never undone."""
+    backend = gw.backend
+    object_record = object_key(bucket, key)
+    try:
+        previous = replaced.entry if replaced is not None and not replaced.entry.tombstone else None
+        if previous is None:
+            await backend.delete(NS_OBJECT, object_record, expect=entry.clock)
+        else:
+            data = replaced.data if replaced is not None and replaced.data is not None else await backend.read(previous)
+            await backend.put(NS_OBJECT, object_record, data, meta=previous.meta, cnumber=previous.cnumber,
+                              csize=previous.csize, md5=previous.md5 or None, expect=entry.clock)
+    except WriteConflict:
+        pass  # written again since: that write stands on its own
+    free_later(gw, bucket, key, blobs)
+
+
+def stamp_generation(meta: ObjectMeta, record: Bucket | None) -> float:
+    """Stamp ``meta`` with the generation of the bucket the request addresses."""
+    meta.generation = record.created if record is not None else 0.0
+    return meta.generation
