@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -107,15 +106,10 @@ def test_failed_secret_checks_are_throttled_on_every_listener(cluster: LeofsClus
         statuses = hammer(address, path)
         assert statuses[0] == 403, (address, statuses)
         assert statuses[-1] == 429, (address, statuses)  # throttled after a burst
-        # while throttled, even the right secret is not looked at
-        assert post(address, path)[0] == 429, address
-    for address, path in listeners:  # the bucket refills: the right secret is accepted again
-        deadline = time.monotonic() + 30
-        while post(address, path)[0] != 200:
-            assert time.monotonic() < deadline, address
-            time.sleep(0.2)
-    # every process here talks from 127.0.0.1, so their calls were throttled too for a moment;
-    # the cluster serves S3 again
+        # the right secret still passes: a host's processes share its address
+        assert post(address, path)[0] == 200, address
+    # every process here talks from 127.0.0.1: the cluster's own calls were never refused meanwhile
+
     cluster.wait_until(lambda: set(cluster.node_states().values()) == {"running"}, what="nodes running")
     cluster.wait_gateway_ready()
     s3 = make_client(cluster.endpoint)

@@ -2,20 +2,29 @@
 
 Every internal and admin listener (manager, storage node, the gateway's admin listener, the embedded
 server's admin API) compares the ``X-Leofs-Cluster-Secret`` header in constant time through a
-:class:`SecretGuard`, which also throttles guessing: each client address has a small bucket of
-failures that refills slowly; once it is empty, that address gets ``429`` without its secret even
-being compared, so a guesser learns nothing more until the bucket refills.
+:class:`SecretGuard`, which also throttles failures: each client address has a small bucket of
+failed checks that refills slowly; once it is empty, that address's failed checks are answered
+``429`` (and counted in the log once per burst) instead of ``403``.
+
+The right secret always passes, even from a throttled address. Every process of a host shares
+that host's address: refusing the right secret there would let any local user, or one node left
+with an old secret during a rotation, cut the whole host off from the cluster. Guessing gains
+nothing from this: secrets have at least 16 bytes (about 96 bits of a generated one), far beyond
+online guessing at any rate.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 
 from leofs.internal.messages import SECRET_HEADER
+
+log = logging.getLogger("leofs.internal.secret")
 
 #: shorter secrets are refused: 16 bytes of a generated secret are about 96 bits of entropy
 MIN_SECRET_BYTES = 16
@@ -42,6 +51,7 @@ class SecretGuard:
         self.refill = refill
         self.clock = clock
         self._tokens: dict[str, tuple[float, float]] = {}  # address -> (tokens, when counted)
+        self._throttled: set[str] = set()  # addresses whose throttling was logged
 
     def _available(self, peer: str, now: float) -> float:
         tokens, when = self._tokens.get(peer, (self.burst, now))
@@ -49,18 +59,22 @@ class SecretGuard:
 
     def refusal(self, request: web.BaseRequest) -> web.Response | None:
         """None when ``request`` carries the secret; else the answer: 403, or 429 while its
-        address is throttled (the secret is then not compared at all)."""
+        address is throttled."""
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if hmac.compare_digest(given, self.expected):
+            return None
         peer = request.remote or ""
         now = self.clock()
         tokens = self._available(peer, now)
         if tokens < 1.0:
+            if peer not in self._throttled:
+                self._throttled.add(peer)
+                log.warning("failed cluster-secret checks from %s: throttled", peer)
             wait = max(1, int((1.0 - tokens) / self.refill) + 1)
             return web.json_response({"ok": False, "error": "throttled",
                                       "message": "too many failed cluster-secret checks; retry later"},
                                      status=429, headers={"Retry-After": str(wait)})
-        given = request.headers.get(SECRET_HEADER, "").encode()
-        if hmac.compare_digest(given, self.expected):
-            return None
+        self._throttled.discard(peer)
         self._tokens.pop(peer, None)  # re-inserted last: the dict's order is the age order
         self._tokens[peer] = (tokens - 1.0, now)
         if len(self._tokens) > MAX_TRACKED:
