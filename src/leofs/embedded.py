@@ -119,10 +119,10 @@ class EmbeddedServer:
         backend = EmbeddedBackend(self.store)
         control = LocalControl(self.manager, shared=opts.workers > 1)
         self.gateway = Gateway(backend, control, self._gateway_config())
-        secret, generated_secret = load_secret(opts.data_dir)
+        admin_secret, generated_secret = load_secret(opts.data_dir)
         if not generated_secret:  # from the environment: keep it too, for `leofs adm --data DIR`
-            remember_secret(opts.data_dir, secret)
-        admin = AdminAPI(self.manager, secret, info=self._info)
+            remember_secret(opts.data_dir, admin_secret)
+        admin = AdminAPI(self.manager, admin_secret, info=self._info)
         self._register_storage_commands(admin)
         admin.commands.update(maintenance.admin_commands(self.gateway))
         self._maintenance = asyncio.ensure_future(maintenance.run_periodically(self.gateway))
