@@ -33,7 +33,7 @@ ensure_venv() {
         fi
     fi
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    "$VENV/bin/python" -m pip install -q -e ".$extras"
+    PIP_ROOT_USER_ACTION=ignore "$VENV/bin/python" -m pip install -q -e ".$extras"
     "$VENV/bin/python" -c "import leofs" # fail loudly if the install did not work
     if [ -f "$STAMP" ] && grep -q "^$hash " "$STAMP"; then
         echo "$hash [$extras]" >>"$STAMP"

@@ -44,6 +44,9 @@ log = logging.getLogger("leofs.server")
 
 #: the name of the embedded server's one storage node (and gateway) in `leofs adm`
 NODE_NAME = "embedded"
+#: `leofs adm` commands that only a cluster's manager runs (answered with a clear refusal here)
+CLUSTER_ONLY = ("start", "suspend", "resume", "detach", "remove-gateway", "update-consistency-level", "whereis",
+                "mq-stats", "purge-cache")
 
 
 @dataclass
@@ -207,8 +210,16 @@ class EmbeddedServer:
 
             return run
 
+        def cluster_only(name: str) -> Command:
+            async def refuse(args: dict[str, Any]) -> Any:
+                raise AdminError("cluster_only", f"{name} applies to a cluster; the embedded server has one storage "
+                                                 f"node ({NODE_NAME!r}) and no RING", 409)
+
+            return refuse
+
         node_commands = {name: on_the_node(c) for name, c in self.storage_admin.commands().items()}
-        admin.commands.update({**node_commands, "status": status})
+        admin.commands.update({**{name: cluster_only(name) for name in CLUSTER_ONLY}, **node_commands,
+                               "status": status})
 
     async def stop(self) -> None:
         if self._maintenance is not None:
@@ -239,13 +250,16 @@ def announcement(options: ServerOptions, info: dict[str, Any]) -> list[str]:
     workers = options.workers - 1
     processes = "one process" if not workers else f"{options.workers} processes ({workers} gateway workers)"
     data = options.data_dir.resolve()
+    admin_host, admin_port = options.admin_address
+    default_admin = ServerOptions(options.data_dir).admin_address
+    admin_flag = "" if options.admin_address == default_admin else f" --manager {admin_host}:{admin_port}"
     return [
         f"leofs server: S3 on {url}, admin API on {options.admin_address[0]}:{options.admin_address[1]}, "
         f"{processes}",
         f"Data directory: {data} (its storage node is named 'embedded' in leofs adm)",
         *root_keys_lines(data, info["access_key"], info["secret_key"], info["generated"]),
         f"Connect: aws --endpoint-url {url} s3 ls",
-        f"Administer: leofs adm --data {options.data_dir} status",
+        f"Administer: leofs adm{admin_flag} --data {options.data_dir} status",
     ]
 
 

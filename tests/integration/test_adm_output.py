@@ -50,6 +50,13 @@ def test_an_unknown_node_is_refused_with_the_known_one(server: LeofsServer, comm
         assert "no storage node 'storage1'" in out.stderr and "'embedded'" in out.stderr, out.stderr
 
 
+@pytest.mark.parametrize("args", [["suspend", "embedded"], ["whereis", "b/k"], ["mq-stats", "embedded"], ["start"]])
+def test_cluster_commands_say_they_need_a_cluster(server: LeofsServer, args: list[str]) -> None:
+    out = adm(server, *args, check=False)
+    assert out.returncode != 0
+    assert "applies to a cluster" in out.stderr and "'embedded'" in out.stderr, out.stderr
+
+
 def test_compact_start_says_it_started_and_how_to_follow_it(server: LeofsServer) -> None:
     s3 = make_client(server.endpoint)
     s3.create_bucket(Bucket="adm-output-compact")
@@ -135,6 +142,7 @@ def test_first_start_prints_one_pasteable_export_line_and_a_restart_says_where_k
         assert "(1 processes)" not in first and "one process" in first, first
         assert f"Data directory: {(tmp_path / 'data').resolve()}" in first, first
         assert "named 'embedded'" in first, first
+        assert f"Administer: leofs adm --manager {srv.admin} --data " in first, first
         srv.stop()
         srv.service.log_path.write_text("")
         srv.start()
