@@ -154,7 +154,7 @@ async def run_manager(options: ManagerOptions, announce: bool = True) -> None:
     if announce:
         host = options.address[0]
         levels = manager.cluster.levels
-        print(f"leofs manager: admin and internal API on {host}:{manager.port}, data in {options.data_dir}, "
+        print(f"leofs manager: admin and internal API on {host}:{manager.port}, data directory {options.data_dir}, "
               f"N={levels.n} W={levels.w} R={levels.r} D={levels.d}, "
               f"cluster {'started' if manager.cluster.started else 'not started (leofs adm start)'}", flush=True)
         secret_path = options.data_dir / "cluster-secret"
