@@ -23,7 +23,7 @@ ensure_venv() {
     # pyproject.toml or the extras asked for change. The stamp holds "HASH [EXTRAS]" lines of
     # the installs done; an install with [test] also serves a plain one.
     local extras=$1 hash
-    hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    hash=$({ sha256sum pyproject.toml 2>/dev/null || shasum -a 256 pyproject.toml; } | cut -d' ' -f1)
     if [ ! -x "$VENV/bin/python" ]; then
         python3 -m venv "$VENV"
     fi

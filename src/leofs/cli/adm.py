@@ -23,15 +23,17 @@ class ManagerUnreachable(click.ClickException):
 
 
 class AdmContext:
-    def __init__(self, manager: str, secret: str | None, as_json: bool) -> None:
+    def __init__(self, manager: str, secret: str | None, as_json: bool, data: Path | None = None) -> None:
         self.manager = manager
         self.secret = secret
         self.as_json = as_json
+        self.data = data
 
     def call(self, command: str, **args: Any) -> Any:
         if not self.secret:
+            where = f" ({self.data / 'cluster-secret'} does not exist)" if self.data is not None else ""
             raise click.ClickException(
-                "no cluster secret: set LEOFS_CLUSTER_SECRET, or pass --cluster-secret or --data DIR")
+                f"no cluster secret: set LEOFS_CLUSTER_SECRET, or pass --cluster-secret or --data DIR{where}")
         body = json.dumps({k: v for k, v in args.items() if v is not None}).encode()
         request = urllib.request.Request(
             f"http://{self.manager}/adm/{command}", data=body, method="POST",
@@ -117,7 +119,7 @@ def adm(ctx: click.Context, manager: str, cluster_secret: str | None, data: Path
 
     The embedded server (leofs server) has one storage node, named `embedded`.
     """
-    ctx.obj = AdmContext(manager, _secret(cluster_secret, data), as_json)
+    ctx.obj = AdmContext(manager, _secret(cluster_secret, data), as_json, data)
 
 
 pass_adm = click.make_pass_decorator(AdmContext)
