@@ -3,105 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import click
 
-from leofs.manager.admin import SECRET_HEADER
+from leofs.cli.adm_client import AdmContext, ManagerUnreachable, find_secret, format_value, table
 from leofs.manager.store import CANNED_ACLS
-
-
-class ManagerUnreachable(click.ClickException):
-    """No answer from the manager's admin address (wait-nodes keeps polling through this)."""
-
-
-class AdmContext:
-    def __init__(self, manager: str, secret: str | None, as_json: bool, data: Path | None = None) -> None:
-        self.manager = manager
-        self.secret = secret
-        self.as_json = as_json
-        self.data = data
-
-    def call(self, command: str, **args: Any) -> Any:
-        if not self.secret:
-            where = f" ({self.data / 'cluster-secret'} does not exist)" if self.data is not None else ""
-            raise click.ClickException(
-                f"no cluster secret: set LEOFS_CLUSTER_SECRET, or pass --cluster-secret or --data DIR{where}")
-        body = json.dumps({k: v for k, v in args.items() if v is not None}).encode()
-        request = urllib.request.Request(
-            f"http://{self.manager}/adm/{command}", data=body, method="POST",
-            headers={"Content-Type": "application/json", SECRET_HEADER: self.secret},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            try:
-                answer = json.loads(err.read())
-            except ValueError:
-                raise click.ClickException(f"{command}: HTTP {err.code}") from None
-        except OSError as err:
-            raise ManagerUnreachable(f"cannot reach the manager at {self.manager}: {err}") from None
-        if not answer.get("ok"):
-            raise click.ClickException(f"{command}: {answer.get('message', answer.get('error'))}")
-        return answer.get("result")
-
-    def show(self, result: Any, columns: list[str] | None = None) -> None:
-        if self.as_json:
-            click.echo(json.dumps(result, indent=2, sort_keys=True))
-            return
-        if result is None:
-            click.echo("OK")
-        elif isinstance(result, list) and result and isinstance(result[0], dict):
-            click.echo(table(result, columns or list(result[0].keys())))
-        elif isinstance(result, list):
-            for item in result:
-                click.echo(item)
-        elif isinstance(result, dict):
-            width = max((len(k) for k in result), default=0)
-            for key, value in result.items():
-                if isinstance(value, list) and value and isinstance(value[0], dict):
-                    click.echo(f"{key}:")
-                    click.echo(table(value, list(value[0].keys())))
-                else:
-                    click.echo(f"{key.ljust(width)} : {_fmt(key, value)}")
-        else:
-            click.echo(result)
-
-
-def _fmt(column: str, value: Any) -> str:
-    if column in ("created", "time", "last_started", "last_finished") and isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return "" if value is None else str(value)
-
-
-def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """A plain text table."""
-    cells = [[_fmt(c, row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    line = "-+-".join("-" * w for w in widths)
-    out = [" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), line]
-    out += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(out)
-
-
-def _secret(explicit: str | None, data: Path | None) -> str | None:
-    if explicit:
-        return explicit
-    if os.environ.get("LEOFS_CLUSTER_SECRET"):
-        return os.environ["LEOFS_CLUSTER_SECRET"]
-    if data is not None and (data / "cluster-secret").exists():
-        return (data / "cluster-secret").read_text().strip()
-    return None
 
 
 @click.group(short_help="Administer a server or cluster (as leofs-adm).")
@@ -119,7 +29,7 @@ def adm(ctx: click.Context, manager: str, cluster_secret: str | None, data: Path
 
     The embedded server (leofs server) has one storage node, named `embedded`.
     """
-    ctx.obj = AdmContext(manager, _secret(cluster_secret, data), as_json, data)
+    ctx.obj = AdmContext(manager, find_secret(cluster_secret, data), as_json, data)
 
 
 pass_adm = click.make_pass_decorator(AdmContext)
@@ -488,7 +398,7 @@ def compact_start(a: AdmContext, node: str, containers: str, wait: bool) -> None
         a.show(result)
         return
     if wait:
-        click.echo(f"compaction of {node} finished: containers {_fmt('done', result.get('done'))} compacted, "
+        click.echo(f"compaction of {node} finished: containers {format_value('done', result.get('done'))} compacted, "
                    f"{result.get('reclaimed_bytes', 0)} bytes reclaimed")
         return
     click.echo(f"compaction of {node} started (containers: {containers}); it runs in the background.")
