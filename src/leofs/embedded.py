@@ -5,7 +5,7 @@
     DIR/manager.sqlite3     users, keys, buckets, endpoints
     DIR/storage/            the object store (containers + index)
     DIR/credentials.json    generated root keys (mode 0600), when not given in the environment
-    DIR/cluster-secret      the admin secret (mode 0600), when LEOFS_CLUSTER_SECRET is unset
+    DIR/cluster-secret      the admin secret (mode 0600): generated, or the LEOFS_CLUSTER_SECRET it ran with
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from leofs.gateway.context import GatewayConfig
 from leofs.gateway.control import LocalControl
 from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
 from leofs.lifecycle import wait_for_shutdown_signal
-from leofs.manager.admin import AdminAPI
-from leofs.manager.bootstrap import cluster_secret, ensure_root, root_credentials
+from leofs.manager.admin import AdminAPI, AdminError, Command
+from leofs.manager.bootstrap import ensure_root, load_secret, remember_secret, root_credentials, root_keys_lines
 from leofs.manager.store import ManagerStore
 from leofs.storage import metrics as storage_metrics
 from leofs.storage.admin_commands import StorageAdmin
@@ -42,6 +42,12 @@ from leofs.storage.write_link import WriteService
 from leofs.workers import WorkerPool, WorkerSpec, check_port_free
 
 log = logging.getLogger("leofs.server")
+
+#: the name of the embedded server's one storage node (and gateway) in `leofs adm`
+NODE_NAME = "embedded"
+#: `leofs adm` commands that only a cluster's manager runs (answered with a clear refusal here)
+CLUSTER_ONLY = ("start", "suspend", "resume", "detach", "remove-gateway", "update-consistency-level", "whereis",
+                "mq-stats", "purge-cache")
 
 
 @dataclass
@@ -113,11 +119,14 @@ class EmbeddedServer:
             opts.data_dir / "storage", containers=opts.containers, sync=opts.sync,
             verify_below=opts.gateway.verify_below, reserve_bytes=default_reserve(opts.data_dir),
         )
-        storage_metrics.track("embedded", self.store)
+        storage_metrics.track(NODE_NAME, self.store)
         backend = EmbeddedBackend(self.store)
         control = LocalControl(self.manager, shared=opts.workers > 1)
         self.gateway = Gateway(backend, control, self._gateway_config())
-        admin = AdminAPI(self.manager, cluster_secret(opts.data_dir), info=self._info)
+        admin_secret, generated_secret = load_secret(opts.data_dir)
+        if not generated_secret:  # from the environment: keep it too, for `leofs adm --data DIR`
+            remember_secret(opts.data_dir, admin_secret)
+        admin = AdminAPI(self.manager, admin_secret, info=self._info)
         self._register_storage_commands(admin)
         admin.commands.update(maintenance.admin_commands(self.gateway))
         self._maintenance = asyncio.ensure_future(maintenance.run_periodically(self.gateway))
@@ -171,9 +180,9 @@ class EmbeddedServer:
             "workers": self.options.workers,
             "consistency": {"n": 1, "w": 1, "r": 1, "d": 1},
             "nodes": [
-                {"name": "embedded", "type": "storage", "state": "running",
+                {"name": NODE_NAME, "type": "storage", "state": "running",
                  "address": f"{self.options.address[0]}:{self.options.address[1]}"},
-                {"name": "embedded", "type": "gateway", "state": "running",
+                {"name": NODE_NAME, "type": "gateway", "state": "running",
                  "address": f"{self.options.address[0]}:{self.options.address[1]}"},
             ],
             "bucket_is_empty": self._bucket_is_empty,
@@ -193,7 +202,26 @@ class EmbeddedServer:
             info.pop("bucket_is_empty")
             return info
 
-        admin.commands.update({**self.storage_admin.commands(), "status": status})
+        def on_the_node(command: Command) -> Command:
+            async def run(args: dict[str, Any]) -> Any:
+                node = args.get("node")
+                if node is not None and node != NODE_NAME:
+                    raise AdminError("not_found", f"no storage node {node!r}; the embedded server's storage node "
+                                                  f"is {NODE_NAME!r}", 404)
+                return await command(args)
+
+            return run
+
+        def cluster_only(name: str) -> Command:
+            async def refuse(args: dict[str, Any]) -> Any:
+                raise AdminError("cluster_only", f"{name} applies to a cluster; the embedded server has one storage "
+                                                 f"node ({NODE_NAME!r}) and no RING", 409)
+
+            return refuse
+
+        node_commands = {name: on_the_node(c) for name, c in self.storage_admin.commands().items()}
+        admin.commands.update({**{name: cluster_only(name) for name in CLUSTER_ONLY}, **node_commands,
+                               "status": status})
 
     async def stop(self) -> None:
         if self._maintenance is not None:
@@ -217,21 +245,33 @@ class EmbeddedServer:
             shutil.rmtree(self._runtime, ignore_errors=True)
 
 
+def announcement(options: ServerOptions, info: dict[str, Any]) -> list[str]:
+    """What ``leofs server`` prints once it serves: addresses, the node name, the keys, how to connect."""
+    host, port = options.address
+    url = f"{'https' if info['tls'] else 'http'}://{host}:{port}"
+    workers = options.workers - 1
+    processes = "one process" if not workers else f"{options.workers} processes ({workers} gateway workers)"
+    data = options.data_dir.resolve()
+    admin_host, admin_port = options.admin_address
+    default_admin = ServerOptions(options.data_dir).admin_address
+    admin_flag = "" if options.admin_address == default_admin else f" --manager {admin_host}:{admin_port}"
+    return [
+        f"leofs server: S3 on {url}, admin API on {options.admin_address[0]}:{options.admin_address[1]}, "
+        f"{processes}",
+        f"Data directory: {data} (its storage node is named 'embedded' in leofs adm)",
+        *root_keys_lines(data, info["access_key"], info["secret_key"], info["generated"]),
+        f"Connect: aws --endpoint-url {url} s3 ls",
+        f"Administer: leofs adm{admin_flag} --data {options.data_dir} status",
+    ]
+
+
 async def run_server(options: ServerOptions, announce: bool = True) -> None:
     """Run until SIGINT or SIGTERM."""
     server = EmbeddedServer(options)
     info = await server.start()
-    host, port = options.address
-    scheme = "https" if info["tls"] else "http"
     if announce:
-        print(f"leofs server: S3 on {scheme}://{host}:{port} ({options.workers} processes), admin on "
-              f"{options.admin_address[0]}:{options.admin_address[1]}, data in {options.data_dir}", flush=True)
-        if info["generated"]:
-            print("Root credentials were generated and saved in "
-                  f"{options.data_dir / 'credentials.json'} (shown once):", flush=True)
-            print(f"  AWS_ACCESS_KEY_ID={info['access_key']}", flush=True)
-            print(f"  AWS_SECRET_ACCESS_KEY={info['secret_key']}", flush=True)
-        print(f"Connect: aws --endpoint-url {scheme}://{host}:{port} s3 ls", flush=True)
+        for line in announcement(options, info):
+            print(line, flush=True)
     try:
         await wait_for_shutdown_signal()
     finally:

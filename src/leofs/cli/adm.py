@@ -3,109 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import sys
-import urllib.error
-import urllib.request
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from leofs.manager.admin import SECRET_HEADER
+from leofs.cli.adm_client import AdmContext, ManagerUnreachable, find_secret, format_value, table
+from leofs.manager.store import CANNED_ACLS
 
 
-class AdmContext:
-    def __init__(self, manager: str, secret: str | None, as_json: bool) -> None:
-        self.manager = manager
-        self.secret = secret
-        self.as_json = as_json
-
-    def call(self, command: str, **args: Any) -> Any:
-        if not self.secret:
-            raise click.ClickException(
-                "no cluster secret: set LEOFS_CLUSTER_SECRET, or pass --cluster-secret or --data DIR")
-        body = json.dumps({k: v for k, v in args.items() if v is not None}).encode()
-        request = urllib.request.Request(
-            f"http://{self.manager}/adm/{command}", data=body, method="POST",
-            headers={"Content-Type": "application/json", SECRET_HEADER: self.secret},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            try:
-                answer = json.loads(err.read())
-            except ValueError:
-                raise click.ClickException(f"{command}: HTTP {err.code}") from None
-        except OSError as err:
-            raise click.ClickException(f"cannot reach the manager at {self.manager}: {err}") from None
-        if not answer.get("ok"):
-            raise click.ClickException(f"{command}: {answer.get('message', answer.get('error'))}")
-        return answer.get("result")
-
-    def show(self, result: Any, columns: list[str] | None = None) -> None:
-        if self.as_json:
-            click.echo(json.dumps(result, indent=2, sort_keys=True))
-            return
-        if result is None:
-            click.echo("OK")
-        elif isinstance(result, list) and result and isinstance(result[0], dict):
-            click.echo(table(result, columns or list(result[0].keys())))
-        elif isinstance(result, list):
-            for item in result:
-                click.echo(item)
-        elif isinstance(result, dict):
-            width = max((len(k) for k in result), default=0)
-            for key, value in result.items():
-                if isinstance(value, list) and value and isinstance(value[0], dict):
-                    click.echo(f"{key}:")
-                    click.echo(table(value, list(value[0].keys())))
-                else:
-                    click.echo(f"{key.ljust(width)} : {_fmt(key, value)}")
-        else:
-            click.echo(result)
-
-
-def _fmt(column: str, value: Any) -> str:
-    if column in ("created", "time", "last_started", "last_finished") and isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return "" if value is None else str(value)
-
-
-def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """A plain text table."""
-    cells = [[_fmt(c, row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    line = "-+-".join("-" * w for w in widths)
-    out = [" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), line]
-    out += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(out)
-
-
-def _secret(explicit: str | None, data: Path | None) -> str | None:
-    if explicit:
-        return explicit
-    if os.environ.get("LEOFS_CLUSTER_SECRET"):
-        return os.environ["LEOFS_CLUSTER_SECRET"]
-    if data is not None and (data / "cluster-secret").exists():
-        return (data / "cluster-secret").read_text().strip()
-    return None
-
-
-@click.group()
-@click.option("--manager", default="127.0.0.1:10010", show_default=True, help="Manager admin address HOST:PORT.")
-@click.option("--cluster-secret", default=None, help="Cluster secret (default: $LEOFS_CLUSTER_SECRET).")
+@click.group(short_help="Administer a server or cluster (as leofs-adm).")
+@click.option("--manager", default="127.0.0.1:10010", show_default=True,
+              help="Admin API address HOST:PORT (of a manager, or the --admin-address of leofs server).")
+@click.option("--cluster-secret", default=None,
+              help="Cluster secret (default: $LEOFS_CLUSTER_SECRET, else the one saved in --data DIR).")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Data directory of an embedded server, to read its saved cluster secret.")
+              help="Data directory of a leofs server or manager, to read the cluster secret it saved there "
+                   "(DIR/cluster-secret).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def adm(ctx: click.Context, manager: str, cluster_secret: str | None, data: Path | None, as_json: bool) -> None:
-    """Administer a leofs cluster (commands as in leofs-adm)."""
-    ctx.obj = AdmContext(manager, _secret(cluster_secret, data), as_json)
+    """Administer a leofs server or cluster; commands are named as in leofs-adm.
+
+    The embedded server (leofs server) has one storage node, named `embedded`.
+    """
+    ctx.obj = AdmContext(manager, find_secret(cluster_secret, data), as_json, data)
 
 
 pass_adm = click.make_pass_decorator(AdmContext)
@@ -135,21 +59,84 @@ def _show_cluster_status(result: dict[str, Any]) -> None:
         click.echo("no members yet")
 
 
+def _show_embedded_status(result: dict[str, Any]) -> None:
+    levels = result.get("consistency") or {}
+    workers = result.get("workers", 1)
+    click.echo("mode        : embedded (manager, storage node and gateway in one server)")
+    click.echo(f"processes   : {workers}")
+    click.echo(f"consistency : N={levels.get('n')} W={levels.get('w')} R={levels.get('r')} D={levels.get('d')}")
+    click.echo("")
+    click.echo(table(result.get("nodes") or [], ["name", "type", "state", "address"]))
+    click.echo("")
+    click.echo("The storage node is named 'embedded': e.g. leofs adm du embedded")
+
+
 @adm.command()
 @pass_adm
 def status(a: AdmContext) -> None:
-    """Nodes, states, ring hashes and consistency levels."""
+    """Nodes, states, ring and consistency.
+
+    Every member with its state and ring hashes; the consistency levels N, W, R, D.
+    """
     result = a.call("status")
     if not a.as_json and isinstance(result, dict) and result.get("mode") == "cluster":
         _show_cluster_status(result)
+    elif not a.as_json and isinstance(result, dict) and result.get("mode") == "embedded":
+        _show_embedded_status(result)
     else:
         a.show(result)
+
+
+#: storage node states that count as "attached" for wait-nodes (present and not leaving)
+PRESENT = ("attached", "running", "restarted", "suspend")
+
+
+@adm.command("wait-nodes")
+@click.argument("count", type=click.IntRange(0))
+@click.option("--gateways", type=click.IntRange(0), default=0, show_default=True,
+              help="Also wait for this many running gateways.")
+@click.option("--timeout", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="Give up (exit status 1) after this many seconds.")
+@pass_adm
+def wait_nodes(a: AdmContext, count: int, gateways: int, timeout: float) -> None:
+    """Wait for COUNT storage nodes to attach.
+
+    Attached, running, restarted or suspended nodes count.
+
+    Storage nodes register with the manager a moment after they start; run this between starting
+    them and `leofs adm start`. It also waits for the manager itself to answer.
+    """
+    deadline = time.monotonic() + timeout
+    last: str = "no answer from the manager yet"
+    while True:
+        try:
+            result = a.call("status")
+            nodes = result.get("nodes") or []
+            storage = [n for n in nodes if n.get("type") == "storage" and n.get("state") in PRESENT]
+            running_gws = [n for n in nodes if n.get("type") == "gateway" and n.get("state") == "running"]
+            if len(storage) >= count and len(running_gws) >= gateways:
+                break
+            last = f"{len(storage)} of {count} storage nodes" + (
+                f", {len(running_gws)} of {gateways} gateways" if gateways else "")
+        except ManagerUnreachable as err:
+            last = err.message
+        if time.monotonic() >= deadline:
+            raise click.ClickException(f"timed out after {timeout:g} s: {last}")
+        time.sleep(0.2)
+    if a.as_json:
+        a.show({"storage": [n["name"] for n in storage], "gateways": [n["name"] for n in running_gws]})
+        return
+    click.echo(f"{len(storage)} storage nodes attached: {', '.join(n['name'] for n in storage)}"
+               + (f"; {len(running_gws)} gateways running" if gateways else ""))
 
 
 @adm.command()
 @pass_adm
 def start(a: AdmContext) -> None:
-    """Build the first RING from the attached storage nodes and start the cluster."""
+    """Build the first RING; start the cluster.
+
+    The ring is built from the attached storage nodes, which then become running.
+    """
     result = a.call("start")
     if a.as_json:
         a.show(result)
@@ -175,9 +162,9 @@ def _node_command(name: str, doc: str) -> None:
             click.echo(result["note"])
 
 
-_node_command("suspend", "Take a running storage NODE out of service (it stays in the ring).")
-_node_command("resume", "Return a suspended, restarted or detached storage NODE to service.")
-_node_command("detach", "Mark storage NODE to leave the ring at the next rebalance.")
+_node_command("suspend", "Take a running storage NODE out of service.\n\nIt stays in the ring; traffic skips it.")
+_node_command("resume", "Return storage NODE to service.\n\nFor a suspended, restarted or detached node.")
+_node_command("detach", "Mark storage NODE to leave the ring.\n\nIt leaves at the next rebalance (not built yet).")
 _node_command("remove-gateway", "Forget a stopped gateway NODE.")
 
 
@@ -187,19 +174,28 @@ _node_command("remove-gateway", "Forget a stopped gateway NODE.")
 @click.argument("d", type=int)
 @pass_adm
 def update_consistency_level(a: AdmContext, w: int, r: int, d: int) -> None:
-    """Set W, R and D (each between 1 and N; N is fixed)."""
+    """Set the consistency levels W, R and D.
+
+    Each from 1 to N; N is fixed when the manager is first started.
+    """
     a.show(a.call("update-consistency-level", w=w, r=r, d=d))
 
 
-WHEREIS_COLUMNS = ["node", "state", "ring", "status", "clock", "etag", "size", "tombstone", "cnumber", "timestamp"]
+WHEREIS_COLUMNS = ["node", "state", "ring", "status", "clock", "etag", "object_size", "tombstone", "cnumber",
+                   "timestamp"]
 
 
 @adm.command()
 @click.argument("path", metavar="BUCKET/KEY")
+@click.option("--chunks", is_flag=True, help="Also list the replicas of every chunk of a large object.")
 @pass_adm
-def whereis(a: AdmContext, path: str) -> None:
-    """Where the replicas of BUCKET/KEY are, with clock, ETag, size, tombstone and chunk count."""
-    result = a.call("whereis", path=path)
+def whereis(a: AdmContext, path: str, chunks: bool) -> None:
+    """Where the replicas of BUCKET/KEY are.
+
+    Each replica: node, clock, ETag, object size, tombstone and chunk count (cnumber; objects over
+    5.5 MiB are stored as chunks behind a manifest).
+    """
+    result = a.call("whereis", path=path, chunks=chunks or None)
     if a.as_json:
         a.show(result)
         return
@@ -211,7 +207,15 @@ def whereis(a: AdmContext, path: str) -> None:
                 "%Y-%m-%d %H:%M:%S")
         rows.append(row)
     click.echo(f"{result['path']} (ring address {result['address']})")
+    if "object_size" in result:
+        n = result.get("chunks") or 0
+        stored = f"in {n} chunks (the replicas below hold its manifest)" if n else "inline"
+        click.echo(f"object: {result['object_size']} bytes, {stored}")
     click.echo(table(rows, WHEREIS_COLUMNS))
+    for chunk in result.get("chunk_replicas", []):
+        where = ", ".join(f"{r['node']} {r['status']}" + (f" {r['size']} B" if r["size"] is not None else "")
+                          for r in chunk["replicas"])
+        click.echo(f"chunk {chunk['chunk']} (blob {chunk['blob']} #{chunk['index']}): {where}")
 
 
 @adm.command("mq-stats")
@@ -226,7 +230,7 @@ def mq_stats(a: AdmContext, node: str) -> None:
 @click.argument("path", metavar="BUCKET/KEY")
 @pass_adm
 def purge_cache(a: AdmContext, path: str) -> None:
-    """Drop BUCKET/KEY from the cache of every running gateway."""
+    """Drop BUCKET/KEY from the gateways' caches."""
     result = a.call("purge-cache", path=path)
     if a.as_json or not isinstance(result, list):
         a.show(result)
@@ -239,13 +243,21 @@ def purge_cache(a: AdmContext, path: str) -> None:
 
 @adm.command("create-user")
 @click.argument("user_id")
-@click.option("--access-key", default=None)
-@click.option("--secret-key", default=None)
-@click.option("--admin", is_flag=True)
+@click.option("--access-key", default=None, help="Use this access key instead of a generated one.")
+@click.option("--secret-key", default=None, help="Use this secret key instead of a generated one.")
+@click.option("--admin", is_flag=True, help="Give the user the admin role (default: general).")
 @pass_adm
 def create_user(a: AdmContext, user_id: str, access_key: str | None, secret_key: str | None, admin: bool) -> None:
-    """Create an S3 user (keys generated unless given)."""
-    a.show(a.call("create-user", user_id=user_id, access_key=access_key, secret_key=secret_key, admin=admin or None))
+    """Create an S3 user and print its keys.
+
+    The keys are generated unless given. Roles: general (the default) or admin.
+    """
+    user = a.call("create-user", user_id=user_id, access_key=access_key, secret_key=secret_key, admin=admin or None)
+    if a.as_json or not isinstance(user, dict):
+        a.show(user)
+        return
+    click.echo(f"user {user['user_id']} ({user.get('role_name', user.get('role'))}) created; its keys:")
+    click.echo(f"export AWS_ACCESS_KEY_ID={user['access_key']} AWS_SECRET_ACCESS_KEY={user['secret_key']}")
 
 
 @adm.command("delete-user")
@@ -259,17 +271,29 @@ def delete_user(a: AdmContext, user_id: str) -> None:
 @adm.command("get-users")
 @pass_adm
 def get_users(a: AdmContext) -> None:
-    """List the users."""
-    a.show(a.call("get-users"), ["user_id", "role", "access_key", "created"])
+    """List users: role and access key.
+
+    The role is general or admin.
+    """
+    users = a.call("get-users")
+    if a.as_json:
+        a.show(users)
+        return
+    rows = [{**u, "role": u.get("role_name", u.get("role"))} for u in users]
+    if not rows:
+        click.echo("no users")
+        return
+    click.echo(table(rows, ["user_id", "role", "access_key", "created"]))
 
 
 @adm.command("add-bucket")
 @click.argument("bucket")
 @click.argument("access_key")
-@click.option("--acl", default=None)
+@click.option("--acl", default=None, type=click.Choice(CANNED_ACLS),
+              help="Canned ACL of the new bucket (default: private).")
 @pass_adm
 def add_bucket(a: AdmContext, bucket: str, access_key: str, acl: str | None) -> None:
-    """Create BUCKET owned by ACCESS_KEY."""
+    """Create BUCKET owned by ACCESS_KEY's user."""
     a.show(a.call("add-bucket", bucket=bucket, access_key=access_key, acl=acl))
 
 
@@ -278,7 +302,10 @@ def add_bucket(a: AdmContext, bucket: str, access_key: str, acl: str | None) -> 
 @click.argument("access_key", required=False)
 @pass_adm
 def delete_bucket(a: AdmContext, bucket: str, access_key: str | None) -> None:
-    """Delete an (empty) bucket."""
+    """Delete an empty BUCKET.
+
+    With ACCESS_KEY, only if that user owns it.
+    """
     a.show(a.call("delete-bucket", bucket=bucket, access_key=access_key))
 
 
@@ -286,15 +313,18 @@ def delete_bucket(a: AdmContext, bucket: str, access_key: str | None) -> None:
 @click.argument("access_key", required=False)
 @pass_adm
 def get_buckets(a: AdmContext, access_key: str | None) -> None:
-    """List all buckets (or those of ACCESS_KEY)."""
+    """List buckets (all, or ACCESS_KEY's).
+
+    Without ACCESS_KEY every bucket; with it, only the buckets that user owns.
+    """
     a.show(a.call("get-buckets", access_key=access_key), ["name", "owner", "acl", "region", "created"])
 
 
-@adm.command("get-bucket")
+@adm.command("get-bucket", hidden=True)
 @click.argument("access_key")
 @pass_adm
 def get_bucket(a: AdmContext, access_key: str) -> None:
-    """List the buckets of ACCESS_KEY."""
+    """The buckets of ACCESS_KEY: leofs-adm's name for get-buckets ACCESS_KEY (kept for scripts)."""
     a.show(a.call("get-buckets", access_key=access_key), ["name", "owner", "acl", "region", "created"])
 
 
@@ -304,7 +334,12 @@ def get_bucket(a: AdmContext, access_key: str) -> None:
 @click.argument("acl")
 @pass_adm
 def update_acl(a: AdmContext, bucket: str, access_key: str, acl: str) -> None:
-    """Set a canned ACL (private, public-read, public-read-write, authenticated-read) on BUCKET."""
+    """Set a canned ACL on BUCKET.
+
+    ACL is one of private, public-read, public-read-write, authenticated-read. ACCESS_KEY must be the
+    bucket owner's access key: the ACL's grants are made out to the owner, and giving it guards
+    against changing the ACL of someone else's bucket by a typo in BUCKET.
+    """
     a.show(a.call("update-acl", bucket=bucket, access_key=access_key, acl=acl))
 
 
@@ -312,7 +347,10 @@ def update_acl(a: AdmContext, bucket: str, access_key: str, acl: str) -> None:
 @click.argument("endpoint")
 @pass_adm
 def add_endpoint(a: AdmContext, endpoint: str) -> None:
-    """Add a host name for virtual-host style addressing."""
+    """Add a host name for virtual-host buckets.
+
+    With ENDPOINT s3.example.com, bucket.s3.example.com addresses the bucket.
+    """
     a.show(a.call("add-endpoint", endpoint=endpoint))
 
 
@@ -320,14 +358,14 @@ def add_endpoint(a: AdmContext, endpoint: str) -> None:
 @click.argument("endpoint")
 @pass_adm
 def delete_endpoint(a: AdmContext, endpoint: str) -> None:
-    """Remove an endpoint."""
+    """Remove a virtual-host ENDPOINT."""
     a.show(a.call("delete-endpoint", endpoint=endpoint))
 
 
 @adm.command("get-endpoints")
 @pass_adm
 def get_endpoints(a: AdmContext) -> None:
-    """List the endpoints."""
+    """List the virtual-host endpoints."""
     a.show(a.call("get-endpoints"))
 
 
@@ -335,18 +373,36 @@ def get_endpoints(a: AdmContext) -> None:
 @click.argument("node")
 @pass_adm
 def du(a: AdmContext, node: str) -> None:
-    """Active and total objects and bytes per container of NODE."""
+    """Objects and bytes per container of NODE.
+
+    Active: what live objects use; total: everything in the container's log, including overwritten and
+    deleted data that compact-start reclaims.
+    """
     a.show(a.call("du", node=node))
 
 
 @adm.command("compact-start")
 @click.argument("node")
 @click.argument("containers", default="all")
-@click.option("--wait", is_flag=True, help="Return when the compaction has finished.")
+@click.option("--wait", is_flag=True, help="Return when the compaction has finished, with its result.")
 @pass_adm
 def compact_start(a: AdmContext, node: str, containers: str, wait: bool) -> None:
-    """Compact all (or the listed, comma-separated) containers of NODE."""
-    a.show(a.call("compact-start", node=node, containers=containers, wait=wait or None))
+    """Start compacting the containers of NODE.
+
+    CONTAINERS is `all` (the default) or a comma-separated list of container numbers. Compaction
+    runs online and reclaims the space of overwritten and deleted objects. Follow it with
+    compact-status NODE, or pass --wait.
+    """
+    result = a.call("compact-start", node=node, containers=containers, wait=wait or None)
+    if a.as_json or not isinstance(result, dict):
+        a.show(result)
+        return
+    if wait:
+        click.echo(f"compaction of {node} finished: containers {format_value('done', result.get('done'))} compacted, "
+                   f"{result.get('reclaimed_bytes', 0)} bytes reclaimed")
+        return
+    click.echo(f"compaction of {node} started (containers: {containers}); it runs in the background.")
+    click.echo(f"Follow it with: leofs adm compact-status {node}   (or start it with --wait)")
 
 
 @adm.command("compact-status")
@@ -361,10 +417,21 @@ def compact_status(a: AdmContext, node: str) -> None:
 @click.argument("node")
 @pass_adm
 def diagnose_start(a: AdmContext, node: str) -> None:
-    """Check every needle of NODE; report damaged ones."""
+    """Verify the checksums of every needle on NODE.
+
+    Reports how many needles were checked and lists the damaged ones; exits with status 1 when any is
+    damaged.
+    """
     result = a.call("diagnose-start", node=node)
-    a.show(result)
-    if result and result.get("count"):
+    damaged = result.get("damaged", []) if isinstance(result, dict) else []
+    if a.as_json:
+        a.show(result)
+    else:
+        checked = result.get("checked", "?") if isinstance(result, dict) else "?"
+        click.echo(f"{node}: checked {checked} needles, {len(damaged)} damaged")
+        if damaged:
+            click.echo(table(damaged, ["container", "generation", "offset", "key", "reason"]))
+    if damaged:
         sys.exit(1)
 
 
@@ -374,7 +441,10 @@ def diagnose_start(a: AdmContext, node: str) -> None:
                    "gateway's --body-deadline).")
 @pass_adm
 def gc(a: AdmContext, grace: float | None) -> None:
-    """Delete orphaned chunks (left by failed or interrupted large uploads)."""
+    """Delete orphaned chunks.
+
+    Failed or interrupted large uploads leave chunks that no object points at.
+    """
     a.show(a.call("gc", grace=grace))
 
 
@@ -383,5 +453,5 @@ def gc(a: AdmContext, grace: float | None) -> None:
               help="Abort multipart uploads initiated more than this many seconds ago (default 7 days).")
 @pass_adm
 def expire_uploads(a: AdmContext, older_than: float | None) -> None:
-    """Abort multipart uploads that nobody completed."""
+    """Abort multipart uploads left incomplete."""
     a.show(a.call("expire-uploads", older_than=older_than))

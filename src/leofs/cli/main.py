@@ -28,10 +28,15 @@ def parse_address(value: str) -> tuple[str, int]:
 
 @click.group()
 @click.version_option(__version__, prog_name="leofs")
-@click.option("--log-level", default="WARNING", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+              help="Least severe log messages written to stderr.")
 def cli(log_level: str) -> None:
-    """leofs: an S3-compatible distributed object store (LeoFS in Python)."""
+    """leofs: an S3-compatible object store.
+
+    LeoFS in Python: `leofs server DIR` runs everything in one process; manager, storage and
+    gateway run a cluster; adm administers either.
+    """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return_large_buffers_to_the_os()
     private_umask()  # every role: data, sockets and temp files readable by this user only
@@ -61,30 +66,45 @@ def _gateway_config(max_connections: int, body_budget: int, body_idle_timeout: f
                          body_idle_timeout=body_idle_timeout, body_deadline=body_deadline, free_grace=free_grace)
 
 
+def _protocol_option(f: Any) -> Any:
+    # Only S3 exists; the option stays (hidden) so that scripts passing --protocol s3 keep working.
+    return click.option("--protocol", type=click.Choice(["s3"]), default="s3", hidden=True,
+                        help="Wire protocol of the gateway (only s3).")(f)
+
+
+def _tls_options(f: Any) -> Any:
+    f = click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="PEM private key of --tls-cert.")(f)
+    return click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                        help="PEM certificate (chain): serve S3 over https. Needs --tls-key.")(f)
+
+
 @cli.command()
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--address", default="127.0.0.1:8080", show_default=True, help="S3 listen address HOST:PORT.")
-@click.option("--admin-address", default="127.0.0.1:10010", show_default=True, help="Admin API address.")
-@click.option("--protocol", type=click.Choice(["s3", "rest"]), default="s3", show_default=True)
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--admin-address", default="127.0.0.1:10010", show_default=True,
+              help="Admin API address (for leofs adm --manager).")
+@_protocol_option
+@_tls_options
 @click.option("--containers", default=8, show_default=True, help="Containers per data directory (fixed at creation).")
 @click.option("--no-sync", is_flag=True, help="Do not fsync writes (unsafe: for throwaway test data only).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Processes answering S3 on the shared port  [default: one per core up to 8 with more "
-                   "than 2 cores, else 1]")
+              help="Processes answering S3 on the shared port; 1 keeps everything in one process.  "
+                   "[default: 1 on machines with 1 or 2 cores, else one per core, at most 8]")
 @_gateway_options
 def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_cert: Path | None,
            tls_key: Path | None, containers: int, no_sync: bool, workers: int | None, max_connections: int,
            body_budget: int, body_idle_timeout: float, body_deadline: float,
            free_grace: float) -> None:
-    """Run manager, storage and gateway on DATA_DIR (the embedded default)."""
+    """Run everything on DATA_DIR in one server.
+
+    The embedded default: manager, storage node and gateway (plus gateway worker processes, see
+    --workers) over one data directory. Its storage node is named `embedded` in leofs adm.
+    """
     from leofs.embedded import ServerOptions, default_workers, run_server
 
     if (tls_cert is None) != (tls_key is None):
         raise click.BadParameter("--tls-cert and --tls-key go together")
-    if protocol != "s3":
-        raise click.ClickException("the REST protocol is not available yet; use --protocol s3")
     options = ServerOptions(
         data_dir=data_dir, address=parse_address(address), admin_address=parse_address(admin_address),
         tls_cert=tls_cert, tls_key=tls_key, containers=containers, sync=not no_sync,
@@ -120,7 +140,8 @@ def _check_secret(secret: str) -> None:
 
 
 @cli.command()
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory of the manager's state (manager.sqlite3, cluster-secret, credentials.json).")
 @click.option("--address", default="127.0.0.1:10010", show_default=True, help="Admin and internal API address.")
 @click.option("--replicas", "n", default=1, show_default=True, help="N: copies of every object.")
 @click.option("--write", "w", default=1, show_default=True, help="W: acks a write waits for.")
@@ -128,7 +149,10 @@ def _check_secret(secret: str) -> None:
 @click.option("--delete", "d", default=1, show_default=True, help="D: acks a delete waits for.")
 @_secret_option
 def manager(data_dir: Path, address: str, n: int, w: int, r: int, d: int, cluster_secret: str | None) -> None:
-    """Run the manager: members, the RING, users, keys and buckets."""
+    """Run the manager of a cluster.
+
+    It keeps the members, the RING, users, keys, buckets and endpoints, and serves the admin API.
+    """
     from leofs.manager.service import ManagerOptions, run_manager
 
     if not (1 <= w <= n and 1 <= r <= n and 1 <= d <= n and 1 <= n <= 8):
@@ -141,7 +165,8 @@ def manager(data_dir: Path, address: str, n: int, w: int, r: int, d: int, cluste
 
 @cli.command()
 @click.option("--name", required=True, help="Stable node name (shown by status and whereis).")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory of the node's object store.")
 @click.option("--manager", "manager_address", required=True, help="Manager address HOST:PORT.")
 @click.option("--address", default="127.0.0.1:4010", show_default=True, help="Internal API address.")
 @click.option("--rack", default=None, help="Rack (for rack-aware placement).")
@@ -168,9 +193,8 @@ def storage(name: str, data_dir: Path, manager_address: str, address: str, rack:
 @click.option("--admin-address", default="127.0.0.1:10011", show_default=True,
               help="Admin listener (gc, expire-uploads, purge-cache from the manager); keep it internal.")
 @click.option("--name", default=None, help="Gateway name (default gateway@ADDRESS).")
-@click.option("--protocol", type=click.Choice(["s3", "rest"]), default="s3", show_default=True)
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@_protocol_option
+@_tls_options
 @_gateway_options
 @_secret_option
 def gateway(manager_address: str, address: str, admin_address: str, name: str | None, protocol: str,
@@ -182,8 +206,6 @@ def gateway(manager_address: str, address: str, admin_address: str, name: str | 
     if not cluster_secret:
         raise click.BadParameter("a gateway needs the cluster secret (--cluster-secret or LEOFS_CLUSTER_SECRET)")
     _check_secret(cluster_secret)
-    if protocol != "s3":
-        raise click.ClickException("the REST protocol is not available yet; use --protocol s3")
     addr = parse_address(address)
     asyncio.run(run_gateway(GatewayOptions(
         manager=manager_address, address=addr, name=name or f"gateway@{addr[0]}:{addr[1]}",

@@ -1,7 +1,7 @@
 """The gateway's backend in a cluster: each key goes, through the RING, to its storage nodes.
 
 Writes, deletes and reads go to the first running node of the key's redundancy list, which
-coordinates the quorum (DESIGN.md section 1); on a connection failure the next node is tried.
+coordinates the quorum (docs/design.md, "Roles"); on a connection failure the next node is tried.
 Listings fan out to every running storage node and merge: newest clock wins, tombstones hidden.
 """
 

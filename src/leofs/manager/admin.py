@@ -25,6 +25,14 @@ SECRET_HEADER = "X-Leofs-Cluster-Secret"
 
 Command = Callable[[dict[str, Any]], Awaitable[Any]]
 
+#: what the numeric roles of the user table mean (the numbers are LeoFS's: 1 general, 9 admin)
+ROLE_NAMES = {ROLE_GENERAL: "general", ROLE_ADMIN: "admin"}
+
+
+def role_name(role: int) -> str:
+    """The name of a user role, for listings."""
+    return ROLE_NAMES.get(role, f"role {role}")
+
 
 class AdminError(Exception):
     def __init__(self, code: str, message: str, status: int = 400) -> None:
@@ -103,7 +111,7 @@ class AdminAPI:
         user = self.store.create_user(
             _arg(args, "user_id"), access_key=args.get("access_key"), secret_key=args.get("secret_key"), role=role
         )
-        return msgspec.to_builtins(user)
+        return {**msgspec.to_builtins(user), "role_name": role_name(user.role)}
 
     async def delete_user(self, args: dict[str, Any]) -> Any:
         self.store.delete_user(_arg(args, "user_id"))
@@ -111,7 +119,8 @@ class AdminAPI:
 
     async def get_users(self, args: dict[str, Any]) -> Any:
         return [
-            {"user_id": u.user_id, "role": u.role, "access_key": u.access_key, "canonical_id": u.canonical_id,
+            {"user_id": u.user_id, "role": u.role, "role_name": role_name(u.role), "access_key": u.access_key,
+             "canonical_id": u.canonical_id,
              "created": u.created}
             for u in self.store.users()
         ]

@@ -42,6 +42,16 @@ def load_secret(data_dir: Path, explicit: str | None = None) -> tuple[str, bool]
     return secret, True
 
 
+def remember_secret(data_dir: Path, secret: str) -> None:
+    """Save a secret that came from the option or the environment in DIR/cluster-secret (0600), so
+    that ``leofs adm --data DIR`` finds it later in a shell without LEOFS_CLUSTER_SECRET."""
+    path = data_dir / "cluster-secret"
+    if path.exists() and path.read_text().strip() == secret:
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    write_private(path, secret + "\n")
+
+
 def cluster_secret(data_dir: Path) -> str:
     """LEOFS_CLUSTER_SECRET, or the secret saved in DIR (generated on first start)."""
     return load_secret(data_dir)[0]
@@ -70,3 +80,15 @@ def ensure_root(store: ManagerStore, access: str, secret: str) -> None:
                 return
             store.delete_user(ROOT_USER)
     store.create_user(ROOT_USER, access_key=access, secret_key=secret, role=ROLE_ADMIN)
+
+
+def root_keys_lines(data_dir: Path, access: str, secret: str, generated: bool) -> list[str]:
+    """What a server prints about the root S3 keys: the pasteable ``export`` line when they were
+    generated now, else where they are kept."""
+    path = data_dir / "credentials.json"
+    if generated:
+        return [f"Root S3 keys generated and saved in {path} (mode 0600); paste this line to use them:",
+                f"export AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret}"]
+    if os.environ.get("LEOFS_ROOT_ACCESS_KEY") and os.environ.get("LEOFS_ROOT_SECRET_KEY"):
+        return ["Root S3 keys: from LEOFS_ROOT_ACCESS_KEY / LEOFS_ROOT_SECRET_KEY"]
+    return [f"Root S3 keys: kept in {path} (access_key, secret_key)"]

@@ -15,10 +15,11 @@ import aiohttp
 import msgspec
 
 from leofs.internal.client import InternalClient
-from leofs.internal.messages import MSGPACK, encoder, entry_decoder, key_param, scan_decoder
+from leofs.internal.messages import MSGPACK, encoder, key_param, scan_decoder
 from leofs.manager.admin import AdminAPI, AdminError
 from leofs.manager.cluster import Cluster
 from leofs.manager.members import GATEWAY, STORAGE
+from leofs.manager.whereis import Whereis
 from leofs.storage.model import NS_OBJECT, NS_UPLOAD
 
 log = logging.getLogger("leofs.manager.cluster_admin")
@@ -64,7 +65,7 @@ class ClusterCommands:
             "resume": self.resume,
             "detach": self.detach,
             "update-consistency-level": self.update_consistency_level,
-            "whereis": self.whereis,
+            "whereis": Whereis(self.cluster, self.client),
             "purge-cache": self.purge_cache,
             "remove-gateway": self.remove_gateway,
             "gc": self._on_a_gateway("gc"),
@@ -149,55 +150,12 @@ class ClusterCommands:
         levels = self.cluster.update_levels(_int_arg(args, "w"), _int_arg(args, "r"), _int_arg(args, "d"))
         return msgspec.to_builtins(levels)
 
-    # -- whereis --------------------------------------------------------------------------------------
-    async def whereis(self, args: dict[str, Any]) -> Any:
-        path = _str_arg(args, "path")
-        bucket, sep, name = path.partition("/")
-        if not sep or not bucket or not name:
-            raise AdminError("bad_argument", f"expected BUCKET/KEY, got {path!r}")
-        if self.cluster.rings is None:
-            raise AdminError("not_started", "the cluster has no ring yet (leofs adm start)", 409)
-        key = path.encode()
-        current = {m.name for m in self.cluster.rings.current.redundancy(key)}
-        replicas = self.cluster.rings.read_nodes(key)
-        rows = await asyncio.gather(*(self._meta(m.name, m.address, key, m.name in current) for m in replicas))
-        return {"path": path, "address": f"{self.cluster.rings.current.address(key):032x}", "replicas": list(rows)}
-
-    async def _meta(self, name: str, ring_address: str, key: bytes, in_current: bool) -> dict[str, Any]:
-        node = self.members.get(name)
-        address = node.address if node is not None else ring_address
-        row: dict[str, Any] = {
-            "node": name, "state": node.state if node is not None else "unknown",
-            "ring": "current" if in_current else "previous", "status": "ok", "clock": None, "etag": None,
-            "size": None, "tombstone": None, "cnumber": None, "timestamp": None,
-        }
-        try:
-            async with self.client.request("GET", address, f"/meta?ns={NS_OBJECT}&key={key_param(key)}",
-                                           timeout=QUERY_TIMEOUT) as resp:
-                data = await resp.read()
-                if resp.status == 404:
-                    row["status"] = "missing"
-                    return row
-                if resp.status != 200:
-                    row["status"] = f"error: HTTP {resp.status}"
-                    return row
-            entry = entry_decoder.decode(data)
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            row["status"] = "unreachable"
-            return row
-        except msgspec.DecodeError as exc:
-            row["status"] = f"error: {exc}"
-            return row
-        row.update(clock=entry.clock, etag=entry.md5.hex(), size=entry.size, tombstone=entry.tombstone,
-                   cnumber=entry.cnumber, timestamp=entry.timestamp)
-        return row
-
     # -- forwarding -----------------------------------------------------------------------------------
     def _forwarder(self, command: str) -> Any:
         async def forward(args: dict[str, Any]) -> Any:
             node = self.members.get(_str_arg(args, "node"))
             if node is None or node.type != STORAGE:
-                raise AdminError("not_found", f"no storage node {args['node']!r}", 404)
+                raise AdminError("not_found", f"no storage node {args['node']!r}; {self.members.known(STORAGE)}", 404)
             rest = {k: v for k, v in args.items() if k != "node"}
             return await self._call_node(node.address, command, rest, FORWARD_TIMEOUT, node.name)
 

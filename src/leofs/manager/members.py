@@ -61,8 +61,14 @@ class Members:
         node = self._nodes.get(name)
         if node is None or (type_ is not None and node.type != type_):
             kind = f"{type_} node" if type_ else "member"
-            raise NotFound("not_found", f"no {kind} {name!r}")
+            raise NotFound("not_found", f"no {kind} {name!r}; {self.known(type_)}")
         return node
+
+    def known(self, type_: str | None = STORAGE) -> str:
+        """The names an error about an unknown node offers instead ("known storage nodes: a, b")."""
+        names = [n.name for n in self.nodes(type_)]
+        kind = f"{type_} nodes" if type_ else "members"
+        return f"known {kind}: {', '.join(names)}" if names else f"no {kind} yet"
 
     def nodes(self, type_: str | None = None, states: Iterable[str] | None = None) -> list[NodeInfo]:
         """Members sorted by name, optionally of one type and in some states."""

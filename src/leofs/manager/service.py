@@ -26,7 +26,7 @@ from leofs.internal.client import InternalClient
 from leofs.internal.messages import Consistency
 from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.manager.admin import AdminAPI
-from leofs.manager.bootstrap import ensure_root, load_secret, root_credentials
+from leofs.manager.bootstrap import ensure_root, load_secret, remember_secret, root_credentials, root_keys_lines
 from leofs.manager.cluster import Cluster
 from leofs.manager.cluster_admin import ClusterCommands
 from leofs.manager.members import HEARTBEAT_TIMEOUT, Members
@@ -88,6 +88,8 @@ class Manager:
         opts = self.options
         make_private_dir(opts.data_dir)
         self.secret, self.secret_generated = load_secret(opts.data_dir, opts.secret)
+        if not self.secret_generated:  # given: keep it too, for `leofs adm --data DIR`
+            remember_secret(opts.data_dir, self.secret)
         self.store = store = ManagerStore(opts.data_dir / "manager.sqlite3")
         self.root = root_credentials(opts.data_dir)
         ensure_root(store, self.root[0], self.root[1])
@@ -153,18 +155,18 @@ async def run_manager(options: ManagerOptions, announce: bool = True) -> None:
     if announce:
         host = options.address[0]
         levels = manager.cluster.levels
-        print(f"leofs manager: admin and internal API on {host}:{manager.port}, data in {options.data_dir}, "
+        print(f"leofs manager: admin and internal API on {host}:{manager.port}, data directory {options.data_dir}, "
               f"N={levels.n} W={levels.w} R={levels.r} D={levels.d}, "
               f"cluster {'started' if manager.cluster.started else 'not started (leofs adm start)'}", flush=True)
+        secret_path = options.data_dir / "cluster-secret"
         if manager.secret_generated:
-            print(f"Cluster secret generated and saved in {options.data_dir / 'cluster-secret'} (shown once):",
+            print(f"Cluster secret generated and saved in {secret_path} (mode 0600); paste this line to use it:",
                   flush=True)
-            print(f"  LEOFS_CLUSTER_SECRET={manager.secret}", flush=True)
-        if manager.root[2]:
-            print(f"Root S3 credentials generated and saved in {options.data_dir / 'credentials.json'} (shown once):",
-                  flush=True)
-            print(f"  AWS_ACCESS_KEY_ID={manager.root[0]}", flush=True)
-            print(f"  AWS_SECRET_ACCESS_KEY={manager.root[1]}", flush=True)
+            print(f"export LEOFS_CLUSTER_SECRET={manager.secret}", flush=True)
+        else:
+            print(f"Cluster secret: kept in {secret_path} (leofs adm --data {options.data_dir} reads it)", flush=True)
+        for line in root_keys_lines(options.data_dir, *manager.root):
+            print(line, flush=True)
     try:
         await wait_for_shutdown_signal()
     finally:

@@ -1,4 +1,4 @@
-"""The RING: consistent-hash placement of keys on storage nodes (DESIGN.md section 2).
+"""The RING: consistent-hash placement of keys on storage nodes (docs/design.md, "The RING").
 
 Pure code, no I/O. :func:`build_ring` turns a member list into an immutable :class:`Ring`;
 ``Ring.redundancy(key)`` gives the N nodes that hold a key in a few microseconds.

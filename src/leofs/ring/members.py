@@ -23,7 +23,7 @@ RESTARTED: Final = "restarted"
 DETACHED: Final = "detached"
 
 NODE_STATES: Final[frozenset[str]] = frozenset({ATTACHED, RUNNING, SUSPEND, STOP, RESTARTED, DETACHED})
-"""Every valid ``Member.state`` (LeoFS node states, see DESIGN.md section 1)."""
+"""Every valid ``Member.state`` (LeoFS node states, see docs/design.md, "Roles")."""
 
 
 def node_alias(name: str) -> str:

@@ -50,14 +50,17 @@ class StorageAdmin:
             return msgspec.to_builtins(await task)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-        return msgspec.to_builtins(self.store.compaction_status())
+        return {**msgspec.to_builtins(self.store.compaction_status()), "started": True,
+                "containers": "all" if containers is None else containers}
 
     async def compact_status(self, args: dict[str, Any]) -> Any:
         return msgspec.to_builtins(self.store.compaction_status())
 
     async def diagnose_start(self, args: dict[str, Any]) -> Any:
-        damaged = await self.store.scrub()
-        return {"damaged": [msgspec.to_builtins(d) for d in damaged], "count": len(damaged)}
+        report = await self.store.scrub_report()
+        # "count" (damaged needles) stays for scripts written against the first version of this answer
+        return {"checked": report.checked, "damaged": [msgspec.to_builtins(d) for d in report.damaged],
+                "damaged_count": len(report.damaged), "count": len(report.damaged)}
 
     async def drain(self) -> None:
         """Let running compactions finish (before the store closes)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from leofs.storage.container import LogFile
 from leofs.storage.model import DamagedNeedle
 from leofs.storage.needle import (
@@ -32,12 +34,21 @@ def _next_candidate(fd: int, off: int, end: int) -> int:
     return end
 
 
-def scrub_log(log: LogFile) -> list[DamagedNeedle]:
+class ScrubReport(msgspec.Struct, frozen=True):
+    """Outcome of a scrub: how many needles were checked (damaged ones included) and which failed."""
+
+    checked: int
+    damaged: list[DamagedNeedle]
+
+
+def scrub_log(log: LogFile) -> ScrubReport:
     """Verify the header and data CRC of every needle in one log; resynchronise past damage."""
     damaged: list[DamagedNeedle] = []
+    checked = 0
     end = log.end
     off = LOG_HEADER_SIZE
     while off < end:
+        checked += 1
         try:
             n = read_needle(log.fd, off, end)
         except DataCrcError as exc:
@@ -49,12 +60,15 @@ def scrub_log(log: LogFile) -> list[DamagedNeedle]:
             off = _next_candidate(log.fd, off, end)
             continue
         off = n.end
-    return damaged
+    return ScrubReport(checked, damaged)
 
 
-def scrub_logs(logs: list[LogFile]) -> list[DamagedNeedle]:
+def scrub_logs(logs: list[LogFile]) -> ScrubReport:
     """Scrub each log in turn (runs in a worker thread)."""
-    out: list[DamagedNeedle] = []
+    checked = 0
+    damaged: list[DamagedNeedle] = []
     for log in logs:
-        out.extend(scrub_log(log))
-    return out
+        report = scrub_log(log)
+        checked += report.checked
+        damaged.extend(report.damaged)
+    return ScrubReport(checked, damaged)

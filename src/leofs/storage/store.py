@@ -45,7 +45,7 @@ from leofs.storage.model import (
 )
 from leofs.storage.needle import HEADER_SIZE, LOG_HEADER_SIZE, check_write
 from leofs.storage.reads import StaleEntry, StoreReads
-from leofs.storage.scrub import scrub_logs
+from leofs.storage.scrub import ScrubReport, scrub_logs
 from leofs.storage.writer import Job, Stats, WriteOp, Writer
 
 __all__ = [
@@ -394,4 +394,8 @@ class ObjectStore(StoreReads):
 
     async def scrub(self) -> list[DamagedNeedle]:
         """Check every needle's header and data CRC (in a worker thread); report the damaged ones."""
+        return (await self.scrub_report()).damaged
+
+    async def scrub_report(self) -> ScrubReport:
+        """Like :meth:`scrub`, also counting the needles checked."""
         return await asyncio.to_thread(scrub_logs, list(self._writer.logs))

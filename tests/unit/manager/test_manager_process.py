@@ -42,7 +42,7 @@ def test_manager_process(tmp_path: Path) -> None:
             line = proc.stdout.readline()
             assert line, f"manager exited: {''.join(lines)}"
             lines.append(line)
-            if line.strip().startswith("LEOFS_CLUSTER_SECRET="):
+            if line.strip().startswith("export LEOFS_CLUSTER_SECRET="):  # pasteable as it is
                 secret = line.strip().split("=", 1)[1]
         listen = next(x for x in lines if x.startswith("leofs manager:"))
         port = int(listen.split(" on ")[1].split(",")[0].rsplit(":", 1)[1])
