@@ -61,7 +61,8 @@ def _active_entries(server: LeofsServer) -> int:
     return sum(c["active_count"] for c in _adm(server, "du", "embedded"))
 
 
-async def _set_aside(storage: Path, prefix: bytes) -> list[Saved]:
+async def set_aside(storage: Path, prefix: bytes) -> list[Saved]:
+    """Tombstone the object records under ``prefix`` in a stopped server's store; answers them."""
     store = await ObjectStore.open(storage)
     try:
         saved: list[Saved] = []
@@ -74,7 +75,9 @@ async def _set_aside(storage: Path, prefix: bytes) -> list[Saved]:
         await store.close()
 
 
-async def _put_back(storage: Path, saved: list[Saved], legacy: set[bytes]) -> None:
+async def put_back(storage: Path, saved: list[Saved], legacy: set[bytes] | frozenset[bytes] = frozenset()) -> None:
+    """Write the records :func:`set_aside` answered back, as they were (``legacy``: keys to write
+    with generation 0)."""
     store = await ObjectStore.open(storage)
     try:
         for key, data, meta, cnumber, csize, md5 in saved:
@@ -94,13 +97,13 @@ def stale_bucket(server: LeofsServer, s3: Any, name: str, objects: dict[str, byt
         s3.put_object(Bucket=name, Key=key, Body=body)
     storage = server.data_dir / "storage"
     server.stop()
-    saved = asyncio.run(_set_aside(storage, f"{name}/".encode()))
+    saved = asyncio.run(set_aside(storage, f"{name}/".encode()))
     assert len(saved) == len(objects)
     server.start()
     s3.delete_bucket(Bucket=name)
     s3.create_bucket(Bucket=name)
     server.stop()
-    asyncio.run(_put_back(storage, saved, {f"{name}/{k}".encode() for k in legacy}))
+    asyncio.run(put_back(storage, saved, {f"{name}/{k}".encode() for k in legacy}))
     server.start()
 
 
