@@ -13,7 +13,9 @@ so at least one of the two sees the other: either the write finds its generation
 itself and answers NoSuchBucket) or DeleteBucket finds the record (BucketNotEmpty, and the fence is
 lifted). A write that finds a DeleteBucket in progress waits for its outcome. A DeleteBucket that
 dies half-way leaves a "deleting" fence: after :data:`DELETE_LEASE` seconds it counts only when the
-bucket is gone.
+bucket is gone. A write whose process dies before it could take itself back leaves a record of the
+deleted generation: reads, listings and DeleteBucket judge records by generation
+(:func:`in_generation`), so a bucket created again under the name never sees it, and gc deletes it.
 """
 
 from __future__ import annotations
