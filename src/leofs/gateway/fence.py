@@ -13,7 +13,9 @@ so at least one of the two sees the other: either the write finds its generation
 itself and answers NoSuchBucket) or DeleteBucket finds the record (BucketNotEmpty, and the fence is
 lifted). A write that finds a DeleteBucket in progress waits for its outcome. A DeleteBucket that
 dies half-way leaves a "deleting" fence: after :data:`DELETE_LEASE` seconds it counts only when the
-bucket is gone.
+bucket is gone. A write whose process dies before it could take itself back leaves a record of the
+deleted generation: reads, listings and DeleteBucket judge records by generation
+(:func:`in_generation`), so a bucket created again under the name never sees it, and gc deletes it.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from leofs.gateway.backend import Replaced, WriteConflict
+from leofs.gateway.backend import Replaced, WriteConflict, scan_entries
 from leofs.gateway.grace import free_later
 from leofs.gateway.records import (
     NS_FENCE,
     NS_OBJECT,
+    NS_UPLOAD,
     Blob,
     Fence,
     ObjectMeta,
@@ -34,6 +37,8 @@ from leofs.gateway.records import (
     fence_key,
     meta_encoder,
     object_key,
+    object_meta_decoder,
+    upload_decoder,
 )
 from leofs.storage.store import Entry
 
@@ -91,6 +96,20 @@ async def end_delete(gw: Gateway, bucket: Bucket, *, deleted: bool) -> None:
     await _write(gw, bucket.name, Fence(gone, deleting, fence.started if deleting else 0))
 
 
+async def holds_generation(gw: Gateway, bucket: Bucket) -> bool:
+    """Whether the bucket holds an object or an open upload of its generation (DeleteBucket's
+    emptiness check). Records of a deleted generation of its name do not count: they are garbage
+    for the orphan collector (``leofs.gateway.maintenance``)."""
+    prefix = f"{bucket.name}/".encode()
+    async for entry in scan_entries(gw.backend, NS_OBJECT, prefix, page=32):
+        if in_generation(object_meta_decoder.decode(entry.meta), bucket.created):
+            return True
+    async for entry in scan_entries(gw.backend, NS_UPLOAD, prefix, page=32):
+        if in_generation(upload_decoder.decode(entry.meta).meta, bucket.created):
+            return True
+    return False
+
+
 async def _write(gw: Gateway, bucket: str, fence: Fence) -> None:
     await gw.backend.put(NS_FENCE, fence_key(bucket), b"", meta=meta_encoder.encode(fence))
 
@@ -113,6 +132,14 @@ async def undo_write(gw: Gateway, bucket: str, key: str, entry: Entry, replaced:
     except WriteConflict:
         pass  # written again since: that write stands on its own
     free_later(gw, bucket, key, blobs)
+
+
+def in_generation(meta: ObjectMeta, created: float) -> bool:
+    """Whether an object record belongs to the bucket generation ``created``. A record of an earlier
+    bucket of the same name (left by a write whose process died before it could take itself back)
+    does not: reads, listings and conditions treat it as absent. A record written before generations
+    were recorded (generation 0) belongs to every generation."""
+    return not meta.generation or meta.generation == created
 
 
 def stamp_generation(meta: ObjectMeta, record: Bucket | None) -> float:

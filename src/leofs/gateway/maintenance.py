@@ -4,6 +4,9 @@
   that failed or crashed half-way, or the chunks of a replaced version whose background deletion
   was cut short. Chunks younger than the grace period are left alone, since an upload may still be
   writing them before its object record exists.
+- An object record of a deleted bucket generation is garbage: a write whose process died between
+  its record write and its undo (``leofs.gateway.fence``) leaves one. Reads and listings of a
+  bucket created again under the name already ignore it; the collector deletes it and its chunks.
 - A multipart upload nobody completed is aborted once it is older than the expiry age.
 
 Both work through the :class:`~leofs.gateway.backend.Backend`, so they run the same on the embedded
@@ -21,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from leofs.gateway.backend import scan_entries
+from leofs.gateway.backend import WriteConflict, scan_entries
+from leofs.gateway.fence import read_fence
+from leofs.gateway.grace import free_later
 from leofs.gateway.records import (
     NS_CHUNK,
     NS_DONE,
@@ -30,6 +35,7 @@ from leofs.gateway.records import (
     NS_UPLOAD,
     blob_decoder,
     manifest_decoder,
+    object_meta_decoder,
     upload_decoder,
 )
 from leofs.manager.admin import AdminError
@@ -49,6 +55,7 @@ class MaintenanceReport(msgspec.Struct):
     deleted: int = 0
     kept_young: int = 0
     grace: float | None = None  # the chunk grace used (gc), after raising it to the floor
+    stale_objects: int = 0  # object records of deleted bucket generations deleted (gc)
 
 
 def min_chunk_grace(config: GatewayConfig) -> float:
@@ -78,10 +85,38 @@ async def _referenced_blobs(gw: Gateway, base: bytes) -> set[str]:
     return refs
 
 
+async def collect_stale_objects(gw: Gateway) -> int:
+    """Delete the object records of deleted bucket generations, and free their chunks; answers how
+    many. Only generations the bucket's fence records as deleted go: a gateway's view of which
+    bucket exists may be a second old, the fence is where the deletions are recorded."""
+    deleted: dict[str, list[float]] = {}
+    count = 0
+    async for entry in scan_entries(gw.backend, NS_OBJECT, b""):
+        meta = object_meta_decoder.decode(entry.meta)
+        if not meta.generation:
+            continue
+        bucket, _, key = entry.key.decode().partition("/")
+        if bucket not in deleted:
+            deleted[bucket] = (await read_fence(gw, bucket))[1].deleted
+        if meta.generation not in deleted[bucket]:
+            continue
+        blobs = manifest_decoder.decode(await gw.backend.read(entry)).blobs if entry.cnumber > 0 else []
+        try:
+            await gw.backend.delete(NS_OBJECT, entry.key, expect=entry.clock)
+        except WriteConflict:
+            continue  # written again meanwhile: that version is not ours to judge
+        free_later(gw, bucket, key, blobs)
+        count += 1
+    if count:
+        log.info("collected %d object records of deleted bucket generations", count)
+    return count
+
+
 async def collect_orphan_chunks(gw: Gateway, *, grace: float = DEFAULT_CHUNK_GRACE,
                                 now: float | None = None) -> MaintenanceReport:
-    """Delete chunks that nothing refers to and that are older than ``grace`` seconds."""
-    report = MaintenanceReport(grace=grace)
+    """Delete object records of deleted bucket generations, then chunks that nothing refers to and
+    that are older than ``grace`` seconds."""
+    report = MaintenanceReport(grace=grace, stale_objects=await collect_stale_objects(gw))
     cutoff = int(((now if now is not None else time.time()) - grace) * 1_000_000)
     cached_base: bytes | None = None
     cached_refs: set[str] = set()

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from leofs.gateway.backend import Backend, Replaced, WriteConflict
 from leofs.gateway.blobs import Ingested
+from leofs.gateway.fence import in_generation
 from leofs.gateway.grace import free_later
 from leofs.gateway.records import (
     NS_CHUNK,
@@ -63,12 +64,19 @@ class StoredObject:
         return f'"{self.meta.etag}"'
 
 
-async def load_object(backend: Backend, bucket: str, key: str, *, hint: bool = False) -> StoredObject | None:
-    """The current version of an object, or None (``hint``: see :class:`Backend`)."""
+async def load_object(backend: Backend, bucket: str, key: str, *, hint: bool = False,
+                      generation: float | None = None) -> StoredObject | None:
+    """The current version of an object, or None (``hint``: see :class:`Backend`).
+
+    ``generation``: the ``created`` time of the bucket the request addresses; a record of another
+    generation of the bucket counts as absent (see :func:`~leofs.gateway.fence.in_generation`).
+    None: whatever record is stored (writers, whose compare-and-set is on the stored version)."""
     entry = await backend.head(NS_OBJECT, object_key(bucket, key), hint=hint)
     if entry is None:
         return None
     meta = object_meta_decoder.decode(entry.meta)
+    if generation is not None and not in_generation(meta, generation):
+        return None
     manifest = None
     if entry.cnumber > 0:
         manifest = manifest_decoder.decode(await backend.read(entry))
@@ -102,10 +110,11 @@ async def write_if(
     """Write an object under its conditional headers (If-Match, If-None-Match): the conditions are
     judged on the current version, and the write is a compare-and-set on that very version, so a
     write that slipped in between is noticed (by the writer that serialises the key's writes) and
-    the conditions are judged again on it. Raises the S3 error of a condition that fails."""
+    the conditions are judged again on it. Raises the S3 error of a condition that fails. A record of
+    another bucket generation than ``meta``'s counts as absent, though the write replaces it."""
     for _ in range(attempts):
         current = await load_object(backend, bucket, key)
-        check_write_conditions(headers, current.etag if current else None)
+        check_write_conditions(headers, visible_etag(current, meta.generation))
         try:
             return await write_object(backend, bucket, key, meta, body, expect=expected_version(current))
         except WriteConflict:
@@ -113,8 +122,15 @@ async def write_if(
     raise S3Error("ConditionalRequestConflict")
 
 
-async def fetch_object(backend: Backend, bucket: str, key: str) -> tuple[StoredObject, bytes | None] | None:
-    """An object and, when it is stored inline, its body: one call to a remote backend."""
+def visible_etag(obj: StoredObject | None, generation: float) -> str | None:
+    """The ETag write conditions are judged on: None when there is no object of ``generation``."""
+    return obj.etag if obj is not None and in_generation(obj.meta, generation) else None
+
+
+async def fetch_object(backend: Backend, bucket: str, key: str,
+                       *, generation: float) -> tuple[StoredObject, bytes | None] | None:
+    """An object of bucket generation ``generation`` (as for :func:`load_object`) and, when it is
+    stored inline, its body: one call to a remote backend."""
     got = await backend.fetch(NS_OBJECT, object_key(bucket, key))
     if got is None:
         return None
@@ -122,6 +138,8 @@ async def fetch_object(backend: Backend, bucket: str, key: str) -> tuple[StoredO
     if entry.tombstone:
         return None
     meta = object_meta_decoder.decode(entry.meta)
+    if not in_generation(meta, generation):
+        return None
     if entry.cnumber > 0:
         return StoredObject(entry, meta, manifest_decoder.decode(data)), None
     return StoredObject(entry, meta, None), data

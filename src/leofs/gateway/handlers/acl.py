@@ -112,13 +112,15 @@ async def put_bucket_acl(gw: Gateway, req: S3Request) -> web.StreamResponse:
 
 async def get_object_acl(gw: Gateway, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key))
+    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key,
+                                                  generation=req.require_bucket().created))
     return web.Response(body=policy_xml(gw, obj.meta.owner, object_grants(obj)), content_type="application/xml")
 
 
 async def put_object_acl(gw: Gateway, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key))
+    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key,
+                                                  generation=req.require_bucket().created))
     acl, grants = await requested_acl(gw, req, obj.meta.owner)
     meta = obj.meta
     meta.acl = acl

@@ -10,9 +10,8 @@ from aiohttp import web
 
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
-from leofs.gateway.fence import begin_delete, end_delete
+from leofs.gateway.fence import begin_delete, end_delete, holds_generation
 from leofs.gateway.handlers.headers import canned_acl
-from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
 from leofs.manager.store import AlreadyExists, NotFound
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_bucket_name
@@ -70,13 +69,12 @@ async def create_bucket(gw: Gateway, req: S3Request) -> web.StreamResponse:
 
 async def delete_bucket(gw: Gateway, req: S3Request) -> web.StreamResponse:
     record = req.require_bucket()
-    prefix = f"{req.bucket}/".encode()
     # fenced before the emptiness check: a write in flight either shows in the listing or sees the
     # fence after its record landed and takes itself back (leofs.gateway.fence)
     await begin_delete(gw, record)
     deleted = False
     try:
-        if await gw.backend.scan(NS_OBJECT, prefix, limit=1) or await gw.backend.scan(NS_UPLOAD, prefix, limit=1):
+        if await holds_generation(gw, record):
             raise S3Error("BucketNotEmpty", BucketName=req.bucket or "")
         try:
             await gw.control.delete_bucket(req.bucket or "")

@@ -55,7 +55,7 @@ async def copy_source(gw: Gateway, req: S3Request) -> tuple[str, str, StoredObje
     bucket = gw.control.bucket(bucket_name)
     if bucket is None:
         raise S3Error("NoSuchBucket", BucketName=bucket_name)
-    obj = await load_object(gw.backend, bucket_name, key)
+    obj = await load_object(gw.backend, bucket_name, key, generation=bucket.created)
     caller = req.access_key
     # as for GetObject: the object's ACL decides; a missing key is reported only to who may list
     if obj is None:

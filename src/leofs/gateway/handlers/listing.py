@@ -1,7 +1,9 @@
 """Listing: ListObjects (v1), ListObjectsV2, and ListObjectVersions for unversioned buckets.
 
 A page is one ordered range scan of the index from the marker, with delimiter roll-ups done by
-the engine (it skips a whole common prefix instead of visiting every key under it).
+the engine (it skips a whole common prefix instead of visiting every key under it). Records of a
+deleted generation of the bucket are left out (``leofs.gateway.fence.in_generation``), so a page
+may hold fewer keys than asked for; paging goes on from the last key scanned.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from leofs.gateway.backend import scan_entries
 from leofs.gateway.context import S3Request
+from leofs.gateway.fence import in_generation, read_fence
 from leofs.gateway.handlers.buckets import owner_of
 from leofs.gateway.records import NS_OBJECT, ObjectMeta, object_meta_decoder
 from leofs.s3.errors import S3Error
@@ -36,6 +40,7 @@ class Page:
     prefixes: list[str]
     truncated: bool
     next_start: bytes  # full engine key to continue after
+    next_marker: str = ""  # the key or common prefix to continue after, when truncated
 
 
 def _max_keys(req: S3Request, name: str = "max-keys") -> int:
@@ -66,8 +71,9 @@ def _enc(value: str, url: bool) -> str:
 
 
 async def scan_page(gw: Gateway, bucket: str, prefix: str, delimiter: str, start_after: str | bytes,
-                    max_keys: int) -> Page:
-    """One page of keys and common prefixes after ``start_after`` (a key, or a full engine key)."""
+                    max_keys: int, generation: float) -> Page:
+    """One page of keys and common prefixes after ``start_after`` (a key, or a full engine key), of
+    the bucket generation ``generation`` (its ``created`` time)."""
     base = f"{bucket}/".encode()
     full_prefix = base + prefix.encode()
     if isinstance(start_after, bytes):
@@ -95,14 +101,34 @@ async def scan_page(gw: Gateway, bucket: str, prefix: str, delimiter: str, start
     n = len(base)
     contents, prefixes = page.contents, page.prefixes
     add, decode = contents.append, object_meta_decoder.decode
+    # A common prefix is rolled up from its first key, which may be of a deleted generation: it is
+    # checked only when the bucket's name has a deleted generation (one fence read per page).
+    verify = bool(delimiter) and any(not isinstance(item, Entry) for item in items) and await _name_reused(gw, bucket)
     for item in items:
         if isinstance(item, Entry):
-            add((item.key[n:].decode(), item, decode(item.meta)))
-        else:
+            meta = decode(item.meta)
+            if in_generation(meta, generation):
+                add((item.key[n:].decode(), item, meta))
+        elif not verify or await _holds_generation(gw, item.prefix, generation):
             prefixes.append(item.prefix[n:].decode())
     last = items[-1]
     page.next_start = last.key if isinstance(last, Entry) else last.prefix + _PAST
+    page.next_marker = (last.key if isinstance(last, Entry) else last.prefix)[n:].decode()
     return page
+
+
+async def _name_reused(gw: Gateway, bucket: str) -> bool:
+    """Whether a bucket of this name was deleted (or a DeleteBucket of it died half-way): only then
+    can records of another generation be stored under it."""
+    _, fence = await read_fence(gw, bucket)
+    return bool(fence.deleted or fence.deleting)
+
+
+async def _holds_generation(gw: Gateway, prefix: bytes, generation: float) -> bool:
+    async for entry in scan_entries(gw.backend, NS_OBJECT, prefix, page=32):
+        if in_generation(object_meta_decoder.decode(entry.meta), generation):
+            return True
+    return False
 
 
 def _contents(gw: Gateway, page: Page, url: bool, owner: bool, tag: str = "Contents", version: bool = False) -> str:
@@ -158,15 +184,15 @@ async def list_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
     url, enc_elem = _encoder(req)
     prefix, delimiter, marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", "")
     max_keys = _max_keys(req)
-    page = await scan_page(gw, req.bucket or "", prefix, delimiter, marker, max_keys)
+    generation = req.require_bucket().created
+    page = await scan_page(gw, req.bucket or "", prefix, delimiter, marker, max_keys, generation)
     head = [elem("Name", req.bucket), elem("Prefix", _enc(prefix, url)), elem("Marker", _enc(marker, url)),
             elem("MaxKeys", max_keys)]
     if delimiter:
         head.append(elem("Delimiter", _enc(delimiter, url)))
     head.append(elem("IsTruncated", "true" if page.truncated else "false"))
     if page.truncated:
-        last = page.prefixes[-1] if page.next_start.endswith(_PAST) else page.contents[-1][0]
-        head.append(elem("NextMarker", _enc(last, url)))
+        head.append(elem("NextMarker", _enc(page.next_marker, url)))
     body = "".join(head) + enc_elem + _contents(gw, page, url, True) + _prefixes(page, url)
     return web.Response(body=document("ListBucketResult", body), content_type="application/xml")
 
@@ -187,7 +213,7 @@ def _untoken(token: str, bucket: str) -> bytes:
 
 
 async def list_objects_v2(gw: Gateway, req: S3Request) -> web.StreamResponse:
-    req.require_bucket()
+    generation = req.require_bucket().created
     q = req.query
     url, enc_elem = _encoder(req)
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
@@ -195,7 +221,7 @@ async def list_objects_v2(gw: Gateway, req: S3Request) -> web.StreamResponse:
     token = q.get("continuation-token")
     max_keys = _max_keys(req)
     start: str | bytes = _untoken(token, req.bucket or "") if token is not None else start_after
-    page = await scan_page(gw, req.bucket or "", prefix, delimiter, start, max_keys)
+    page = await scan_page(gw, req.bucket or "", prefix, delimiter, start, max_keys, generation)
     head = [elem("Name", req.bucket), elem("Prefix", _enc(prefix, url))]
     if delimiter:
         head.append(elem("Delimiter", _enc(delimiter, url)))
@@ -214,7 +240,7 @@ async def list_objects_v2(gw: Gateway, req: S3Request) -> web.StreamResponse:
 
 async def list_object_versions(gw: Gateway, req: S3Request) -> web.StreamResponse:
     """Unversioned buckets: every object is its only version, VersionId ``null``."""
-    req.require_bucket()
+    generation = req.require_bucket().created
     q = req.query
     url, enc_elem = _encoder(req)
     prefix, delimiter, key_marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("key-marker", "")
@@ -223,14 +249,13 @@ async def list_object_versions(gw: Gateway, req: S3Request) -> web.StreamRespons
         raise S3Error("InvalidArgument", "A version-id marker cannot be specified without a key marker.",
                       ArgumentName="version-id-marker", ArgumentValue=version_marker)
     max_keys = _max_keys(req)
-    page = await scan_page(gw, req.bucket or "", prefix, delimiter, key_marker, max_keys)
+    page = await scan_page(gw, req.bucket or "", prefix, delimiter, key_marker, max_keys, generation)
     head = [elem("Name", req.bucket), elem("Prefix", _enc(prefix, url)), elem("KeyMarker", _enc(key_marker, url)),
             elem("VersionIdMarker", version_marker), elem("MaxKeys", max_keys)]
     if delimiter:
         head.append(elem("Delimiter", _enc(delimiter, url)))
     head.append(elem("IsTruncated", "true" if page.truncated else "false"))
     if page.truncated:
-        last = page.prefixes[-1] if page.next_start.endswith(_PAST) else page.contents[-1][0]
-        head += [elem("NextKeyMarker", _enc(last, url)), elem("NextVersionIdMarker", "null")]
+        head += [elem("NextKeyMarker", _enc(page.next_marker, url)), elem("NextVersionIdMarker", "null")]
     body = "".join(head) + enc_elem + _contents(gw, page, url, True, "Version", True) + _prefixes(page, url)
     return web.Response(body=document("ListVersionsResult", body), content_type="application/xml")

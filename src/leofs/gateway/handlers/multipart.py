@@ -26,7 +26,7 @@ from leofs.gateway.fence import fenced, stamp_generation
 from leofs.gateway.handlers.buckets import owner_of
 from leofs.gateway.handlers.copy import copy_range, copy_source
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers
-from leofs.gateway.objects import expected_version, load_object
+from leofs.gateway.objects import expected_version, load_object, visible_etag
 from leofs.gateway.records import (
     NS_UPLOAD,
     Blob,
@@ -203,9 +203,9 @@ async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamRe
         stored = await parts_of(gw.backend, bucket, key, upload_id)
         blobs = _chosen(upload, stored, requested)
         old = await load_object(gw.backend, bucket, key)
-        check_write_conditions(req.headers, old.etag if old else None)
         meta = msgspec.structs.replace(upload.meta)
         stamp_generation(meta, req.bucket_record)
+        check_write_conditions(req.headers, visible_etag(old, meta.generation))
         meta.size = sum(b.size for b in blobs)
         etag_md5 = hashlib.md5(b"".join(bytes.fromhex(b.md5) for b in blobs)).hexdigest()
         meta.etag = f"{etag_md5}-{len(blobs)}"
@@ -222,7 +222,7 @@ async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamRe
             # the object changed after the conditions were judged: judge them on what is there now
             old = await load_object(gw.backend, bucket, key)
             try:
-                check_write_conditions(req.headers, old.etag if old else None)
+                check_write_conditions(req.headers, visible_etag(old, meta.generation))
             except S3Error:
                 await reopen(gw, bucket, key, entry, upload)
                 raise

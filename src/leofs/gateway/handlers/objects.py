@@ -23,6 +23,7 @@ from leofs.gateway.objects import (
     raise_for_missing,
     replaced_object,
     send_body,
+    visible_etag,
     write_if,
     write_object,
 )
@@ -80,7 +81,7 @@ async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     # is looked up first only to check conditions
     if conditional:
         old = await load_object(gw.backend, req.bucket or "", req.key)
-        check_write_conditions(req.headers, old.etag if old else None)
+        check_write_conditions(req.headers, visible_etag(old, generation))
     body = RequestBody(req.http, req.auth)
     if body.declared_length is None and not body.aws_chunked and "chunked" not in req.headers.get(
         "Transfer-Encoding", ""
@@ -131,15 +132,17 @@ def _part_range(obj: StoredObject, part_number: int) -> tuple[int, int]:
 async def get_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
     response_overrides(req)  # refused before the object is looked up: the answer tells nothing about it
+    generation = req.require_bucket().created
     for _ in range(3):
         inline: bytes | None = None
         if req.method == "GET" and not gw.backend.local:
             # remote storage: the record and an inline body come back in one call
-            fetched = await fetch_object(gw.backend, req.bucket or "", req.key)
+            fetched = await fetch_object(gw.backend, req.bucket or "", req.key, generation=generation)
             obj = check_object_acl(req, fetched[0] if fetched else None)
             inline = fetched[1] if fetched else None
         else:
-            obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key))
+            obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key,
+                                                          generation=generation))
         check_read_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
         status, headers, start, end = _plan_response(req, obj)
         body: bytes | None = None
@@ -241,7 +244,8 @@ async def delete_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
 
 async def get_object_attributes(gw: Gateway, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key))
+    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key,
+                                                  generation=req.require_bucket().created))
     check_read_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
     wanted = {a.strip().lower() for a in req.headers.get("x-amz-object-attributes", "").split(",") if a.strip()}
     if not wanted:
