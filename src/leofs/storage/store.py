@@ -248,7 +248,8 @@ class ObjectStore(StoreReads):
     ) -> asyncio.Future[PutResult]:
         """Queue a put (or with ``tombstone`` a delete) and return its future, resolved once the
         write is durable: for callers that answer from a callback (the write link)."""
-        check_write(key, meta, md5)
+        check_write(key, meta, md5, ns=ns, clock=clock, timestamp=timestamp, cindex=cindex, cnumber=cnumber,
+                    csize=csize)
         if self._closed:
             raise RuntimeError("store is closed")
         loop = asyncio.get_running_loop()
