@@ -27,6 +27,7 @@ SCOPE = f"{AMZ_NOW[:8]}/us-east-1/s3/aws4_request"
 
 
 def lookup(access_key: str) -> str | None:
+    access_key.encode("utf-8")  # as the user store does (SQLite takes UTF-8 only)
     return SECRET if access_key == ACCESS else None
 
 
@@ -102,6 +103,9 @@ def requests(draw: st.DrawFn) -> RequestParts:
 
 @fuzz(2.0)
 @given(req=requests())
+@example(req=RequestParts("GET", "/b/k", "", {"authorization": "AWS LEOFS\udcffKEY:c2ln", "date": "x"}))
+@example(req=RequestParts("GET", "/b/k", "", {"authorization": "AWS LEOFS\udcffKEY:c2ln",
+                                               "date": "Fri, 02 Jan 2026 03:04:05 GMT"}))  # a 500 once
 def test_any_request_is_authenticated_or_refused_clearly(req: RequestParts) -> None:
     result = run(req)
     if result is not None and result.access_key is not None:
