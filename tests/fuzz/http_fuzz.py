@@ -22,12 +22,14 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import hmac
 import random
 import re
 import socket
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from botocore.auth import HmacV1Auth, S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from leofs.s3 import sigv4
 from tests.support.servers import ROOT_ACCESS_KEY, ROOT_SECRET_KEY, LeofsServer
 
 TIMEOUT = 15.0  # seconds for one answer; every request here is small
@@ -178,7 +181,7 @@ class Generator:
             key = f"{b}/fz/{quote(rng.choice(['k', 'a/b', 'ü', 'a b', '~!*()']), safe='/')}"
         body = rng.randbytes(rng.choice([0, 1, 100, 5000, 70000]))
         upload = rng.choice(self.uploads) if self.uploads else None
-        choice = rng.randrange(16)
+        choice = rng.randrange(17)
         if choice == 0:
             return Request("PUT", key, [], [("Content-Type", "application/octet-stream")], body)
         if choice == 1:
@@ -218,6 +221,10 @@ class Generator:
                        ("x-amz-trailer", "x-amz-checksum-crc32")]
             req = Request("PUT", key, [], headers, _aws_chunked(rng, body))
             req.notes.append("aws-chunked")
+            return req
+        if choice == 15:
+            req = Request("PUT", key, [], [("Content-Encoding", "aws-chunked")], body)
+            req.notes.append("streaming-signed")  # signed with chunk signatures in make_request
             return req
         return Request("GET", key, [("response-content-type", "text/plain")], [("Range", "bytes=0-10")])
 
@@ -342,6 +349,47 @@ def sign(rng: random.Random, req: Request, host: str, creds: Credentials) -> Non
     _ensure_host(req, host)
 
 
+def sign_streaming(rng: random.Random, req: Request, host: str, creds: Credentials) -> None:
+    """SigV4 with STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]: the body becomes signed aws-chunked."""
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
+    trailer = rng.random() < 0.5
+    mode = sigv4.STREAMING_SIGNED_TRAILER if trailer else sigv4.STREAMING_SIGNED
+    payload = req.body
+    req.headers += [("Host", host), ("x-amz-date", amz_date), ("x-amz-content-sha256", mode),
+                    ("x-amz-decoded-content-length", str(len(payload)))]
+    if trailer:
+        req.headers.append(("x-amz-trailer", "x-amz-checksum-crc32"))
+    headers = {n.lower(): v for n, v in req.headers}
+    signed = sorted(headers)
+    query = "&".join(f"{n}={v}" if v != "\0" else n for n, v in req.query)
+    creq = "\n".join((req.method, sigv4.canonical_uris(req.path)[0], sigv4.canonical_query(query),
+                      sigv4.canonical_headers(headers, signed), ";".join(signed), mode))
+    key = sigv4.signing_key(creds.secret_key, amz_date[:8], "us-east-1", "s3")
+
+    def hmac_hex(text: str) -> str:
+        return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+    prev = hmac_hex(f"{sigv4.ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(creq.encode()).hexdigest()}")
+    req.headers.append(("Authorization", f"{sigv4.ALGORITHM} Credential={creds.access_key}/{scope}, "
+                                         f"SignedHeaders={';'.join(signed)}, Signature={prev}"))
+    size = rng.choice([8192, 65536, 1 << 20])
+    chunks = [payload[i : i + size] for i in range(0, len(payload), size)] + [b""]
+    out = []
+    for chunk in chunks:
+        prev = hmac_hex("\n".join(("AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, prev, sigv4.EMPTY_SHA256,
+                                   hashlib.sha256(chunk).hexdigest())))
+        out.append(f"{len(chunk):x};chunk-signature={prev}\r\n".encode() + chunk + (b"\r\n" if chunk else b""))
+    if trailer:
+        crc = base64.b64encode(zlib.crc32(payload).to_bytes(4, "big")).decode()
+        line = f"x-amz-checksum-crc32:{crc}"
+        sig = hmac_hex("\n".join(("AWS4-HMAC-SHA256-TRAILER", amz_date, scope, prev,
+                                  hashlib.sha256(f"{line}\n".encode()).hexdigest())))
+        out.append(f"{line}\r\nx-amz-trailer-signature:{sig}\r\n".encode())
+    req.body = b"".join(out) + b"\r\n"
+    _ensure_host(req, host)
+
+
 def _ensure_host(req: Request, host: str) -> None:
     if not any(n.lower() == "host" for n, _ in req.headers):
         req.headers.insert(0, ("Host", host))
@@ -359,7 +407,10 @@ def make_request(seed: int, index: int, gen: Generator, creds: Credentials) -> R
     if mode == "before-signing":
         for _ in range(rng.randint(1, 3)):
             _mutate_components(rng, req)
-    sign(rng, req, gen.host, creds)
+    if "streaming-signed" in req.notes:
+        sign_streaming(rng, req, gen.host, creds)
+    else:
+        sign(rng, req, gen.host, creds)
     if mode == "after-signing":
         for _ in range(rng.randint(1, 2)):
             _mutate_components(rng, req)

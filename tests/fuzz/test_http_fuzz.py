@@ -96,6 +96,16 @@ def test_access_key_with_bytes_that_are_not_utf8(server: LeofsServer) -> None:
     _no_traceback_since(server, pos)
 
 
+@pytest.mark.parametrize("host", [b"127.0.0.\xff1", b"h127.\xa3.0.1", b"b\xff.s3.example.com"])
+def test_host_with_bytes_that_are_not_utf8(server: LeofsServer, host: bytes) -> None:
+    # found by the fuzzer: a Host naming a bucket (CNAME style) with a \xff byte reached the bucket store (500)
+    raw = b"HEAD /fz-any/fz/a HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+    pos = _log_pos(server)
+    out = send(server.host, server.port, Request("HEAD", "", [], [], raw=raw))
+    assert out.status == 400, out
+    _no_traceback_since(server, pos)
+
+
 @pytest.mark.parametrize("header", [b"x-amz-meta-a", b"Content-Type", b"Content-Disposition"])
 def test_stored_header_with_bytes_that_are_not_utf8(server: LeofsServer, s3: object, header: bytes) -> None:
     # found by the fuzzer: "x-amz-meta-a: \xff\xfe" on a signed PUT reached the UTF-8 encoder (500)
