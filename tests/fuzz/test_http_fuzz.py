@@ -10,7 +10,6 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
@@ -137,7 +136,7 @@ def test_http_fuzz_run(server: LeofsServer) -> None:
     assert not report.tracebacks, "\n".join(report.tracebacks[:3])
 
 
-def test_replay_is_reproducible(tmp_path: Path) -> None:
+def test_replay_is_reproducible() -> None:
     """The same (seed, index) always builds the same request (signatures aside)."""
     gen = http_fuzz.Generator("127.0.0.1:1", "fz-1", [("fz/mp0", "u")])
     for index in range(50):
