@@ -517,8 +517,8 @@ def classify(req: Request, outcome: Outcome) -> str | None:
     """None when the answer is acceptable; else a failure kind (a known issue's name, or "failure")."""
     if outcome.status is not None and outcome.status < 500 and "cut short" not in outcome.detail:
         return None
-    if outcome.status == 501 and outcome.detail == "NotImplemented":
-        return None
+    if outcome.status == 501 and (outcome.detail == "NotImplemented" or req.method == "HEAD"):
+        return None  # a clear answer for what is not built (a HEAD answer has no body to name it)
     dropped = outcome.status is None and outcome.detail.startswith(("closed without", "connection error"))
     if dropped and (req.raw is not None or req.truncate is not None):
         return None  # dropping garbage, a damaged frame or a half-sent body without an answer is fine
