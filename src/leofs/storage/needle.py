@@ -155,8 +155,9 @@ def check_header_crc(raw_header: bytes, key: bytes, meta: bytes, hcrc: int) -> b
 
 
 _U32 = 1 << 32
-# Clocks stay far below the i64 limit: the writer's own clocks count up from the largest it has seen.
-_MAX_CLOCK = 1 << 62
+# Clocks stay below the i64 limit with room to spare: the writer's own clocks count up by one from
+# the largest it has seen, so a clock at the limit would make every later write fail.
+_MAX_CLOCK = (1 << 63) - (1 << 40)
 
 
 def check_write(
