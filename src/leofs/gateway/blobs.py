@@ -179,6 +179,8 @@ async def ingest(
                 await writer.add(chunk)
         await digests.update_async(memoryview(buf))
         body.verify(digests)
+        if writer is None and threshold == 0:  # an empty part is still a blob (of no chunks)
+            writer = ChunkWriter(backend, bucket, key, chunk_size, window, budget)
         if writer is None:
             return Ingested(digests.length, digests, bytes(buf), None)
         if buf:

@@ -81,13 +81,24 @@ def resolve_target(host: str, raw_path: str, endpoints: list[str]) -> tuple[str 
                 vhost_bucket = hostname
     if vhost_bucket is not None:
         key = unquote(path[1:]) if len(path) > 1 else None
-        return vhost_bucket, key, True
+        return _text_name(vhost_bucket), key, True
     rest = path[1:]
     if not rest:
         return None, None, False
     bucket, sep, key = rest.partition("/")
     bucket = unquote(bucket)
-    return bucket, (unquote(key) if sep and key else None), False
+    return _text_name(bucket), (unquote(key) if sep and key else None), False
+
+
+def _text_name(bucket: str) -> str:
+    """A bucket name that can be looked up: bytes that are not UTF-8 (a Host header's arrive as
+    surrogate escapes) name no bucket."""
+    if not bucket.isascii():
+        try:
+            bucket.encode("utf-8")
+        except UnicodeEncodeError:
+            raise S3Error("InvalidBucketName") from None
+    return bucket
 
 
 def _strip_port(host: str) -> str:

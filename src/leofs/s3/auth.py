@@ -75,10 +75,19 @@ def parse_query(raw_query: str) -> dict[str, str]:
 
 
 def _secret(lookup_secret: Callable[[str], str | None], access_key: str) -> str:
-    secret = lookup_secret(access_key)
+    # bytes that are not UTF-8 (kept as surrogate escapes) name no user, and no store can look them up
+    secret = lookup_secret(access_key) if access_key.isascii() or _utf8(access_key) else None
     if secret is None:
         raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key)
     return secret
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def authenticate(

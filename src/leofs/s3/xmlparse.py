@@ -27,6 +27,8 @@ _PARSER: Final = etree.XMLParser(
 )
 _DOCTYPE_RE: Final = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 _XSI_TYPE: Final = "{http://www.w3.org/2001/XMLSchema-instance}type"
+#: a PartNumber: range checks are the caller's, but it must be an integer ("--1" is not)
+_PART_NUMBER_RE: Final = re.compile(r"-?[0-9]+", re.ASCII)
 
 #: the most keys one DeleteObjects request may name
 MAX_DELETE_KEYS: Final = 1000
@@ -142,7 +144,7 @@ def parse_complete_multipart(body: bytes) -> list[CompletedPart]:
         if number_text is None or etag is None:
             raise S3Error("MalformedXML")
         number_text = number_text.strip()
-        if not number_text.isascii() or not number_text.lstrip("-").isdigit() or len(number_text) > 12:
+        if len(number_text) > 12 or not _PART_NUMBER_RE.fullmatch(number_text):
             raise S3Error("MalformedXML")
         checksums: dict[str, str] = {}
         for child in _children(part):

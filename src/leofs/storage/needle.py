@@ -154,14 +154,39 @@ def check_header_crc(raw_header: bytes, key: bytes, meta: bytes, hcrc: int) -> b
     return _header_crc(raw_header[:HEADER_SIZE], key, meta) == hcrc
 
 
-def check_write(key: bytes, meta: bytes = b"", md5: bytes | None = None) -> None:
-    """Raise ValueError for a write the needle format cannot hold."""
+_U32 = 1 << 32
+# Clocks stay below the i64 limit with room to spare: the writer's own clocks count up by one from
+# the largest it has seen, so a clock at the limit would make every later write fail.
+_MAX_CLOCK = (1 << 63) - (1 << 40)
+
+
+def check_write(
+    key: bytes,
+    meta: bytes = b"",
+    md5: bytes | None = None,
+    *,
+    ns: int = 0,
+    clock: int | None = None,
+    timestamp: int | None = None,
+    cindex: int = 0,
+    cnumber: int = 0,
+    csize: int = 0,
+) -> None:
+    """Raise ValueError for a write the needle format (or the index) cannot hold.
+
+    Checked before the write joins a batch: a field out of range must fail its own write, not the
+    group commit it would share with others.
+    """
     if len(key) > MAX_KEY:
         raise ValueError(f"key longer than {MAX_KEY} bytes")
     if len(meta) > MAX_META:
         raise ValueError(f"metadata longer than {MAX_META} bytes")
     if md5 is not None and len(md5) != 16:
         raise ValueError("md5 must be 16 bytes")
+    if not (0 <= ns < _U32 and 0 <= cindex < _U32 and 0 <= cnumber < _U32 and 0 <= csize < 1 << 63):
+        raise ValueError("ns, cindex, cnumber or csize out of range")
+    if (clock is not None and not 0 <= clock < _MAX_CLOCK) or (timestamp is not None and not 0 <= timestamp < 1 << 63):
+        raise ValueError("clock or timestamp out of range")
 
 
 def pread_exact(fd: int, n: int, offset: int) -> bytes:

@@ -254,7 +254,8 @@ class ObjectStore(StoreReads):
         write is durable: for callers that answer from a callback (the write link). With ``expect``
         the write is a compare-and-set (see :func:`~leofs.storage.model.condition_holds`); it fails
         with :class:`WriteConflict`."""
-        check_write(key, meta, md5)
+        check_write(key, meta, md5, ns=ns, clock=clock, timestamp=timestamp, cindex=cindex, cnumber=cnumber,
+                    csize=csize)
         if self._closed:
             raise RuntimeError("store is closed")
         loop = asyncio.get_running_loop()

@@ -60,7 +60,10 @@ def meta_from_headers(req: S3Request, *, size: int = 0, etag: str = "") -> Objec
         if lname.startswith("x-amz-meta-"):
             mname = lname[len("x-amz-meta-"):]
             user_meta[mname] = f"{user_meta[mname]},{value}" if mname in user_meta else value
+    for header, field in _STORED_HEADERS:
+        _require_utf8(header, values[field])
     for mname, value in user_meta.items():
+        _require_utf8(f"x-amz-meta-{mname}", value)
         total += len(mname.encode()) + len(value.encode())
     if total > MAX_USER_METADATA:
         raise S3Error("MetadataTooLarge", Size=str(total), MaxSizeAllowed=str(MAX_USER_METADATA))
@@ -82,6 +85,18 @@ def meta_from_headers(req: S3Request, *, size: int = 0, etag: str = "") -> Objec
         acl=canned_acl(headers),
         storage_class="STANDARD" if storage_class == "STANDARD" else storage_class,
     )
+
+
+def _require_utf8(header: str, value: str | None) -> None:
+    """Stored headers must be text: raw bytes that are not UTF-8 arrive as surrogate escapes."""
+    for text in (header, value or ""):
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                name = header.encode("utf-8", "replace").decode()
+                raise S3Error("InvalidArgument", "Header names and values must be valid UTF-8.",
+                              ArgumentName=name) from None
 
 
 def object_headers(req: S3Request, obj: StoredObject) -> dict[str, str]:
