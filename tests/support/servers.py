@@ -122,6 +122,32 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """True when process ``pid`` holds a socket listening on TCP ``port`` (IPv4 or IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(fields[9])
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 def process_env() -> dict[str, str]:
     """The environment of every process the tests start: known root keys and cluster secret."""
     return dict(os.environ, LEOFS_ROOT_ACCESS_KEY=ROOT_ACCESS_KEY, LEOFS_ROOT_SECRET_KEY=ROOT_SECRET_KEY,
@@ -206,6 +232,18 @@ class LeofsServer:
     @property
     def alive(self) -> bool:
         return self.service.alive
+
+    def wait_workers(self, count: int, timeout: float = 30.0) -> list[int]:
+        """Wait until the server runs ``count`` processes (primary and workers), each listening on the
+        S3 port; their pids."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.pids()
+            if len(pids) == count and all(listens_on(p, self.port) for p in pids):
+                return pids
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} processes listening on {self.port} never came (have {pids})")
+            time.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL: no chance to flush or close anything."""
