@@ -59,6 +59,10 @@ class Service:
                 if "address already in use" in output.lower() or "eaddrinuse" in output.lower():
                     raise PortTaken(f"{self.name}: a port of {self.ports} was taken:\n{output[-2000:]}")
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+            # ours, not another process that took the port meanwhile (then our child exits: PortTaken)
+            if not any(listens_on(p, waiting[0]) for p in process_tree(self.proc.pid)):
+                time.sleep(0.05)
+                continue
             try:
                 with socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.5):
                     waiting.pop(0)
