@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import random
 import threading
 import time
@@ -16,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from leofs.ring import Member, build_ring
 from tests.integration.conftest import make_client
 from tests.support.cluster import LeofsCluster
+from tests.support.internal import replica_meta, replica_read
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -31,8 +33,9 @@ def cluster(tmp_path: Path) -> Iterator[LeofsCluster]:
         raise
     finally:
         c.stop()
-    for service in [c.manager, *c.storage.values(), c.gateway]:
-        assert "Traceback" not in service.log(), f"{service.name} logged a traceback:\n{service.log()}"
+    for service in c.services:
+        log = service.log_since(0)  # the whole log, not only its tail
+        assert "Traceback" not in log, f"{service.name} logged a traceback:\n{log[-20000:]}"
 
 
 def _client(cluster: LeofsCluster, **kw: Any) -> Any:
@@ -90,16 +93,66 @@ def test_one_node_down_keeps_writes_reads_and_listings_working(cluster: LeofsClu
     s3.delete_object(Bucket="one-down", Key="before/0")
     with pytest.raises(ClientError):
         s3.head_object(Bucket="one-down", Key="before/0")
-    # the node comes back and the repair queue brings it up to date
+    # the node comes back and the repair queue brings it up to date: every key it missed, with the
+    # clock the others have (N=3 on three nodes: every node holds every key)
     cluster.storage["storage2"].start()
     cluster.wait_until(lambda: cluster.node_states()["storage2"] == "running", what="storage2 running again")
+    back, other = cluster.storage_address("storage2"), cluster.storage_address("storage1")
 
-    def repaired() -> bool:
-        rows = cluster.adm("whereis", "one-down/after/3")["replicas"]
-        return any(r["node"] == "storage2" and r.get("clock") for r in rows) or all(
-            r["node"] != "storage2" for r in rows)
+    def same_as_storage1(key: str) -> bool:
+        mine, theirs = replica_meta(back, f"one-down/{key}".encode()), replica_meta(other, f"one-down/{key}".encode())
+        return mine is not None and theirs is not None and mine.clock == theirs.clock
 
-    cluster.wait_until(repaired, timeout=60, what="the repair queue to replay")
+    for key in after:
+        cluster.wait_until(lambda k=key: same_as_storage1(k), timeout=60, what=f"the repair of {key} on storage2")
+        if key != "after/large":  # (its parent record holds the chunk list, not the data)
+            assert replica_read(back, f"one-down/{key}".encode()) == (200, after[key])
+    # the delete it missed: a tombstone with the deleting clock, not the old copy
+    cluster.wait_until(lambda: same_as_storage1("before/0"), timeout=60, what="the tombstone on storage2")
+    tomb = replica_meta(back, b"one-down/before/0")
+    assert tomb is not None and tomb.tombstone
+    assert replica_read(back, b"one-down/before/0")[0] == 404
+
+
+def test_a_node_killed_during_a_multi_chunk_put(cluster: LeofsCluster) -> None:
+    """A 16 MiB PUT (four 5 MiB chunks, each placed on its own) loses a storage node half-way: the
+    PUT is acknowledged (W=2 of the two left), reads back whole, and the node has every chunk once
+    it is back."""
+    s3 = _client(cluster)
+    s3.create_bucket(Bucket="midput")
+    old = random.randbytes(7 * 1024 * 1024)
+    s3.put_object(Bucket="midput", Key="obj", Body=old)
+    new = random.randbytes(16 * 1024 * 1024)
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": "midput", "Key": "obj"}, ExpiresIn=600)
+    conn = http.client.HTTPConnection("127.0.0.1", cluster.gateway_port, timeout=60)
+    conn.putrequest("PUT", url.split(str(cluster.gateway_port), 1)[1], skip_host=True)
+    conn.putheader("Host", f"127.0.0.1:{cluster.gateway_port}")
+    conn.putheader("Content-Length", str(len(new)))
+    conn.endheaders()
+    half = len(new) // 2
+    conn.send(new[:half])
+    victim = "storage2"
+    cluster.storage[victim].kill()
+    conn.send(new[half:])
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    assert resp.status == 200, body
+    assert resp.getheader("ETag") == f'"{hashlib.md5(new).hexdigest()}"'
+    assert s3.get_object(Bucket="midput", Key="obj")["Body"].read() == new
+    cluster.storage[victim].start()
+    cluster.wait_until(lambda: cluster.node_states()[victim] == "running", timeout=30, what=f"{victim} running")
+    address = cluster.storage_address(victim)
+    live = {r["node"]: r for r in cluster.adm("whereis", "midput/obj")["replicas"]}
+    cluster.wait_until(lambda: (e := replica_meta(address, b"midput/obj")) is not None
+                       and e.clock == live["storage1"]["clock"], timeout=60, what=f"the new version on {victim}")
+    manifest = replica_meta(address, b"midput/obj")
+    assert manifest is not None and manifest.cnumber == 4  # the parent record: four chunks
+    # every chunk of the new version reached the node that was down during part of the upload
+    for other in ("storage1", "storage3"):
+        cluster.storage[other].kill()
+    cluster.wait_until(lambda: list(cluster.node_states().values()).count("stop") == 2, what="two nodes stop")
+    assert s3.get_object(Bucket="midput", Key="obj")["Body"].read() == new  # R=1: from the victim alone
 
 
 def test_two_nodes_down_writes_fail_with_503_and_reads_still_work(cluster: LeofsCluster) -> None:
@@ -141,21 +194,32 @@ def test_killed_storage_nodes_during_writes_never_lose_an_acknowledged_write(clu
                 acked[key] = body
             i += 1
 
+    def count() -> int:
+        with lock:
+            return len(acked)
+
     threads = [threading.Thread(target=writer, args=(s,)) for s in range(4)]
     for t in threads:
         t.start()
-    time.sleep(1.0)
-    victim = random.choice(list(cluster.storage))
-    cluster.storage[victim].kill()  # it coordinates some of the writes in flight
-    time.sleep(1.5)
-    stop.set()
-    for t in threads:
-        t.join(60)
-    assert acked, "no write was acknowledged"
+    try:
+        cluster.wait_until(lambda: count() >= 20, timeout=60, what="writes before the kill")
+        victim = random.choice(list(cluster.storage))
+        cluster.storage[victim].kill()  # it coordinates some of the writes in flight
+        at_kill = count()
+        cluster.wait_until(lambda: count() >= at_kill + 20, timeout=60, what="writes with the node dead")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
     for key, body in acked.items():
         assert s3.get_object(Bucket="crash", Key=key)["Body"].read() == body, key
     cluster.storage[victim].start()
+    cluster.wait_until(lambda: cluster.node_states()[victim] == "running", timeout=30, what=f"{victim} running")
+    # R=1 from the restarted node itself: its own copy of every acknowledged write (repaired if it missed it)
+    address = cluster.storage_address(victim)
     for key, body in acked.items():
+        cluster.wait_until(lambda k=key, b=body: replica_read(address, f"crash/{k}".encode()) == (200, b),
+                           timeout=60, what=f"{key} on {victim}")  # fmt: skip
         assert s3.get_object(Bucket="crash", Key=key)["Body"].read() == body, key
 
 
@@ -170,17 +234,19 @@ def test_data_path_keeps_working_while_the_manager_is_down(cluster: LeofsCluster
     cluster.manager.start()
 
 
-def test_user_changes_reach_the_gateway_within_about_a_second(cluster: LeofsCluster) -> None:
+def test_user_changes_reach_the_gateway(cluster: LeofsCluster) -> None:
     user = cluster.adm("create-user", "carol")
     carol = _client(cluster, access_key=user["access_key"], secret_key=user["secret_key"])
-    deadline = time.monotonic() + 5
-    while True:
+
+    def carol_known() -> bool:
         try:
             carol.list_buckets()
-            break
+            return True
         except ClientError:
-            assert time.monotonic() < deadline, "the new user never reached the gateway"
-            time.sleep(0.1)
+            return False
+
+    # how fast is for benchmarks to measure; here only that it arrives (generous bound, no timing)
+    cluster.wait_until(carol_known, timeout=60, what="the new user to reach the gateway")
 
 
 def test_every_process_serves_metrics(cluster: LeofsCluster) -> None:

@@ -193,7 +193,19 @@ def test_list_object_versions(s3: Any, bucket: str) -> None:
     assert got["Body"].read() == b"v"
 
 
-def test_awkward_keys_stored_and_listed_exactly(s3: Any, bucket: str, server: LeofsServer) -> None:
+def _outside(data_dir: Path, base: Path) -> dict[str, Any]:
+    """What a key used as a file path could reach: the entries of the data directory's parents up to
+    the session's base directory (above it other test sessions come and go), and /etc/passwd."""
+    base = base.resolve()
+    parents = [p for p in Path(data_dir).resolve().parents if p == base or base in p.parents]
+    seen: dict[str, Any] = {str(p): sorted(e.name for e in p.iterdir()) for p in parents}
+    seen["/etc/passwd"] = Path("/etc/passwd").read_bytes()
+    return seen
+
+
+def test_awkward_keys_stored_and_listed_exactly(s3: Any, bucket: str, server: LeofsServer,
+                                                tmp_path_factory: pytest.TempPathFactory) -> None:  # fmt: skip
+    outside = _outside(server.data_dir, tmp_path_factory.getbasetemp())
     for key in AWKWARD:
         s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
     for key in AWKWARD:
@@ -213,11 +225,10 @@ def test_awkward_keys_stored_and_listed_exactly(s3: Any, bucket: str, server: Le
     assert root.findtext(f"{NS}EncodingType") == "url"
     assert [unquote(k.text or "") for k in root.iter(f"{NS}Key")] == ["plus+plus"]
     assert "+" not in (root.findtext(f"{NS}Contents/{NS}Key") or "+")
-    # nothing outside the data directory
-    parent = server.data_dir.parent
-    names = {p.name for p in Path(parent).iterdir()}
-    assert not any(n in names for n in ("etc", "passwd", "..")), names
-    assert not Path("/etc/passwd").read_bytes().startswith(b"dots/")
+    # each key read back as itself (above), and nothing appeared or changed outside the data directory
+    traversal = "dots/../../../../etc/passwd"
+    assert s3.get_object(Bucket=bucket, Key=traversal)["Body"].read() == traversal.encode()
+    assert _outside(server.data_dir, tmp_path_factory.getbasetemp()) == outside
     for key in AWKWARD:
         s3.delete_object(Bucket=bucket, Key=key)
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0

@@ -55,8 +55,7 @@ def srv(tmp_path: Path) -> Iterator[LeofsServer]:
     server = LeofsServer(tmp_path / "data", extra_args=["--workers", str(WORKERS)])
     server.start()
     assert server.proc is not None
-    wait_for(lambda: len(children(server.proc.pid)) == WORKERS - 1)  # type: ignore[union-attr]
-    time.sleep(0.5)  # the workers bind the port just after they start
+    server.wait_workers(WORKERS)  # every worker listens on the S3 port
     yield server
     server.stop()
 
@@ -113,7 +112,7 @@ def test_a_killed_worker_is_replaced(srv: LeofsServer) -> None:
     os.kill(victim, signal.SIGKILL)
     replaced = wait_for(lambda: (c := children(srv.proc.pid)) and len(c) == WORKERS - 1 and victim not in c and c)  # type: ignore[union-attr]
     assert replaced != before
-    time.sleep(0.5)
+    srv.wait_workers(WORKERS)  # the new worker listens before the checks
     for i in range(20):
         fresh(srv).put_object(Bucket="bucket-b", Key=f"after{i}", Body=b"a")
         assert fresh(srv).get_object(Bucket="bucket-b", Key="k")["Body"].read() == b"before"

@@ -9,35 +9,57 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.servers import CLUSTER_SECRET, ROOT_ACCESS_KEY, ROOT_SECRET_KEY, Service, free_port
+from tests.support.servers import (
+    CLUSTER_SECRET,
+    PORT_ATTEMPTS,
+    ROOT_ACCESS_KEY,
+    ROOT_SECRET_KEY,
+    PortTaken,
+    Service,
+    free_port,
+    process_tree,
+)
 
 
 class LeofsCluster:
     """Manager + ``nodes`` storage nodes + one gateway, with N/W/R/D as given."""
 
     def __init__(self, base: Path, *, nodes: int = 3, n: int = 3, w: int = 2, r: int = 1, d: int = 2,
-                 gateway_args: tuple[str, ...] = ()) -> None:
+                 data_dirs: dict[str, Path] | None = None, gateway_args: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.base = base
+        self.gateway_args = gateway_args
         base.mkdir(parents=True, exist_ok=True)
+        self.consistency = (n, w, r, d)
+        self.data_dirs = {f"storage{i}": (data_dirs or {}).get(f"storage{i}", base / f"storage{i}")
+                          for i in range(1, nodes + 1)}  # fmt: skip
+        self.manager = Service("manager", [], [], base / "manager.log")
+        self.storage = {name: Service(name, [], [], base / f"{name}.log") for name in self.data_dirs}
+        self.gateway = Service("gateway", [], [], base / "gateway.log")
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        """(New) free ports for every process: the first start retries here when one was taken."""
+        n, w, r, d = self.consistency
         self.manager_port = free_port()
-        self.manager = Service("manager", [
-            "manager", "--data", str(base / "manager"), "--address", f"127.0.0.1:{self.manager_port}",
+        self.manager.args = [
+            "manager", "--data", str(self.base / "manager"), "--address", f"127.0.0.1:{self.manager_port}",
             "--replicas", str(n), "--write", str(w), "--read", str(r), "--delete", str(d),
-        ], [self.manager_port], base / "manager.log")
-        self.storage: dict[str, Service] = {}
-        for i in range(1, nodes + 1):
-            name = f"storage{i}"
+        ]  # fmt: skip
+        self.manager.ports = [self.manager_port]
+        for name, node in self.storage.items():
             port = free_port()
-            self.storage[name] = Service(name, [
-                "storage", "--name", name, "--data", str(base / name), "--manager", self.manager_address,
-                "--address", f"127.0.0.1:{port}",
-            ], [port], base / f"{name}.log")
+            node.args = ["storage", "--name", name, "--data", str(self.data_dirs[name]), "--manager",
+                         self.manager_address, "--address", f"127.0.0.1:{port}"]  # fmt: skip
+            node.ports = [port]
         self.gateway_port = free_port()
         self.gateway_admin_port = free_port()
-        self.gateway = Service("gateway", [
-            "gateway", "--manager", self.manager_address, "--address", f"127.0.0.1:{self.gateway_port}",
-            "--admin-address", f"127.0.0.1:{self.gateway_admin_port}", *gateway_args,
-        ], [self.gateway_port, self.gateway_admin_port], base / "gateway.log")
+        self.gateway.args = ["gateway", "--manager", self.manager_address, "--address",
+                             f"127.0.0.1:{self.gateway_port}", "--admin-address",
+                             f"127.0.0.1:{self.gateway_admin_port}", *self.gateway_args]  # fmt: skip
+        self.gateway.ports = [self.gateway_port, self.gateway_admin_port]
+
+    def storage_address(self, name: str) -> str:
+        return f"127.0.0.1:{self.storage[name].ports[0]}"
 
     # -- the same face as LeofsServer, so the S3 integration tests run against either ------------------
     host = "127.0.0.1"
@@ -99,6 +121,17 @@ class LeofsCluster:
         return {n["name"]: n["state"] for n in self.adm("status")["nodes"] if n["type"] == "storage"}
 
     def start(self) -> None:
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self._start()
+                return
+            except PortTaken:
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self.stop()
+                self._pick_ports()
+
+    def _start(self) -> None:
         self.manager.start()
         for node in self.storage.values():
             node.start()
@@ -129,6 +162,23 @@ class LeofsCluster:
     def stop(self) -> None:
         for service in [self.gateway, *self.storage.values(), self.manager]:
             service.stop()
+
+    @property
+    def services(self) -> list[Service]:
+        return [self.manager, *self.storage.values(), self.gateway]
+
+    def log_mark(self) -> dict[str, int]:
+        """Where every process's log ends now (see :meth:`log_since`)."""
+        return {s.name: s.log_mark() for s in self.services}
+
+    def log_since(self, mark: dict[str, int]) -> str:
+        """What the processes logged after ``mark``: checks scoped to one module or test."""
+        return "\n".join(f"== {s.name}\n{s.log_since(mark.get(s.name, 0))}" for s in self.services)
+
+    def pids(self) -> list[int]:
+        """Every process of the cluster (and their children)."""
+        return [p for s in self.services if s.proc is not None and s.proc.poll() is None
+                for p in process_tree(s.proc.pid)]  # fmt: skip
 
     def logs(self) -> str:
         return "\n".join(f"== {s.name}\n{s.log()}" for s in [self.manager, *self.storage.values(), self.gateway])

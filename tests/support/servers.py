@@ -17,9 +17,19 @@ CLUSTER_SECRET = "leofs-test-cluster-secret"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago. Another process may take it before the child binds it:
+    :meth:`Service.start` raises :class:`PortTaken` then, and the owners pick new ports and retry."""
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+class PortTaken(RuntimeError):
+    """The child could not bind its port (EADDRINUSE): pick another one and start again."""
+
+
+#: how many times a first start is retried on new ports when its port was taken meanwhile
+PORT_ATTEMPTS = 5
 
 
 class Service:
@@ -35,6 +45,9 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start the child and wait until every port accepts connections; :class:`PortTaken` when the
+        child exited because one of its ports was in use."""
+        mark = self.log_mark()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "leofs", *self.args], stdout=log,
                                          stderr=subprocess.STDOUT, env=self.env)
@@ -42,7 +55,14 @@ class Service:
         waiting = list(self.ports)
         while waiting and time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                output = self.log_since(mark)
+                if "address already in use" in output.lower() or "eaddrinuse" in output.lower():
+                    raise PortTaken(f"{self.name}: a port of {self.ports} was taken:\n{output[-2000:]}")
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+            # ours, not another process that took the port meanwhile (then our child exits: PortTaken)
+            if not any(listens_on(p, waiting[0]) for p in process_tree(self.proc.pid)):
+                time.sleep(0.05)
+                continue
             try:
                 with socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.5):
                     waiting.pop(0)
@@ -54,6 +74,21 @@ class Service:
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-20000:]
+        except OSError:
+            return ""
+
+    def log_mark(self) -> int:
+        """The log's current length: :meth:`log_since` then shows only what was written after."""
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, mark: int) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(mark)
+                return f.read().decode(errors="replace")
         except OSError:
             return ""
 
@@ -77,6 +112,46 @@ class Service:
                 self.proc.wait(10)
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its child processes (a server's gateway workers)."""
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                pids.append(int(entry))
+    return pids
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """True when process ``pid`` holds a socket listening on TCP ``port`` (IPv4 or IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(fields[9])
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 def process_env() -> dict[str, str]:
     """The environment of every process the tests start: known root keys and cluster secret."""
     return dict(os.environ, LEOFS_ROOT_ACCESS_KEY=ROOT_ACCESS_KEY, LEOFS_ROOT_SECRET_KEY=ROOT_SECRET_KEY,
@@ -94,18 +169,24 @@ class LeofsServer:
         self.data_dir = data_dir
         self.tls = tls
         self.host = host
-        self.port = free_port(host)
-        self.admin_port = free_port(host)
         # Two processes unless a test says otherwise: every S3 test then also runs through a gateway
         # worker and the write link (the default is one process on the 2-core CI machines).
-        extra = list(extra_args or [])
-        if "--workers" not in extra:
-            extra += ["--workers", "2"]
-        args = ["server", str(data_dir), "--address", f"{host}:{self.port}", "--admin-address", self.admin, *extra]
-        if tls:
-            args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
-        self.service = Service("leofs server", args, [self.port, self.admin_port],
-                               data_dir.parent / f"{data_dir.name}.log")
+        self.extra = list(extra_args or [])
+        if "--workers" not in self.extra:
+            self.extra += ["--workers", "2"]
+        self.service = Service("leofs server", [], [], data_dir.parent / f"{data_dir.name}.log")
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        self.port = free_port(self.host)
+        self.admin_port = free_port(self.host)
+        args = ["server", str(self.data_dir), "--address", f"{self.host}:{self.port}", "--admin-address", self.admin,
+                *self.extra]
+        if self.tls:
+            args += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+        self.service.args = args
+        self.service.ports = [self.port, self.admin_port]
+        self._started = False
 
     @property
     def proc(self) -> subprocess.Popen[bytes] | None:
@@ -124,10 +205,49 @@ class LeofsServer:
         return self.service.env
 
     def start(self, timeout: float = 30.0) -> None:
-        self.service.start(timeout)
+        """Start (or restart, on the same ports); a first start whose ports were taken meanwhile
+        moves to new ones."""
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self.service.start(timeout)
+                self._started = True
+                return
+            except PortTaken:
+                if self._started or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self._pick_ports()
 
     def log(self) -> str:
         return self.service.log()
+
+    def log_mark(self) -> dict[str, int]:
+        """Where the logs end now (see :meth:`log_since`)."""
+        return {"server": self.service.log_mark()}
+
+    def log_since(self, mark: dict[str, int]) -> str:
+        """What the server logged after ``mark``: checks scoped to one module or test."""
+        return self.service.log_since(mark["server"])
+
+    def pids(self) -> list[int]:
+        """The server process and its worker processes."""
+        proc = self.proc
+        return process_tree(proc.pid) if proc is not None and proc.poll() is None else []
+
+    @property
+    def alive(self) -> bool:
+        return self.service.alive
+
+    def wait_workers(self, count: int, timeout: float = 30.0) -> list[int]:
+        """Wait until the server runs ``count`` processes (primary and workers), each listening on the
+        S3 port; their pids."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.pids()
+            if len(pids) == count and all(listens_on(p, self.port) for p in pids):
+                return pids
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} processes listening on {self.port} never came (have {pids})")
+            time.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL: no chance to flush or close anything."""

@@ -51,6 +51,10 @@ GIVE_UP_ATTEMPTS = 5
 #: how long a coordinator that has its quorum still waits for the remaining replicas
 STRAGGLER_GRACE = 0.05
 
+#: a straggler's repair task (durable before the answer) waits this long: its own write usually
+#: lands meanwhile and settles the task, so the data is not sent twice
+STRAGGLER_REPAIR_DELAY = 2.0
+
 
 class Unavailable(Exception):
     """Fewer than the quorum of replicas could be reached (HTTP 503)."""
@@ -62,6 +66,13 @@ def now_us() -> int:
 
 def _params(ns: int, key: bytes, **extra: int) -> dict[str, str]:
     return {"ns": str(ns), "key": key_param(key), **{k: str(v) for k, v in extra.items()}}
+
+
+def _check_replica_answer(target: str, status: int, body: bytes) -> None:
+    if status == 507:  # the replica's disk is full: the client must hear that, not "unavailable"
+        raise DiskFull(f"{target}: {body[:200].decode(errors='replace')}")
+    if status != 200:
+        raise ConnectionError(f"{target} answered {status}: {body[:200]!r}")
 
 
 class Coordinator:
@@ -110,13 +121,21 @@ class Coordinator:
                       remote: dict[str, Callable[[], Awaitable[Entry]]], missed: list[str]) -> Entry:  # fmt: skip
         """Run the local and remote writes; return the first entry once ``need`` succeeded."""
 
+        straggling: set[str] = set()
+        full: list[DiskFull] = []  # replicas that refused for lack of space
+
         async def replica(name: str, call: Callable[[], Awaitable[Entry]]) -> Entry | None:
             try:
-                return await call()
+                entry = await call()
             except Exception as exc:
+                if isinstance(exc, DiskFull):
+                    full.append(exc)
                 log.info("replica write of %r to %s failed (%s); queued for repair", key, name, exc)
                 await self.enqueue([RepairTask(ns, key, name, clock)])
                 return None
+            if name in straggling:
+                await self.queue.settle(ns, key, name, clock)
+            return entry
 
         async def local_write(aw: Awaitable[Entry]) -> Entry | BaseException:
             try:
@@ -128,7 +147,10 @@ class Coordinator:
         tasks: list[asyncio.Future[Any]] = []
         if local is not None:
             tasks.append(asyncio.ensure_future(local_write(local)))
-        tasks.extend(asyncio.ensure_future(replica(n, c)) for n, c in remote.items())
+        names: dict[asyncio.Future[Any], str] = {}
+        for n, c in remote.items():
+            names[asyncio.ensure_future(replica(n, c))] = n
+        tasks.extend(names)
         # replicas that are down miss the write: their repair tasks are durable before we answer
         noted = asyncio.ensure_future(self.enqueue([RepairTask(ns, key, n, clock) for n in missed]))
         acks: list[Entry] = []
@@ -151,12 +173,21 @@ class Coordinator:
             # is slow or hung costs at most the grace; W still decides success).
             done, pending = await asyncio.wait(pending, timeout=STRAGGLER_GRACE)
             acks.extend(r for r in (t.result() for t in done) if isinstance(r, Entry))
+        if pending:
+            # The answer must not depend on this process living until the stragglers finish: if it
+            # dies first, their failures would never be queued. Their repair tasks are durable now;
+            # a write that lands removes its task (settle), a failure makes it due at once.
+            straggling.update(names[t] for t in pending if t in names)
+            later = time.time() + STRAGGLER_REPAIR_DELAY
+            await self.enqueue([RepairTask(ns, key, n, clock, 0, later) for n in sorted(straggling)])
         for t in pending:  # the rest finish (and queue their failures) in the background
             self._spawn(t)
         await noted
         if len(acks) < need:
-            if isinstance(local_error, DiskFull) and not acks:
+            if isinstance(local_error, DiskFull):
                 raise local_error
+            if full:  # too few acks because replicas are full: 507, which a retry elsewhere won't fix
+                raise full[0]
             raise Unavailable(f"only {len(acks)} of {need} replicas acknowledged")
         own = mine.result() if mine is not None and mine.done() else None
         return own if isinstance(own, Entry) else acks[0]
@@ -237,8 +268,7 @@ class Coordinator:
         async with self.client.request("PUT", self._address(target), "/obj", params=_params(ns, key), data=data,
                                        headers=headers, expect100=True, timeout=self.timeout) as resp:  # fmt: skip
             body = await resp.read()
-            if resp.status != 200:
-                raise ConnectionError(f"{target} answered {resp.status}: {body[:200]!r}")
+            _check_replica_answer(target, resp.status, body)
             return entry_decoder.decode(body)
 
     async def delete(self, ns: int, key: bytes, *, expect: int | None = None) -> Written:
@@ -264,8 +294,7 @@ class Coordinator:
                                        params=_params(ns, key, clock=clock, timestamp=stamp),
                                        timeout=self.timeout) as resp:  # fmt: skip
             body = await resp.read()
-            if resp.status != 200:
-                raise ConnectionError(f"{target} answered {resp.status}: {body[:200]!r}")
+            _check_replica_answer(target, resp.status, body)
             return entry_decoder.decode(body)
 
     def _address(self, name: str) -> str:

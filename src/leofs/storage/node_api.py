@@ -120,7 +120,10 @@ class NodeAPI:
             return refused
         if request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
             assert request.writer is not None
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            try:
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            except ConnectionResetError:  # the caller is gone (a killed coordinator): nobody to answer
+                return web.Response(status=400, text="connection closed before the body")
         return None
 
     @web.middleware

@@ -105,6 +105,10 @@ class RepairQueue:
         """Remove a finished task, unless a newer clock was enqueued for it meanwhile."""
         self._exec("DELETE FROM tasks WHERE id = ? AND clock <= ?", (task_id, clock))
 
+    def settle_sync(self, ns: int, key: bytes, target: str, clock: int) -> None:
+        """``target`` acknowledged ``clock`` for the key: its task is moot unless it asks for newer."""
+        self._exec("DELETE FROM tasks WHERE ns = ? AND key = ? AND target = ? AND clock <= ?", (ns, key, target, clock))
+
     def retry(self, task_id: int, attempts: int, not_before: float, error: str) -> None:
         self._exec("UPDATE tasks SET attempts = ?, not_before = ?, last_error = ? WHERE id = ?",
                    (attempts, not_before, error[:500], task_id))  # fmt: skip
@@ -136,6 +140,9 @@ class RepairQueue:
     async def enqueue(self, tasks: list[RepairTask]) -> None:
         if tasks:
             await asyncio.to_thread(self.enqueue_sync, tasks)
+
+    async def settle(self, ns: int, key: bytes, target: str, clock: int) -> None:
+        await asyncio.to_thread(self.settle_sync, ns, key, target, clock)
 
 
 #: pushes one task; True when the target is now up to date (or the task is moot)
