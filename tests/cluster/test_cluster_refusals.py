@@ -87,5 +87,5 @@ def test_purge_cache_reaches_the_real_gateway(cluster: LeofsCluster) -> None:
     """`leofs adm purge-cache` goes through the manager to every running gateway's own handler, which
     authenticates the call with the cluster secret and answers that it keeps no cache."""
     rows = cluster.adm("purge-cache", "photos/cat.jpg")
-    assert rows == [{"gateway": rows[0]["gateway"], "address": f"127.0.0.1:{cluster.gateway_port}", "ok": True,
+    assert rows == [{"gateway": rows[0]["gateway"], "address": f"127.0.0.1:{cluster.gateway_admin_port}", "ok": True,
                      "result": {"purged": False, "cache": "disabled"}}], rows  # fmt: skip

@@ -61,26 +61,44 @@ COMPLETE_LEASE = 60.0
 WAIT_FOR_RESULT = 30.0
 
 
+def encode_record(upload: UploadMeta) -> tuple[bytes, bytes]:
+    """An upload record's (data, meta). The chosen parts of a completing or completed upload go in
+    the data: up to 10,000 of them, far more than a needle's metadata may hold. The metadata keeps
+    the rest (what listings and expiry read) and never grows with the part count."""
+    if upload.numbers is None and upload.blobs is None:
+        return b"", meta_encoder.encode(upload)
+    summary = msgspec.structs.replace(upload, numbers=None, blobs=None)
+    return meta_encoder.encode(upload), meta_encoder.encode(summary)
+
+
+async def _read_record(backend: Backend, ns: int, key: bytes) -> tuple[Entry, UploadMeta] | None:
+    got = await backend.fetch(ns, key)
+    if got is None or got[0].tombstone:
+        return None
+    entry, data = got
+    return entry, upload_decoder.decode(data or entry.meta)
+
+
 async def read_upload(backend: Backend, bucket: str, key: str, upload_id: str) -> tuple[Entry, UploadMeta] | None:
     """The upload's record and its current version (for a compare-and-set), or None."""
     if not upload_id:
         return None
-    entry = await backend.head(NS_UPLOAD, upload_key(bucket, key, upload_id))
-    return None if entry is None else (entry, upload_decoder.decode(entry.meta))
+    return await _read_record(backend, NS_UPLOAD, upload_key(bucket, key, upload_id))
 
 
 async def read_done(backend: Backend, bucket: str, key: str, upload_id: str) -> UploadMeta | None:
     """A completed upload's result, while it is kept."""
     if not upload_id:
         return None
-    entry = await backend.head(NS_DONE, done_key(bucket, key, upload_id))
-    return None if entry is None else upload_decoder.decode(entry.meta)
+    got = await _read_record(backend, NS_DONE, done_key(bucket, key, upload_id))
+    return None if got is None else got[1]
 
 
 async def write_upload(backend: Backend, bucket: str, key: str, upload: UploadMeta, *, expect: int) -> Entry:
     """Rewrite the upload record if it is still at version ``expect`` (else WriteConflict)."""
-    entry, _ = await backend.put(NS_UPLOAD, upload_key(bucket, key, upload.upload_id), b"",
-                                 meta=meta_encoder.encode(upload), expect=expect)  # fmt: skip
+    data, meta = encode_record(upload)
+    entry, _ = await backend.put(NS_UPLOAD, upload_key(bucket, key, upload.upload_id), data, meta=meta,
+                                 expect=expect)  # fmt: skip
     return entry
 
 
@@ -153,8 +171,8 @@ async def finish(gw: Gateway, bucket: str, key: str, entry: Entry, upload: Uploa
         if old is not None and old.manifest is not None:
             # free what the write replaced, never a blob the manifest just written uses
             free_later(gw, bucket, key, [b for b in old.manifest.blobs if b.blob_id not in used])
-    completed = msgspec.structs.replace(upload, state="completed")
-    await backend.put(NS_DONE, done_key(bucket, key, upload.upload_id), b"", meta=meta_encoder.encode(completed))
+    data, meta = encode_record(msgspec.structs.replace(upload, state="completed"))
+    await backend.put(NS_DONE, done_key(bucket, key, upload.upload_id), data, meta=meta)
     await _remove(gw, bucket, key, entry, upload, used)
     return True
 
