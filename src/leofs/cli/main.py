@@ -50,22 +50,24 @@ def _config_option(f: Any) -> Any:
                         "LEOFS_<SECTION>_<OPTION> variables and flags override it.")(f)
 
 
-def _resolve(section: str, config_file: Path | None, renamed: dict[str, str] | None = None) -> Any:
+def _resolve(section: str, config_file: Path | None, renamed: dict[str, str] | None = None,
+             only: tuple[str, ...] | None = None) -> Any:
     """The role's options: defaults < --config file < LEOFS_* environment < the flags given here.
 
     Only flags given on the command line count (click's ParameterSource), so that a flag's default
-    does not hide the file's value. ``renamed`` maps a parameter to its option where the names differ.
+    does not hide the file's value; and only the section's own (``only``: some of them). ``renamed``
+    maps a parameter to its option where the names differ.
     """
     ctx = click.get_current_context()
     renamed = renamed or {}
+    options = only or config.SECTIONS[section].__struct_fields__
     flags: dict[str, Any] = {}
     for name, value in ctx.params.items():
-        if name in ("config_file", "protocol") or ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+        if ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
             continue
-        if name == "no_sync":
-            flags["sync"] = not value
-        else:
-            flags[renamed.get(name, name)] = value
+        option = "sync" if name == "no_sync" else renamed.get(name, name)
+        if option in options:
+            flags[option] = (not value) if name == "no_sync" else value
     try:
         return config.resolve(section, config_file, os.environ, flags)
     except config.ConfigError as exc:
@@ -138,7 +140,8 @@ def server(config_file: Path | None, **_: Any) -> None:
     from leofs.embedded import ServerOptions, default_workers, run_server
 
     opts: config.ServerConfig = _resolve("server", config_file)
-    gateway: config.GatewaySection = _resolve("gateway", config_file)
+    # [gateway] gives the gateway settings only: the listen addresses and TLS are [server]'s
+    gateway: config.GatewaySection = _resolve("gateway", config_file, only=GatewayConfig.__struct_fields__)
     tls_cert, tls_key = _tls_files(opts.tls_cert, opts.tls_key)
     options = ServerOptions(
         data_dir=Path(_required(opts.data_dir, "DATA_DIR (or data_dir in [server] of --config)")),
