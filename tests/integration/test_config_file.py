@@ -3,13 +3,16 @@ the file, flags beat both. Seen through behaviour: the ports it listens on and t
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
+from leofs.internal.messages import SECRET_HEADER
 from tests.integration.conftest import make_client
 from tests.support.servers import Service, free_port, process_env
 
@@ -73,3 +76,26 @@ def test_a_role_refuses_a_bad_file(tmp_path: Path, text: str, named: str) -> Non
                          capture_output=True, text=True, timeout=60, env=process_env())
     assert out.returncode == 2 and named in out.stderr, out
     assert not (tmp_path / "data").exists()  # refused before anything was created
+
+
+def test_manager_from_file_environment_and_flags(tmp_path: Path) -> None:
+    """A second role: N from the file, W from the environment over the file, R from a flag over both,
+    the port and the cluster secret from the file."""
+    port = free_port()
+    secret = "secret-from-the-config-file"
+    config = tmp_path / "leofs.toml"
+    config.write_text(f'[manager]\ndata_dir = "{tmp_path / "m"}"\naddress = "127.0.0.1:{port}"\n'
+                      f'replicas = 3\nwrite = 1\nread = 1\ndelete = 2\ncluster_secret = "{secret}"\n')
+    env = {k: v for k, v in process_env().items() if k != "LEOFS_CLUSTER_SECRET"}
+    env["LEOFS_MANAGER_WRITE"] = "3"
+    manager = Service("manager", ["manager", "--config", str(config), "--read", "2"], [port],
+                      tmp_path / "manager.log", env=env)
+    manager.start()
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/adm/status", data=b"{}", method="POST",
+                                         headers={SECRET_HEADER: secret})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            consistency = json.loads(response.read())["result"]["consistency"]
+        assert (consistency["n"], consistency["w"], consistency["r"], consistency["d"]) == (3, 3, 2, 2)
+    finally:
+        manager.stop()
