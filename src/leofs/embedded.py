@@ -24,6 +24,7 @@ import msgspec
 from aiohttp import web
 
 from leofs import metrics
+from leofs.config import DEFAULT_CONTAINERS, DEFAULT_MANAGER_ADDRESS, DEFAULT_S3_ADDRESS, parse_address
 from leofs.fsmode import make_private_dir
 from leofs.gateway import maintenance
 from leofs.gateway.app import Gateway, make_runner, tls_context
@@ -53,11 +54,11 @@ CLUSTER_ONLY = ("start", "suspend", "resume", "detach", "remove-gateway", "updat
 @dataclass
 class ServerOptions:
     data_dir: Path
-    address: tuple[str, int] = ("127.0.0.1", 8080)
-    admin_address: tuple[str, int] = ("127.0.0.1", 10010)
+    address: tuple[str, int] = parse_address(DEFAULT_S3_ADDRESS)
+    admin_address: tuple[str, int] = parse_address(DEFAULT_MANAGER_ADDRESS)
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    containers: int = 8
+    containers: int = DEFAULT_CONTAINERS
     sync: bool = True
     workers: int = 1  # processes answering S3 on the shared port (see leofs.workers)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)

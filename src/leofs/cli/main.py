@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
+from click.core import ParameterSource
 
-from leofs import __version__
+from leofs import __version__, config
 from leofs.cli.adm import adm
+from leofs.cli.config_check import config_group
+from leofs.config import GatewayConfig
 from leofs.fsmode import private_umask
-from leofs.gateway.context import GatewayConfig
 from leofs.memory import return_large_buffers_to_the_os
 
 
 def parse_address(value: str) -> tuple[str, int]:
     """HOST:PORT (or :PORT, or PORT) to a tuple."""
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = "127.0.0.1", value
-    if not port.isdigit():
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    try:
+        return config.parse_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.group()
@@ -42,28 +44,50 @@ def cli(log_level: str) -> None:
     private_umask()  # every role: data, sockets and temp files readable by this user only
 
 
+def _config_option(f: Any) -> Any:
+    return click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        default=None, help="TOML file of options, one section per role (see leofs.sample.toml); "
+                        "LEOFS_<SECTION>_<OPTION> variables and flags override it.")(f)
+
+
+def _resolve(section: str, config_file: Path | None, renamed: dict[str, str] | None = None,
+             only: tuple[str, ...] | None = None) -> Any:
+    """The role's options: defaults < --config file < LEOFS_* environment < the flags given here.
+
+    Only flags given on the command line count (click's ParameterSource), so that a flag's default
+    does not hide the file's value; and only the section's own (``only``: some of them). ``renamed``
+    maps a parameter to its option where the names differ.
+    """
+    ctx = click.get_current_context()
+    renamed = renamed or {}
+    options = only or config.SECTIONS[section].__struct_fields__
+    flags: dict[str, Any] = {}
+    for name, value in ctx.params.items():
+        if ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+            continue
+        option = "sync" if name == "no_sync" else renamed.get(name, name)
+        if option in options:
+            flags[option] = (not value) if name == "no_sync" else value
+    try:
+        return config.resolve(section, config_file, os.environ, flags)
+    except config.ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _required(value: str | None, what: str) -> str:
+    if not value:
+        raise click.UsageError(f"missing {what}")
+    return value
+
+
 def _gateway_options(f: Any) -> Any:
-    """The gateway's limits per process (GatewayConfig; beyond them: 503 SlowDown) and its free grace."""
+    """Every GatewayConfig setting as a flag (--chunk-size for chunk_size), for `server` and `gateway`."""
     defaults = GatewayConfig()
-    f = click.option("--max-connections", type=click.IntRange(1), default=defaults.max_connections,
-                     show_default=True, help="Connections per process.")(f)
-    f = click.option("--body-budget", type=click.IntRange(1), default=defaults.body_budget,
-                     show_default=True, help="Request-body bytes buffered per process.")(f)
-    f = click.option("--body-idle-timeout", type=click.FloatRange(min=0.1),
-                     default=defaults.body_idle_timeout, show_default=True,
-                     help="Seconds a request body may stall (then 400 RequestTimeout).")(f)
-    f = click.option("--body-deadline", type=click.FloatRange(min=0.1), default=defaults.body_deadline,
-                     show_default=True, help="Seconds a request body may take in all (then 400 "
-                     "RequestTimeout); gc never collects chunks younger than twice this.")(f)
-    return click.option("--free-grace", type=click.FloatRange(0), default=defaults.free_grace, show_default=True,
-                        help="Seconds before a replaced version's chunks are freed (reads in progress finish "
-                        "first).")(f)
-
-
-def _gateway_config(max_connections: int, body_budget: int, body_idle_timeout: float, body_deadline: float,
-                    free_grace: float) -> GatewayConfig:
-    return GatewayConfig(max_connections=max_connections, body_budget=body_budget,
-                         body_idle_timeout=body_idle_timeout, body_deadline=body_deadline, free_grace=free_grace)
+    for field in reversed(msgspec.structs.fields(GatewayConfig)):
+        default = getattr(defaults, field.name)
+        f = click.option(f"--{field.name.replace('_', '-')}", type=type(default), default=default, show_default=True,
+                         help=config.GATEWAY_HELP[field.name])(f)
+    return f
 
 
 def _protocol_option(f: Any) -> Any:
@@ -79,37 +103,52 @@ def _tls_options(f: Any) -> Any:
                         help="PEM certificate (chain): serve S3 over https. Needs --tls-key.")(f)
 
 
+def _tls_files(cert: str | None, key: str | None) -> tuple[Path | None, Path | None]:
+    if (cert is None) != (key is None):
+        raise click.BadParameter("--tls-cert and --tls-key go together")
+    for path in (cert, key):
+        if path is not None and not Path(path).is_file():
+            raise click.BadParameter(f"no such file: {path}")
+    return (Path(cert) if cert else None), (Path(key) if key else None)
+
+
+_SERVER = config.ServerConfig()
+
+
 @cli.command()
-@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--address", default="127.0.0.1:8080", show_default=True, help="S3 listen address HOST:PORT.")
-@click.option("--admin-address", default="127.0.0.1:10010", show_default=True,
+@click.argument("data_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@_config_option
+@click.option("--address", default=_SERVER.address, show_default=True, help="S3 listen address HOST:PORT.")
+@click.option("--admin-address", default=_SERVER.admin_address, show_default=True,
               help="Admin API address (for leofs adm --manager).")
 @_protocol_option
 @_tls_options
-@click.option("--containers", default=8, show_default=True, help="Containers per data directory (fixed at creation).")
+@click.option("--containers", type=click.IntRange(1), default=_SERVER.containers, show_default=True,
+              help="Containers per data directory (fixed at creation).")
 @click.option("--no-sync", is_flag=True, help="Do not fsync writes (unsafe: for throwaway test data only).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Processes answering S3 on the shared port; 1 keeps everything in one process.  "
                    "[default: 1 on machines with 1 or 2 cores, else one per core, at most 8]")
 @_gateway_options
-def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_cert: Path | None,
-           tls_key: Path | None, containers: int, no_sync: bool, workers: int | None, max_connections: int,
-           body_budget: int, body_idle_timeout: float, body_deadline: float,
-           free_grace: float) -> None:
+def server(config_file: Path | None, **_: Any) -> None:
     """Run everything on DATA_DIR in one server.
 
     The embedded default: manager, storage node and gateway (plus gateway worker processes, see
-    --workers) over one data directory. Its storage node is named `embedded` in leofs adm.
+    --workers) over one data directory. Its storage node is named `embedded` in leofs adm. DATA_DIR
+    may also come from `data_dir` in the [server] section of --config.
     """
     from leofs.embedded import ServerOptions, default_workers, run_server
 
-    if (tls_cert is None) != (tls_key is None):
-        raise click.BadParameter("--tls-cert and --tls-key go together")
+    opts: config.ServerConfig = _resolve("server", config_file)
+    # [gateway] gives the gateway settings only: the listen addresses and TLS are [server]'s
+    gateway: config.GatewaySection = _resolve("gateway", config_file, only=GatewayConfig.__struct_fields__)
+    tls_cert, tls_key = _tls_files(opts.tls_cert, opts.tls_key)
     options = ServerOptions(
-        data_dir=data_dir, address=parse_address(address), admin_address=parse_address(admin_address),
-        tls_cert=tls_cert, tls_key=tls_key, containers=containers, sync=not no_sync,
-        workers=workers if workers is not None else default_workers(),
-        gateway=_gateway_config(max_connections, body_budget, body_idle_timeout, body_deadline, free_grace),
+        data_dir=Path(_required(opts.data_dir, "DATA_DIR (or data_dir in [server] of --config)")),
+        address=parse_address(opts.address), admin_address=parse_address(opts.admin_address),
+        tls_cert=tls_cert, tls_key=tls_key, containers=opts.containers, sync=opts.sync,
+        workers=opts.workers if opts.workers is not None else default_workers(),
+        gateway=gateway.settings(),
     )
     asyncio.run(run_server(options))
 
@@ -118,15 +157,13 @@ def server(data_dir: Path, address: str, admin_address: str, protocol: str, tls_
 @click.argument("spec")
 def server_worker(spec: str) -> None:
     """A gateway worker process of ``leofs server`` (started by it, never by hand)."""
-    import msgspec
-
     from leofs.workers import WorkerSpec, run_worker
 
     asyncio.run(run_worker(msgspec.json.decode(spec, type=WorkerSpec)))
 
 
 def _secret_option(f: Any) -> Any:
-    return click.option("--cluster-secret", envvar="LEOFS_CLUSTER_SECRET", default=None,
+    return click.option("--cluster-secret", default=None,
                         help="Shared cluster secret, 16 bytes or more (default: $LEOFS_CLUSTER_SECRET).")(f)
 
 
@@ -139,83 +176,102 @@ def _check_secret(secret: str) -> None:
         raise click.BadParameter(str(exc), param_hint="--cluster-secret") from None
 
 
+_MANAGER = config.ManagerConfig()
+
+
 @cli.command()
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory of the manager's state (manager.sqlite3, cluster-secret, credentials.json).")
-@click.option("--address", default="127.0.0.1:10010", show_default=True, help="Admin and internal API address.")
-@click.option("--replicas", "n", default=1, show_default=True, help="N: copies of every object.")
-@click.option("--write", "w", default=1, show_default=True, help="W: acks a write waits for.")
-@click.option("--read", "r", default=1, show_default=True, help="R: replicas a read compares.")
-@click.option("--delete", "d", default=1, show_default=True, help="D: acks a delete waits for.")
+@_config_option
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory of the manager's state (manager.sqlite3, cluster-secret, credentials.json).  "
+                   "[required, here or in --config]")
+@click.option("--address", default=_MANAGER.address, show_default=True, help="Admin and internal API address.")
+@click.option("--replicas", "replicas", default=_MANAGER.replicas, show_default=True, help="N: copies of every object.")
+@click.option("--write", "write", default=_MANAGER.write, show_default=True, help="W: acks a write waits for.")
+@click.option("--read", "read", default=_MANAGER.read, show_default=True, help="R: replicas a read compares.")
+@click.option("--delete", "delete", default=_MANAGER.delete, show_default=True, help="D: acks a delete waits for.")
 @_secret_option
-def manager(data_dir: Path, address: str, n: int, w: int, r: int, d: int, cluster_secret: str | None) -> None:
+def manager(config_file: Path | None, **_: Any) -> None:
     """Run the manager of a cluster.
 
     It keeps the members, the RING, users, keys, buckets and endpoints, and serves the admin API.
     """
     from leofs.manager.service import ManagerOptions, run_manager
 
-    if not (1 <= w <= n and 1 <= r <= n and 1 <= d <= n and 1 <= n <= 8):
-        raise click.BadParameter("need 1 <= W, R, D <= N <= 8")
-    if cluster_secret:  # else the one saved in DATA/cluster-secret, or a new one generated there
-        _check_secret(cluster_secret)
-    asyncio.run(run_manager(ManagerOptions(data_dir=data_dir, address=parse_address(address), n=n, w=w, r=r, d=d,
-                                           secret=cluster_secret)))
+    opts: config.ManagerConfig = _resolve("manager", config_file)
+    if opts.cluster_secret:  # else the one saved in DATA/cluster-secret, or a new one generated there
+        _check_secret(opts.cluster_secret)
+    asyncio.run(run_manager(ManagerOptions(
+        data_dir=Path(_required(opts.data_dir, "--data (or data_dir in [manager] of --config)")),
+        address=parse_address(opts.address), n=opts.replicas, w=opts.write, r=opts.read, d=opts.delete,
+        secret=opts.cluster_secret)))
+
+
+_STORAGE = config.StorageConfig()
 
 
 @cli.command()
-@click.option("--name", required=True, help="Stable node name (shown by status and whereis).")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory of the node's object store.")
-@click.option("--manager", "manager_address", required=True, help="Manager address HOST:PORT.")
-@click.option("--address", default="127.0.0.1:4010", show_default=True, help="Internal API address.")
+@_config_option
+@click.option("--name", help="Stable node name (shown by status and whereis).  [required, here or in --config]")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory of the node's object store.  [required, here or in --config]")
+@click.option("--manager", "manager_address",
+              help="Manager address HOST:PORT.  [required, here or in --config]")
+@click.option("--address", default=_STORAGE.address, show_default=True, help="Internal API address.")
 @click.option("--rack", default=None, help="Rack (for rack-aware placement).")
-@click.option("--vnodes", default=168, show_default=True, help="Virtual nodes on the ring (the node's weight).")
-@click.option("--containers", default=8, show_default=True, help="Containers per data directory.")
+@click.option("--vnodes", type=click.IntRange(1), default=_STORAGE.vnodes, show_default=True,
+              help="Virtual nodes on the ring (the node's weight).")
+@click.option("--containers", type=click.IntRange(1), default=_STORAGE.containers, show_default=True,
+              help="Containers per data directory.")
 @click.option("--no-sync", is_flag=True, help="Do not fsync writes (unsafe: for throwaway test data only).")
 @_secret_option
-def storage(name: str, data_dir: Path, manager_address: str, address: str, rack: str | None, vnodes: int,
-            containers: int, no_sync: bool, cluster_secret: str | None) -> None:
+def storage(config_file: Path | None, **_: Any) -> None:
     """Run a storage node."""
     from leofs.storage.node import StorageNodeOptions, run_storage_node
 
-    if not cluster_secret:
-        raise click.BadParameter("a storage node needs the cluster secret (--cluster-secret or LEOFS_CLUSTER_SECRET)")
-    _check_secret(cluster_secret)
+    opts: config.StorageConfig = _resolve("storage", config_file, {"manager_address": "manager"})
+    secret = _required(opts.cluster_secret, "the cluster secret: a storage node needs it (--cluster-secret or "
+                       "LEOFS_CLUSTER_SECRET)")
+    _check_secret(secret)
     asyncio.run(run_storage_node(StorageNodeOptions(
-        name=name, data_dir=data_dir, manager=manager_address, address=parse_address(address), rack=rack,
-        vnodes=vnodes, containers=containers, sync=not no_sync, secret=cluster_secret)))
+        name=_required(opts.name, "--name (or name in [storage] of --config)"),
+        data_dir=Path(_required(opts.data_dir, "--data (or data_dir in [storage] of --config)")),
+        manager=_required(opts.manager, "--manager (or manager in [storage] of --config)"),
+        address=parse_address(opts.address), rack=opts.rack, vnodes=opts.vnodes, containers=opts.containers,
+        sync=opts.sync, secret=secret)))
+
+
+_GATEWAY = config.GatewaySection()
 
 
 @cli.command()
-@click.option("--manager", "manager_address", required=True, help="Manager address HOST:PORT.")
-@click.option("--address", default="127.0.0.1:8080", show_default=True, help="S3 listen address.")
-@click.option("--admin-address", default="127.0.0.1:10011", show_default=True,
+@_config_option
+@click.option("--manager", "manager_address", help="Manager address HOST:PORT.  [required, here or in --config]")
+@click.option("--address", default=_GATEWAY.address, show_default=True, help="S3 listen address.")
+@click.option("--admin-address", default=_GATEWAY.admin_address, show_default=True,
               help="Admin listener (gc, expire-uploads, purge-cache from the manager); keep it internal.")
 @click.option("--name", default=None, help="Gateway name (default gateway@ADDRESS).")
 @_protocol_option
 @_tls_options
 @_gateway_options
 @_secret_option
-def gateway(manager_address: str, address: str, admin_address: str, name: str | None, protocol: str,
-            tls_cert: Path | None, tls_key: Path | None, cluster_secret: str | None, max_connections: int,
-            body_budget: int, body_idle_timeout: float, body_deadline: float, free_grace: float) -> None:
+def gateway(config_file: Path | None, **_: Any) -> None:
     """Run an S3 gateway in front of a cluster."""
     from leofs.gateway.cluster import GatewayOptions, run_gateway
 
-    if not cluster_secret:
-        raise click.BadParameter("a gateway needs the cluster secret (--cluster-secret or LEOFS_CLUSTER_SECRET)")
-    _check_secret(cluster_secret)
-    addr = parse_address(address)
+    opts: config.GatewaySection = _resolve("gateway", config_file, {"manager_address": "manager"})
+    secret = _required(opts.cluster_secret, "the cluster secret: a gateway needs it (--cluster-secret or "
+                       "LEOFS_CLUSTER_SECRET)")
+    _check_secret(secret)
+    tls_cert, tls_key = _tls_files(opts.tls_cert, opts.tls_key)
+    addr = parse_address(opts.address)
     asyncio.run(run_gateway(GatewayOptions(
-        manager=manager_address, address=addr, name=name or f"gateway@{addr[0]}:{addr[1]}",
-        admin_address=parse_address(admin_address),
-        tls_cert=tls_cert, tls_key=tls_key, secret=cluster_secret,
-        config=_gateway_config(max_connections, body_budget, body_idle_timeout, body_deadline,
-                               free_grace))))
+        manager=_required(opts.manager, "--manager (or manager in [gateway] of --config)"), address=addr,
+        name=opts.name or f"gateway@{addr[0]}:{addr[1]}", admin_address=parse_address(opts.admin_address),
+        tls_cert=tls_cert, tls_key=tls_key, secret=secret, config=opts.settings())))
 
 
 cli.add_command(adm)
+cli.add_command(config_group)
 
 
 def main() -> None:

@@ -13,12 +13,13 @@ import msgspec
 from aiohttp import web
 
 from leofs import metrics
+from leofs.config import DEFAULT_GATEWAY_ADMIN_ADDRESS, parse_address
 from leofs.gateway import maintenance
 from leofs.gateway.app import Gateway
 from leofs.internal.secret import SecretGuard
 from leofs.manager.admin import AdminError
 
-DEFAULT_ADMIN_ADDRESS = ("127.0.0.1", 10011)
+DEFAULT_ADMIN_ADDRESS = parse_address(DEFAULT_GATEWAY_ADMIN_ADDRESS)
 
 
 def make_admin_app(gw: Gateway, secret: str) -> web.Application:

@@ -8,40 +8,14 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-import msgspec
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from leofs.config import GatewayConfig as GatewayConfig  # defined with every role's options
 from leofs.gateway.router import Op
 from leofs.manager.store import Bucket
 from leofs.s3.auth import AuthResult, RequestParts
 from leofs.s3.errors import S3Error
-
-
-class GatewayConfig(msgspec.Struct, kw_only=True):
-    """Gateway settings (defaults follow LeoFS where it has one)."""
-
-    region: str = "us-east-1"
-    chunk_size: int = 5 * 1024 * 1024  # large_object.chunked_obj_len
-    chunk_threshold: int = 5767168  # large_object.threshold_of_chunk_len (5.5 MiB)
-    max_object_size: int = 5 * 1024**4  # 5 TiB (S3's limit), single PUT capped at 5 GiB
-    max_single_put: int = 5 * 1024**3
-    max_skew: float = 900.0
-    chunk_window: int = 4  # chunk writes in flight per upload
-    chunk_budget: int = 32 * 1024 * 1024  # chunk bytes in flight, summed over the process's uploads
-    max_xml_body: int = 4 * 1024 * 1024
-    verify_below: int = 1024 * 1024  # read and verify objects below this size, sendfile the rest
-    # what stalled clients may hold (gateway/limits.py): beyond the caps, 503 SlowDown at once
-    max_connections: int = 1000  # per process (stay below the open-file limit, often 1024)
-    body_budget: int = 256 * 1024 * 1024  # request-body bytes buffered per process
-    body_idle_timeout: float = 30.0  # seconds without a byte of a request body: 400 RequestTimeout
-    # the longest a request body may take to arrive (400 RequestTimeout beyond): the longest PUT,
-    # which bounds how young an unreferenced chunk gc may delete (maintenance.min_chunk_grace)
-    body_deadline: float = 6 * 3600.0
-    #: seconds before the chunks of a replaced version are freed: reads that started before the
-    #: overwrite finish with the old bytes (leofs.gateway.grace)
-    free_grace: float = 300.0
-
 
 _REQUEST_PREFIX = secrets.token_hex(4).upper()
 _request_counter = itertools.count(1)

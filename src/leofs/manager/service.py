@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client.core import Metric
 
 from leofs import metrics
+from leofs.config import DEFAULT_MANAGER_ADDRESS, parse_address
 from leofs.fsmode import make_private_dir
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import Consistency
@@ -41,7 +42,7 @@ class ManagerOptions:
     """Options of ``leofs manager`` (N/W/R/D apply on first start; see :class:`Cluster`)."""
 
     data_dir: Path
-    address: tuple[str, int] = ("127.0.0.1", 10010)
+    address: tuple[str, int] = parse_address(DEFAULT_MANAGER_ADDRESS)
     n: int = 1
     w: int = 1
     r: int = 1

@@ -14,7 +14,7 @@ from typing import Any, Final
 import msgspec
 from lxml import etree
 
-from leofs.s3.errors import S3Error
+from leofs.s3.errors import ErrorCode, S3Error
 
 _PARSER: Final = etree.XMLParser(
     resolve_entities=False,
@@ -91,7 +91,7 @@ def _text(el: etree._Element | None) -> str | None:
     return "".join(t if isinstance(t, str) else t.decode() for t in el.itertext())
 
 
-def _parse(body: bytes, root_name: str, code: str = "MalformedXML") -> etree._Element:
+def _parse(body: bytes, root_name: str, code: ErrorCode = "MalformedXML") -> etree._Element:
     if _DOCTYPE_RE.search(body):
         raise S3Error(code)
     try:
@@ -175,7 +175,7 @@ def parse_access_control_policy(body: bytes) -> AccessControlPolicy:
     EmailAddress). Unknown permissions or grantee types, or a missing owner, are
     MalformedACLError.
     """
-    code = "MalformedACLError"
+    code: ErrorCode = "MalformedACLError"
     root = _parse(body, "AccessControlPolicy", code)
     owner = _child(root, "Owner")
     owner_id = (_text(_child(owner, "ID")) if owner is not None else None) or ""

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from leofs.config import DEFAULT_CONTAINERS, DEFAULT_NODE_ADDRESS, DEFAULT_VNODES, parse_address
 from leofs.fsmode import make_private_dir
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ManagerLink
@@ -41,10 +42,10 @@ class StorageNodeOptions:
     name: str
     data_dir: Path
     manager: str | None  # host:port; None runs without a manager (rings come by POST /int/ring)
-    address: tuple[str, int] = ("127.0.0.1", 4010)
+    address: tuple[str, int] = parse_address(DEFAULT_NODE_ADDRESS)
     rack: str | None = None
-    vnodes: int = 168
-    containers: int = 8
+    vnodes: int = DEFAULT_VNODES
+    containers: int = DEFAULT_CONTAINERS
     sync: bool = True
     secret: str = ""
     replica_timeout: float = 10.0  # a replica write slower than this is queued for repair
