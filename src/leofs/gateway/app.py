@@ -118,7 +118,10 @@ class Gateway:
         if expect.lower() != "100-continue":
             return self._refuse_body(request, S3Error("InvalidArgument", f"Unknown Expect: {expect}", status=417))
         if request.version >= (1, 1):
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            try:
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            except ConnectionResetError:  # the client is gone: nobody to answer, nothing to log
+                return web.Response(status=400, text="connection closed before the body")
             request.writer.output_size = 0
         return None
 
