@@ -29,7 +29,7 @@ from leofs.gateway import maintenance
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
-from leofs.gateway.control import LocalControl
+from leofs.embedded_control import LocalControl
 from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
 from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.manager.admin import AdminAPI, AdminError, Command

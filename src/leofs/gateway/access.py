@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from leofs.gateway.context import S3Request
 from leofs.gateway.router import READ_OPS, WRITE_OPS, Op
-from leofs.manager.store import ALL_USERS, AUTHENTICATED_USERS, Bucket
+from leofs.accounts import ALL_USERS, AUTHENTICATED_USERS, Bucket
 from leofs.s3.errors import S3Error
 
 #: operations any signed-in user may call without a bucket grant

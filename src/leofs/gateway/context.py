@@ -13,7 +13,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from leofs.gateway.router import Op
-from leofs.manager.store import Bucket
+from leofs.accounts import Bucket
 from leofs.s3.auth import AuthResult, RequestParts
 from leofs.s3.errors import S3Error
 

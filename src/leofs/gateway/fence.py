@@ -44,7 +44,7 @@ from leofs.storage.store import Entry
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
-    from leofs.manager.store import Bucket
+    from leofs.accounts import Bucket
 
 #: how long a DeleteBucket in progress fences writes without a bucket deletion to show for it
 DELETE_LEASE = 60.0

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from leofs.internal.client import InternalClient
-from leofs.manager.store import AlreadyExists, Bucket, Grant, ManagerError, NotFound, User
+from leofs.accounts import AlreadyExists, Bucket, Grant, ManagerError, NotFound, User
 
 log = logging.getLogger("leofs.gateway.control")
 

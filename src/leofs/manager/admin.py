@@ -17,22 +17,15 @@ from aiohttp import web
 
 from leofs import metrics
 from leofs.internal.secret import SecretGuard
-from leofs.manager.store import CANNED_ACLS, ROLE_ADMIN, ROLE_GENERAL, ManagerError, ManagerStore, canned_grants
+from leofs.accounts import CANNED_ACLS, ROLE_ADMIN, ROLE_GENERAL, ManagerError, canned_grants, role_name
+from leofs.manager.store import ManagerStore
+from leofs.names import INVALID_BUCKET_NAME, is_valid_bucket_name
 
 log = logging.getLogger("leofs.manager.admin")
 
 SECRET_HEADER = "X-Leofs-Cluster-Secret"
 
 Command = Callable[[dict[str, Any]], Awaitable[Any]]
-
-#: what the numeric roles of the user table mean (the numbers are LeoFS's: 1 general, 9 admin)
-ROLE_NAMES = {ROLE_GENERAL: "general", ROLE_ADMIN: "admin"}
-
-
-def role_name(role: int) -> str:
-    """The name of a user role, for listings."""
-    return ROLE_NAMES.get(role, f"role {role}")
-
 
 class AdminError(Exception):
     def __init__(self, code: str, message: str, status: int = 400) -> None:
@@ -132,14 +125,9 @@ class AdminAPI:
         return owner
 
     async def add_bucket(self, args: dict[str, Any]) -> Any:
-        from leofs.s3.errors import S3Error
-        from leofs.s3.names import validate_bucket_name
-
         name = _arg(args, "bucket")
-        try:
-            validate_bucket_name(name)
-        except S3Error as err:
-            raise AdminError("bad_argument", err.message) from None
+        if not is_valid_bucket_name(name):
+            raise AdminError("bad_argument", INVALID_BUCKET_NAME)
         bucket = self.store.create_bucket(name, self._owner_key(args), acl=args.get("acl") or "private")
         return msgspec.to_builtins(bucket)
 

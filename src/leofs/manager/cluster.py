@@ -10,7 +10,8 @@ import logging
 
 from leofs.internal.messages import ClusterView, Consistency, NodeInfo
 from leofs.manager.members import STORAGE, Members
-from leofs.manager.store import ManagerError, ManagerStore
+from leofs.accounts import ManagerError
+from leofs.manager.store import ManagerStore
 from leofs.ring import Member, Ring, RingPair, build_ring
 
 log = logging.getLogger("leofs.manager.cluster")

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable
 import msgspec
 
 from leofs.internal.messages import HeartbeatRequest, NodeInfo, RegisterRequest
-from leofs.manager.store import ManagerError, ManagerStore, NotFound
+from leofs.accounts import ManagerError, NotFound
+from leofs.manager.store import ManagerStore
 
 STORAGE = "storage"
 GATEWAY = "gateway"

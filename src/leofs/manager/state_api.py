@@ -18,7 +18,8 @@ from aiohttp import web
 from leofs.internal.messages import MSGPACK, HeartbeatRequest, RegisterRequest, encoder
 from leofs.internal.secret import SecretGuard
 from leofs.manager.cluster import Cluster
-from leofs.manager.store import Grant, ManagerError, ManagerStore
+from leofs.accounts import Grant, ManagerError
+from leofs.manager.store import ManagerStore
 
 log = logging.getLogger("leofs.manager.state_api")
 

@@ -9,7 +9,8 @@ import pytest
 from leofs.internal.messages import Consistency, HeartbeatRequest, RegisterRequest
 from leofs.manager.cluster import Cluster
 from leofs.manager.members import Members
-from leofs.manager.store import ManagerError, ManagerStore
+from leofs.accounts import ManagerError
+from leofs.manager.store import ManagerStore
 from leofs.ring import Member, Ring, build_ring
 
 LEVELS = Consistency(3, 2, 1, 2)

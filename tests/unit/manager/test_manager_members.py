@@ -8,7 +8,8 @@ import pytest
 
 from leofs.internal.messages import HeartbeatRequest, RegisterRequest
 from leofs.manager.members import Members
-from leofs.manager.store import ManagerError, ManagerStore
+from leofs.accounts import ManagerError
+from leofs.manager.store import ManagerStore
 
 
 class Clock:

@@ -14,7 +14,7 @@ from leofs.gateway.handlers.headers import canned_acl
 from leofs.gateway.handlers.objects import check_object_acl, object_grants
 from leofs.gateway.objects import load_object
 from leofs.gateway.records import NS_OBJECT, meta_encoder, object_key
-from leofs.manager.store import ALL_USERS, AUTHENTICATED_USERS, Grant
+from leofs.accounts import ALL_USERS, AUTHENTICATED_USERS, Grant
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import document, elem
 from leofs.s3.xmlparse import parse_access_control_policy
@@ -49,7 +49,7 @@ def policy_xml(gw: Gateway, owner: str, grants: list[tuple[str, str, str]]) -> b
 
 async def requested_acl(gw: Gateway, req: S3Request, owner: str) -> tuple[str, list[Grant]]:
     """The ACL a Put*Acl request asks for: (canned name or "custom", grants)."""
-    from leofs.manager.store import canned_grants
+    from leofs.accounts import canned_grants
 
     grant_headers = {h: p for h, p in _GRANT_HEADERS.items() if h in req.headers}
     body = await RequestBody(req.http, req.auth).read_all(gw.config.max_xml_body)

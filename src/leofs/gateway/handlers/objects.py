@@ -45,7 +45,7 @@ log = logging.getLogger("leofs.gateway.objects")
 
 def object_grants(obj: StoredObject) -> list[tuple[str, str, str]]:
     """The grants of an object's ACL (its owner always has FULL_CONTROL)."""
-    from leofs.manager.store import canned_grants
+    from leofs.accounts import canned_grants
 
     if obj.meta.grants is not None:
         return list(obj.meta.grants)
