@@ -24,15 +24,16 @@ import msgspec
 from aiohttp import web
 
 from leofs import metrics
+from leofs.embedded_control import LocalControl
 from leofs.fsmode import make_private_dir
 from leofs.gateway import maintenance
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
-from leofs.embedded_control import LocalControl
 from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
+from leofs.internal.admin_http import AdminError, Command
 from leofs.lifecycle import wait_for_shutdown_signal
-from leofs.manager.admin import AdminAPI, AdminError, Command
+from leofs.manager.admin import AdminAPI
 from leofs.manager.bootstrap import ensure_root, load_secret, remember_secret, root_credentials, root_keys_lines
 from leofs.manager.store import ManagerStore
 from leofs.storage import metrics as storage_metrics

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from leofs.accounts import ALL_USERS, AUTHENTICATED_USERS, Bucket
 from leofs.gateway.context import S3Request
 from leofs.gateway.router import READ_OPS, WRITE_OPS, Op
-from leofs.accounts import ALL_USERS, AUTHENTICATED_USERS, Bucket
 from leofs.s3.errors import S3Error
 
 #: operations any signed-in user may call without a bucket grant

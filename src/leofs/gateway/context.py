@@ -12,8 +12,8 @@ import msgspec
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from leofs.gateway.router import Op
 from leofs.accounts import Bucket
+from leofs.gateway.router import Op
 from leofs.s3.auth import AuthResult, RequestParts
 from leofs.s3.errors import S3Error
 

@@ -43,8 +43,8 @@ from leofs.gateway.records import (
 from leofs.storage.store import Entry
 
 if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
     from leofs.accounts import Bucket
+    from leofs.gateway.app import Gateway
 
 #: how long a DeleteBucket in progress fences writes without a bucket deletion to show for it
 DELETE_LEASE = 60.0

@@ -38,7 +38,7 @@ from leofs.gateway.records import (
     object_meta_decoder,
     upload_decoder,
 )
-from leofs.manager.admin import AdminError
+from leofs.internal.admin_http import AdminError
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway

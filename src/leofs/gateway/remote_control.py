@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from leofs.internal.client import InternalClient
 from leofs.accounts import AlreadyExists, Bucket, Grant, ManagerError, NotFound, User
+from leofs.internal.client import InternalClient
 
 log = logging.getLogger("leofs.gateway.control")
 

@@ -12,6 +12,7 @@ import base64
 
 import msgspec
 
+from leofs.ring.members import DEFAULT_VNODES
 from leofs.storage.model import CommonPrefix, Entry
 
 SECRET_HEADER = "X-Leofs-Cluster-Secret"
@@ -25,8 +26,6 @@ PUT_HEADER = "X-Leofs-Put"
 #: base64 of a msgpack :class:`Entry` on GET /obj responses
 ENTRY_HEADER = "X-Leofs-Entry"
 MSGPACK = "application/msgpack"
-
-NODE_STATES = ("attached", "running", "suspend", "stop", "restarted", "detached")
 
 
 class Consistency(msgspec.Struct, frozen=True):
@@ -46,7 +45,7 @@ class NodeInfo(msgspec.Struct, frozen=True):
     address: str  # host:port of its internal (storage) or S3 (gateway) listener
     state: str
     rack: str | None = None
-    vnodes: int = 168
+    vnodes: int = DEFAULT_VNODES
     ring_hash_current: str = ""
     ring_hash_previous: str = ""
     updated: float = 0.0
@@ -60,7 +59,7 @@ class RegisterRequest(msgspec.Struct, frozen=True):
     name: str
     address: str
     rack: str | None = None
-    vnodes: int = 168
+    vnodes: int = DEFAULT_VNODES
     admin_address: str = ""  # a gateway's admin listener, where the manager sends gc and friends
 
 

@@ -1,44 +1,27 @@
 """The admin API behind ``leofs adm``: one POST per command, JSON in and out.
 
 ``POST /adm/<command>`` with a JSON object of arguments; the caller proves it belongs to the cluster
-with the shared secret in ``X-Leofs-Cluster-Secret``. Answers ``{"ok": true, "result": ...}`` or
-``{"ok": false, "error": code, "message": ...}`` with a 4xx status.
+with the shared secret in ``X-Leofs-Cluster-Secret``. The protocol (answers, errors, the secret
+check) is :mod:`leofs.internal.admin_http`'s.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from leofs import metrics
+from leofs.accounts import CANNED_ACLS, ROLE_ADMIN, ROLE_GENERAL, canned_grants, role_name
+from leofs.internal.admin_http import AdminError, Command, arg, make_admin_app, run_command
 from leofs.internal.secret import SecretGuard
-from leofs.accounts import CANNED_ACLS, ROLE_ADMIN, ROLE_GENERAL, ManagerError, canned_grants, role_name
 from leofs.manager.store import ManagerStore
 from leofs.names import INVALID_BUCKET_NAME, is_valid_bucket_name
 
 log = logging.getLogger("leofs.manager.admin")
-
-SECRET_HEADER = "X-Leofs-Cluster-Secret"
-
-Command = Callable[[dict[str, Any]], Awaitable[Any]]
-
-class AdminError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-def _arg(args: dict[str, Any], name: str) -> str:
-    value = args.get(name)
-    if not isinstance(value, str) or not value:
-        raise AdminError("bad_argument", f"missing argument {name!r}")
-    return value
 
 
 class AdminAPI:
@@ -66,34 +49,12 @@ class AdminAPI:
         }
 
     def make_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/adm/{command}", self.handle)
-        app.router.add_get("/metrics", metrics.handler)
-        return app
+        """The embedded server's admin listener: these commands behind the cluster secret."""
+        return make_admin_app(self.commands, self.guard)
 
     async def handle(self, request: web.Request) -> web.Response:
-        refused = self.guard.refusal(request)
-        if refused is not None:
-            return refused
-        name = request.match_info["command"]
-        command = self.commands.get(name)
-        if command is None:
-            return web.json_response({"ok": False, "error": "unknown_command", "message": f"unknown command {name}"},
-                                     status=404)
-        try:
-            raw = await request.read()
-            args = msgspec.json.decode(raw) if raw else {}
-            if not isinstance(args, dict):
-                raise AdminError("bad_argument", "arguments must be a JSON object")
-            result = await command(args)
-        except AdminError as err:
-            return web.json_response({"ok": False, "error": err.code, "message": str(err)}, status=err.status)
-        except ManagerError as err:
-            status = 404 if err.code == "not_found" else 409 if err.code in ("exists", "owned") else 400
-            return web.json_response({"ok": False, "error": err.code, "message": str(err)}, status=status)
-        except msgspec.DecodeError as err:
-            return web.json_response({"ok": False, "error": "bad_json", "message": str(err)}, status=400)
-        return web.Response(body=msgspec.json.encode({"ok": True, "result": result}), content_type="application/json")
+        """``POST /adm/<command>`` on an application that checks the secret (the manager's)."""
+        return await run_command(self.commands, request)
 
     # -- commands ---------------------------------------------------------------------------------
     async def status(self, args: dict[str, Any]) -> Any:
@@ -102,12 +63,12 @@ class AdminAPI:
     async def create_user(self, args: dict[str, Any]) -> Any:
         role = ROLE_ADMIN if args.get("admin") else ROLE_GENERAL
         user = self.store.create_user(
-            _arg(args, "user_id"), access_key=args.get("access_key"), secret_key=args.get("secret_key"), role=role
+            arg(args, "user_id"), access_key=args.get("access_key"), secret_key=args.get("secret_key"), role=role
         )
         return {**msgspec.to_builtins(user), "role_name": role_name(user.role)}
 
     async def delete_user(self, args: dict[str, Any]) -> Any:
-        self.store.delete_user(_arg(args, "user_id"))
+        self.store.delete_user(arg(args, "user_id"))
         return None
 
     async def get_users(self, args: dict[str, Any]) -> Any:
@@ -119,20 +80,20 @@ class AdminAPI:
         ]
 
     def _owner_key(self, args: dict[str, Any]) -> str:
-        owner = _arg(args, "access_key")
+        owner = arg(args, "access_key")
         if self.store.user_by_access_key(owner) is None:
             raise AdminError("not_found", f"no user with access key {owner!r}", 404)
         return owner
 
     async def add_bucket(self, args: dict[str, Any]) -> Any:
-        name = _arg(args, "bucket")
+        name = arg(args, "bucket")
         if not is_valid_bucket_name(name):
             raise AdminError("bad_argument", INVALID_BUCKET_NAME)
         bucket = self.store.create_bucket(name, self._owner_key(args), acl=args.get("acl") or "private")
         return msgspec.to_builtins(bucket)
 
     async def delete_bucket(self, args: dict[str, Any]) -> Any:
-        name = _arg(args, "bucket")
+        name = arg(args, "bucket")
         bucket = self.store.bucket(name)
         if bucket is None:
             raise AdminError("not_found", f"no bucket {name!r}", 404)
@@ -149,8 +110,8 @@ class AdminAPI:
         return [msgspec.to_builtins(b) for b in self.store.buckets(owner)]
 
     async def update_acl(self, args: dict[str, Any]) -> Any:
-        name = _arg(args, "bucket")
-        acl = _arg(args, "acl")
+        name = arg(args, "bucket")
+        acl = arg(args, "acl")
         if acl not in CANNED_ACLS:
             raise AdminError("bad_argument", f"ACL must be one of {', '.join(CANNED_ACLS)}")
         bucket = self.store.bucket(name)
@@ -161,11 +122,11 @@ class AdminAPI:
         return msgspec.to_builtins(self.store.set_bucket_acl(name, acl, canned_grants(acl, bucket.owner)))
 
     async def add_endpoint(self, args: dict[str, Any]) -> Any:
-        self.store.add_endpoint(_arg(args, "endpoint"))
+        self.store.add_endpoint(arg(args, "endpoint"))
         return self.store.endpoints()
 
     async def delete_endpoint(self, args: dict[str, Any]) -> Any:
-        self.store.delete_endpoint(_arg(args, "endpoint"))
+        self.store.delete_endpoint(arg(args, "endpoint"))
         return self.store.endpoints()
 
     async def get_endpoints(self, args: dict[str, Any]) -> Any:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
+from leofs.accounts import ManagerError
 from leofs.internal.messages import ClusterView, Consistency, NodeInfo
 from leofs.manager.members import STORAGE, Members
-from leofs.accounts import ManagerError
 from leofs.manager.store import ManagerStore
 from leofs.ring import Member, Ring, RingPair, build_ring
 

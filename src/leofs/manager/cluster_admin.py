@@ -14,9 +14,10 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from leofs.internal.admin_http import AdminError, arg, int_arg
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import MSGPACK, encoder, key_param, scan_decoder
-from leofs.manager.admin import AdminAPI, AdminError
+from leofs.manager.admin import AdminAPI
 from leofs.manager.cluster import Cluster
 from leofs.manager.members import GATEWAY, STORAGE
 from leofs.manager.whereis import Whereis
@@ -29,23 +30,6 @@ FORWARDED = ("du", "compact-start", "compact-status", "diagnose-start", "mq-stat
 PUSH_TIMEOUT = aiohttp.ClientTimeout(total=5, sock_connect=2)
 QUERY_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=2)
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=3600, sock_connect=2)  # compact-start --wait, diagnose-start
-
-
-def _int_arg(args: dict[str, Any], name: str) -> int:
-    value = args.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise AdminError("bad_argument", f"missing argument {name!r}")
-    try:
-        return int(value)
-    except ValueError:
-        raise AdminError("bad_argument", f"{name} must be an integer, got {value!r}") from None
-
-
-def _str_arg(args: dict[str, Any], name: str) -> str:
-    value = args.get(name)
-    if not isinstance(value, str) or not value:
-        raise AdminError("bad_argument", f"missing argument {name!r}")
-    return value
 
 
 class ClusterCommands:
@@ -127,19 +111,19 @@ class ClusterCommands:
         return [{"node": n.name, "ok": err is None, "error": err} for n, err in zip(targets, errors, strict=True)]
 
     async def suspend(self, args: dict[str, Any]) -> Any:
-        return msgspec.to_builtins(self.cluster.suspend(_str_arg(args, "node")))
+        return msgspec.to_builtins(self.cluster.suspend(arg(args, "node")))
 
     async def resume(self, args: dict[str, Any]) -> Any:
-        return msgspec.to_builtins(self.cluster.resume(_str_arg(args, "node")))
+        return msgspec.to_builtins(self.cluster.resume(arg(args, "node")))
 
     async def detach(self, args: dict[str, Any]) -> Any:
-        node = self.cluster.detach(_str_arg(args, "node"))
+        node = self.cluster.detach(arg(args, "node"))
         return {**msgspec.to_builtins(node),
                 "note": "marked detached; its data moves and it leaves the ring at the next rebalance "
                         "(rebalance is not implemented yet)"}
 
     async def remove_gateway(self, args: dict[str, Any]) -> Any:
-        name = _str_arg(args, "node")
+        name = arg(args, "node")
         node = self.members.require(name, GATEWAY)
         if node.state != "stop":
             raise AdminError("bad_state", f"gateway {name!r} is {node.state}; only a stopped gateway can be removed")
@@ -147,13 +131,13 @@ class ClusterCommands:
         return None
 
     async def update_consistency_level(self, args: dict[str, Any]) -> Any:
-        levels = self.cluster.update_levels(_int_arg(args, "w"), _int_arg(args, "r"), _int_arg(args, "d"))
+        levels = self.cluster.update_levels(int_arg(args, "w"), int_arg(args, "r"), int_arg(args, "d"))
         return msgspec.to_builtins(levels)
 
     # -- forwarding -----------------------------------------------------------------------------------
     def _forwarder(self, command: str) -> Any:
         async def forward(args: dict[str, Any]) -> Any:
-            node = self.members.get(_str_arg(args, "node"))
+            node = self.members.get(arg(args, "node"))
             if node is None or node.type != STORAGE:
                 raise AdminError("not_found", f"no storage node {args['node']!r}; {self.members.known(STORAGE)}", 404)
             rest = {k: v for k, v in args.items() if k != "node"}
@@ -193,7 +177,7 @@ class ClusterCommands:
         return run
 
     async def purge_cache(self, args: dict[str, Any]) -> Any:
-        path = _str_arg(args, "path")
+        path = arg(args, "path")
         bucket, _, key = path.partition("/")
         gateways = self.members.nodes(GATEWAY, ("running",))
 

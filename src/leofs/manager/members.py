@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
-from leofs.internal.messages import HeartbeatRequest, NodeInfo, RegisterRequest
 from leofs.accounts import ManagerError, NotFound
+from leofs.internal.messages import HeartbeatRequest, NodeInfo, RegisterRequest
 from leofs.manager.store import ManagerStore
 
 STORAGE = "storage"

@@ -22,6 +22,7 @@ from prometheus_client.core import Metric
 
 from leofs import metrics
 from leofs.fsmode import make_private_dir
+from leofs.internal.admin_http import secret_middleware
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import Consistency
 from leofs.lifecycle import wait_for_shutdown_signal
@@ -30,7 +31,7 @@ from leofs.manager.bootstrap import ensure_root, load_secret, remember_secret, r
 from leofs.manager.cluster import Cluster
 from leofs.manager.cluster_admin import ClusterCommands
 from leofs.manager.members import HEARTBEAT_TIMEOUT, Members
-from leofs.manager.state_api import StateAPI, VersionWatch, secret_middleware
+from leofs.manager.state_api import StateAPI, VersionWatch
 from leofs.manager.store import ManagerStore
 
 log = logging.getLogger("leofs.manager")
@@ -101,7 +102,7 @@ class Manager:
         admin = AdminAPI(store, self.secret, info=self._info)
         self.commands.install(admin)
         self.watch = VersionWatch(store, asyncio.get_running_loop())
-        app = web.Application(middlewares=[secret_middleware(self.secret)], client_max_size=16 * 1024 * 1024)
+        app = web.Application(middlewares=[secret_middleware(admin.guard)], client_max_size=16 * 1024 * 1024)
         app.router.add_post("/adm/{command}", admin.handle)
         StateAPI(self.cluster, self.watch).add_routes(app)
         app.router.add_get("/metrics", metrics.handler)

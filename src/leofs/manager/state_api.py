@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from leofs.internal.messages import MSGPACK, HeartbeatRequest, RegisterRequest, encoder
-from leofs.internal.secret import SecretGuard
-from leofs.manager.cluster import Cluster
 from leofs.accounts import Grant, ManagerError
+from leofs.internal.messages import MSGPACK, HeartbeatRequest, RegisterRequest, encoder
+from leofs.manager.cluster import Cluster
 from leofs.manager.store import ManagerStore
 
 log = logging.getLogger("leofs.manager.state_api")
@@ -26,21 +24,6 @@ log = logging.getLogger("leofs.manager.state_api")
 MAX_WAIT = 300.0
 _register_decoder = msgspec.msgpack.Decoder(RegisterRequest)
 _heartbeat_decoder = msgspec.msgpack.Decoder(HeartbeatRequest)
-
-
-def secret_middleware(secret: str) -> Callable[..., Any]:
-    """Refuse (403, or 429 while throttled) every request without the cluster secret."""
-    guard = SecretGuard(secret)
-
-    @web.middleware
-    async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                    ) -> web.StreamResponse:
-        if request.path == "/metrics":  # Prometheus scrapers do not hold the cluster secret
-            return await handler(request)
-        refused = guard.refusal(request)
-        return refused if refused is not None else await handler(request)
-
-    return check
 
 
 class VersionWatch:
@@ -115,7 +98,8 @@ class StateAPI:
         self.watch = watch
 
     def add_routes(self, app: web.Application) -> None:
-        """Mount the internal routes on ``app`` (which must carry :func:`secret_middleware`)."""
+        """Mount the internal routes on ``app`` (behind
+        :func:`leofs.internal.admin_http.secret_middleware`)."""
         app.router.add_post("/int/register", self.register)
         app.router.add_post("/int/heartbeat", self.heartbeat)
         app.router.add_get("/int/cluster", self.cluster_view)

@@ -15,9 +15,9 @@ import aiohttp
 import msgspec
 
 from leofs.gateway.records import chunk_key, manifest_decoder, object_meta_decoder
+from leofs.internal.admin_http import AdminError
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import entry_decoder, key_param
-from leofs.manager.admin import AdminError
 from leofs.manager.cluster import Cluster
 from leofs.storage.model import NS_CHUNK, NS_OBJECT, Entry
 

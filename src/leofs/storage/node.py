@@ -21,12 +21,14 @@ from typing import Any
 from aiohttp import web
 
 from leofs.fsmode import make_private_dir
+from leofs.internal.admin_http import Command
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ManagerLink
 from leofs.internal.messages import RegisterRequest
 from leofs.lifecycle import wait_for_shutdown_signal
+from leofs.ring.members import DEFAULT_VNODES
 from leofs.storage import metrics as storage_metrics
-from leofs.storage.admin_commands import Command, StorageAdmin
+from leofs.storage.admin_commands import StorageAdmin
 from leofs.storage.coordinator import Coordinator
 from leofs.storage.membership import NodeCluster
 from leofs.storage.node_api import NodeAPI
@@ -43,7 +45,7 @@ class StorageNodeOptions:
     manager: str | None  # host:port; None runs without a manager (rings come by POST /int/ring)
     address: tuple[str, int] = ("127.0.0.1", 4010)
     rack: str | None = None
-    vnodes: int = 168
+    vnodes: int = DEFAULT_VNODES
     containers: int = 8
     sync: bool = True
     secret: str = ""

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
 
 from leofs import metrics
+from leofs.internal.admin_http import run_command, secret_middleware
 from leofs.internal.messages import (
     ENTRY_HEADER,
     MSGPACK,
@@ -35,7 +36,6 @@ from leofs.internal.messages import (
     view_decoder,
 )
 from leofs.internal.secret import SecretGuard
-from leofs.manager.admin import AdminError
 from leofs.storage.coordinator import Unavailable
 from leofs.storage.store import CorruptData, DiskFull, Entry, StaleEntry, WriteConflict
 
@@ -99,7 +99,7 @@ class NodeAPI:
         self.guard = SecretGuard(node.options.secret)
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._secret_mw])
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[secret_middleware(self.guard), self._errors_mw])
         r = app.router
         r.add_route("PUT", "/obj", self.put_obj, expect_handler=self._expect)
         r.add_route("DELETE", "/obj", self.delete_obj)
@@ -127,12 +127,7 @@ class NodeAPI:
         return None
 
     @web.middleware
-    async def _secret_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/metrics":  # Prometheus scrapers do not hold the cluster secret
-            return await handler(request)
-        refused = self.guard.refusal(request)
-        if refused is not None:
-            return refused
+    async def _errors_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except Unavailable as exc:
@@ -269,20 +264,4 @@ class NodeAPI:
 
     async def admin(self, request: web.Request) -> web.Response:
         """Same answer shape as the manager's admin API: ``{ok, result}`` or ``{ok: false, error, message}``."""
-        name = request.match_info["command"]
-        command = self.node.admin_commands.get(name)
-        if command is None:
-            return web.json_response({"ok": False, "error": "unknown_command", "message": f"unknown command {name}"},
-                                     status=404)  # fmt: skip
-        try:
-            raw = await request.read()
-            args: Any = msgspec.json.decode(raw) if raw else {}
-            if not isinstance(args, dict):
-                raise AdminError("bad_argument", "arguments must be a JSON object")
-            result = await command(args)
-        except AdminError as err:
-            return web.json_response({"ok": False, "error": err.code, "message": str(err)}, status=err.status)
-        except msgspec.DecodeError as err:
-            return web.json_response({"ok": False, "error": "bad_json", "message": str(err)}, status=400)
-        return web.Response(body=msgspec.json.encode({"ok": True, "result": result}), content_type="application/json")
-
+        return await run_command(self.node.admin_commands, request)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from leofs.accounts import ManagerError
 from leofs.internal.messages import Consistency, HeartbeatRequest, RegisterRequest
 from leofs.manager.cluster import Cluster
 from leofs.manager.members import Members
-from leofs.accounts import ManagerError
 from leofs.manager.store import ManagerStore
 from leofs.ring import Member, Ring, build_ring
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from leofs.accounts import ManagerError
 from leofs.internal.messages import HeartbeatRequest, RegisterRequest
 from leofs.manager.members import Members
-from leofs.accounts import ManagerError
 from leofs.manager.store import ManagerStore
 
 

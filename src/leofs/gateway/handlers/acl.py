@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from leofs.accounts import ALL_USERS, AUTHENTICATED_USERS, Grant
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
 from leofs.gateway.handlers.buckets import canonical_id, owner_of
@@ -14,7 +15,6 @@ from leofs.gateway.handlers.headers import canned_acl
 from leofs.gateway.handlers.objects import check_object_acl, object_grants
 from leofs.gateway.objects import load_object
 from leofs.gateway.records import NS_OBJECT, meta_encoder, object_key
-from leofs.accounts import ALL_USERS, AUTHENTICATED_USERS, Grant
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import document, elem
 from leofs.s3.xmlparse import parse_access_control_policy

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from leofs.accounts import AlreadyExists, NotFound
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
 from leofs.gateway.fence import begin_delete, end_delete, holds_generation
 from leofs.gateway.handlers.headers import canned_acl
-from leofs.accounts import AlreadyExists, NotFound
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_bucket_name
 from leofs.s3.responses import XML_DECL, XMLNS, document, elem, iso8601, owner_xml
