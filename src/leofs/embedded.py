@@ -36,8 +36,8 @@ from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.manager.admin import AdminAPI
 from leofs.manager.bootstrap import ensure_root, load_secret, remember_secret, root_credentials, root_keys_lines
 from leofs.manager.store import ManagerStore
+from leofs.node.admin_commands import StorageAdmin
 from leofs.storage import metrics as storage_metrics
-from leofs.storage.admin_commands import StorageAdmin
 from leofs.storage.store import ObjectStore
 from leofs.storage.write_link import WriteService
 from leofs.workers import WorkerPool, WorkerSpec, check_port_free

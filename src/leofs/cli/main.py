@@ -177,7 +177,7 @@ def manager(data_dir: Path, address: str, n: int, w: int, r: int, d: int, cluste
 def storage(name: str, data_dir: Path, manager_address: str, address: str, rack: str | None, vnodes: int,
             containers: int, no_sync: bool, cluster_secret: str | None) -> None:
     """Run a storage node."""
-    from leofs.storage.node import StorageNodeOptions, run_storage_node
+    from leofs.node.node import StorageNodeOptions, run_storage_node
 
     if not cluster_secret:
         raise click.BadParameter("a storage node needs the cluster secret (--cluster-secret or LEOFS_CLUSTER_SECRET)")

@@ -24,7 +24,7 @@ from leofs.internal.messages import (
     view_decoder,
 )
 from leofs.manager.service import Manager, ManagerOptions
-from leofs.storage.node import StorageNode, StorageNodeOptions
+from leofs.node.node import StorageNode, StorageNodeOptions
 
 SECRET = "unit-test-secret"
 AUTH = {SECRET_HEADER: SECRET}

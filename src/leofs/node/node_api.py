@@ -36,11 +36,11 @@ from leofs.internal.messages import (
     view_decoder,
 )
 from leofs.internal.secret import SecretGuard
-from leofs.storage.coordinator import Unavailable
+from leofs.node.coordinator import Unavailable
 from leofs.storage.store import CorruptData, DiskFull, Entry, StaleEntry, WriteConflict
 
 if TYPE_CHECKING:
-    from leofs.storage.node import StorageNode
+    from leofs.node.node import StorageNode
 
 log = logging.getLogger("leofs.storage.api")
 
@@ -90,7 +90,7 @@ def _written_response(written: Written) -> web.Response:
 
 
 class NodeAPI:
-    """aiohttp routes bound to a :class:`~leofs.storage.node.StorageNode`."""
+    """aiohttp routes bound to a :class:`~leofs.node.node.StorageNode`."""
 
     def __init__(self, node: StorageNode) -> None:
         self.node = node

@@ -1,10 +1,10 @@
 """A storage node process: ``leofs storage --name NAME --data DIR --manager H:P --address H:P``.
 
-The node opens the object store in DATA, serves the internal API (:mod:`leofs.storage.node_api`)
+The node opens the object store in DATA, serves the internal API (:mod:`leofs.node.node_api`)
 on its address, registers with the manager (retrying until it answers, serving local data
 meanwhile), heartbeats, and holds the ring from the manager's ClusterView. It coordinates quorum
-writes and reads (:mod:`leofs.storage.coordinator`) and replays its durable repair queue
-(:mod:`leofs.storage.repair_queue`) in the background.
+writes and reads (:mod:`leofs.node.coordinator`) and replays its durable repair queue
+(:mod:`leofs.node.repair_queue`) in the background.
 
 Layout of DATA: the object store (``superblock``, ``index.sqlite3``, ``avs/``), plus
 ``repair.sqlite3`` (the repair queue) and ``cluster-view.msgpack`` (the last ClusterView).
@@ -26,16 +26,16 @@ from leofs.internal.client import InternalClient
 from leofs.internal.membership import ManagerLink
 from leofs.internal.messages import RegisterRequest
 from leofs.lifecycle import wait_for_shutdown_signal
+from leofs.node.admin_commands import StorageAdmin
+from leofs.node.coordinator import Coordinator
+from leofs.node.membership import NodeCluster
+from leofs.node.node_api import NodeAPI
+from leofs.node.repair_queue import RepairQueue, Replayer
 from leofs.ring.members import DEFAULT_VNODES
 from leofs.storage import metrics as storage_metrics
-from leofs.storage.admin_commands import StorageAdmin
-from leofs.storage.coordinator import Coordinator
-from leofs.storage.membership import NodeCluster
-from leofs.storage.node_api import NodeAPI
-from leofs.storage.repair_queue import RepairQueue, Replayer
 from leofs.storage.store import ObjectStore
 
-log = logging.getLogger("leofs.storage.node")
+log = logging.getLogger("leofs.node.node")
 
 
 @dataclass

@@ -23,7 +23,7 @@ from leofs.internal.messages import ClusterView, encoder, view_decoder
 from leofs.ring import Member
 from leofs.ring.members import RUNNING
 
-log = logging.getLogger("leofs.storage.membership")
+log = logging.getLogger("leofs.node.membership")
 
 
 
