@@ -30,7 +30,7 @@ from leofs.gateway import maintenance
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
-from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
+from leofs.gateway.keys import NS_OBJECT, NS_UPLOAD, bucket_prefix
 from leofs.internal.admin_http import AdminError, Command
 from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.manager.admin import AdminAPI
@@ -191,7 +191,7 @@ class EmbeddedServer:
 
     async def _bucket_is_empty(self, bucket: str) -> bool:
         assert self.store is not None
-        prefix = f"{bucket}/".encode()
+        prefix = bucket_prefix(bucket)
         return not self.store.scan(NS_OBJECT, prefix, limit=1) and not self.store.scan(NS_UPLOAD, prefix, limit=1)
 
     def _register_storage_commands(self, admin: AdminAPI) -> None:

@@ -26,21 +26,17 @@ from typing import TYPE_CHECKING
 
 from leofs.gateway.backend import Replaced, WriteConflict, scan_entries
 from leofs.gateway.grace import free_later
+from leofs.gateway.keys import NS_FENCE, NS_OBJECT, NS_UPLOAD, bucket_prefix, fence_key, object_key
 from leofs.gateway.records import (
-    NS_FENCE,
-    NS_OBJECT,
-    NS_UPLOAD,
     Blob,
     Fence,
     ObjectMeta,
     fence_decoder,
-    fence_key,
     meta_encoder,
-    object_key,
     object_meta_decoder,
     upload_decoder,
 )
-from leofs.storage.store import Entry
+from leofs.storage.model import Entry
 
 if TYPE_CHECKING:
     from leofs.accounts import Bucket
@@ -100,7 +96,7 @@ async def holds_generation(gw: Gateway, bucket: Bucket) -> bool:
     """Whether the bucket holds an object or an open upload of its generation (DeleteBucket's
     emptiness check). Records of a deleted generation of its name do not count: they are garbage
     for the orphan collector (``leofs.gateway.maintenance``)."""
-    prefix = f"{bucket.name}/".encode()
+    prefix = bucket_prefix(bucket.name)
     async for entry in scan_entries(gw.backend, NS_OBJECT, prefix, page=32):
         if in_generation(object_meta_decoder.decode(entry.meta), bucket.created):
             return True

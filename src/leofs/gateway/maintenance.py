@@ -27,17 +27,8 @@ import msgspec
 from leofs.gateway.backend import WriteConflict, scan_entries
 from leofs.gateway.fence import read_fence
 from leofs.gateway.grace import free_later
-from leofs.gateway.records import (
-    NS_CHUNK,
-    NS_DONE,
-    NS_OBJECT,
-    NS_PART,
-    NS_UPLOAD,
-    blob_decoder,
-    manifest_decoder,
-    object_meta_decoder,
-    upload_decoder,
-)
+from leofs.gateway.keys import NS_CHUNK, NS_DONE, NS_OBJECT, NS_PART, NS_UPLOAD
+from leofs.gateway.records import blob_decoder, manifest_decoder, object_meta_decoder, upload_decoder
 from leofs.internal.admin_http import AdminError
 
 if TYPE_CHECKING:

@@ -15,22 +15,11 @@ from leofs.gateway.backend import Backend, Replaced, WriteConflict
 from leofs.gateway.blobs import Ingested
 from leofs.gateway.fence import in_generation
 from leofs.gateway.grace import free_later
-from leofs.gateway.records import (
-    NS_CHUNK,
-    NS_OBJECT,
-    Blob,
-    Manifest,
-    ObjectMeta,
-    chunk_key,
-    manifest_decoder,
-    meta_encoder,
-    object_key,
-    object_meta_decoder,
-)
+from leofs.gateway.keys import NS_CHUNK, NS_OBJECT, chunk_key, object_key
+from leofs.gateway.records import Blob, Manifest, ObjectMeta, manifest_decoder, meta_encoder, object_meta_decoder
 from leofs.s3.conditions import check_write_conditions
 from leofs.s3.errors import S3Error
-from leofs.storage.model import EXPECT_ABSENT
-from leofs.storage.store import CorruptData, Entry
+from leofs.storage.model import EXPECT_ABSENT, CorruptData, Entry
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway

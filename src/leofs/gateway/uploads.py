@@ -31,23 +31,11 @@ from leofs.gateway.backend import Backend, WriteConflict, scan_entries
 from leofs.gateway.blobs import delete_blob
 from leofs.gateway.fence import fenced, undo_write
 from leofs.gateway.grace import free_later
+from leofs.gateway.keys import NS_DONE, NS_PART, NS_UPLOAD, done_key, part_key, upload_key
 from leofs.gateway.objects import load_object, replaced_object, write_object
-from leofs.gateway.records import (
-    NS_DONE,
-    NS_PART,
-    NS_UPLOAD,
-    Blob,
-    Manifest,
-    UploadMeta,
-    blob_decoder,
-    done_key,
-    meta_encoder,
-    part_key,
-    upload_decoder,
-    upload_key,
-)
+from leofs.gateway.records import Blob, Manifest, UploadMeta, blob_decoder, meta_encoder, upload_decoder
 from leofs.s3.errors import S3Error
-from leofs.storage.store import Entry
+from leofs.storage.model import Entry
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway

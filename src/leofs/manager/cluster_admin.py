@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from leofs.gateway.keys import NS_OBJECT, NS_UPLOAD, bucket_prefix
 from leofs.internal.admin_http import AdminError, arg, int_arg
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import MSGPACK, encoder, key_param, scan_decoder
@@ -21,7 +22,6 @@ from leofs.manager.admin import AdminAPI
 from leofs.manager.cluster import Cluster
 from leofs.manager.members import GATEWAY, STORAGE
 from leofs.manager.whereis import Whereis
-from leofs.storage.model import NS_OBJECT, NS_UPLOAD
 
 log = logging.getLogger("leofs.manager.cluster_admin")
 
@@ -201,7 +201,7 @@ class ClusterCommands:
         Every key lives on N nodes, so with fewer than N nodes down some running node answers for it.
         When no node answers at all the bucket is not known to be empty: refuse.
         """
-        prefix = key_param(f"{bucket}/".encode())
+        prefix = key_param(bucket_prefix(bucket))
         nodes = self.members.nodes(STORAGE, ("running",))
         answered = False
         for node in nodes:

@@ -37,7 +37,8 @@ from leofs.internal.messages import (
 from leofs.node.membership import NodeCluster
 from leofs.node.repair_queue import RepairQueue
 from leofs.ring import Member
-from leofs.storage.store import CorruptData, DiskFull, Entry, ObjectStore, PutResult, StaleEntry, WriteConflict
+from leofs.storage.model import CorruptData, DiskFull, Entry, PutResult, StaleEntry, WriteConflict
+from leofs.storage.store import ObjectStore
 
 log = logging.getLogger("leofs.node.coordinator")
 

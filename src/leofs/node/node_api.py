@@ -37,7 +37,7 @@ from leofs.internal.messages import (
 )
 from leofs.internal.secret import SecretGuard
 from leofs.node.coordinator import Unavailable
-from leofs.storage.store import CorruptData, DiskFull, Entry, StaleEntry, WriteConflict
+from leofs.storage.model import CorruptData, DiskFull, Entry, StaleEntry, WriteConflict
 
 if TYPE_CHECKING:
     from leofs.node.node import StorageNode

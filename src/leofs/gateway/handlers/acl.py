@@ -13,8 +13,9 @@ from leofs.gateway.context import S3Request
 from leofs.gateway.handlers.buckets import canonical_id, owner_of
 from leofs.gateway.handlers.headers import canned_acl
 from leofs.gateway.handlers.objects import check_object_acl, object_grants
+from leofs.gateway.keys import NS_OBJECT, object_key
 from leofs.gateway.objects import load_object
-from leofs.gateway.records import NS_OBJECT, meta_encoder, object_key
+from leofs.gateway.records import meta_encoder
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import document, elem
 from leofs.s3.xmlparse import parse_access_control_policy

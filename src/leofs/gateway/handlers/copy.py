@@ -19,6 +19,7 @@ from leofs.gateway.context import S3Request
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
 from leofs.gateway.handlers.headers import canned_acl, checksum_headers, meta_from_headers
 from leofs.gateway.handlers.objects import object_grants
+from leofs.gateway.keys import NS_CHUNK, chunk_key
 from leofs.gateway.objects import (
     StoredObject,
     extents,
@@ -27,7 +28,7 @@ from leofs.gateway.objects import (
     replaced_object,
     write_object,
 )
-from leofs.gateway.records import NS_CHUNK, Blob, Manifest, chunk_key
+from leofs.gateway.records import Blob, Manifest
 from leofs.s3.conditions import check_copy_source_conditions
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key

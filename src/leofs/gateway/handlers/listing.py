@@ -20,11 +20,12 @@ from leofs.gateway.backend import scan_entries
 from leofs.gateway.context import S3Request
 from leofs.gateway.fence import in_generation, read_fence
 from leofs.gateway.handlers.buckets import owner_of
-from leofs.gateway.records import NS_OBJECT, ObjectMeta, object_meta_decoder
+from leofs.gateway.keys import NS_OBJECT, bucket_prefix
+from leofs.gateway.records import ObjectMeta, object_meta_decoder
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import document, elem, iso_seconds
 from leofs.s3.xmlparse import xml_escape
-from leofs.storage.store import Entry
+from leofs.storage.model import Entry
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
@@ -74,7 +75,7 @@ async def scan_page(gw: Gateway, bucket: str, prefix: str, delimiter: str, start
                     max_keys: int, generation: float) -> Page:
     """One page of keys and common prefixes after ``start_after`` (a key, or a full engine key), of
     the bucket generation ``generation`` (its ``created`` time)."""
-    base = f"{bucket}/".encode()
+    base = bucket_prefix(bucket)
     full_prefix = base + prefix.encode()
     if isinstance(start_after, bytes):
         start = start_after
@@ -206,7 +207,7 @@ def _untoken(token: str, bucket: str) -> bytes:
         start = base64.urlsafe_b64decode(token.encode())
     except (binascii.Error, ValueError):
         start = b""
-    if not start.startswith(f"{bucket}/".encode()):
+    if not start.startswith(bucket_prefix(bucket)):
         raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
                       ArgumentName="continuation-token")
     return start

@@ -26,15 +26,9 @@ from leofs.gateway.fence import fenced, stamp_generation
 from leofs.gateway.handlers.buckets import owner_of
 from leofs.gateway.handlers.copy import copy_range, copy_source
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers
+from leofs.gateway.keys import NS_UPLOAD, bucket_prefix, upload_key
 from leofs.gateway.objects import expected_version, load_object, visible_etag
-from leofs.gateway.records import (
-    NS_UPLOAD,
-    Blob,
-    UploadMeta,
-    meta_encoder,
-    upload_decoder,
-    upload_key,
-)
+from leofs.gateway.records import Blob, UploadMeta, meta_encoder, upload_decoder
 from leofs.gateway.uploads import (
     abort,
     await_result,
@@ -53,7 +47,7 @@ from leofs.s3.names import validate_key
 from leofs.s3.numeric import bounded, decimal
 from leofs.s3.responses import document, elem, iso8601, quote_etag
 from leofs.s3.xmlparse import CompletedPart, parse_complete_multipart
-from leofs.storage.store import CommonPrefix, Entry
+from leofs.storage.model import CommonPrefix, Entry
 
 if TYPE_CHECKING:
     from leofs.gateway.app import Gateway
@@ -362,7 +356,7 @@ async def list_multipart_uploads(gw: Gateway, req: S3Request) -> web.StreamRespo
     key_marker, id_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
     max_raw = q.get("max-uploads", "1000")
     max_uploads = min(bounded(max_raw, "max-uploads", 0, 2**31 - 1), 1000)
-    base = f"{bucket}/".encode()
+    base = bucket_prefix(bucket)
     start = b""
     if key_marker:
         # after every upload of key-marker (or only those after upload-id-marker)

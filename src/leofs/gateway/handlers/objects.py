@@ -15,6 +15,7 @@ from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers, response_overrides
+from leofs.gateway.keys import NS_OBJECT, object_key
 from leofs.gateway.objects import (
     StoredObject,
     fetch_object,
@@ -27,7 +28,6 @@ from leofs.gateway.objects import (
     write_if,
     write_object,
 )
-from leofs.gateway.records import NS_OBJECT, object_key
 from leofs.s3.conditions import check_read_conditions, check_write_conditions
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key
