@@ -25,6 +25,7 @@ import time
 from typing import TYPE_CHECKING
 
 from leofs.gateway.backend import Replaced, WriteConflict, scan_entries
+from leofs.gateway.context import Services
 from leofs.gateway.grace import free_later
 from leofs.gateway.keys import NS_FENCE, NS_OBJECT, NS_UPLOAD, bucket_prefix, fence_key, object_key
 from leofs.gateway.records import (
@@ -40,7 +41,6 @@ from leofs.storage.model import Entry
 
 if TYPE_CHECKING:
     from leofs.accounts import Bucket
-    from leofs.gateway.app import Gateway
 
 #: how long a DeleteBucket in progress fences writes without a bucket deletion to show for it
 DELETE_LEASE = 60.0
@@ -49,12 +49,12 @@ DELETE_LEASE = 60.0
 KEEP_DELETED = 16
 
 
-async def read_fence(gw: Gateway, bucket: str) -> tuple[Entry | None, Fence]:
+async def read_fence(gw: Services, bucket: str) -> tuple[Entry | None, Fence]:
     entry = await gw.backend.head(NS_FENCE, fence_key(bucket))
     return entry, (Fence() if entry is None else fence_decoder.decode(entry.meta))
 
 
-async def fenced(gw: Gateway, bucket: str, generation: float) -> bool:
+async def fenced(gw: Services, bucket: str, generation: float) -> bool:
     """Whether writes made under ``generation`` of ``bucket`` must not stand (it was deleted, or a
     DeleteBucket of it is in progress)."""
     if not generation:
@@ -76,13 +76,13 @@ async def fenced(gw: Gateway, bucket: str, generation: float) -> bool:
     return current is None or current.created != generation
 
 
-async def begin_delete(gw: Gateway, bucket: Bucket) -> None:
+async def begin_delete(gw: Services, bucket: Bucket) -> None:
     """Fence the bucket's generation before DeleteBucket checks that it is empty."""
     _, fence = await read_fence(gw, bucket.name)
     await _write(gw, bucket.name, Fence(fence.deleted, bucket.created, time.time_ns() // 1000))
 
 
-async def end_delete(gw: Gateway, bucket: Bucket, *, deleted: bool) -> None:
+async def end_delete(gw: Services, bucket: Bucket, *, deleted: bool) -> None:
     """Lift the fence of a DeleteBucket that found the bucket not empty, or record the deletion."""
     _, fence = await read_fence(gw, bucket.name)
     gone = fence.deleted
@@ -92,7 +92,7 @@ async def end_delete(gw: Gateway, bucket: Bucket, *, deleted: bool) -> None:
     await _write(gw, bucket.name, Fence(gone, deleting, fence.started if deleting else 0))
 
 
-async def holds_generation(gw: Gateway, bucket: Bucket) -> bool:
+async def holds_generation(gw: Services, bucket: Bucket) -> bool:
     """Whether the bucket holds an object or an open upload of its generation (DeleteBucket's
     emptiness check). Records of a deleted generation of its name do not count: they are garbage
     for the orphan collector (``leofs.gateway.maintenance``)."""
@@ -106,11 +106,11 @@ async def holds_generation(gw: Gateway, bucket: Bucket) -> bool:
     return False
 
 
-async def _write(gw: Gateway, bucket: str, fence: Fence) -> None:
+async def _write(gw: Services, bucket: str, fence: Fence) -> None:
     await gw.backend.put(NS_FENCE, fence_key(bucket), b"", meta=meta_encoder.encode(fence))
 
 
-async def undo_write(gw: Gateway, bucket: str, key: str, entry: Entry, replaced: Replaced | None,
+async def undo_write(gw: Services, bucket: str, key: str, entry: Entry, replaced: Replaced | None,
                      blobs: list[Blob]) -> None:
     """Take back an object write that landed in a fenced generation: put back the version it
     replaced (it may be another generation's object), else delete it; free the write's blobs.

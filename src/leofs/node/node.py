@@ -85,7 +85,8 @@ class StorageNode:
         self.storage_admin = StorageAdmin(self.store)
         storage_metrics.track(opts.name, self.store, self.queue)
         self.admin_commands: dict[str, Command] = {**self.storage_admin.commands(), "mq-stats": self._mq_stats}
-        app = NodeAPI(self).make_app()
+        app = NodeAPI(opts.name, opts.secret, self.store, self.coordinator, self.cluster, self.admin_commands,
+                      on_view=self.replayer.wakeup.set).make_app()
         # X-Leofs-Put carries up to 8 KiB of metadata as base64 msgpack: raise the header limits
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
                                      max_field_size=65536, max_line_size=65536)  # fmt: skip
