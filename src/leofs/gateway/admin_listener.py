@@ -1,5 +1,5 @@
 """A cluster gateway's admin listener: the commands the manager sends it (``purge-cache``, ``gc``,
-``expire-uploads``), on their own address (``leofs gateway --admin-address``, loopback by default).
+``expire-uploads``, ``delete-bucket``), on their own address (``leofs gateway --admin-address``, loopback by default).
 
 They act on every user's data, so they never share the public S3 port: there only
 ``/_leofs_adm/ping`` and ``/_leofs_adm/metrics`` are served. Calls carry the cluster secret.
@@ -7,13 +7,19 @@ They act on every user's data, so they never share the public S3 port: there onl
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
-from leofs.gateway import maintenance
+from leofs.accounts import Bucket
+from leofs.gateway import fence, maintenance
 from leofs.gateway.app import Gateway
+from leofs.gateway.context import Services
 from leofs.internal import admin_http
+from leofs.internal.admin_http import AdminError
+from leofs.s3.errors import S3Error
 
 DEFAULT_ADMIN_ADDRESS = ("127.0.0.1", 10011)
 
@@ -26,5 +32,33 @@ def make_admin_app(gw: Gateway, secret: str) -> web.Application:
         # this gateway keeps no object cache yet: there is nothing to drop
         return {"purged": False, "cache": "disabled"}
 
-    commands = {"purge-cache": purge_cache, **maintenance.admin_commands(gw)}
+    remove = bucket_deleter(gw)
+
+    async def delete_bucket(args: dict[str, Any]) -> Any:
+        # the manager sends its bucket record: this gateway's view of the buckets may be older
+        try:
+            record = msgspec.convert(args.get("record"), Bucket)
+        except msgspec.ValidationError as err:
+            raise AdminError("bad_argument", f"record must be a bucket: {err}") from None
+        await remove(record)
+        return None
+
+    commands = {"purge-cache": purge_cache, "delete-bucket": delete_bucket, **maintenance.admin_commands(gw)}
     return admin_http.make_admin_app(commands, secret)
+
+
+def bucket_deleter(gw: Services) -> Callable[[Bucket], Awaitable[None]]:
+    """``leofs adm delete-bucket`` on this gateway: S3 DeleteBucket's fenced path
+    (:func:`leofs.gateway.fence.delete_bucket`), its refusals as admin errors."""
+
+    async def delete(bucket: Bucket) -> None:
+        try:
+            await fence.delete_bucket(gw, bucket)
+        except S3Error as err:
+            if err.code == "BucketNotEmpty":
+                raise AdminError("not_empty", f"bucket {bucket.name!r} is not empty", 409) from None
+            if err.code == "NoSuchBucket":
+                raise AdminError("not_found", f"no bucket {bucket.name!r}", 404) from None
+            raise AdminError("failed", f"{err.code}: {err.message}", err.status) from None
+
+    return delete

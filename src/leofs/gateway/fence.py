@@ -24,7 +24,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from leofs.gateway.backend import Replaced, WriteConflict, scan_entries
+from leofs.accounts import NotFound
+from leofs.gateway.backend import Backend, Replaced, WriteConflict, scan_entries
 from leofs.gateway.context import Services
 from leofs.gateway.grace import free_later
 from leofs.gateway.keys import NS_FENCE, NS_OBJECT, NS_UPLOAD, bucket_prefix, fence_key, object_key
@@ -37,6 +38,7 @@ from leofs.gateway.records import (
     object_meta_decoder,
     upload_decoder,
 )
+from leofs.s3.errors import S3Error
 from leofs.storage.model import Entry
 
 if TYPE_CHECKING:
@@ -92,18 +94,37 @@ async def end_delete(gw: Services, bucket: Bucket, *, deleted: bool) -> None:
     await _write(gw, bucket.name, Fence(gone, deleting, fence.started if deleting else 0))
 
 
-async def holds_generation(gw: Services, bucket: Bucket) -> bool:
-    """Whether the bucket holds an object or an open upload of its generation (DeleteBucket's
+async def bucket_is_empty(backend: Backend, bucket: Bucket) -> bool:
+    """Whether the bucket holds no object and no open upload of its generation (DeleteBucket's
     emptiness check). Records of a deleted generation of its name do not count: they are garbage
     for the orphan collector (``leofs.gateway.maintenance``)."""
     prefix = bucket_prefix(bucket.name)
-    async for entry in scan_entries(gw.backend, NS_OBJECT, prefix, page=32):
+    async for entry in scan_entries(backend, NS_OBJECT, prefix, page=32):
         if in_generation(object_meta_decoder.decode(entry.meta), bucket.created):
-            return True
-    async for entry in scan_entries(gw.backend, NS_UPLOAD, prefix, page=32):
+            return False
+    async for entry in scan_entries(backend, NS_UPLOAD, prefix, page=32):
         if in_generation(upload_decoder.decode(entry.meta).meta, bucket.created):
-            return True
-    return False
+            return False
+    return True
+
+
+async def delete_bucket(gw: Services, bucket: Bucket) -> None:
+    """Delete an empty bucket, the one way S3 DeleteBucket and ``leofs adm delete-bucket`` share:
+    fence the generation, check emptiness, delete, record the deletion. A write in flight either
+    shows in the emptiness check or sees the fence after its record landed and takes itself back.
+    Raises S3Error BucketNotEmpty, or NoSuchBucket when it is gone meanwhile."""
+    await begin_delete(gw, bucket)
+    deleted = False
+    try:
+        if not await bucket_is_empty(gw.backend, bucket):
+            raise S3Error("BucketNotEmpty", BucketName=bucket.name)
+        try:
+            await gw.control.delete_bucket(bucket.name)
+        except NotFound:
+            raise S3Error("NoSuchBucket", BucketName=bucket.name) from None
+        deleted = True
+    finally:
+        await end_delete(gw, bucket, deleted=deleted)
 
 
 async def _write(gw: Services, bucket: str, fence: Fence) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from leofs.accounts import CANNED_ACLS, ROLE_ADMIN, ROLE_GENERAL, canned_grants, role_name
+from leofs.accounts import CANNED_ACLS, ROLE_ADMIN, ROLE_GENERAL, Bucket, canned_grants, role_name
 from leofs.internal.admin_http import AdminError, Command, arg, make_admin_app, run_command
 from leofs.internal.secret import SecretGuard
 from leofs.manager.store import ManagerStore
@@ -27,8 +27,13 @@ log = logging.getLogger("leofs.manager.admin")
 class AdminAPI:
     """Command table of the admin API. Roles register extra commands (storage: du, compaction)."""
 
-    def __init__(self, store: ManagerStore, secret: str, *, info: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(self, store: ManagerStore, secret: str, *, remove_bucket: Callable[[Bucket], Awaitable[None]],
+                 info: Callable[[], dict[str, Any]] | None = None) -> None:
+        """``remove_bucket`` deletes a bucket the way S3 DeleteBucket does (fenced against writes in
+        flight, refused with AdminError not_empty): the embedded server's gateway, or in a cluster
+        a gateway the manager forwards to."""
         self.store = store
+        self.remove_bucket = remove_bucket
         self.secret = secret
         self.guard = SecretGuard(secret)
         self.info = info or (lambda: {})
@@ -99,10 +104,7 @@ class AdminAPI:
             raise AdminError("not_found", f"no bucket {name!r}", 404)
         if args.get("access_key") and args["access_key"] != bucket.owner:
             raise AdminError("forbidden", f"bucket {name!r} is not owned by {args['access_key']!r}", 403)
-        check = self.info().get("bucket_is_empty")
-        if callable(check) and not await check(name):
-            raise AdminError("not_empty", f"bucket {name!r} is not empty", 409)
-        self.store.delete_bucket(name)
+        await self.remove_bucket(bucket)
         return None
 
     async def get_buckets(self, args: dict[str, Any]) -> Any:

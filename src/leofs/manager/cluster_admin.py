@@ -14,10 +14,10 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from leofs.gateway.keys import NS_OBJECT, NS_UPLOAD, bucket_prefix
+from leofs.accounts import Bucket
 from leofs.internal.admin_http import AdminError, arg, int_arg
 from leofs.internal.client import InternalClient
-from leofs.internal.messages import MSGPACK, encoder, key_param, scan_decoder
+from leofs.internal.messages import MSGPACK, encoder
 from leofs.manager.admin import AdminAPI
 from leofs.manager.cluster import Cluster
 from leofs.manager.members import GATEWAY, STORAGE
@@ -195,28 +195,8 @@ class ClusterCommands:
         return await asyncio.gather(*(purge(g.admin_address, g.name) for g in gateways))
 
     # -- delete-bucket in a cluster -------------------------------------------------------------------
-    async def bucket_is_empty(self, bucket: str) -> bool:
-        """True when no running storage node holds an object or open upload under ``bucket/``.
-
-        Every key lives on N nodes, so with fewer than N nodes down some running node answers for it.
-        When no node answers at all the bucket is not known to be empty: refuse.
-        """
-        prefix = key_param(bucket_prefix(bucket))
-        nodes = self.members.nodes(STORAGE, ("running",))
-        answered = False
-        for node in nodes:
-            for ns in (NS_OBJECT, NS_UPLOAD):
-                try:
-                    async with self.client.request("GET", node.address, f"/scan?ns={ns}&prefix={prefix}&limit=1",
-                                                   timeout=QUERY_TIMEOUT) as resp:
-                        data = await resp.read()
-                        if resp.status != 200:
-                            continue
-                    if scan_decoder.decode(data).items:
-                        return False
-                    answered = True
-                except (aiohttp.ClientError, TimeoutError, OSError, msgspec.DecodeError):
-                    continue
-        if not answered and self.cluster.started:
-            raise AdminError("unavailable", f"no storage node could tell whether bucket {bucket!r} is empty", 503)
-        return True
+    async def remove_bucket(self, bucket: Bucket) -> None:
+        """Delete ``bucket`` through a gateway's admin listener: S3 DeleteBucket's fenced path
+        (``leofs.gateway.fence``), so that a write in flight on any gateway cannot survive it.
+        Refused (503) while no running gateway has an admin address."""
+        await self._on_a_gateway("delete-bucket")({"record": msgspec.to_builtins(bucket)})

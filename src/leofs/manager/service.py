@@ -99,7 +99,7 @@ class Manager:
         _tracked.append(weakref.ref(members))
         self.client = InternalClient(self.secret)
         self.commands = ClusterCommands(self.cluster, self.client)
-        admin = AdminAPI(store, self.secret, info=self._info)
+        admin = AdminAPI(store, self.secret, remove_bucket=self.commands.remove_bucket, info=self._info)
         self.commands.install(admin)
         self.watch = VersionWatch(store, asyncio.get_running_loop())
         app = web.Application(middlewares=[secret_middleware(admin.guard)], client_max_size=16 * 1024 * 1024)
@@ -109,8 +109,7 @@ class Manager:
         return app
 
     def _info(self) -> dict[str, Any]:
-        # AdminAPI's delete-bucket asks for this hook to refuse deleting a non-empty bucket.
-        return {**self.commands.status_dict(), "bucket_is_empty": self.commands.bucket_is_empty}
+        return self.commands.status_dict()
 
     async def start(self) -> None:
         """Listen on the options' address and start the heartbeat checker."""

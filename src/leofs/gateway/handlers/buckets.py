@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from leofs.accounts import AlreadyExists, NotFound
+from leofs.accounts import AlreadyExists
+from leofs.gateway import fence
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request, Services
-from leofs.gateway.fence import begin_delete, end_delete, holds_generation
 from leofs.gateway.handlers.headers import canned_acl
 from leofs.gateway.owners import owner_of
 from leofs.s3.errors import S3Error
@@ -46,21 +46,7 @@ async def create_bucket(gw: Services, req: S3Request) -> web.StreamResponse:
 
 
 async def delete_bucket(gw: Services, req: S3Request) -> web.StreamResponse:
-    record = req.require_bucket()
-    # fenced before the emptiness check: a write in flight either shows in the listing or sees the
-    # fence after its record landed and takes itself back (leofs.gateway.fence)
-    await begin_delete(gw, record)
-    deleted = False
-    try:
-        if await holds_generation(gw, record):
-            raise S3Error("BucketNotEmpty", BucketName=req.bucket or "")
-        try:
-            await gw.control.delete_bucket(req.bucket or "")
-        except NotFound:
-            raise S3Error("NoSuchBucket", BucketName=req.bucket or "") from None
-        deleted = True
-    finally:
-        await end_delete(gw, record, deleted=deleted)
+    await fence.delete_bucket(gw, req.require_bucket())
     return web.Response(status=204)
 
 
