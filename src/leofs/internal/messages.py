@@ -12,6 +12,7 @@ import base64
 
 import msgspec
 
+from leofs.accounts import Bucket
 from leofs.ring.members import DEFAULT_VNODES
 from leofs.storage.model import CommonPrefix, Entry
 
@@ -87,6 +88,28 @@ class ClusterView(msgspec.Struct, frozen=True):
     ring_hash_previous: str = ""
     ring_current: bytes = b""
     ring_previous: bytes = b""
+
+
+class StateUser(msgspec.Struct, frozen=True):
+    """A user as ``GET /int/state`` carries it (with its secret key: served only with the cluster secret)."""
+
+    user_id: str
+    access_key: str
+    secret_key: str
+    role: int = 1
+    canonical_id: str = ""
+
+
+class StateSnapshot(msgspec.Struct, frozen=True):
+    """The JSON answer of ``GET /int/state``: what a cluster gateway caches of the manager's state."""
+
+    version: int
+    users: list[StateUser] = msgspec.field(default_factory=list)
+    buckets: list[Bucket] = msgspec.field(default_factory=list)
+    endpoints: list[str] = msgspec.field(default_factory=list)
+
+
+state_decoder = msgspec.json.Decoder(StateSnapshot)
 
 
 class PutHeader(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -15,7 +15,7 @@ import msgspec
 from aiohttp import web
 
 from leofs.accounts import Grant, ManagerError
-from leofs.internal.messages import MSGPACK, HeartbeatRequest, RegisterRequest, encoder
+from leofs.internal.messages import MSGPACK, HeartbeatRequest, RegisterRequest, StateSnapshot, StateUser, encoder
 from leofs.manager.cluster import Cluster
 from leofs.manager.store import ManagerStore
 
@@ -68,16 +68,15 @@ class VersionWatch:
         return self.store.version
 
 
-def state_snapshot(store: ManagerStore) -> dict[str, Any]:
-    """The JSON of GET /int/state (carries secret keys: served only with the cluster secret)."""
+def state_snapshot(store: ManagerStore) -> StateSnapshot:
+    """The answer of GET /int/state (carries secret keys: served only with the cluster secret)."""
     version = store.version  # read first: a change while reading shows up as a later version
-    return {
-        "version": version,
-        "users": [{"user_id": u.user_id, "access_key": u.access_key, "secret_key": u.secret_key, "role": u.role,
-                   "canonical_id": u.canonical_id} for u in store.users()],
-        "buckets": [msgspec.to_builtins(b) for b in store.buckets()],
-        "endpoints": store.endpoints(),
-    }
+    return StateSnapshot(
+        version,
+        [StateUser(u.user_id, u.access_key, u.secret_key, u.role, u.canonical_id) for u in store.users()],
+        store.buckets(),
+        store.endpoints(),
+    )
 
 
 def _error(code: str, message: str) -> web.Response:
