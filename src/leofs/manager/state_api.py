@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from leofs.accounts import Grant, ManagerError
+from leofs.internal.admin_http import error_reply, ok_reply
 from leofs.internal.messages import MSGPACK, HeartbeatRequest, RegisterRequest, StateSnapshot, StateUser, encoder
 from leofs.manager.cluster import Cluster
 from leofs.manager.store import ManagerStore
@@ -81,7 +82,7 @@ def state_snapshot(store: ManagerStore) -> StateSnapshot:
 
 def _error(code: str, message: str) -> web.Response:
     status = 404 if code in ("not_found", "unknown_node") else 409 if code in ("exists", "owned", "conflict") else 400
-    return web.json_response({"ok": False, "error": code, "message": message}, status=status)
+    return error_reply(code, message, status)
 
 
 def _msgpack(message: msgspec.Struct) -> web.Response:
@@ -152,7 +153,7 @@ class StateAPI:
             return _error("bad_request", f"invalid grants: {err}")
         except ManagerError as err:
             return _error(err.code, str(err))
-        return web.Response(body=msgspec.json.encode({"ok": True, "result": result}), content_type="application/json")
+        return ok_reply(result)
 
     def _bucket_op(self, args: dict[str, Any]) -> Any:
         op, name = args.get("op"), args.get("name")
