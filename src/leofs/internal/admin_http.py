@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from leofs import metrics
 from leofs.accounts import ManagerError
@@ -87,7 +88,7 @@ async def run_command(commands: Mapping[str, Command], request: web.Request) -> 
     return ok_reply(result)
 
 
-def secret_middleware(guard: SecretGuard, *, open_paths: frozenset[str] = frozenset({"/metrics"})) -> Any:
+def secret_middleware(guard: SecretGuard, *, open_paths: frozenset[str] = frozenset({"/metrics"})) -> Middleware:
     """aiohttp middleware that refuses every request without the cluster secret, except on
     ``open_paths`` (Prometheus scrapers do not hold the secret)."""
 
