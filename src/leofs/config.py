@@ -18,12 +18,13 @@ from typing import Annotated, Any, Final, TypeVar
 import msgspec
 from msgspec import Meta
 
+from leofs.ring.members import DEFAULT_VNODES as DEFAULT_VNODES  # the ring's own default (pure)
+
 DEFAULT_S3_ADDRESS: Final = "127.0.0.1:8080"
 DEFAULT_MANAGER_ADDRESS: Final = "127.0.0.1:10010"  # the manager's (and the embedded server's) admin API
 DEFAULT_NODE_ADDRESS: Final = "127.0.0.1:4010"
 DEFAULT_GATEWAY_ADMIN_ADDRESS: Final = "127.0.0.1:10011"
 DEFAULT_CONTAINERS: Final = 8
-DEFAULT_VNODES: Final = 168
 #: the one environment variable that gives the cluster secret to every role
 CLUSTER_SECRET_ENV: Final = "LEOFS_CLUSTER_SECRET"
 

@@ -25,19 +25,20 @@ from aiohttp import web
 
 from leofs import metrics
 from leofs.config import DEFAULT_CONTAINERS, DEFAULT_MANAGER_ADDRESS, DEFAULT_S3_ADDRESS, parse_address
+from leofs.embedded_control import LocalControl
 from leofs.fsmode import make_private_dir
 from leofs.gateway import maintenance
+from leofs.gateway.admin_listener import bucket_deleter
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
-from leofs.gateway.control import LocalControl
-from leofs.gateway.records import NS_OBJECT, NS_UPLOAD
+from leofs.internal.admin_http import AdminError, Command
 from leofs.lifecycle import wait_for_shutdown_signal
-from leofs.manager.admin import AdminAPI, AdminError, Command
+from leofs.manager.admin import AdminAPI
 from leofs.manager.bootstrap import ensure_root, load_secret, remember_secret, root_credentials, root_keys_lines
 from leofs.manager.store import ManagerStore
+from leofs.node.admin_commands import StorageAdmin
 from leofs.storage import metrics as storage_metrics
-from leofs.storage.admin_commands import StorageAdmin
 from leofs.storage.store import ObjectStore
 from leofs.storage.write_link import WriteService
 from leofs.workers import WorkerPool, WorkerSpec, check_port_free
@@ -127,7 +128,8 @@ class EmbeddedServer:
         admin_secret, generated_secret = load_secret(opts.data_dir)
         if not generated_secret:  # from the environment: keep it too, for `leofs adm --data DIR`
             remember_secret(opts.data_dir, admin_secret)
-        admin = AdminAPI(self.manager, admin_secret, info=self._info)
+        # delete-bucket takes the gateway's fenced path, as S3 DeleteBucket does
+        admin = AdminAPI(self.manager, admin_secret, remove_bucket=bucket_deleter(self.gateway), info=self._info)
         self._register_storage_commands(admin)
         admin.commands.update(maintenance.admin_commands(self.gateway))
         self._maintenance = asyncio.ensure_future(maintenance.run_periodically(self.gateway))
@@ -186,22 +188,14 @@ class EmbeddedServer:
                 {"name": NODE_NAME, "type": "gateway", "state": "running",
                  "address": f"{self.options.address[0]}:{self.options.address[1]}"},
             ],
-            "bucket_is_empty": self._bucket_is_empty,
         }
-
-    async def _bucket_is_empty(self, bucket: str) -> bool:
-        assert self.store is not None
-        prefix = f"{bucket}/".encode()
-        return not self.store.scan(NS_OBJECT, prefix, limit=1) and not self.store.scan(NS_UPLOAD, prefix, limit=1)
 
     def _register_storage_commands(self, admin: AdminAPI) -> None:
         assert self.store is not None
         self.storage_admin = StorageAdmin(self.store)
 
         async def status(args: dict[str, Any]) -> Any:
-            info = self._info()
-            info.pop("bucket_is_empty")
-            return info
+            return self._info()
 
         def on_the_node(command: Command) -> Command:
             async def run(args: dict[str, Any]) -> Any:

@@ -30,11 +30,11 @@ import msgspec
 from aiohttp import web
 
 from leofs import metrics
+from leofs.embedded_control import LocalControl
 from leofs.fsmode import private_umask
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
-from leofs.gateway.control import LocalControl
 from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.manager.store import ManagerStore
 from leofs.storage.shared import SharedStore

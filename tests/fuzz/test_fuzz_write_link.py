@@ -13,10 +13,12 @@ import msgspec
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from leofs.storage.model import NS_OBJECT
 from leofs.storage.store import ObjectStore
 from leofs.storage.write_link import LinkLost, WriteLink, WriteRequest, WriteService
 from tests.fuzz.profile import fuzz
+
+#: a namespace: the engine gives namespaces no meaning
+NS_OBJECT = 0
 
 _FRAME = struct.Struct(">II")
 _INTS = st.one_of(st.integers(-(2**70), 2**70), st.sampled_from([0, 1, -1, 2**31, 2**32, 2**63 - 1, 2**63, 2**64]))

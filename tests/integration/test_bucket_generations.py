@@ -23,8 +23,10 @@ import msgspec
 import pytest
 from botocore.exceptions import ClientError
 
-from leofs.gateway.records import NS_OBJECT, meta_encoder, object_meta_decoder
-from leofs.storage.store import Entry, ObjectStore
+from leofs.gateway.keys import NS_OBJECT
+from leofs.gateway.records import meta_encoder, object_meta_decoder
+from leofs.storage.model import Entry
+from leofs.storage.store import ObjectStore
 from tests.integration.conftest import make_client
 from tests.support.servers import CLUSTER_SECRET, LeofsServer
 

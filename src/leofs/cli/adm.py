@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
+from leofs.accounts import CANNED_ACLS
 from leofs.cli.adm_client import AdmContext, ManagerUnreachable, find_secret, format_value, table
-from leofs.manager.store import CANNED_ACLS
 
 
 @click.group(short_help="Administer a server or cluster (as leofs-adm).")

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from leofs.manager.admin import SECRET_HEADER
+from leofs.internal.messages import SECRET_HEADER
 
 
 class ManagerUnreachable(click.ClickException):

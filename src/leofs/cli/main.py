@@ -226,7 +226,7 @@ _STORAGE = config.StorageConfig()
 @_secret_option
 def storage(config_file: Path | None, **_: Any) -> None:
     """Run a storage node."""
-    from leofs.storage.node import StorageNodeOptions, run_storage_node
+    from leofs.node.node import StorageNodeOptions, run_storage_node
 
     opts: config.StorageConfig = _resolve("storage", config_file, {"manager_address": "manager"})
     secret = _required(opts.cluster_secret, "the cluster secret: a storage node needs it (--cluster-secret or "

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from leofs.accounts import ALL_USERS, AUTHENTICATED_USERS, Bucket, Grant
 from leofs.gateway.context import S3Request
 from leofs.gateway.router import READ_OPS, WRITE_OPS, Op
-from leofs.manager.store import ALL_USERS, AUTHENTICATED_USERS, Bucket
 from leofs.s3.errors import S3Error
 
 #: operations any signed-in user may call without a bucket grant
@@ -29,15 +29,15 @@ _READ_ACP_OPS = frozenset({Op.GetBucketAcl, Op.GetObjectAcl})
 _WRITE_ACP_OPS = frozenset({Op.PutBucketAcl, Op.PutObjectAcl})
 
 
-def permitted(grants: Iterable[tuple[str, str, str]], access_key: str | None, permission: str) -> bool:
-    """Whether ``grants`` (grantee_type, grantee, permission) give ``permission`` to the caller."""
-    for grantee_type, grantee, granted in grants:
-        if granted != permission and granted != "FULL_CONTROL":
+def permitted(grants: Iterable[Grant], access_key: str | None, permission: str) -> bool:
+    """Whether ``grants`` give ``permission`` to the caller."""
+    for grant in grants:
+        if grant.permission != permission and grant.permission != "FULL_CONTROL":
             continue
-        if grantee_type == "Group":
-            if grantee == ALL_USERS or (grantee == AUTHENTICATED_USERS and access_key is not None):
+        if grant.grantee_type == "Group":
+            if grant.grantee == ALL_USERS or (grant.grantee == AUTHENTICATED_USERS and access_key is not None):
                 return True
-        elif access_key is not None and grantee == access_key:
+        elif access_key is not None and grant.grantee == access_key:
             return True
     return False
 
@@ -47,7 +47,7 @@ def may_list(bucket: Bucket, caller: str | None) -> bool:
     is reported as missing."""
     if caller is not None and caller == bucket.owner:
         return True
-    return permitted(((g.grantee_type, g.grantee, g.permission) for g in bucket.grants), caller, "READ")
+    return permitted(bucket.grants, caller, "READ")
 
 
 def authorize(req: S3Request) -> None:
@@ -69,7 +69,6 @@ def authorize(req: S3Request) -> None:
         raise S3Error("NoSuchBucket", BucketName=req.bucket or "")
     if caller is not None and caller == bucket.owner:
         return
-    grants = [(g.grantee_type, g.grantee, g.permission) for g in bucket.grants]
     if op in READ_OPS:
         needed = "READ"
     elif op in WRITE_OPS:
@@ -83,6 +82,6 @@ def authorize(req: S3Request) -> None:
     if op in _OBJECT_ACL_OPS:
         req.object_acl_check = needed  # the handler checks the object's ACL (or hides a missing key)
         return
-    if permitted(grants, caller, needed):
+    if permitted(bucket.grants, caller, needed):
         return
     raise S3Error("AccessDenied")

@@ -1,5 +1,5 @@
 """A cluster gateway's admin listener: the commands the manager sends it (``purge-cache``, ``gc``,
-``expire-uploads``), on their own address (``leofs gateway --admin-address``, loopback by default).
+``expire-uploads``, ``delete-bucket``), on their own address (``leofs gateway --admin-address``, loopback by default).
 
 They act on every user's data, so they never share the public S3 port: there only
 ``/_leofs_adm/ping`` and ``/_leofs_adm/metrics`` are served. Calls carry the cluster secret.
@@ -7,17 +7,20 @@ They act on every user's data, so they never share the public S3 port: there onl
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from leofs import metrics
+from leofs.accounts import Bucket
 from leofs.config import DEFAULT_GATEWAY_ADMIN_ADDRESS, parse_address
-from leofs.gateway import maintenance
+from leofs.gateway import fence, maintenance
 from leofs.gateway.app import Gateway
-from leofs.internal.secret import SecretGuard
-from leofs.manager.admin import AdminError
+from leofs.gateway.context import Services
+from leofs.internal import admin_http
+from leofs.internal.admin_http import AdminError
+from leofs.s3.errors import S3Error
 
 DEFAULT_ADMIN_ADDRESS = parse_address(DEFAULT_GATEWAY_ADMIN_ADDRESS)
 
@@ -25,38 +28,38 @@ DEFAULT_ADMIN_ADDRESS = parse_address(DEFAULT_GATEWAY_ADMIN_ADDRESS)
 def make_admin_app(gw: Gateway, secret: str) -> web.Application:
     """``POST /adm/<command>`` (JSON arguments, ``{"ok": ..., "result": ...}`` answers) and
     ``GET /metrics``, as on the manager and the storage nodes."""
-    guard = SecretGuard(secret)
 
     async def purge_cache(args: dict[str, Any]) -> Any:
         # this gateway keeps no object cache yet: there is nothing to drop
         return {"purged": False, "cache": "disabled"}
 
-    commands = {"purge-cache": purge_cache, **maintenance.admin_commands(gw)}
+    remove = bucket_deleter(gw)
 
-    async def handle(request: web.Request) -> web.Response:
-        refused = guard.refusal(request)
-        if refused is not None:
-            return refused
-        name = request.match_info["command"]
-        run = commands.get(name)
-        if run is None:
-            return web.json_response({"ok": False, "error": "unknown_command", "message": f"unknown command {name}"},
-                                     status=404)
-        raw = await request.read()
+    async def delete_bucket(args: dict[str, Any]) -> Any:
+        # the manager sends its bucket record: this gateway's view of the buckets may be older
         try:
-            args = msgspec.json.decode(raw) if raw else {}
-        except msgspec.DecodeError:
-            args = None
-        if not isinstance(args, dict):
-            return web.json_response({"ok": False, "error": "bad_argument",
-                                      "message": "arguments must be a JSON object"}, status=400)
-        try:
-            result = await run(args)
-        except AdminError as err:
-            return web.json_response({"ok": False, "error": err.code, "message": str(err)}, status=err.status)
-        return web.json_response({"ok": True, "result": result})
+            record = msgspec.convert(args.get("record"), Bucket)
+        except msgspec.ValidationError as err:
+            raise AdminError("bad_argument", f"record must be a bucket: {err}") from None
+        await remove(record)
+        return None
 
-    app = web.Application()
-    app.router.add_post("/adm/{command}", handle)
-    app.router.add_get("/metrics", metrics.handler)
-    return app
+    commands = {"purge-cache": purge_cache, "delete-bucket": delete_bucket, **maintenance.admin_commands(gw)}
+    return admin_http.make_admin_app(commands, secret)
+
+
+def bucket_deleter(gw: Services) -> Callable[[Bucket], Awaitable[None]]:
+    """``leofs adm delete-bucket`` on this gateway: S3 DeleteBucket's fenced path
+    (:func:`leofs.gateway.fence.delete_bucket`), its refusals as admin errors."""
+
+    async def delete(bucket: Bucket) -> None:
+        try:
+            await fence.delete_bucket(gw, bucket)
+        except S3Error as err:
+            if err.code == "BucketNotEmpty":
+                raise AdminError("not_empty", f"bucket {bucket.name!r} is not empty", 409) from None
+            if err.code == "NoSuchBucket":
+                raise AdminError("not_found", f"no bucket {bucket.name!r}", 404) from None
+            raise AdminError("failed", f"{err.code}: {err.message}", err.status) from None
+
+    return delete

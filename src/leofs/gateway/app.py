@@ -8,7 +8,6 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -19,7 +18,7 @@ from leofs import metrics
 from leofs.gateway.access import authorize
 from leofs.gateway.backend import Backend
 from leofs.gateway.body import BODY_DEADLINE, BODY_IDLE_TIMEOUT
-from leofs.gateway.context import GatewayConfig, S3Request, new_request_id, parse_query, split_target
+from leofs.gateway.context import GatewayConfig, Handler, S3Request, new_request_id, parse_query, split_target
 from leofs.gateway.control import ControlPlane
 from leofs.gateway.limits import ProcessLimits
 from leofs.gateway.router import Op, resolve_operation, resolve_target
@@ -28,8 +27,6 @@ from leofs.s3.errors import S3Error
 from leofs.s3.responses import error_document
 
 log = logging.getLogger("leofs.gateway")
-
-Handler = Callable[["Gateway", S3Request], Awaitable[web.StreamResponse]]
 
 _REQ_KEY = web.RequestKey("s3request", S3Request)
 _ERR_KEY = web.RequestKey("s3error", S3Error)

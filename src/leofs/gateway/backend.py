@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import BinaryIO, NamedTuple, Protocol
 
 from leofs.s3.errors import S3Error
-from leofs.storage.store import CommonPrefix, DiskFull, Entry, PutResult, StaleEntry, WriteConflict
+from leofs.storage.model import CommonPrefix, DiskFull, Entry, PutResult, StaleEntry, WriteConflict
 
 __all__ = ["Backend", "Replaced", "WriteConflict"]
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from leofs.gateway.backend import Backend
 from leofs.gateway.body import Digests, RequestBody
-from leofs.gateway.records import NS_CHUNK, Blob, Manifest, chunk_key
+from leofs.gateway.keys import NS_CHUNK, chunk_key
+from leofs.gateway.records import Blob, Manifest
 from leofs.s3.errors import S3Error
 
 log = logging.getLogger("leofs.gateway.blobs")

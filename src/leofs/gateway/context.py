@@ -1,19 +1,26 @@
-"""Per-request state shared by the gateway's handlers."""
+"""What the gateway's handlers work with: the per-request state (:class:`S3Request`), the gateway's
+settings (:class:`GatewayConfig`), and :class:`Services`, the narrow view of the gateway a handler
+may use (as aiohttp's ``typedefs`` does), so handlers never import the application that calls them."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from leofs.accounts import Bucket
 from leofs.config import GatewayConfig as GatewayConfig  # defined with every role's options
+from leofs.gateway.backend import Backend
+from leofs.gateway.control import ControlPlane
 from leofs.gateway.router import Op
-from leofs.manager.store import Bucket
 from leofs.s3.auth import AuthResult, RequestParts
 from leofs.s3.errors import S3Error
 
@@ -86,3 +93,29 @@ def parse_query(raw_query: str) -> dict[str, str]:
     if not raw_query:
         return {}
     return dict(parse_qsl(raw_query, keep_blank_values=True))
+
+
+class Services(Protocol):
+    """What a handler, and the gateway modules it calls, may use of the gateway."""
+
+    @property
+    def backend(self) -> Backend:
+        """Object data: the storage engine in-process, or the cluster's storage nodes."""
+        ...
+
+    @property
+    def control(self) -> ControlPlane:
+        """Users, buckets and endpoints."""
+        ...
+
+    @property
+    def config(self) -> GatewayConfig: ...
+
+    @property
+    def background(self) -> set[asyncio.Future[None]]:
+        """Tasks that outlive their request (freeing an old version's chunks), kept until done."""
+        ...
+
+
+#: an S3 operation's handler
+Handler = Callable[[Services, "S3Request"], Awaitable[web.StreamResponse]]

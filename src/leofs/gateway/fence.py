@@ -24,27 +24,25 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from leofs.gateway.backend import Replaced, WriteConflict, scan_entries
+from leofs.accounts import NotFound
+from leofs.gateway.backend import Backend, Replaced, WriteConflict, scan_entries
+from leofs.gateway.context import Services
 from leofs.gateway.grace import free_later
+from leofs.gateway.keys import NS_FENCE, NS_OBJECT, NS_UPLOAD, bucket_prefix, fence_key, object_key
 from leofs.gateway.records import (
-    NS_FENCE,
-    NS_OBJECT,
-    NS_UPLOAD,
     Blob,
     Fence,
     ObjectMeta,
     fence_decoder,
-    fence_key,
     meta_encoder,
-    object_key,
     object_meta_decoder,
     upload_decoder,
 )
-from leofs.storage.store import Entry
+from leofs.s3.errors import S3Error
+from leofs.storage.model import Entry
 
 if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
-    from leofs.manager.store import Bucket
+    from leofs.accounts import Bucket
 
 #: how long a DeleteBucket in progress fences writes without a bucket deletion to show for it
 DELETE_LEASE = 60.0
@@ -53,12 +51,12 @@ DELETE_LEASE = 60.0
 KEEP_DELETED = 16
 
 
-async def read_fence(gw: Gateway, bucket: str) -> tuple[Entry | None, Fence]:
+async def read_fence(gw: Services, bucket: str) -> tuple[Entry | None, Fence]:
     entry = await gw.backend.head(NS_FENCE, fence_key(bucket))
     return entry, (Fence() if entry is None else fence_decoder.decode(entry.meta))
 
 
-async def fenced(gw: Gateway, bucket: str, generation: float) -> bool:
+async def fenced(gw: Services, bucket: str, generation: float) -> bool:
     """Whether writes made under ``generation`` of ``bucket`` must not stand (it was deleted, or a
     DeleteBucket of it is in progress)."""
     if not generation:
@@ -80,13 +78,13 @@ async def fenced(gw: Gateway, bucket: str, generation: float) -> bool:
     return current is None or current.created != generation
 
 
-async def begin_delete(gw: Gateway, bucket: Bucket) -> None:
+async def begin_delete(gw: Services, bucket: Bucket) -> None:
     """Fence the bucket's generation before DeleteBucket checks that it is empty."""
     _, fence = await read_fence(gw, bucket.name)
     await _write(gw, bucket.name, Fence(fence.deleted, bucket.created, time.time_ns() // 1000))
 
 
-async def end_delete(gw: Gateway, bucket: Bucket, *, deleted: bool) -> None:
+async def end_delete(gw: Services, bucket: Bucket, *, deleted: bool) -> None:
     """Lift the fence of a DeleteBucket that found the bucket not empty, or record the deletion."""
     _, fence = await read_fence(gw, bucket.name)
     gone = fence.deleted
@@ -96,25 +94,44 @@ async def end_delete(gw: Gateway, bucket: Bucket, *, deleted: bool) -> None:
     await _write(gw, bucket.name, Fence(gone, deleting, fence.started if deleting else 0))
 
 
-async def holds_generation(gw: Gateway, bucket: Bucket) -> bool:
-    """Whether the bucket holds an object or an open upload of its generation (DeleteBucket's
+async def bucket_is_empty(backend: Backend, bucket: Bucket) -> bool:
+    """Whether the bucket holds no object and no open upload of its generation (DeleteBucket's
     emptiness check). Records of a deleted generation of its name do not count: they are garbage
     for the orphan collector (``leofs.gateway.maintenance``)."""
-    prefix = f"{bucket.name}/".encode()
-    async for entry in scan_entries(gw.backend, NS_OBJECT, prefix, page=32):
+    prefix = bucket_prefix(bucket.name)
+    async for entry in scan_entries(backend, NS_OBJECT, prefix, page=32):
         if in_generation(object_meta_decoder.decode(entry.meta), bucket.created):
-            return True
-    async for entry in scan_entries(gw.backend, NS_UPLOAD, prefix, page=32):
+            return False
+    async for entry in scan_entries(backend, NS_UPLOAD, prefix, page=32):
         if in_generation(upload_decoder.decode(entry.meta).meta, bucket.created):
-            return True
-    return False
+            return False
+    return True
 
 
-async def _write(gw: Gateway, bucket: str, fence: Fence) -> None:
+async def delete_bucket(gw: Services, bucket: Bucket) -> None:
+    """Delete an empty bucket, the one way S3 DeleteBucket and ``leofs adm delete-bucket`` share:
+    fence the generation, check emptiness, delete, record the deletion. A write in flight either
+    shows in the emptiness check or sees the fence after its record landed and takes itself back.
+    Raises S3Error BucketNotEmpty, or NoSuchBucket when it is gone meanwhile."""
+    await begin_delete(gw, bucket)
+    deleted = False
+    try:
+        if not await bucket_is_empty(gw.backend, bucket):
+            raise S3Error("BucketNotEmpty", BucketName=bucket.name)
+        try:
+            await gw.control.delete_bucket(bucket.name)
+        except NotFound:
+            raise S3Error("NoSuchBucket", BucketName=bucket.name) from None
+        deleted = True
+    finally:
+        await end_delete(gw, bucket, deleted=deleted)
+
+
+async def _write(gw: Services, bucket: str, fence: Fence) -> None:
     await gw.backend.put(NS_FENCE, fence_key(bucket), b"", meta=meta_encoder.encode(fence))
 
 
-async def undo_write(gw: Gateway, bucket: str, key: str, entry: Entry, replaced: Replaced | None,
+async def undo_write(gw: Services, bucket: str, key: str, entry: Entry, replaced: Replaced | None,
                      blobs: list[Blob]) -> None:
     """Take back an object write that landed in a fenced generation: put back the version it
     replaced (it may be another generation's object), else delete it; free the write's blobs.

@@ -16,13 +16,10 @@ import contextlib
 import logging
 import time
 import weakref
-from typing import TYPE_CHECKING
 
 from leofs.gateway.blobs import delete_blob
+from leofs.gateway.context import Services
 from leofs.gateway.records import Blob
-
-if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
 
 log = logging.getLogger("leofs.gateway.grace")
 
@@ -30,7 +27,7 @@ log = logging.getLogger("leofs.gateway.grace")
 class GraceQueue:
     """Blobs to free, in the order they are due (one grace for all: appends stay sorted)."""
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: Services) -> None:
         self._gw = weakref.ref(gw)
         self._due: collections.deque[tuple[float, str, str, list[Blob]]] = collections.deque()
         self._task: asyncio.Task[None] | None = None
@@ -59,10 +56,10 @@ class GraceQueue:
                     await delete_blob(gw.backend, bucket, key, blob)
 
 
-_queues: weakref.WeakKeyDictionary[Gateway, GraceQueue] = weakref.WeakKeyDictionary()
+_queues: weakref.WeakKeyDictionary[Services, GraceQueue] = weakref.WeakKeyDictionary()
 
 
-def free_later(gw: Gateway, bucket: str, key: str, blobs: list[Blob]) -> None:
+def free_later(gw: Services, bucket: str, key: str, blobs: list[Blob]) -> None:
     """Free ``blobs`` (of a replaced version, of ``bucket/key``) once the grace is over; at once, in
     the background, when the grace is 0."""
     if not blobs:
@@ -79,6 +76,6 @@ def free_later(gw: Gateway, bucket: str, key: str, blobs: list[Blob]) -> None:
     task.add_done_callback(gw.background.discard)
 
 
-async def _free(gw: Gateway, bucket: str, key: str, blobs: list[Blob]) -> None:
+async def _free(gw: Services, bucket: str, key: str, blobs: list[Blob]) -> None:
     for blob in blobs:
         await delete_blob(gw.backend, bucket, key, blob)

@@ -20,29 +20,18 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from leofs.gateway.backend import WriteConflict, scan_entries
+from leofs.gateway.context import GatewayConfig, Services
 from leofs.gateway.fence import read_fence
 from leofs.gateway.grace import free_later
-from leofs.gateway.records import (
-    NS_CHUNK,
-    NS_DONE,
-    NS_OBJECT,
-    NS_PART,
-    NS_UPLOAD,
-    blob_decoder,
-    manifest_decoder,
-    object_meta_decoder,
-    upload_decoder,
-)
-from leofs.manager.admin import AdminError
-
-if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
-    from leofs.gateway.context import GatewayConfig
+from leofs.gateway.keys import NS_CHUNK, NS_DONE, NS_OBJECT, NS_PART, NS_UPLOAD
+from leofs.gateway.records import blob_decoder, manifest_decoder, object_meta_decoder, upload_decoder
+from leofs.gateway.uploads import abort_upload
+from leofs.internal.admin_http import AdminError
 
 log = logging.getLogger("leofs.gateway.maintenance")
 
@@ -71,7 +60,7 @@ def min_chunk_grace(config: GatewayConfig) -> float:
     return 2 * config.body_deadline
 
 
-async def _referenced_blobs(gw: Gateway, base: bytes) -> set[str]:
+async def _referenced_blobs(gw: Services, base: bytes) -> set[str]:
     """Blob ids that the object ``base`` (``bucket/key``) and its open uploads' parts refer to.
 
     Parts are read before the object: Complete writes the object record before it deletes the
@@ -85,7 +74,7 @@ async def _referenced_blobs(gw: Gateway, base: bytes) -> set[str]:
     return refs
 
 
-async def collect_stale_objects(gw: Gateway) -> int:
+async def collect_stale_objects(gw: Services) -> int:
     """Delete the object records of deleted bucket generations, and free their chunks; answers how
     many. Only generations the bucket's fence records as deleted go: a gateway's view of which
     bucket exists may be a second old, the fence is where the deletions are recorded."""
@@ -112,7 +101,7 @@ async def collect_stale_objects(gw: Gateway) -> int:
     return count
 
 
-async def collect_orphan_chunks(gw: Gateway, *, grace: float = DEFAULT_CHUNK_GRACE,
+async def collect_orphan_chunks(gw: Services, *, grace: float = DEFAULT_CHUNK_GRACE,
                                 now: float | None = None) -> MaintenanceReport:
     """Delete object records of deleted bucket generations, then chunks that nothing refers to and
     that are older than ``grace`` seconds."""
@@ -137,10 +126,9 @@ async def collect_orphan_chunks(gw: Gateway, *, grace: float = DEFAULT_CHUNK_GRA
     return report
 
 
-async def expire_uploads(gw: Gateway, *, older_than: float = DEFAULT_UPLOAD_EXPIRY,
+async def expire_uploads(gw: Services, *, older_than: float = DEFAULT_UPLOAD_EXPIRY,
                          now: float | None = None) -> MaintenanceReport:
     """Abort multipart uploads initiated more than ``older_than`` seconds ago."""
-    from leofs.gateway.handlers.multipart import abort_upload
 
     report = MaintenanceReport()
     cutoff = int(((now if now is not None else time.time()) - older_than) * 1_000_000)
@@ -172,7 +160,7 @@ def _seconds(args: dict[str, Any], name: str, default: float) -> float:
     return seconds
 
 
-def admin_commands(gw: Gateway) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
+def admin_commands(gw: Services) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
     """Admin API commands: ``gc`` (orphaned chunks) and ``expire-uploads``. A ``grace`` below
     :func:`min_chunk_grace` is raised to it: a shorter one could delete chunks of uploads in flight."""
 
@@ -187,7 +175,7 @@ def admin_commands(gw: Gateway) -> dict[str, Callable[[dict[str, Any]], Awaitabl
     return {"gc": gc, "expire-uploads": expire}
 
 
-async def run_periodically(gw: Gateway, *, interval: float = 3600.0, grace: float = DEFAULT_CHUNK_GRACE,
+async def run_periodically(gw: Services, *, interval: float = 3600.0, grace: float = DEFAULT_CHUNK_GRACE,
                            expiry: float = DEFAULT_UPLOAD_EXPIRY) -> None:
     """Collect orphans and expire old uploads every ``interval`` seconds, forever."""
     grace = max(grace, min_chunk_grace(gw.config))

@@ -6,34 +6,20 @@ import asyncio
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
 
 from leofs.gateway.backend import Backend, Replaced, WriteConflict
 from leofs.gateway.blobs import Ingested
+from leofs.gateway.context import Services
 from leofs.gateway.fence import in_generation
 from leofs.gateway.grace import free_later
-from leofs.gateway.records import (
-    NS_CHUNK,
-    NS_OBJECT,
-    Blob,
-    Manifest,
-    ObjectMeta,
-    chunk_key,
-    manifest_decoder,
-    meta_encoder,
-    object_key,
-    object_meta_decoder,
-)
+from leofs.gateway.keys import NS_CHUNK, NS_OBJECT, chunk_key, object_key
+from leofs.gateway.records import Blob, Manifest, ObjectMeta, manifest_decoder, meta_encoder, object_meta_decoder
 from leofs.s3.conditions import check_write_conditions
 from leofs.s3.errors import S3Error
-from leofs.storage.model import EXPECT_ABSENT
-from leofs.storage.store import CorruptData, Entry
-
-if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
+from leofs.storage.model import EXPECT_ABSENT, CorruptData, Entry
 
 log = logging.getLogger("leofs.gateway.objects")
 
@@ -169,7 +155,7 @@ async def write_object(
     )
 
 
-def forget_later(gw: Gateway, bucket: str, key: str, old: StoredObject | None) -> None:
+def forget_later(gw: Services, bucket: str, key: str, old: StoredObject | None) -> None:
     """Free the chunks of a replaced version, after the grace (see :mod:`leofs.gateway.grace`)."""
     if old is None or old.manifest is None:
         return

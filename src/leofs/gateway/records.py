@@ -1,45 +1,11 @@
 """What the gateway stores about S3 objects, in the storage engine's opaque ``meta`` and data.
 
-Key layout (namespaces of the storage engine; all keys start with ``bucket/``):
-
-- NS_OBJECT ``bucket/key``: the object. Data = the body (small objects) or an encoded
-  :class:`Manifest` (large and multipart objects, ``cnumber`` > 0). Meta = :class:`ObjectMeta`.
-- NS_CHUNK ``bucket/key\\n<blob id>\\n<i>``: chunk ``i`` (1-based) of a blob. A blob id is unique
-  per write, so a new write never overwrites chunks an older version still points at.
-- NS_UPLOAD ``bucket/key\\n<upload id>``: an open (or completing) multipart upload. Meta =
-  :class:`UploadMeta`. Every change of the upload (a part stored, Complete, Abort) rewrites or
-  deletes it with a compare-and-set on its clock: that serialises the operations on one upload.
-- NS_PART ``bucket/key\\n<upload id>\\n<part number, 5 digits>``: an uploaded part. Meta = :class:`Blob`.
-- NS_DONE ``bucket/key\\n<upload id>``: a completed upload's result (UploadMeta, state
-  ``completed``), so that a repeated Complete answers the same; removed by the upload expiry.
-- NS_FENCE ``bucket``: the bucket generations deleted or being deleted (:class:`Fence`), which
-  writes in flight check after their record landed (``leofs.gateway.fence``).
+Which record lives under which key (the namespaces and key layout) is ``leofs.gateway.keys``.
 """
 
 from __future__ import annotations
 
 import msgspec
-
-from leofs.storage.store import NS_CHUNK, NS_OBJECT, NS_UPLOAD
-
-NS_PART = 3
-NS_DONE = 4
-NS_FENCE = 5
-
-__all__ = [
-    "NS_CHUNK",
-    "NS_DONE",
-    "NS_FENCE",
-    "NS_OBJECT",
-    "NS_PART",
-    "NS_UPLOAD",
-    "Blob",
-    "Manifest",
-    "ObjectMeta",
-    "UploadMeta",
-    "chunk_key",
-    "object_key",
-]
 
 
 class Blob(msgspec.Struct, array_like=True, frozen=True):
@@ -118,29 +84,3 @@ blob_decoder = msgspec.msgpack.Decoder(Blob)
 manifest_decoder = msgspec.msgpack.Decoder(Manifest)
 upload_decoder = msgspec.msgpack.Decoder(UploadMeta)
 fence_decoder = msgspec.msgpack.Decoder(Fence)
-
-
-def object_key(bucket: str, key: str) -> bytes:
-    """The engine key of an S3 object."""
-    return f"{bucket}/{key}".encode()
-
-
-def chunk_key(bucket: str, key: str, blob_id: str, index: int) -> bytes:
-    """The engine key of chunk ``index`` (1-based) of a blob of an object."""
-    return f"{bucket}/{key}\n{blob_id}\n{index}".encode()
-
-
-def upload_key(bucket: str, key: str, upload_id: str) -> bytes:
-    return f"{bucket}/{key}\n{upload_id}".encode()
-
-
-def fence_key(bucket: str) -> bytes:
-    return bucket.encode()
-
-
-def done_key(bucket: str, key: str, upload_id: str) -> bytes:
-    return f"{bucket}/{key}\n{upload_id}".encode()
-
-
-def part_key(bucket: str, key: str, upload_id: str, part_number: int) -> bytes:
-    return f"{bucket}/{key}\n{upload_id}\n{part_number:05d}".encode()

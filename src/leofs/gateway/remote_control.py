@@ -15,8 +15,9 @@ from typing import Any
 
 import msgspec
 
+from leofs.accounts import AlreadyExists, Bucket, Grant, ManagerError, NotFound, User
 from leofs.internal.client import InternalClient
-from leofs.manager.store import AlreadyExists, Bucket, Grant, ManagerError, NotFound, User
+from leofs.internal.messages import StateSnapshot, state_decoder
 
 log = logging.getLogger("leofs.gateway.control")
 
@@ -36,16 +37,15 @@ class RemoteControl:
         self.loaded = asyncio.Event()
 
     # -- cache ----------------------------------------------------------------------------------------
-    def _install(self, state: dict[str, Any]) -> None:
+    def _install(self, state: StateSnapshot) -> None:
         self._users = {
-            u["access_key"]: User(u["user_id"], u["access_key"], u["secret_key"], int(u.get("role", 1)),
-                                  float(u.get("created", 0.0)), str(u.get("canonical_id") or ""))
-            for u in state.get("users", [])
+            u.access_key: User(u.user_id, u.access_key, u.secret_key, u.role, 0.0, u.canonical_id)
+            for u in state.users
         }
         self._canonical = {u.canonical_id: u for u in self._users.values() if u.canonical_id}
-        self._buckets = {b["name"]: msgspec.convert(b, Bucket) for b in state.get("buckets", [])}
-        self._endpoints = [str(e) for e in state.get("endpoints", [])]
-        self.version = int(state.get("version", self.version))
+        self._buckets = {b.name: b for b in state.buckets}
+        self._endpoints = list(state.endpoints)
+        self.version = state.version
         self.loaded.set()
 
     async def refresh(self, wait: float = 0.0) -> None:
@@ -54,7 +54,7 @@ class RemoteControl:
         async with self.client.request("GET", self.manager, "/int/state", params=params) as resp:
             if resp.status != 200:
                 raise ManagerError("unavailable", f"manager answered {resp.status}")
-            self._install(json.loads(await resp.read()))
+            self._install(state_decoder.decode(await resp.read()))
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._follow())

@@ -23,34 +23,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from leofs.gateway.backend import Backend, WriteConflict, scan_entries
 from leofs.gateway.blobs import delete_blob
+from leofs.gateway.context import Services
 from leofs.gateway.fence import fenced, undo_write
 from leofs.gateway.grace import free_later
+from leofs.gateway.keys import NS_DONE, NS_PART, NS_UPLOAD, done_key, part_key, upload_key
 from leofs.gateway.objects import load_object, replaced_object, write_object
-from leofs.gateway.records import (
-    NS_DONE,
-    NS_PART,
-    NS_UPLOAD,
-    Blob,
-    Manifest,
-    UploadMeta,
-    blob_decoder,
-    done_key,
-    meta_encoder,
-    part_key,
-    upload_decoder,
-    upload_key,
-)
+from leofs.gateway.records import Blob, Manifest, UploadMeta, blob_decoder, meta_encoder, upload_decoder
 from leofs.s3.errors import S3Error
-from leofs.storage.store import Entry
-
-if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
+from leofs.storage.model import Entry
 
 log = logging.getLogger("leofs.gateway.uploads")
 
@@ -109,7 +94,7 @@ async def parts_of(backend: Backend, bucket: str, key: str, upload_id: str) -> d
             async for e in scan_entries(backend, NS_PART, prefix)}  # fmt: skip
 
 
-async def store_part(gw: Gateway, bucket: str, key: str, upload_id: str, number: int, blob: Blob) -> None:
+async def store_part(gw: Services, bucket: str, key: str, upload_id: str, number: int, blob: Blob) -> None:
     """Record an uploaded part's blob, then touch the upload (see the module's text); raises
     NoSuchUpload when the upload was completed or aborted meanwhile."""
     backend = gw.backend
@@ -142,7 +127,7 @@ async def store_part(gw: Gateway, bucket: str, key: str, upload_id: str, number:
     raise S3Error("NoSuchUpload", UploadId=upload_id)
 
 
-async def finish(gw: Gateway, bucket: str, key: str, entry: Entry, upload: UploadMeta) -> bool:
+async def finish(gw: Services, bucket: str, key: str, entry: Entry, upload: UploadMeta) -> bool:
     """Carry out a "completing" upload: write the object, record the result, remove the upload.
 
     False when nothing was written because the object is no longer the version ``base`` names: the
@@ -177,14 +162,14 @@ async def finish(gw: Gateway, bucket: str, key: str, entry: Entry, upload: Uploa
     return True
 
 
-async def reopen(gw: Gateway, bucket: str, key: str, entry: Entry, upload: UploadMeta) -> None:
+async def reopen(gw: Services, bucket: str, key: str, entry: Entry, upload: UploadMeta) -> None:
     """Give a "completing" upload back (its Complete failed): open again, as after any refused Complete."""
     with contextlib.suppress(WriteConflict):
         await write_upload(gw.backend, bucket, key, msgspec.structs.replace(upload, state="open", numbers=None,
                                                                             blobs=None, base=0), expect=entry.clock)
 
 
-async def _remove(gw: Gateway, bucket: str, key: str, entry: Entry, upload: UploadMeta, keep: set[str]) -> None:
+async def _remove(gw: Services, bucket: str, key: str, entry: Entry, upload: UploadMeta, keep: set[str]) -> None:
     """Remove a finished upload's record and part records; free the parts' blobs not in ``keep``."""
     backend = gw.backend
     try:
@@ -197,7 +182,7 @@ async def _remove(gw: Gateway, bucket: str, key: str, entry: Entry, upload: Uplo
             await delete_blob(backend, bucket, key, blob)
 
 
-async def await_result(gw: Gateway, bucket: str, key: str, upload_id: str) -> UploadMeta | None:
+async def await_result(gw: Services, bucket: str, key: str, upload_id: str) -> UploadMeta | None:
     """The result of a Complete in progress (or, past its lease, finished by us); None when the
     upload is open again (that Complete failed)."""
     deadline = time.monotonic() + WAIT_FOR_RESULT
@@ -229,7 +214,7 @@ async def await_result(gw: Gateway, bucket: str, key: str, upload_id: str) -> Up
         delay = min(delay * 2, 0.5)
 
 
-async def abort(gw: Gateway, bucket: str, key: str, upload_id: str) -> None:
+async def abort(gw: Services, bucket: str, key: str, upload_id: str) -> None:
     """Remove an open upload and free its parts; NoSuchUpload when it is gone or being completed."""
     backend = gw.backend
     while True:
@@ -248,3 +233,16 @@ async def abort(gw: Gateway, bucket: str, key: str, upload_id: str) -> None:
         await backend.delete(NS_PART, part_key(bucket, key, upload_id, number))
         if blob.blob_id not in keep:
             await delete_blob(backend, bucket, key, blob)
+
+
+async def abort_upload(gw: Services, bucket: str, key: str, upload_id: str) -> None:
+    """Expire an upload: abort it if open; if a Complete of it died half-way, finish that."""
+    got = await read_upload(gw.backend, bucket, key, upload_id)
+    if got is None:
+        return
+    if got[1].state == "open":
+        with contextlib.suppress(S3Error):  # completed or aborted meanwhile
+            await abort(gw, bucket, key, upload_id)
+        return
+    with contextlib.suppress(S3Error):
+        await await_result(gw, bucket, key, upload_id)

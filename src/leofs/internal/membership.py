@@ -23,7 +23,7 @@ from leofs.internal.messages import (
     encoder,
     view_decoder,
 )
-from leofs.ring import Ring, RingPair
+from leofs.ring import RingPair, ring_from_bytes
 from leofs.ring.members import Member
 
 log = logging.getLogger("leofs.membership")
@@ -45,8 +45,8 @@ class ClusterState:
         self.consistency = view.consistency
         self.nodes = {n.name: n for n in view.nodes}
         if view.ring_current:
-            current = Ring.from_bytes(view.ring_current)
-            previous = Ring.from_bytes(view.ring_previous) if view.ring_previous else None
+            current = ring_from_bytes(view.ring_current)
+            previous = ring_from_bytes(view.ring_previous) if view.ring_previous else None
             self.rings = RingPair(current, previous)
         self.changed.set()
         self.changed = asyncio.Event()

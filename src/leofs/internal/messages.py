@@ -12,6 +12,8 @@ import base64
 
 import msgspec
 
+from leofs.accounts import Bucket
+from leofs.ring.members import DEFAULT_VNODES
 from leofs.storage.model import CommonPrefix, Entry
 
 SECRET_HEADER = "X-Leofs-Cluster-Secret"
@@ -25,8 +27,6 @@ PUT_HEADER = "X-Leofs-Put"
 #: base64 of a msgpack :class:`Entry` on GET /obj responses
 ENTRY_HEADER = "X-Leofs-Entry"
 MSGPACK = "application/msgpack"
-
-NODE_STATES = ("attached", "running", "suspend", "stop", "restarted", "detached")
 
 
 class Consistency(msgspec.Struct, frozen=True):
@@ -46,7 +46,7 @@ class NodeInfo(msgspec.Struct, frozen=True):
     address: str  # host:port of its internal (storage) or S3 (gateway) listener
     state: str
     rack: str | None = None
-    vnodes: int = 168
+    vnodes: int = DEFAULT_VNODES
     ring_hash_current: str = ""
     ring_hash_previous: str = ""
     updated: float = 0.0
@@ -60,7 +60,7 @@ class RegisterRequest(msgspec.Struct, frozen=True):
     name: str
     address: str
     rack: str | None = None
-    vnodes: int = 168
+    vnodes: int = DEFAULT_VNODES
     admin_address: str = ""  # a gateway's admin listener, where the manager sends gc and friends
 
 
@@ -88,6 +88,28 @@ class ClusterView(msgspec.Struct, frozen=True):
     ring_hash_previous: str = ""
     ring_current: bytes = b""
     ring_previous: bytes = b""
+
+
+class StateUser(msgspec.Struct, frozen=True):
+    """A user as ``GET /int/state`` carries it (with its secret key: served only with the cluster secret)."""
+
+    user_id: str
+    access_key: str
+    secret_key: str
+    role: int = 1
+    canonical_id: str = ""
+
+
+class StateSnapshot(msgspec.Struct, frozen=True):
+    """The JSON answer of ``GET /int/state``: what a cluster gateway caches of the manager's state."""
+
+    version: int
+    users: list[StateUser] = msgspec.field(default_factory=list)
+    buckets: list[Bucket] = msgspec.field(default_factory=list)
+    endpoints: list[str] = msgspec.field(default_factory=list)
+
+
+state_decoder = msgspec.json.Decoder(StateSnapshot)
 
 
 class PutHeader(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -1,8 +1,8 @@
 """The admin API behind ``leofs adm``: one POST per command, JSON in and out.
 
 ``POST /adm/<command>`` with a JSON object of arguments; the caller proves it belongs to the cluster
-with the shared secret in ``X-Leofs-Cluster-Secret``. Answers ``{"ok": true, "result": ...}`` or
-``{"ok": false, "error": code, "message": ...}`` with a 4xx status.
+with the shared secret in ``X-Leofs-Cluster-Secret``. The protocol (answers, errors, the secret
+check) is :mod:`leofs.internal.admin_http`'s.
 """
 
 from __future__ import annotations
@@ -15,44 +15,25 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from leofs import metrics
+from leofs.accounts import CANNED_ACLS, ROLE_ADMIN, ROLE_GENERAL, Bucket, canned_grants, role_name
+from leofs.internal.admin_http import AdminError, Command, arg, make_admin_app, run_command
 from leofs.internal.secret import SecretGuard
-from leofs.manager.store import CANNED_ACLS, ROLE_ADMIN, ROLE_GENERAL, ManagerError, ManagerStore, canned_grants
+from leofs.manager.store import ManagerStore
+from leofs.names import INVALID_BUCKET_NAME, is_valid_bucket_name
 
 log = logging.getLogger("leofs.manager.admin")
-
-SECRET_HEADER = "X-Leofs-Cluster-Secret"
-
-Command = Callable[[dict[str, Any]], Awaitable[Any]]
-
-#: what the numeric roles of the user table mean (the numbers are LeoFS's: 1 general, 9 admin)
-ROLE_NAMES = {ROLE_GENERAL: "general", ROLE_ADMIN: "admin"}
-
-
-def role_name(role: int) -> str:
-    """The name of a user role, for listings."""
-    return ROLE_NAMES.get(role, f"role {role}")
-
-
-class AdminError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-def _arg(args: dict[str, Any], name: str) -> str:
-    value = args.get(name)
-    if not isinstance(value, str) or not value:
-        raise AdminError("bad_argument", f"missing argument {name!r}")
-    return value
 
 
 class AdminAPI:
     """Command table of the admin API. Roles register extra commands (storage: du, compaction)."""
 
-    def __init__(self, store: ManagerStore, secret: str, *, info: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(self, store: ManagerStore, secret: str, *, remove_bucket: Callable[[Bucket], Awaitable[None]],
+                 info: Callable[[], dict[str, Any]] | None = None) -> None:
+        """``remove_bucket`` deletes a bucket the way S3 DeleteBucket does (fenced against writes in
+        flight, refused with AdminError not_empty): the embedded server's gateway, or in a cluster
+        a gateway the manager forwards to."""
         self.store = store
+        self.remove_bucket = remove_bucket
         self.secret = secret
         self.guard = SecretGuard(secret)
         self.info = info or (lambda: {})
@@ -73,34 +54,12 @@ class AdminAPI:
         }
 
     def make_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/adm/{command}", self.handle)
-        app.router.add_get("/metrics", metrics.handler)
-        return app
+        """The embedded server's admin listener: these commands behind the cluster secret."""
+        return make_admin_app(self.commands, self.guard)
 
     async def handle(self, request: web.Request) -> web.Response:
-        refused = self.guard.refusal(request)
-        if refused is not None:
-            return refused
-        name = request.match_info["command"]
-        command = self.commands.get(name)
-        if command is None:
-            return web.json_response({"ok": False, "error": "unknown_command", "message": f"unknown command {name}"},
-                                     status=404)
-        try:
-            raw = await request.read()
-            args = msgspec.json.decode(raw) if raw else {}
-            if not isinstance(args, dict):
-                raise AdminError("bad_argument", "arguments must be a JSON object")
-            result = await command(args)
-        except AdminError as err:
-            return web.json_response({"ok": False, "error": err.code, "message": str(err)}, status=err.status)
-        except ManagerError as err:
-            status = 404 if err.code == "not_found" else 409 if err.code in ("exists", "owned") else 400
-            return web.json_response({"ok": False, "error": err.code, "message": str(err)}, status=status)
-        except msgspec.DecodeError as err:
-            return web.json_response({"ok": False, "error": "bad_json", "message": str(err)}, status=400)
-        return web.Response(body=msgspec.json.encode({"ok": True, "result": result}), content_type="application/json")
+        """``POST /adm/<command>`` on an application that checks the secret (the manager's)."""
+        return await run_command(self.commands, request)
 
     # -- commands ---------------------------------------------------------------------------------
     async def status(self, args: dict[str, Any]) -> Any:
@@ -109,12 +68,12 @@ class AdminAPI:
     async def create_user(self, args: dict[str, Any]) -> Any:
         role = ROLE_ADMIN if args.get("admin") else ROLE_GENERAL
         user = self.store.create_user(
-            _arg(args, "user_id"), access_key=args.get("access_key"), secret_key=args.get("secret_key"), role=role
+            arg(args, "user_id"), access_key=args.get("access_key"), secret_key=args.get("secret_key"), role=role
         )
         return {**msgspec.to_builtins(user), "role_name": role_name(user.role)}
 
     async def delete_user(self, args: dict[str, Any]) -> Any:
-        self.store.delete_user(_arg(args, "user_id"))
+        self.store.delete_user(arg(args, "user_id"))
         return None
 
     async def get_users(self, args: dict[str, Any]) -> Any:
@@ -126,34 +85,26 @@ class AdminAPI:
         ]
 
     def _owner_key(self, args: dict[str, Any]) -> str:
-        owner = _arg(args, "access_key")
+        owner = arg(args, "access_key")
         if self.store.user_by_access_key(owner) is None:
             raise AdminError("not_found", f"no user with access key {owner!r}", 404)
         return owner
 
     async def add_bucket(self, args: dict[str, Any]) -> Any:
-        from leofs.s3.errors import S3Error
-        from leofs.s3.names import validate_bucket_name
-
-        name = _arg(args, "bucket")
-        try:
-            validate_bucket_name(name)
-        except S3Error as err:
-            raise AdminError("bad_argument", err.message) from None
+        name = arg(args, "bucket")
+        if not is_valid_bucket_name(name):
+            raise AdminError("bad_argument", INVALID_BUCKET_NAME)
         bucket = self.store.create_bucket(name, self._owner_key(args), acl=args.get("acl") or "private")
         return msgspec.to_builtins(bucket)
 
     async def delete_bucket(self, args: dict[str, Any]) -> Any:
-        name = _arg(args, "bucket")
+        name = arg(args, "bucket")
         bucket = self.store.bucket(name)
         if bucket is None:
             raise AdminError("not_found", f"no bucket {name!r}", 404)
         if args.get("access_key") and args["access_key"] != bucket.owner:
             raise AdminError("forbidden", f"bucket {name!r} is not owned by {args['access_key']!r}", 403)
-        check = self.info().get("bucket_is_empty")
-        if callable(check) and not await check(name):
-            raise AdminError("not_empty", f"bucket {name!r} is not empty", 409)
-        self.store.delete_bucket(name)
+        await self.remove_bucket(bucket)
         return None
 
     async def get_buckets(self, args: dict[str, Any]) -> Any:
@@ -161,8 +112,8 @@ class AdminAPI:
         return [msgspec.to_builtins(b) for b in self.store.buckets(owner)]
 
     async def update_acl(self, args: dict[str, Any]) -> Any:
-        name = _arg(args, "bucket")
-        acl = _arg(args, "acl")
+        name = arg(args, "bucket")
+        acl = arg(args, "acl")
         if acl not in CANNED_ACLS:
             raise AdminError("bad_argument", f"ACL must be one of {', '.join(CANNED_ACLS)}")
         bucket = self.store.bucket(name)
@@ -173,11 +124,11 @@ class AdminAPI:
         return msgspec.to_builtins(self.store.set_bucket_acl(name, acl, canned_grants(acl, bucket.owner)))
 
     async def add_endpoint(self, args: dict[str, Any]) -> Any:
-        self.store.add_endpoint(_arg(args, "endpoint"))
+        self.store.add_endpoint(arg(args, "endpoint"))
         return self.store.endpoints()
 
     async def delete_endpoint(self, args: dict[str, Any]) -> Any:
-        self.store.delete_endpoint(_arg(args, "endpoint"))
+        self.store.delete_endpoint(arg(args, "endpoint"))
         return self.store.endpoints()
 
     async def get_endpoints(self, args: dict[str, Any]) -> Any:

@@ -7,7 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
-from leofs.manager.store import ROLE_ADMIN, ManagerStore, generate_keys
+from leofs.accounts import ROLE_ADMIN
+from leofs.manager.store import ManagerStore, generate_keys
 
 ROOT_USER = "root"
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 
+from leofs.accounts import ManagerError
 from leofs.internal.messages import ClusterView, Consistency, NodeInfo
 from leofs.manager.members import STORAGE, Members
-from leofs.manager.store import ManagerError, ManagerStore
-from leofs.ring import Member, Ring, RingPair, build_ring
+from leofs.manager.store import ManagerStore
+from leofs.ring import Member, Ring, RingPair, build_ring, ring_from_bytes
 
 log = logging.getLogger("leofs.manager.cluster")
 
@@ -42,7 +43,7 @@ class Cluster:
         rings = store.rings()
         self.rings: RingPair | None = None
         if rings is not None:
-            self.rings = RingPair(Ring.from_bytes(rings[0]), Ring.from_bytes(rings[1]))
+            self.rings = RingPair(ring_from_bytes(rings[0]), ring_from_bytes(rings[1]))
         saved = store.consistency()
         if saved is None or (self.rings is None and saved != levels):
             store.set_consistency(levels)

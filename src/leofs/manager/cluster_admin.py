@@ -14,13 +14,14 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from leofs.accounts import Bucket
+from leofs.internal.admin_http import AdminError, arg, int_arg
 from leofs.internal.client import InternalClient
-from leofs.internal.messages import MSGPACK, encoder, key_param, scan_decoder
-from leofs.manager.admin import AdminAPI, AdminError
+from leofs.internal.messages import MSGPACK, encoder
+from leofs.manager.admin import AdminAPI
 from leofs.manager.cluster import Cluster
 from leofs.manager.members import GATEWAY, STORAGE
 from leofs.manager.whereis import Whereis
-from leofs.storage.model import NS_OBJECT, NS_UPLOAD
 
 log = logging.getLogger("leofs.manager.cluster_admin")
 
@@ -29,23 +30,6 @@ FORWARDED = ("du", "compact-start", "compact-status", "diagnose-start", "mq-stat
 PUSH_TIMEOUT = aiohttp.ClientTimeout(total=5, sock_connect=2)
 QUERY_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=2)
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=3600, sock_connect=2)  # compact-start --wait, diagnose-start
-
-
-def _int_arg(args: dict[str, Any], name: str) -> int:
-    value = args.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise AdminError("bad_argument", f"missing argument {name!r}")
-    try:
-        return int(value)
-    except ValueError:
-        raise AdminError("bad_argument", f"{name} must be an integer, got {value!r}") from None
-
-
-def _str_arg(args: dict[str, Any], name: str) -> str:
-    value = args.get(name)
-    if not isinstance(value, str) or not value:
-        raise AdminError("bad_argument", f"missing argument {name!r}")
-    return value
 
 
 class ClusterCommands:
@@ -127,19 +111,19 @@ class ClusterCommands:
         return [{"node": n.name, "ok": err is None, "error": err} for n, err in zip(targets, errors, strict=True)]
 
     async def suspend(self, args: dict[str, Any]) -> Any:
-        return msgspec.to_builtins(self.cluster.suspend(_str_arg(args, "node")))
+        return msgspec.to_builtins(self.cluster.suspend(arg(args, "node")))
 
     async def resume(self, args: dict[str, Any]) -> Any:
-        return msgspec.to_builtins(self.cluster.resume(_str_arg(args, "node")))
+        return msgspec.to_builtins(self.cluster.resume(arg(args, "node")))
 
     async def detach(self, args: dict[str, Any]) -> Any:
-        node = self.cluster.detach(_str_arg(args, "node"))
+        node = self.cluster.detach(arg(args, "node"))
         return {**msgspec.to_builtins(node),
                 "note": "marked detached; its data moves and it leaves the ring at the next rebalance "
                         "(rebalance is not implemented yet)"}
 
     async def remove_gateway(self, args: dict[str, Any]) -> Any:
-        name = _str_arg(args, "node")
+        name = arg(args, "node")
         node = self.members.require(name, GATEWAY)
         if node.state != "stop":
             raise AdminError("bad_state", f"gateway {name!r} is {node.state}; only a stopped gateway can be removed")
@@ -147,13 +131,13 @@ class ClusterCommands:
         return None
 
     async def update_consistency_level(self, args: dict[str, Any]) -> Any:
-        levels = self.cluster.update_levels(_int_arg(args, "w"), _int_arg(args, "r"), _int_arg(args, "d"))
+        levels = self.cluster.update_levels(int_arg(args, "w"), int_arg(args, "r"), int_arg(args, "d"))
         return msgspec.to_builtins(levels)
 
     # -- forwarding -----------------------------------------------------------------------------------
     def _forwarder(self, command: str) -> Any:
         async def forward(args: dict[str, Any]) -> Any:
-            node = self.members.get(_str_arg(args, "node"))
+            node = self.members.get(arg(args, "node"))
             if node is None or node.type != STORAGE:
                 raise AdminError("not_found", f"no storage node {args['node']!r}; {self.members.known(STORAGE)}", 404)
             rest = {k: v for k, v in args.items() if k != "node"}
@@ -193,7 +177,7 @@ class ClusterCommands:
         return run
 
     async def purge_cache(self, args: dict[str, Any]) -> Any:
-        path = _str_arg(args, "path")
+        path = arg(args, "path")
         bucket, _, key = path.partition("/")
         gateways = self.members.nodes(GATEWAY, ("running",))
 
@@ -211,28 +195,8 @@ class ClusterCommands:
         return await asyncio.gather(*(purge(g.admin_address, g.name) for g in gateways))
 
     # -- delete-bucket in a cluster -------------------------------------------------------------------
-    async def bucket_is_empty(self, bucket: str) -> bool:
-        """True when no running storage node holds an object or open upload under ``bucket/``.
-
-        Every key lives on N nodes, so with fewer than N nodes down some running node answers for it.
-        When no node answers at all the bucket is not known to be empty: refuse.
-        """
-        prefix = key_param(f"{bucket}/".encode())
-        nodes = self.members.nodes(STORAGE, ("running",))
-        answered = False
-        for node in nodes:
-            for ns in (NS_OBJECT, NS_UPLOAD):
-                try:
-                    async with self.client.request("GET", node.address, f"/scan?ns={ns}&prefix={prefix}&limit=1",
-                                                   timeout=QUERY_TIMEOUT) as resp:
-                        data = await resp.read()
-                        if resp.status != 200:
-                            continue
-                    if scan_decoder.decode(data).items:
-                        return False
-                    answered = True
-                except (aiohttp.ClientError, TimeoutError, OSError, msgspec.DecodeError):
-                    continue
-        if not answered and self.cluster.started:
-            raise AdminError("unavailable", f"no storage node could tell whether bucket {bucket!r} is empty", 503)
-        return True
+    async def remove_bucket(self, bucket: Bucket) -> None:
+        """Delete ``bucket`` through a gateway's admin listener: S3 DeleteBucket's fenced path
+        (``leofs.gateway.fence``), so that a write in flight on any gateway cannot survive it.
+        Refused (503) while no running gateway has an admin address."""
+        await self._on_a_gateway("delete-bucket")({"record": msgspec.to_builtins(bucket)})

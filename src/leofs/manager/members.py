@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
+from leofs.accounts import ManagerError, NotFound
 from leofs.internal.messages import HeartbeatRequest, NodeInfo, RegisterRequest
-from leofs.manager.store import ManagerError, ManagerStore, NotFound
+from leofs.manager.store import ManagerStore
 
 STORAGE = "storage"
 GATEWAY = "gateway"

@@ -23,6 +23,7 @@ from prometheus_client.core import Metric
 from leofs import metrics
 from leofs.config import DEFAULT_MANAGER_ADDRESS, parse_address
 from leofs.fsmode import make_private_dir
+from leofs.internal.admin_http import secret_middleware
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import Consistency
 from leofs.lifecycle import wait_for_shutdown_signal
@@ -31,7 +32,7 @@ from leofs.manager.bootstrap import ensure_root, load_secret, remember_secret, r
 from leofs.manager.cluster import Cluster
 from leofs.manager.cluster_admin import ClusterCommands
 from leofs.manager.members import HEARTBEAT_TIMEOUT, Members
-from leofs.manager.state_api import StateAPI, VersionWatch, secret_middleware
+from leofs.manager.state_api import StateAPI, VersionWatch
 from leofs.manager.store import ManagerStore
 
 log = logging.getLogger("leofs.manager")
@@ -99,18 +100,17 @@ class Manager:
         _tracked.append(weakref.ref(members))
         self.client = InternalClient(self.secret)
         self.commands = ClusterCommands(self.cluster, self.client)
-        admin = AdminAPI(store, self.secret, info=self._info)
+        admin = AdminAPI(store, self.secret, remove_bucket=self.commands.remove_bucket, info=self._info)
         self.commands.install(admin)
         self.watch = VersionWatch(store, asyncio.get_running_loop())
-        app = web.Application(middlewares=[secret_middleware(self.secret)], client_max_size=16 * 1024 * 1024)
+        app = web.Application(middlewares=[secret_middleware(admin.guard)], client_max_size=16 * 1024 * 1024)
         app.router.add_post("/adm/{command}", admin.handle)
         StateAPI(self.cluster, self.watch).add_routes(app)
         app.router.add_get("/metrics", metrics.handler)
         return app
 
     def _info(self) -> dict[str, Any]:
-        # AdminAPI's delete-bucket asks for this hook to refuse deleting a non-empty bucket.
-        return {**self.commands.status_dict(), "bucket_is_empty": self.commands.bucket_is_empty}
+        return self.commands.status_dict()
 
     async def start(self) -> None:
         """Listen on the options' address and start the heartbeat checker."""

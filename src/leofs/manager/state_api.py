@@ -9,37 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from leofs.internal.messages import MSGPACK, HeartbeatRequest, RegisterRequest, encoder
-from leofs.internal.secret import SecretGuard
+from leofs.accounts import Grant, ManagerError
+from leofs.internal.admin_http import error_reply, ok_reply
+from leofs.internal.messages import MSGPACK, HeartbeatRequest, RegisterRequest, StateSnapshot, StateUser, encoder
 from leofs.manager.cluster import Cluster
-from leofs.manager.store import Grant, ManagerError, ManagerStore
+from leofs.manager.store import ManagerStore
 
 log = logging.getLogger("leofs.manager.state_api")
 
 MAX_WAIT = 300.0
 _register_decoder = msgspec.msgpack.Decoder(RegisterRequest)
 _heartbeat_decoder = msgspec.msgpack.Decoder(HeartbeatRequest)
-
-
-def secret_middleware(secret: str) -> Callable[..., Any]:
-    """Refuse (403, or 429 while throttled) every request without the cluster secret."""
-    guard = SecretGuard(secret)
-
-    @web.middleware
-    async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                    ) -> web.StreamResponse:
-        if request.path == "/metrics":  # Prometheus scrapers do not hold the cluster secret
-            return await handler(request)
-        refused = guard.refusal(request)
-        return refused if refused is not None else await handler(request)
-
-    return check
 
 
 class VersionWatch:
@@ -84,21 +69,20 @@ class VersionWatch:
         return self.store.version
 
 
-def state_snapshot(store: ManagerStore) -> dict[str, Any]:
-    """The JSON of GET /int/state (carries secret keys: served only with the cluster secret)."""
+def state_snapshot(store: ManagerStore) -> StateSnapshot:
+    """The answer of GET /int/state (carries secret keys: served only with the cluster secret)."""
     version = store.version  # read first: a change while reading shows up as a later version
-    return {
-        "version": version,
-        "users": [{"user_id": u.user_id, "access_key": u.access_key, "secret_key": u.secret_key, "role": u.role,
-                   "canonical_id": u.canonical_id} for u in store.users()],
-        "buckets": [msgspec.to_builtins(b) for b in store.buckets()],
-        "endpoints": store.endpoints(),
-    }
+    return StateSnapshot(
+        version,
+        [StateUser(u.user_id, u.access_key, u.secret_key, u.role, u.canonical_id) for u in store.users()],
+        store.buckets(),
+        store.endpoints(),
+    )
 
 
 def _error(code: str, message: str) -> web.Response:
     status = 404 if code in ("not_found", "unknown_node") else 409 if code in ("exists", "owned", "conflict") else 400
-    return web.json_response({"ok": False, "error": code, "message": message}, status=status)
+    return error_reply(code, message, status)
 
 
 def _msgpack(message: msgspec.Struct) -> web.Response:
@@ -114,7 +98,8 @@ class StateAPI:
         self.watch = watch
 
     def add_routes(self, app: web.Application) -> None:
-        """Mount the internal routes on ``app`` (which must carry :func:`secret_middleware`)."""
+        """Mount the internal routes on ``app`` (behind
+        :func:`leofs.internal.admin_http.secret_middleware`)."""
         app.router.add_post("/int/register", self.register)
         app.router.add_post("/int/heartbeat", self.heartbeat)
         app.router.add_get("/int/cluster", self.cluster_view)
@@ -168,7 +153,7 @@ class StateAPI:
             return _error("bad_request", f"invalid grants: {err}")
         except ManagerError as err:
             return _error(err.code, str(err))
-        return web.Response(body=msgspec.json.encode({"ok": True, "result": result}), content_type="application/json")
+        return ok_reply(result)
 
     def _bucket_op(self, args: dict[str, Any]) -> Any:
         op, name = args.get("op"), args.get("name")

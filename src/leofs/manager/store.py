@@ -22,60 +22,11 @@ from pathlib import Path
 
 import msgspec
 
+from leofs.accounts import ROLE_GENERAL, AlreadyExists, Bucket, Grant, ManagerError, NotFound, User, canned_grants
 from leofs.fsmode import make_private_sqlite
 from leofs.internal.messages import Consistency, NodeInfo
 
-ROLE_GENERAL = 1
-ROLE_ADMIN = 9
-
-CANNED_ACLS = ("private", "public-read", "public-read-write", "authenticated-read")
 DEFAULT_ENDPOINTS = ("localhost", "s3.amazonaws.com")
-
-
-class User(msgspec.Struct, frozen=True):
-    """A user. ``canonical_id`` (64 hex, random) is what S3 answers show as Owner/Grantee ID:
-    the access key never leaves the server in an S3 answer."""
-
-    user_id: str
-    access_key: str
-    secret_key: str
-    role: int
-    created: float
-    canonical_id: str = ""
-
-
-class Grant(msgspec.Struct, frozen=True):
-    """One ACL grant: grantee_type CanonicalUser (grantee = access key, shown to S3 clients as the
-    user's canonical id) or Group (grantee = URI)."""
-
-    grantee_type: str
-    grantee: str
-    permission: str  # FULL_CONTROL | READ | WRITE | READ_ACP | WRITE_ACP
-
-
-class Bucket(msgspec.Struct, frozen=True):
-    name: str
-    owner: str  # access key of the owner
-    acl: str  # canned ACL name, or "custom" when grants were set explicitly
-    grants: list[Grant]
-    region: str
-    created: float
-
-
-class ManagerError(Exception):
-    """A refused manager operation; ``code`` is a short machine-readable reason."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class AlreadyExists(ManagerError):
-    pass
-
-
-class NotFound(ManagerError):
-    pass
 
 
 _SCHEMA = """
@@ -385,21 +336,3 @@ def _bucket(row: tuple[object, ...]) -> Bucket:
     name, owner, acl, grants, region, created = row
     assert isinstance(grants, bytes)
     return Bucket(str(name), str(owner), str(acl), _grants_decoder.decode(grants), str(region), float(created))  # type: ignore[arg-type]
-
-
-ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
-AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
-
-
-def canned_grants(acl: str, owner: str) -> list[Grant]:
-    """The grants a canned ACL stands for (AWS "Canned ACL" table)."""
-    grants = [Grant("CanonicalUser", owner, "FULL_CONTROL")]
-    if acl == "public-read":
-        grants.append(Grant("Group", ALL_USERS, "READ"))
-    elif acl == "public-read-write":
-        grants += [Grant("Group", ALL_USERS, "READ"), Grant("Group", ALL_USERS, "WRITE")]
-    elif acl == "authenticated-read":
-        grants.append(Grant("Group", AUTHENTICATED_USERS, "READ"))
-    elif acl != "private":
-        raise ManagerError("invalid", f"unknown canned ACL {acl!r}")
-    return grants

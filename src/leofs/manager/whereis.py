@@ -14,12 +14,13 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from leofs.gateway.records import chunk_key, manifest_decoder, object_meta_decoder
+from leofs.gateway.keys import NS_CHUNK, NS_OBJECT, chunk_key
+from leofs.gateway.records import manifest_decoder, object_meta_decoder
+from leofs.internal.admin_http import AdminError
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import entry_decoder, key_param
-from leofs.manager.admin import AdminError
 from leofs.manager.cluster import Cluster
-from leofs.storage.model import NS_CHUNK, NS_OBJECT, Entry
+from leofs.storage.model import Entry
 
 QUERY_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=2)
 #: chunk lookups in flight at once (a 1 GiB object has about 200 chunks, each on N nodes)

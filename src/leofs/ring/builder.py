@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from leofs.ring.lookup import Ring
+import msgspec
+
+from leofs.ring.lookup import FORMAT_VERSION, Ring, snapshot_decoder
 from leofs.ring.members import Member
 
 
@@ -136,3 +138,21 @@ def build_ring(members: Sequence[Member], *, replicas: int, rack_aware_replicas:
         owners=owners,
         lists=lists,
     )
+
+
+def ring_from_bytes(data: bytes) -> Ring:
+    """Decode :meth:`Ring.to_bytes` output and rebuild the tables.
+
+    Raises :class:`ValueError` if the data is malformed, of an unknown version, or if the rebuilt
+    ring's hash differs from the recorded one.
+    """
+    try:
+        snap = snapshot_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"invalid ring encoding: {exc}") from exc
+    if snap.version != FORMAT_VERSION:
+        raise ValueError(f"unsupported ring format version {snap.version}")
+    ring = build_ring(snap.members, replicas=snap.replicas, rack_aware_replicas=snap.rack_aware_replicas)
+    if ring.hash != snap.hash:
+        raise ValueError(f"ring hash mismatch: recorded {snap.hash}, rebuilt {ring.hash}")
+    return ring

@@ -1,7 +1,7 @@
 """The runtime half of the RING: an immutable, precomputed routing table.
 
 A :class:`Ring` is built by :func:`leofs.ring.builder.build_ring` (or decoded with
-:meth:`Ring.from_bytes`). It holds the sorted vnode points and, for every point, the redundancy list
+:func:`leofs.ring.builder.ring_from_bytes`). It holds the sorted vnode points and, for every point, the redundancy list
 of the keys that land on it, so a lookup is one MD5, one bisect and one list index.
 
 Addresses live on a 2^128 ring. A key's address is MD5(key) read as a big-endian integer; the key
@@ -51,7 +51,7 @@ class _Placement(msgspec.Struct, array_like=True, frozen=True):
     members: list[tuple[str, str, str | None, int]]
 
 
-_snapshot_decoder: Final = msgspec.msgpack.Decoder(_Snapshot)
+snapshot_decoder: Final = msgspec.msgpack.Decoder(_Snapshot)
 _encoder: Final = msgspec.msgpack.Encoder()
 
 
@@ -183,26 +183,6 @@ class Ring:
             )
             self._bytes = _encoder.encode(snap)
         return self._bytes
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Ring:
-        """Decode :meth:`to_bytes` output and rebuild the tables.
-
-        Raises :class:`ValueError` if the data is malformed, of an unknown version, or if the rebuilt
-        ring's hash differs from the recorded one.
-        """
-        from leofs.ring.builder import build_ring
-
-        try:
-            snap = _snapshot_decoder.decode(data)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"invalid ring encoding: {exc}") from exc
-        if snap.version != FORMAT_VERSION:
-            raise ValueError(f"unsupported ring format version {snap.version}")
-        ring = build_ring(snap.members, replicas=snap.replicas, rack_aware_replicas=snap.rack_aware_replicas)
-        if ring.hash != snap.hash:
-            raise ValueError(f"ring hash mismatch: recorded {snap.hash}, rebuilt {ring.hash}")
-        return ring
 
     # ------------------------------------------------------------------ lookups
     def address(self, key: bytes) -> int:

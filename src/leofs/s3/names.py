@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
+from leofs.names import is_valid_bucket_name
 from leofs.s3.errors import S3Error
-
-_BUCKET_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_IPV4_RE: Final = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
-_RESERVED_PREFIXES: Final = ("xn--", "sthree-", "amzn-s3-demo-")
-_RESERVED_SUFFIXES: Final = ("-s3alias", "--ol-s3", "--x-s3", "--table-s3")
 
 #: the longest key S3 accepts, in UTF-8 bytes
 MAX_KEY_BYTES: Final = 1024
 
 
 def validate_bucket_name(name: str) -> None:
-    """Raise S3Error InvalidBucketName unless ``name`` follows the general-purpose bucket rules.
-
-    3-63 characters of lower-case letters, digits, '.' and '-'; starts and ends with a letter or
-    digit; no '..'; not formatted as an IPv4 address; none of the reserved prefixes (``xn--``,
-    ``sthree-``, ``amzn-s3-demo-``) or suffixes (``-s3alias``, ``--ol-s3``, ``--x-s3``,
-    ``--table-s3``).
-    """
-    ok = (
-        _BUCKET_RE.fullmatch(name) is not None
-        and ".." not in name
-        and _IPV4_RE.fullmatch(name) is None
-        and not name.startswith(_RESERVED_PREFIXES)
-        and not name.endswith(_RESERVED_SUFFIXES)
-    )
-    if not ok:
+    """Raise S3Error InvalidBucketName unless ``name`` follows the general-purpose bucket rules
+    (:func:`leofs.names.is_valid_bucket_name`)."""
+    if not is_valid_bucket_name(name):
         raise S3Error("InvalidBucketName", BucketName=name)
 
 

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from leofs import metrics
-from leofs.storage.repair_queue import RepairQueue
 from leofs.storage.store import ObjectStore
 
+
+class QueueStats(Protocol):
+    """A storage node's repair queue, as far as its metrics go (``stats()["length"]``)."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+
 _stores: weakref.WeakValueDictionary[str, ObjectStore] = weakref.WeakValueDictionary()
-_queues: weakref.WeakValueDictionary[str, RepairQueue] = weakref.WeakValueDictionary()
+_queues: weakref.WeakValueDictionary[str, QueueStats] = weakref.WeakValueDictionary()
 
 
-def track(node: str, store: ObjectStore, queue: RepairQueue | None = None) -> None:
+def track(node: str, store: ObjectStore, queue: QueueStats | None = None) -> None:
     """Report ``store`` (and ``queue``) under the label node=``node``."""
     _stores[node] = store
     if queue is not None:

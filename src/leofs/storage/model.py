@@ -1,12 +1,9 @@
-"""Public data types of the storage engine (re-exported by ``leofs.storage.store``)."""
+"""Public data types of the storage engine: what callers (the storage node, the gateways' backends)
+exchange with it, without loading the engine itself (writer, compaction)."""
 
 from __future__ import annotations
 
 import msgspec
-
-NS_OBJECT = 0
-NS_CHUNK = 1
-NS_UPLOAD = 2
 
 
 class Entry(msgspec.Struct, frozen=True):
@@ -108,3 +105,7 @@ def condition_holds(expect: int | None, current: Entry | None) -> bool:
 
 class CorruptData(Exception):
     """Raised when stored data fails its checksum on read."""
+
+
+class StaleEntry(LookupError):
+    """The entry's needle is gone (overwritten and compacted away): look the key up again."""

@@ -14,14 +14,10 @@ from typing import BinaryIO
 
 from leofs.storage.container import LogFile
 from leofs.storage.index import Index
-from leofs.storage.model import CommonPrefix, CorruptData, Entry
+from leofs.storage.model import CommonPrefix, CorruptData, Entry, StaleEntry
 from leofs.storage.needle import pread_exact
 
 INLINE_READ = 256 * 1024  # reads up to this size run on the loop; bigger ones in a thread
-
-
-class StaleEntry(LookupError):
-    """The entry's needle is gone (overwritten and compacted away): look the key up again."""
 
 
 def prefix_end(prefix: bytes) -> bytes | None:

@@ -5,8 +5,8 @@ replication, the embedded server) uses only what is defined here. The engine kno
 keys are bytes, user-level metadata is an opaque ``meta`` blob.
 
 Namespaces (``ns``) separate key spaces that are listed independently; the engine gives them no
-meaning beyond that. The gateway uses NS_OBJECT for visible objects, NS_CHUNK for chunks and
-multipart parts, and NS_UPLOAD for open multipart uploads.
+meaning beyond that (the gateway's are in ``leofs.gateway.keys``). Callers take the engine's data
+types from ``leofs.storage.model``.
 
 Layout of a data directory (see docs/storage-format.md): ``superblock``, ``index.sqlite3`` and
 ``avs/CCCCCC.gGGGGGG.log`` per container.
@@ -30,41 +30,18 @@ from leofs.storage import compaction, recovery
 from leofs.storage.container import LogFile, fsync_dir, list_generations
 from leofs.storage.index import ContainerState, Index
 from leofs.storage.model import (
-    NS_CHUNK,
-    NS_OBJECT,
-    NS_UPLOAD,
-    CommonPrefix,
     CompactionStatus,
     ContainerUsage,
-    CorruptData,
     DamagedNeedle,
-    DiskFull,
     Entry,
     PutResult,
-    WriteConflict,
 )
 from leofs.storage.needle import HEADER_SIZE, LOG_HEADER_SIZE, check_write
-from leofs.storage.reads import StaleEntry, StoreReads
+from leofs.storage.reads import StoreReads
 from leofs.storage.scrub import ScrubReport, scrub_logs
 from leofs.storage.writer import Job, Stats, WriteOp, Writer
 
-__all__ = [
-    "NS_CHUNK",
-    "NS_OBJECT",
-    "NS_UPLOAD",
-    "CommonPrefix",
-    "CompactionStatus",
-    "ContainerUsage",
-    "CorruptData",
-    "DamagedNeedle",
-    "DiskFull",
-    "Entry",
-    "ObjectStore",
-    "PutResult",
-    "StaleEntry",
-    "Stats",
-    "WriteConflict",
-]
+__all__ = ["ObjectStore"]
 
 log = logging.getLogger("leofs.storage")
 

@@ -11,13 +11,13 @@ from typing import Literal
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
+from leofs.accounts import ALL_USERS, AUTHENTICATED_USERS, Bucket, Grant, canned_grants
 from leofs.gateway.access import authorize
 from leofs.gateway.context import S3Request
-from leofs.gateway.handlers.objects import check_object_acl
+from leofs.gateway.object_acl import check_object_acl
 from leofs.gateway.objects import StoredObject
 from leofs.gateway.records import ObjectMeta
 from leofs.gateway.router import Op
-from leofs.manager.store import ALL_USERS, AUTHENTICATED_USERS, Bucket, Grant, canned_grants
 from leofs.s3.auth import AuthResult
 from leofs.s3.errors import S3Error
 from leofs.storage.model import Entry

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from leofs.accounts import ManagerError
 from leofs.internal.messages import HeartbeatRequest, RegisterRequest
 from leofs.manager.members import Members
-from leofs.manager.store import ManagerError, ManagerStore
+from leofs.manager.store import ManagerStore
 
 
 class Clock:

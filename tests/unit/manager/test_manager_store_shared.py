@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leofs.gateway.control import LocalControl
+from leofs.embedded_control import LocalControl
 from leofs.manager.store import ManagerStore
 
 

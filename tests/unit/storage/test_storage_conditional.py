@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from leofs.storage.model import EXPECT_ABSENT, NS_OBJECT, PutResult, WriteConflict
+from leofs.storage.model import EXPECT_ABSENT, PutResult, WriteConflict
 from leofs.storage.shared import SharedStore
 from leofs.storage.store import ObjectStore
 from leofs.storage.write_link import WriteLink, WriteService
+
+#: a namespace: the engine gives namespaces no meaning
+NS_OBJECT = 0
 
 
 @asynccontextmanager

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from leofs.storage.store import DiskFull, Entry, ObjectStore
+from leofs.storage.model import DiskFull, Entry
+from leofs.storage.store import ObjectStore
 
 
 @pytest.fixture

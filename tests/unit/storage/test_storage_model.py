@@ -11,7 +11,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from leofs.storage.store import Entry, ObjectStore
+from leofs.storage.model import Entry
+from leofs.storage.store import ObjectStore
 
 KEYS = st.sampled_from([b"a", b"a/b", b"a/c", b"b", b"k" * 1024, "ü/x".encode(), b"z/1", b"z/2"])
 DATA = st.binary(max_size=300)

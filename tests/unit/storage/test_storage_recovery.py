@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from leofs.storage.model import Entry
 from leofs.storage.needle import needle_len
-from leofs.storage.store import Entry, ObjectStore
+from leofs.storage.store import ObjectStore
 
 HELPER = Path(__file__).with_name("crash_writer.py")
 

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from leofs.storage.model import NS_OBJECT, DiskFull
+from leofs.storage.model import DiskFull
 from leofs.storage.needle import MAX_KEY
 from leofs.storage.shared import SharedStore
 from leofs.storage.store import ObjectStore
 from leofs.storage.write_link import LinkLost, WriteLink, WriteService
+
+#: a namespace: the engine gives namespaces no meaning
+NS_OBJECT = 0
 
 
 @asynccontextmanager

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from leofs.storage.index import Index
+from leofs.storage.model import CommonPrefix, CorruptData, Entry
 from leofs.storage.needle import MAX_KEY
-from leofs.storage.store import CommonPrefix, CorruptData, Entry, ObjectStore
+from leofs.storage.store import ObjectStore
 
 
 def logs(path: Path) -> list[Path]:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from leofs.gateway.context import Handler
 from leofs.gateway.handlers import acl, buckets, copy, listing, multipart, objects
 from leofs.gateway.router import Op
-
-if TYPE_CHECKING:
-    from leofs.gateway.app import Handler
 
 HANDLERS: dict[Op, Handler] = {
     Op.ListBuckets: buckets.list_buckets,

@@ -3,24 +3,20 @@ AccessControlPolicy document). Changing an object's ACL rewrites its record, nev
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
+from leofs.accounts import ALL_USERS, AUTHENTICATED_USERS, Grant, canned_grants
 from leofs.gateway.body import RequestBody
-from leofs.gateway.context import S3Request
-from leofs.gateway.handlers.buckets import canonical_id, owner_of
+from leofs.gateway.context import S3Request, Services
 from leofs.gateway.handlers.headers import canned_acl
-from leofs.gateway.handlers.objects import check_object_acl, object_grants
+from leofs.gateway.keys import NS_OBJECT, object_key
+from leofs.gateway.object_acl import check_object_acl, object_grants, stored_grants
 from leofs.gateway.objects import load_object
-from leofs.gateway.records import NS_OBJECT, meta_encoder, object_key
-from leofs.manager.store import ALL_USERS, AUTHENTICATED_USERS, Grant
+from leofs.gateway.owners import canonical_id, owner_of
+from leofs.gateway.records import meta_encoder
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import document, elem
 from leofs.s3.xmlparse import parse_access_control_policy
-
-if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
 
 _GRANT_HEADERS = {
     "x-amz-grant-read": "READ",
@@ -32,10 +28,11 @@ _GRANT_HEADERS = {
 _XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
 
 
-def policy_xml(gw: Gateway, owner: str, grants: list[tuple[str, str, str]]) -> bytes:
+def policy_xml(gw: Services, owner: str, grants: list[Grant]) -> bytes:
     """An ``<AccessControlPolicy>`` document."""
     items = []
-    for grantee_type, grantee, permission in grants:
+    for grant in grants:
+        grantee_type, grantee, permission = grant.grantee_type, grant.grantee, grant.permission
         if grantee_type == "Group":
             who = f'<Grantee {_XSI} xsi:type="Group">{elem("URI", grantee)}</Grantee>'
         else:
@@ -47,10 +44,8 @@ def policy_xml(gw: Gateway, owner: str, grants: list[tuple[str, str, str]]) -> b
     return document("AccessControlPolicy", body)
 
 
-async def requested_acl(gw: Gateway, req: S3Request, owner: str) -> tuple[str, list[Grant]]:
+async def requested_acl(gw: Services, req: S3Request, owner: str) -> tuple[str, list[Grant]]:
     """The ACL a Put*Acl request asks for: (canned name or "custom", grants)."""
-    from leofs.manager.store import canned_grants
-
     grant_headers = {h: p for h, p in _GRANT_HEADERS.items() if h in req.headers}
     body = await RequestBody(req.http, req.auth).read_all(gw.config.max_xml_body)
     given = sum(bool(x) for x in ("x-amz-acl" in req.headers, grant_headers, body.strip()))
@@ -89,7 +84,7 @@ async def requested_acl(gw: Gateway, req: S3Request, owner: str) -> tuple[str, l
     return "custom", grants
 
 
-def _known_user(gw: Gateway, grantee: str) -> str:
+def _known_user(gw: Services, grantee: str) -> str:
     """The access key (how grants are kept) of the user a grant names by canonical id."""
     user = gw.control.user_by_canonical_id(grantee.strip().lower())
     if user is None:
@@ -97,34 +92,33 @@ def _known_user(gw: Gateway, grantee: str) -> str:
     return user.access_key
 
 
-async def get_bucket_acl(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def get_bucket_acl(gw: Services, req: S3Request) -> web.StreamResponse:
     bucket = req.require_bucket()
-    grants = [(g.grantee_type, g.grantee, g.permission) for g in bucket.grants]
-    return web.Response(body=policy_xml(gw, bucket.owner, grants), content_type="application/xml")
+    return web.Response(body=policy_xml(gw, bucket.owner, bucket.grants), content_type="application/xml")
 
 
-async def put_bucket_acl(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def put_bucket_acl(gw: Services, req: S3Request) -> web.StreamResponse:
     bucket = req.require_bucket()
     acl, grants = await requested_acl(gw, req, bucket.owner)
     await gw.control.set_bucket_acl(bucket.name, acl, grants)
     return web.Response(status=200)
 
 
-async def get_object_acl(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def get_object_acl(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
     obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key,
                                                   generation=req.require_bucket().created))
     return web.Response(body=policy_xml(gw, obj.meta.owner, object_grants(obj)), content_type="application/xml")
 
 
-async def put_object_acl(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def put_object_acl(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
     obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key,
                                                   generation=req.require_bucket().created))
     acl, grants = await requested_acl(gw, req, obj.meta.owner)
     meta = obj.meta
     meta.acl = acl
-    meta.grants = None if acl != "custom" else [(g.grantee_type, g.grantee, g.permission) for g in grants]
+    meta.grants = None if acl != "custom" else stored_grants(grants)
     # Same data, same timestamp: only the record's metadata changes. The clock is the stored
     # one plus one, so a PUT that lands meanwhile (a newer clock) wins over this rewrite.
     entry = obj.entry

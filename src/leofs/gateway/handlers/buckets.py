@@ -3,43 +3,21 @@ GetBucketVersioning."""
 
 from __future__ import annotations
 
-import hashlib
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
+from leofs.accounts import AlreadyExists
+from leofs.gateway import fence
 from leofs.gateway.body import RequestBody
-from leofs.gateway.context import S3Request
-from leofs.gateway.fence import begin_delete, end_delete, holds_generation
+from leofs.gateway.context import S3Request, Services
 from leofs.gateway.handlers.headers import canned_acl
-from leofs.manager.store import AlreadyExists, NotFound
+from leofs.gateway.owners import owner_of
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_bucket_name
-from leofs.s3.responses import XML_DECL, XMLNS, document, elem, iso8601, owner_xml
+from leofs.s3.responses import XML_DECL, XMLNS, document, elem, iso8601
 from leofs.s3.xmlparse import parse_create_bucket
 
-if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
 
-
-def canonical_id(gw: Gateway, access_key: str) -> str:
-    """The ID S3 answers show for the user with ``access_key``: its canonical id, never the key.
-
-    A user deleted since (or an anonymous writer, "") shows as an opaque id derived from the key.
-    """
-    user = gw.control.user(access_key) if access_key else None
-    if user is not None and user.canonical_id:
-        return user.canonical_id
-    return hashlib.sha256(b"leofs-unknown-user\0" + access_key.encode()).hexdigest() if access_key else ""
-
-
-def owner_of(gw: Gateway, access_key: str) -> str:
-    """``<Owner>`` of a user: ID = canonical id, DisplayName = user id."""
-    user = gw.control.user(access_key) if access_key else None
-    return owner_xml(canonical_id(gw, access_key), user.user_id if user else "")
-
-
-async def list_buckets(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def list_buckets(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.access_key is not None
     items = "".join(
         f"<Bucket>{elem('Name', b.name)}{elem('CreationDate', iso8601(int(b.created * 1e6)))}"
@@ -50,7 +28,7 @@ async def list_buckets(gw: Gateway, req: S3Request) -> web.StreamResponse:
     return web.Response(body=document("ListAllMyBucketsResult", body), content_type="application/xml")
 
 
-async def create_bucket(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def create_bucket(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.bucket is not None and req.access_key is not None
     validate_bucket_name(req.bucket)
     acl = canned_acl(req.headers)
@@ -67,37 +45,23 @@ async def create_bucket(gw: Gateway, req: S3Request) -> web.StreamResponse:
     return web.Response(status=200, headers={"Location": f"/{req.bucket}"})
 
 
-async def delete_bucket(gw: Gateway, req: S3Request) -> web.StreamResponse:
-    record = req.require_bucket()
-    # fenced before the emptiness check: a write in flight either shows in the listing or sees the
-    # fence after its record landed and takes itself back (leofs.gateway.fence)
-    await begin_delete(gw, record)
-    deleted = False
-    try:
-        if await holds_generation(gw, record):
-            raise S3Error("BucketNotEmpty", BucketName=req.bucket or "")
-        try:
-            await gw.control.delete_bucket(req.bucket or "")
-        except NotFound:
-            raise S3Error("NoSuchBucket", BucketName=req.bucket or "") from None
-        deleted = True
-    finally:
-        await end_delete(gw, record, deleted=deleted)
+async def delete_bucket(gw: Services, req: S3Request) -> web.StreamResponse:
+    await fence.delete_bucket(gw, req.require_bucket())
     return web.Response(status=204)
 
 
-async def head_bucket(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def head_bucket(gw: Services, req: S3Request) -> web.StreamResponse:
     bucket = req.require_bucket()
     return web.Response(status=200, headers={"x-amz-bucket-region": bucket.region})
 
 
-async def get_bucket_location(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def get_bucket_location(gw: Services, req: S3Request) -> web.StreamResponse:
     bucket = req.require_bucket()
     region = "" if bucket.region == "us-east-1" else bucket.region
     body = f'{XML_DECL}<LocationConstraint xmlns="{XMLNS}">{elem("x", region)[3:-4]}</LocationConstraint>'
     return web.Response(body=body.encode(), content_type="application/xml")
 
 
-async def get_bucket_versioning(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def get_bucket_versioning(gw: Services, req: S3Request) -> web.StreamResponse:
     req.require_bucket()
     return web.Response(body=document("VersioningConfiguration", ""), content_type="application/xml")

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from leofs.gateway.access import may_list, permitted
 from leofs.gateway.blobs import ChunkWriter
-from leofs.gateway.context import S3Request
+from leofs.gateway.context import S3Request, Services
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
 from leofs.gateway.handlers.headers import canned_acl, checksum_headers, meta_from_headers
-from leofs.gateway.handlers.objects import object_grants
+from leofs.gateway.keys import NS_CHUNK, chunk_key
+from leofs.gateway.object_acl import object_grants
 from leofs.gateway.objects import (
     StoredObject,
     extents,
@@ -27,19 +27,16 @@ from leofs.gateway.objects import (
     replaced_object,
     write_object,
 )
-from leofs.gateway.records import NS_CHUNK, Blob, Manifest, chunk_key
+from leofs.gateway.records import Blob, Manifest
 from leofs.s3.conditions import check_copy_source_conditions
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key
 from leofs.s3.responses import document, elem, iso8601, quote_etag
 
-if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
-
 MAX_COPY_SOURCE = 5 * 1024**3
 
 
-async def copy_source(gw: Gateway, req: S3Request) -> tuple[str, str, StoredObject]:
+async def copy_source(gw: Services, req: S3Request) -> tuple[str, str, StoredObject]:
     """The (bucket, key, object) named by x-amz-copy-source, after access and condition checks."""
     raw = req.headers["x-amz-copy-source"]
     source, _, params = raw.partition("?")
@@ -68,7 +65,7 @@ async def copy_source(gw: Gateway, req: S3Request) -> tuple[str, str, StoredObje
 
 
 async def copy_range(
-    gw: Gateway, src_bucket: str, src_key: str, obj: StoredObject, start: int, end: int,
+    gw: Services, src_bucket: str, src_key: str, obj: StoredObject, start: int, end: int,
     dst_bucket: str, dst_key: str, *, as_blob: bool,
 ) -> tuple[bytes | Blob, str]:
     """Copy bytes ``start..end`` of an object into new storage: inline bytes, or a new blob.
@@ -100,7 +97,7 @@ async def copy_range(
 
 
 async def source_pieces(
-    gw: Gateway, bucket: str, key: str, obj: StoredObject, start: int, end: int
+    gw: Services, bucket: str, key: str, obj: StoredObject, start: int, end: int
 ) -> AsyncIterator[bytes]:
     """Bytes ``start..end`` of an object, at most one chunk at a time."""
     if obj.manifest is None:
@@ -115,11 +112,11 @@ async def source_pieces(
         yield await gw.backend.read(entry, extent.offset, extent.length)
 
 
-async def _read_range(gw: Gateway, bucket: str, key: str, obj: StoredObject, start: int, end: int) -> bytes:
+async def _read_range(gw: Services, bucket: str, key: str, obj: StoredObject, start: int, end: int) -> bytes:
     return b"".join([piece async for piece in source_pieces(gw, bucket, key, obj, start, end)])
 
 
-async def copy_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def copy_object(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
     req.require_bucket()
     validate_key(req.key)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from leofs.accounts import CANNED_ACLS
 from leofs.gateway.context import S3Request
 from leofs.gateway.objects import StoredObject
 from leofs.gateway.records import ObjectMeta
-from leofs.manager.store import CANNED_ACLS
 from leofs.s3.checksums import header_name
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import http_date

@@ -11,23 +11,20 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aiohttp import web
 
 from leofs.gateway.backend import scan_entries
-from leofs.gateway.context import S3Request
+from leofs.gateway.context import S3Request, Services
 from leofs.gateway.fence import in_generation, read_fence
-from leofs.gateway.handlers.buckets import owner_of
-from leofs.gateway.records import NS_OBJECT, ObjectMeta, object_meta_decoder
+from leofs.gateway.keys import NS_OBJECT, bucket_prefix
+from leofs.gateway.owners import owner_of
+from leofs.gateway.records import ObjectMeta, object_meta_decoder
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import document, elem, iso_seconds
 from leofs.s3.xmlparse import xml_escape
-from leofs.storage.store import Entry
-
-if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
+from leofs.storage.model import Entry
 
 MAX_KEYS = 1000
 #: sorts after every UTF-8 continuation of a prefix (0xFF never occurs in UTF-8)
@@ -70,11 +67,11 @@ def _enc(value: str, url: bool) -> str:
     return quote(value, safe="/") if url else value
 
 
-async def scan_page(gw: Gateway, bucket: str, prefix: str, delimiter: str, start_after: str | bytes,
+async def scan_page(gw: Services, bucket: str, prefix: str, delimiter: str, start_after: str | bytes,
                     max_keys: int, generation: float) -> Page:
     """One page of keys and common prefixes after ``start_after`` (a key, or a full engine key), of
     the bucket generation ``generation`` (its ``created`` time)."""
-    base = f"{bucket}/".encode()
+    base = bucket_prefix(bucket)
     full_prefix = base + prefix.encode()
     if isinstance(start_after, bytes):
         start = start_after
@@ -117,21 +114,21 @@ async def scan_page(gw: Gateway, bucket: str, prefix: str, delimiter: str, start
     return page
 
 
-async def _name_reused(gw: Gateway, bucket: str) -> bool:
+async def _name_reused(gw: Services, bucket: str) -> bool:
     """Whether a bucket of this name was deleted (or a DeleteBucket of it died half-way): only then
     can records of another generation be stored under it."""
     _, fence = await read_fence(gw, bucket)
     return bool(fence.deleted or fence.deleting)
 
 
-async def _holds_generation(gw: Gateway, prefix: bytes, generation: float) -> bool:
+async def _holds_generation(gw: Services, prefix: bytes, generation: float) -> bool:
     async for entry in scan_entries(gw.backend, NS_OBJECT, prefix, page=32):
         if in_generation(object_meta_decoder.decode(entry.meta), generation):
             return True
     return False
 
 
-def _contents(gw: Gateway, page: Page, url: bool, owner: bool, tag: str = "Contents", version: bool = False) -> str:
+def _contents(gw: Services, page: Page, url: bool, owner: bool, tag: str = "Contents", version: bool = False) -> str:
     """The ``<Contents>`` (or ``<Version>``) elements of a page, one f-string per key.
 
     Values are escaped as :func:`~leofs.s3.responses.elem` does; a size is an int and needs none,
@@ -178,7 +175,7 @@ def _prefixes(page: Page, url: bool) -> str:
                    for p in page.prefixes)
 
 
-async def list_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def list_objects(gw: Services, req: S3Request) -> web.StreamResponse:
     req.require_bucket()
     q = req.query
     url, enc_elem = _encoder(req)
@@ -206,13 +203,13 @@ def _untoken(token: str, bucket: str) -> bytes:
         start = base64.urlsafe_b64decode(token.encode())
     except (binascii.Error, ValueError):
         start = b""
-    if not start.startswith(f"{bucket}/".encode()):
+    if not start.startswith(bucket_prefix(bucket)):
         raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
                       ArgumentName="continuation-token")
     return start
 
 
-async def list_objects_v2(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def list_objects_v2(gw: Services, req: S3Request) -> web.StreamResponse:
     generation = req.require_bucket().created
     q = req.query
     url, enc_elem = _encoder(req)
@@ -238,7 +235,7 @@ async def list_objects_v2(gw: Gateway, req: S3Request) -> web.StreamResponse:
     return web.Response(body=document("ListBucketResult", body), content_type="application/xml")
 
 
-async def list_object_versions(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def list_object_versions(gw: Services, req: S3Request) -> web.StreamResponse:
     """Unversioned buckets: every object is its only version, VersionId ``null``."""
     generation = req.require_bucket().created
     q = req.query

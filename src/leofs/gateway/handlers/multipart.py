@@ -8,12 +8,10 @@ the object's manifest from the part blobs without copying any data.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import itertools
 import secrets
 import time
-from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
@@ -21,20 +19,14 @@ from aiohttp import web
 from leofs.gateway.backend import WriteConflict
 from leofs.gateway.blobs import ingest
 from leofs.gateway.body import RequestBody
-from leofs.gateway.context import S3Request
+from leofs.gateway.context import S3Request, Services
 from leofs.gateway.fence import fenced, stamp_generation
-from leofs.gateway.handlers.buckets import owner_of
 from leofs.gateway.handlers.copy import copy_range, copy_source
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers
+from leofs.gateway.keys import NS_UPLOAD, bucket_prefix, upload_key
 from leofs.gateway.objects import expected_version, load_object, visible_etag
-from leofs.gateway.records import (
-    NS_UPLOAD,
-    Blob,
-    UploadMeta,
-    meta_encoder,
-    upload_decoder,
-    upload_key,
-)
+from leofs.gateway.owners import owner_of
+from leofs.gateway.records import Blob, UploadMeta, meta_encoder, upload_decoder
 from leofs.gateway.uploads import (
     abort,
     await_result,
@@ -53,10 +45,7 @@ from leofs.s3.names import validate_key
 from leofs.s3.numeric import bounded, decimal
 from leofs.s3.responses import document, elem, iso8601, quote_etag
 from leofs.s3.xmlparse import CompletedPart, parse_complete_multipart
-from leofs.storage.store import CommonPrefix, Entry
-
-if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
+from leofs.storage.model import CommonPrefix, Entry
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024**3
@@ -67,7 +56,7 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-async def _upload(gw: Gateway, req: S3Request) -> UploadMeta:
+async def _upload(gw: Services, req: S3Request) -> UploadMeta:
     """The request's open upload (NoSuchUpload once it is completing, completed or aborted)."""
     upload_id = req.query.get("uploadId", "")
     got = await read_upload(gw.backend, req.bucket or "", req.key or "", upload_id)
@@ -81,7 +70,7 @@ def _part_number(req: S3Request) -> int:
     return bounded(raw, "partNumber", 1, MAX_PARTS, "Part number must be an integer between 1 and 10000, inclusive")
 
 
-async def create_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def create_multipart_upload(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
     req.require_bucket()
     validate_key(req.key)
@@ -118,11 +107,11 @@ async def create_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResp
                         headers=headers)
 
 
-async def _store_part(gw: Gateway, req: S3Request, number: int, blob: Blob) -> None:
+async def _store_part(gw: Services, req: S3Request, number: int, blob: Blob) -> None:
     await store_part(gw, req.bucket or "", req.key or "", req.query["uploadId"], number, blob)
 
 
-async def upload_part(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def upload_part(gw: Services, req: S3Request) -> web.StreamResponse:
     number = _part_number(req)
     upload = await _upload(gw, req)
     body = RequestBody(req.http, req.auth)
@@ -148,7 +137,7 @@ async def upload_part(gw: Gateway, req: S3Request) -> web.StreamResponse:
     return web.Response(status=200, headers=headers)
 
 
-async def upload_part_copy(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def upload_part_copy(gw: Services, req: S3Request) -> web.StreamResponse:
     number = _part_number(req)
     await _upload(gw, req)
     src_bucket, src_key, src = await copy_source(gw, req)
@@ -175,7 +164,7 @@ async def upload_part_copy(gw: Gateway, req: S3Request) -> web.StreamResponse:
     return web.Response(body=document("CopyPartResult", body), content_type="application/xml")
 
 
-async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def complete_multipart_upload(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
     bucket, key, upload_id = req.bucket or "", req.key, req.query.get("uploadId", "")
     got = await read_upload(gw.backend, bucket, key, upload_id)
@@ -235,7 +224,7 @@ async def complete_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamRe
     raise S3Error("ConditionalRequestConflict")
 
 
-async def _reread(gw: Gateway, bucket: str, key: str, upload_id: str) -> tuple[tuple[Entry, UploadMeta] | None,
+async def _reread(gw: Services, bucket: str, key: str, upload_id: str) -> tuple[tuple[Entry, UploadMeta] | None,
                                                                               UploadMeta | None]:
     """The upload's record, or else its result; NoSuchUpload when neither is there (aborted)."""
     got = await read_upload(gw.backend, bucket, key, upload_id)
@@ -309,25 +298,12 @@ def _final_checksum(upload: UploadMeta, blobs: list[Blob], meta: object) -> None
     meta.checksum_type = upload.checksum_type
 
 
-async def abort_upload(gw: Gateway, bucket: str, key: str, upload_id: str) -> None:
-    """Expire an upload: abort it if open; if a Complete of it died half-way, finish that."""
-    got = await read_upload(gw.backend, bucket, key, upload_id)
-    if got is None:
-        return
-    if got[1].state == "open":
-        with contextlib.suppress(S3Error):  # completed or aborted meanwhile
-            await abort(gw, bucket, key, upload_id)
-        return
-    with contextlib.suppress(S3Error):
-        await await_result(gw, bucket, key, upload_id)
-
-
-async def abort_multipart_upload(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def abort_multipart_upload(gw: Services, req: S3Request) -> web.StreamResponse:
     await abort(gw, req.bucket or "", req.key or "", req.query.get("uploadId", ""))
     return web.Response(status=204)
 
 
-async def list_parts(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def list_parts(gw: Services, req: S3Request) -> web.StreamResponse:
     upload = await _upload(gw, req)
     q = req.query
     marker_raw, max_raw = q.get("part-number-marker", "0") or "0", q.get("max-parts", "1000")
@@ -354,7 +330,7 @@ async def list_parts(gw: Gateway, req: S3Request) -> web.StreamResponse:
     return web.Response(body=document("ListPartsResult", head + "".join(items)), content_type="application/xml")
 
 
-async def list_multipart_uploads(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def list_multipart_uploads(gw: Services, req: S3Request) -> web.StreamResponse:
     req.require_bucket()
     q = req.query
     bucket = req.bucket or ""
@@ -362,7 +338,7 @@ async def list_multipart_uploads(gw: Gateway, req: S3Request) -> web.StreamRespo
     key_marker, id_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
     max_raw = q.get("max-uploads", "1000")
     max_uploads = min(bounded(max_raw, "max-uploads", 0, 2**31 - 1), 1000)
-    base = f"{bucket}/".encode()
+    base = bucket_prefix(bucket)
     start = b""
     if key_marker:
         # after every upload of key-marker (or only those after upload-id-marker)

@@ -4,30 +4,28 @@ GetObjectAttributes."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from leofs.gateway.access import may_list, permitted
 from leofs.gateway.backend import VersionGone
 from leofs.gateway.blobs import delete_blob, ingest
 from leofs.gateway.body import RequestBody
-from leofs.gateway.context import S3Request
+from leofs.gateway.context import S3Request, Services
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers, response_overrides
+from leofs.gateway.keys import NS_OBJECT, object_key
+from leofs.gateway.object_acl import check_object_acl
 from leofs.gateway.objects import (
     StoredObject,
     fetch_object,
     forget_later,
     load_object,
-    raise_for_missing,
     replaced_object,
     send_body,
     visible_etag,
     write_if,
     write_object,
 )
-from leofs.gateway.records import NS_OBJECT, object_key
 from leofs.s3.conditions import check_read_conditions, check_write_conditions
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key
@@ -36,41 +34,10 @@ from leofs.s3.ranges import parse_range
 from leofs.s3.responses import document, elem, iso8601
 from leofs.s3.xmlparse import parse_delete_objects
 
-if TYPE_CHECKING:
-    from leofs.gateway.app import Gateway
-
-
 log = logging.getLogger("leofs.gateway.objects")
 
 
-def object_grants(obj: StoredObject) -> list[tuple[str, str, str]]:
-    """The grants of an object's ACL (its owner always has FULL_CONTROL)."""
-    from leofs.manager.store import canned_grants
-
-    if obj.meta.grants is not None:
-        return list(obj.meta.grants)
-    return [(g.grantee_type, g.grantee, g.permission) for g in canned_grants(obj.meta.acl, obj.meta.owner)]
-
-
-def check_object_acl(req: S3Request, obj: StoredObject | None) -> StoredObject:
-    """``obj`` if the caller may do ``req.op`` on it: for anyone but the bucket owner, the object's
-    own ACL must allow it. A missing object is NoSuchKey only for callers who may list the bucket,
-    AccessDenied for anyone else (no key-existence oracle)."""
-    if obj is None:
-        if req.object_acl_check is not None and (req.bucket_record is None
-                                                 or not may_list(req.bucket_record, req.access_key)):
-            raise S3Error("AccessDenied")
-        return raise_for_missing(obj, req.key or "")
-    if req.object_acl_check is None:
-        return obj
-    if req.access_key is not None and req.access_key == obj.meta.owner:
-        return obj
-    if not permitted(object_grants(obj), req.access_key, req.object_acl_check):
-        raise S3Error("AccessDenied")
-    return obj
-
-
-async def put_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def put_object(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
     req.require_bucket()
     validate_key(req.key)
@@ -129,7 +96,7 @@ def _part_range(obj: StoredObject, part_number: int) -> tuple[int, int]:
     return start, start + obj.manifest.blobs[part_number - 1].size - 1
 
 
-async def get_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def get_object(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
     response_overrides(req)  # refused before the object is looked up: the answer tells nothing about it
     generation = req.require_bucket().created
@@ -188,7 +155,7 @@ def _plan_response(req: S3Request, obj: StoredObject) -> tuple[int, dict[str, st
     return status, headers, start, end
 
 
-async def _respond(gw: Gateway, req: S3Request, obj: StoredObject, status: int, headers: dict[str, str],
+async def _respond(gw: Services, req: S3Request, obj: StoredObject, status: int, headers: dict[str, str],
                    start: int, end: int, body: bytes | None) -> web.StreamResponse:
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = max(0, end - start + 1)
@@ -211,19 +178,19 @@ async def _respond(gw: Gateway, req: S3Request, obj: StoredObject, status: int, 
     return response
 
 
-async def delete_object(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def delete_object(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
     await _delete_one(gw, req.bucket or "", req.key)
     return web.Response(status=204)
 
 
-async def _delete_one(gw: Gateway, bucket: str, key: str) -> None:
+async def _delete_one(gw: Services, bucket: str, key: str) -> None:
     # the delete reports the version it replaced, whose chunks are freed afterwards
     replaced = await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
     forget_later(gw, bucket, key, await replaced_object(gw.backend, replaced))
 
 
-async def delete_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def delete_objects(gw: Services, req: S3Request) -> web.StreamResponse:
     req.require_bucket()
     body = RequestBody(req.http, req.auth)
     if body.expected_md5 is None and body.checksum_algorithm is None:
@@ -242,7 +209,7 @@ async def delete_objects(gw: Gateway, req: S3Request) -> web.StreamResponse:
     return web.Response(body=document("DeleteResult", "".join(out)), content_type="application/xml")
 
 
-async def get_object_attributes(gw: Gateway, req: S3Request) -> web.StreamResponse:
+async def get_object_attributes(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
     obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key,
                                                   generation=req.require_bucket().created))

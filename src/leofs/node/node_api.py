@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
 from aiohttp import web
 
 from leofs import metrics
+from leofs.internal.admin_http import Command, run_command, secret_middleware
 from leofs.internal.messages import (
     ENTRY_HEADER,
     MSGPACK,
@@ -35,12 +35,10 @@ from leofs.internal.messages import (
     view_decoder,
 )
 from leofs.internal.secret import SecretGuard
-from leofs.manager.admin import AdminError
-from leofs.storage.coordinator import Unavailable
-from leofs.storage.store import CorruptData, DiskFull, Entry, StaleEntry, WriteConflict
-
-if TYPE_CHECKING:
-    from leofs.storage.node import StorageNode
+from leofs.node.coordinator import Coordinator, Unavailable
+from leofs.node.membership import NodeCluster
+from leofs.storage.model import CorruptData, DiskFull, Entry, StaleEntry, WriteConflict
+from leofs.storage.store import ObjectStore
 
 log = logging.getLogger("leofs.storage.api")
 
@@ -90,16 +88,21 @@ def _written_response(written: Written) -> web.Response:
 
 
 class NodeAPI:
-    """aiohttp routes bound to a :class:`~leofs.storage.node.StorageNode`."""
+    """aiohttp routes over a storage node's parts (:class:`~leofs.node.node.StorageNode` makes it);
+    ``on_view`` is called after every cluster view pushed here."""
 
-    def __init__(self, node: StorageNode) -> None:
-        self.node = node
-        self.store = node.store
-        self.coordinator = node.coordinator
-        self.guard = SecretGuard(node.options.secret)
+    def __init__(self, name: str, secret: str, store: ObjectStore, coordinator: Coordinator, cluster: NodeCluster,
+                 admin_commands: Mapping[str, Command], *, on_view: Callable[[], None]) -> None:
+        self.name = name
+        self.store = store
+        self.coordinator = coordinator
+        self.cluster = cluster
+        self.admin_commands = admin_commands
+        self.on_view = on_view
+        self.guard = SecretGuard(secret)
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._secret_mw])
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[secret_middleware(self.guard), self._errors_mw])
         r = app.router
         r.add_route("PUT", "/obj", self.put_obj, expect_handler=self._expect)
         r.add_route("DELETE", "/obj", self.delete_obj)
@@ -127,12 +130,7 @@ class NodeAPI:
         return None
 
     @web.middleware
-    async def _secret_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/metrics":  # Prometheus scrapers do not hold the cluster secret
-            return await handler(request)
-        refused = self.guard.refusal(request)
-        if refused is not None:
-            return refused
+    async def _errors_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except Unavailable as exc:
@@ -255,34 +253,18 @@ class NodeAPI:
     async def post_ring(self, request: web.Request) -> web.Response:
         try:
             view = view_decoder.decode(await request.read())
-            self.node.cluster.apply(view)
+            self.cluster.apply(view)
         except (msgspec.DecodeError, ValueError) as exc:
             raise _bad(f"bad cluster view: {exc}") from None
-        self.node.replayer.wakeup.set()  # states may have changed: stopped targets may be back
-        current, previous = self.node.cluster.hashes
+        self.on_view()  # states may have changed: stopped targets may be back
+        current, previous = self.cluster.hashes
         return web.json_response({"ok": True, "ring_hash_current": current, "ring_hash_previous": previous})
 
     async def health(self, request: web.Request) -> web.Response:
-        current, previous = self.node.cluster.hashes
-        return web.json_response({"name": self.node.options.name, "ring_hash_current": current,
+        current, previous = self.cluster.hashes
+        return web.json_response({"name": self.name, "ring_hash_current": current,
                                   "ring_hash_previous": previous})  # fmt: skip
 
     async def admin(self, request: web.Request) -> web.Response:
         """Same answer shape as the manager's admin API: ``{ok, result}`` or ``{ok: false, error, message}``."""
-        name = request.match_info["command"]
-        command = self.node.admin_commands.get(name)
-        if command is None:
-            return web.json_response({"ok": False, "error": "unknown_command", "message": f"unknown command {name}"},
-                                     status=404)  # fmt: skip
-        try:
-            raw = await request.read()
-            args: Any = msgspec.json.decode(raw) if raw else {}
-            if not isinstance(args, dict):
-                raise AdminError("bad_argument", "arguments must be a JSON object")
-            result = await command(args)
-        except AdminError as err:
-            return web.json_response({"ok": False, "error": err.code, "message": str(err)}, status=err.status)
-        except msgspec.DecodeError as err:
-            return web.json_response({"ok": False, "error": "bad_json", "message": str(err)}, status=400)
-        return web.Response(body=msgspec.json.encode({"ok": True, "result": result}), content_type="application/json")
-
+        return await run_command(self.admin_commands, request)

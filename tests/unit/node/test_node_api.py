@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.unit.storage.nodetest_helpers import SECRET, TestCluster, eventually, q, run_cluster
+from tests.unit.node.nodetest_helpers import SECRET, TestCluster, eventually, q, run_cluster
 
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import (

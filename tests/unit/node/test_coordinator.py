@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.unit.storage.nodetest_helpers import TestCluster, eventually, q, run_cluster
+from tests.unit.node.nodetest_helpers import TestCluster, eventually, q, run_cluster
 
 from leofs.internal.messages import (
     PUT_HEADER,

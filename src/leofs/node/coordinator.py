@@ -34,12 +34,13 @@ from leofs.internal.messages import (
     entry_decoder,
     key_param,
 )
+from leofs.node.membership import NodeCluster
+from leofs.node.repair_queue import RepairQueue
 from leofs.ring import Member
-from leofs.storage.membership import NodeCluster
-from leofs.storage.repair_queue import RepairQueue
-from leofs.storage.store import CorruptData, DiskFull, Entry, ObjectStore, PutResult, StaleEntry, WriteConflict
+from leofs.storage.model import CorruptData, DiskFull, Entry, PutResult, StaleEntry, WriteConflict
+from leofs.storage.store import ObjectStore
 
-log = logging.getLogger("leofs.storage.coordinator")
+log = logging.getLogger("leofs.node.coordinator")
 
 _REPLICA = {ROLE_HEADER: ROLE_REPLICA}
 

@@ -1,10 +1,10 @@
 """A storage node process: ``leofs storage --name NAME --data DIR --manager H:P --address H:P``.
 
-The node opens the object store in DATA, serves the internal API (:mod:`leofs.storage.node_api`)
+The node opens the object store in DATA, serves the internal API (:mod:`leofs.node.node_api`)
 on its address, registers with the manager (retrying until it answers, serving local data
 meanwhile), heartbeats, and holds the ring from the manager's ClusterView. It coordinates quorum
-writes and reads (:mod:`leofs.storage.coordinator`) and replays its durable repair queue
-(:mod:`leofs.storage.repair_queue`) in the background.
+writes and reads (:mod:`leofs.node.coordinator`) and replays its durable repair queue
+(:mod:`leofs.node.repair_queue`) in the background.
 
 Layout of DATA: the object store (``superblock``, ``index.sqlite3``, ``avs/``), plus
 ``repair.sqlite3`` (the repair queue) and ``cluster-view.msgpack`` (the last ClusterView).
@@ -22,19 +22,20 @@ from aiohttp import web
 
 from leofs.config import DEFAULT_CONTAINERS, DEFAULT_NODE_ADDRESS, DEFAULT_VNODES, parse_address
 from leofs.fsmode import make_private_dir
+from leofs.internal.admin_http import Command
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ManagerLink
 from leofs.internal.messages import RegisterRequest
 from leofs.lifecycle import wait_for_shutdown_signal
+from leofs.node.admin_commands import StorageAdmin
+from leofs.node.coordinator import Coordinator
+from leofs.node.membership import NodeCluster
+from leofs.node.node_api import NodeAPI
+from leofs.node.repair_queue import RepairQueue, Replayer
 from leofs.storage import metrics as storage_metrics
-from leofs.storage.admin_commands import Command, StorageAdmin
-from leofs.storage.coordinator import Coordinator
-from leofs.storage.membership import NodeCluster
-from leofs.storage.node_api import NodeAPI
-from leofs.storage.repair_queue import RepairQueue, Replayer
 from leofs.storage.store import ObjectStore
 
-log = logging.getLogger("leofs.storage.node")
+log = logging.getLogger("leofs.node.node")
 
 
 @dataclass
@@ -84,7 +85,8 @@ class StorageNode:
         self.storage_admin = StorageAdmin(self.store)
         storage_metrics.track(opts.name, self.store, self.queue)
         self.admin_commands: dict[str, Command] = {**self.storage_admin.commands(), "mq-stats": self._mq_stats}
-        app = NodeAPI(self).make_app()
+        app = NodeAPI(opts.name, opts.secret, self.store, self.coordinator, self.cluster, self.admin_commands,
+                      on_view=self.replayer.wakeup.set).make_app()
         # X-Leofs-Put carries up to 8 KiB of metadata as base64 msgpack: raise the header limits
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
                                      max_field_size=65536, max_line_size=65536)  # fmt: skip

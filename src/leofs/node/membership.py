@@ -21,10 +21,10 @@ import msgspec
 from leofs.internal.membership import ClusterState
 from leofs.internal.messages import ClusterView, encoder, view_decoder
 from leofs.ring import Member
+from leofs.ring.members import RUNNING
 
-log = logging.getLogger("leofs.storage.membership")
+log = logging.getLogger("leofs.node.membership")
 
-RUNNING = "running"
 
 
 class NodeCluster(ClusterState):

@@ -5,15 +5,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
-from leofs.manager.admin import AdminError
+from leofs.internal.admin_http import AdminError, Command
 from leofs.storage.store import ObjectStore
-
-Command = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 class StorageAdmin:

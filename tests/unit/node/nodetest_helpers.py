@@ -25,9 +25,9 @@ from leofs.internal.messages import (
     key_param,
     written_decoder,
 )
+from leofs.node.node import StorageNode, StorageNodeOptions
 from leofs.ring import Member, build_ring
 from leofs.storage.model import Entry
-from leofs.storage.node import StorageNode, StorageNodeOptions
 
 SECRET = "test-cluster-secret"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.unit.storage.nodetest_helpers import TestCluster, eventually, run_cluster
+from tests.unit.node.nodetest_helpers import TestCluster, eventually, run_cluster
 
 from leofs.internal.messages import RepairTask
-from leofs.storage.repair_queue import RepairQueue
+from leofs.node.repair_queue import RepairQueue
 
 
 async def adm(c: TestCluster, node: str, command: str, **args: Any) -> tuple[int, Any]:
