@@ -17,7 +17,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from tests.integration.conftest import make_client
-from tests.support.servers import LeofsServer
+from tests.support.servers import LeofsServer, process_tree
 
 MiB = 1024 * 1024
 SMALL_PARTS = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=8)
@@ -173,24 +173,10 @@ def _status_kib(pid: int, field: str) -> int:
     raise AssertionError(f"{field} not in /proc/{pid}/status")
 
 
-def server_pids(pid: int) -> list[int]:
-    """The server process and its gateway worker processes (``leofs server --workers``)."""
-    pids = [pid]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-                pids.append(int(entry))
-    return pids
-
-
 def tree_kib(pid: int, field: str) -> int:
     """``field`` of /proc/PID/status summed over the server's processes."""
     total = 0
-    for p in server_pids(pid):
+    for p in process_tree(pid):
         try:
             total += _status_kib(p, field)
         except (OSError, AssertionError):
@@ -202,7 +188,7 @@ def tree_pss(pid: int) -> int:
     """The server's resident memory: proportional set sizes summed over its processes, so that
     pages they share (the interpreter, libraries) count once, not once per process."""
     total = 0
-    for p in server_pids(pid):
+    for p in process_tree(pid):
         try:
             with open(f"/proc/{p}/smaps_rollup") as f:
                 for line in f:
@@ -280,7 +266,7 @@ def test_memory_flat_with_8_clients(fresh_server: LeofsServer, record_property: 
     sampler.stop.set()
     sampler.join()
     hwm = tree_kib(pid, "VmHWM")
-    per_process = [round(_status_kib(p, "VmHWM") / MiB, 1) for p in server_pids(pid)]
+    per_process = [round(_status_kib(p, "VmHWM") / MiB, 1) for p in process_tree(pid)]
     record_property("server_start_rss_mib", round(start_rss / MiB, 1))
     record_property("server_peak_rss_mib", round(sampler.peak / MiB, 1))
     record_property("server_vmhwm_sum_mib", round(hwm / MiB, 1))
@@ -297,7 +283,7 @@ def test_memory_flat_with_8_clients(fresh_server: LeofsServer, record_property: 
     for n in range(1, CLIENTS):  # every object differs; each one came back as it went up
         assert results[n] != expected
         assert results[n] == pattern_sha256(MEMORY_OBJECT_SIZE, n)
-    assert len(server_pids(pid)) == 2  # the bound below covers both processes: none was replaced
+    assert len(process_tree(pid)) == 2  # the bound below covers both processes: none was replaced
     # every process's own peak (VmHWM catches a spike between samples; it counts shared pages in
     # each process, so it is bounded per process) and the sampled sum of proportional sizes
     assert max(per_process) < PROCESS_LIMIT / MiB, f"a server process peaked at {max(per_process)} MiB"
