@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
+from leofs.gateway.keys import NS_CHUNK, chunk_key
+from leofs.gateway.records import manifest_decoder
 from leofs.ring import Member, build_ring
 from tests.integration.conftest import make_client
 from tests.support.cluster import LeofsCluster
@@ -148,6 +150,14 @@ def test_a_node_killed_during_a_multi_chunk_put(cluster: LeofsCluster) -> None:
                        and e.clock == live["storage1"]["clock"], timeout=60, what=f"the new version on {victim}")
     manifest = replica_meta(address, b"midput/obj")
     assert manifest is not None and manifest.cnumber == 4  # the parent record: four chunks
+    # each chunk is repaired by its own coordinator's queue, on its own schedule: wait for all of them
+    status, data = replica_read(address, b"midput/obj")
+    assert status == 200
+    chunks = [chunk_key("midput", "obj", blob.blob_id, i)
+              for blob in manifest_decoder.decode(data).blobs for i in range(1, blob.count + 1)]
+    assert len(chunks) == 4
+    cluster.wait_until(lambda: all(replica_meta(address, c, NS_CHUNK) is not None for c in chunks), timeout=60,
+                       what=f"every chunk of the new version on {victim}")
     # every chunk of the new version reached the node that was down during part of the upload
     for other in ("storage1", "storage3"):
         cluster.storage[other].kill()
