@@ -30,6 +30,9 @@ CLUSTER_SECRET_ENV: Final = "LEOFS_CLUSTER_SECRET"
 
 #: HOST:PORT, :PORT or PORT (see parse_address)
 Address = Annotated[str, Meta(pattern=r"^(.*:)?[0-9]{1,5}$")]
+#: what a gateway serves: S3 or the REST API on its address, or both (REST on its rest_address)
+Protocol = Annotated[str, Meta(pattern=r"^(s3|rest|s3,rest)$")]
+PROTOCOLS: Final = ("s3", "rest", "s3,rest")
 Positive = Annotated[int, Meta(ge=1)]
 Seconds = Annotated[float, Meta(ge=0)]
 
@@ -72,6 +75,9 @@ class GatewayConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: seconds before the chunks of a replaced version are freed: reads that started before the
     #: overwrite finish with the old bytes (leofs.gateway.grace)
     free_grace: Seconds = 300.0
+    #: LeoFS's http_custom_header.conf: response headers per path prefix (gateway/custom_headers.py);
+    #: read again on SIGHUP. Empty: none.
+    headers_config_file: str = ""
 
 
 #: the ``--help`` text of every GatewayConfig option (also its flag: --chunk-size for chunk_size)
@@ -92,7 +98,26 @@ GATEWAY_HELP: Final[dict[str, str]] = {
     "body_deadline": "Seconds a request body may take in all (then 400 RequestTimeout); gc never collects "
                      "chunks younger than twice this.",
     "free_grace": "Seconds before a replaced version's chunks are freed (reads in progress finish first).",
+    "headers_config_file": "File of custom response headers per path prefix (LeoFS's http_custom_header.conf "
+                           "format); read again on SIGHUP.",
 }
+
+
+def listeners(protocol: str, address: str, rest_address: str | None) -> tuple[str, str | None]:
+    """What ``address`` serves ("s3" or "rest") and the address of a second, REST listener:
+    ``s3`` and ``rest`` serve one protocol on ``address``; ``s3,rest`` serves S3 on ``address``
+    and the REST API on ``rest_address`` (required then, refused otherwise)."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
+    if protocol == "s3,rest":
+        if not rest_address:
+            raise ConfigError("protocol s3,rest needs rest_address (--rest-address): the REST API's own port")
+        if parse_address(rest_address) == parse_address(address):
+            raise ConfigError("rest_address must differ from address")
+        return "s3", rest_address
+    if rest_address:
+        raise ConfigError(f"rest_address is for protocol s3,rest (protocol is {protocol})")
+    return protocol, None
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -101,6 +126,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     data_dir: str | None = None
     address: Address = DEFAULT_S3_ADDRESS
     admin_address: Address = DEFAULT_MANAGER_ADDRESS
+    protocol: Protocol = "s3"
+    rest_address: Address | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
     containers: Positive = DEFAULT_CONTAINERS
@@ -145,6 +172,8 @@ class GatewaySection(GatewayConfig, kw_only=True, forbid_unknown_fields=True):
     manager: Address | None = None
     address: Address = DEFAULT_S3_ADDRESS
     admin_address: Address = DEFAULT_GATEWAY_ADMIN_ADDRESS
+    protocol: Protocol = "s3"
+    rest_address: Address | None = None
     name: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None

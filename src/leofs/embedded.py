@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import ssl
 import tempfile
 from dataclasses import dataclass, field
@@ -32,8 +33,9 @@ from leofs.gateway.admin_listener import bucket_deleter
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
+from leofs.gateway.rest import RestApi
 from leofs.internal.admin_http import AdminError, Command
-from leofs.lifecycle import wait_for_shutdown_signal
+from leofs.lifecycle import reload_on_sighup, wait_for_shutdown_signal
 from leofs.manager.admin import AdminAPI
 from leofs.manager.bootstrap import ensure_root, load_secret, remember_secret, root_credentials, root_keys_lines
 from leofs.manager.store import ManagerStore
@@ -57,6 +59,8 @@ class ServerOptions:
     data_dir: Path
     address: tuple[str, int] = parse_address(DEFAULT_S3_ADDRESS)
     admin_address: tuple[str, int] = parse_address(DEFAULT_MANAGER_ADDRESS)
+    protocol: str = "s3"  # what `address` serves: "s3" or "rest" (leofs.config.listeners)
+    rest_address: tuple[str, int] | None = None  # a second listener, serving the REST API
     tls_cert: Path | None = None
     tls_key: Path | None = None
     containers: int = DEFAULT_CONTAINERS
@@ -137,7 +141,13 @@ class EmbeddedServer:
         shared = self._runtime is not None
         if shared:
             await asyncio.to_thread(check_port_free, *opts.address)
-        await self._serve(self.gateway.make_app(), opts.address, ssl_ctx, reuse_port=shared)
+            if opts.rest_address is not None:
+                await asyncio.to_thread(check_port_free, *opts.rest_address)
+        if opts.rest_address is not None:  # first: once the main port answers, both do
+            await self._serve(RestApi(self.gateway).make_app(), opts.rest_address, ssl_ctx, reuse_port=shared)
+            self.gateway.limits.track(self.runners[-1].server)
+        main = self.gateway.make_app() if opts.protocol == "s3" else RestApi(self.gateway).make_app()
+        await self._serve(main, opts.address, ssl_ctx, reuse_port=shared)
         self.gateway.limits.track(self.runners[-1].server)
         await self._serve(admin.make_app(), opts.admin_address, None)
         if self._runtime is not None:
@@ -168,7 +178,10 @@ class EmbeddedServer:
         specs = [
             WorkerSpec(
                 index=i, parent=os.getpid(), data_dir=str(opts.data_dir), host=opts.address[0],
-                port=opts.address[1], link=str(runtime / "write.sock"), metrics_dir=str(runtime / "metrics"),
+                port=opts.address[1], protocol=opts.protocol,
+                rest_host=opts.rest_address[0] if opts.rest_address else None,
+                rest_port=opts.rest_address[1] if opts.rest_address else None,
+                link=str(runtime / "write.sock"), metrics_dir=str(runtime / "metrics"),
                 tls_cert=str(opts.tls_cert) if opts.tls_cert else None,
                 tls_key=str(opts.tls_key) if opts.tls_key else None, gateway=self._gateway_config(),
             )
@@ -176,6 +189,13 @@ class EmbeddedServer:
         ]  # fmt: skip
         self._workers = WorkerPool(specs)
         await self._workers.start()
+
+    def reload(self) -> None:
+        """SIGHUP: read the custom response headers again, here and in every worker process."""
+        if self.gateway is not None:
+            self.gateway.custom_headers.reload()
+        if self._workers is not None:
+            self._workers.signal(signal.SIGHUP)
 
     def _info(self) -> dict[str, Any]:
         return {
@@ -243,19 +263,24 @@ class EmbeddedServer:
 def announcement(options: ServerOptions, info: dict[str, Any]) -> list[str]:
     """What ``leofs server`` prints once it serves: addresses, the node name, the keys, how to connect."""
     host, port = options.address
-    url = f"{'https' if info['tls'] else 'http'}://{host}:{port}"
+    scheme = "https" if info["tls"] else "http"
+    url = f"{scheme}://{host}:{port}"
+    served = f"S3 on {url}" if options.protocol == "s3" else f"REST API on {url}"
+    if options.rest_address is not None:
+        served += f", REST API on {scheme}://{options.rest_address[0]}:{options.rest_address[1]}"
     workers = options.workers - 1
     processes = "one process" if not workers else f"{options.workers} processes ({workers} gateway workers)"
     data = options.data_dir.resolve()
     admin_host, admin_port = options.admin_address
     default_admin = ServerOptions(options.data_dir).admin_address
     admin_flag = "" if options.admin_address == default_admin else f" --manager {admin_host}:{admin_port}"
+    connect = f"aws --endpoint-url {url} s3 ls" if options.protocol == "s3" else f"curl {url}/BUCKET/KEY"
     return [
-        f"leofs server: S3 on {url}, admin API on {options.admin_address[0]}:{options.admin_address[1]}, "
+        f"leofs server: {served}, admin API on {options.admin_address[0]}:{options.admin_address[1]}, "
         f"{processes}",
         f"Data directory: {data} (its storage node is named 'embedded' in leofs adm)",
         *root_keys_lines(data, info["access_key"], info["secret_key"], info["generated"]),
-        f"Connect: aws --endpoint-url {url} s3 ls",
+        f"Connect: {connect}",
         f"Administer: leofs adm{admin_flag} --data {options.data_dir} status",
     ]
 
@@ -263,6 +288,7 @@ def announcement(options: ServerOptions, info: dict[str, Any]) -> list[str]:
 async def run_server(options: ServerOptions, announce: bool = True) -> None:
     """Run until SIGINT or SIGTERM."""
     server = EmbeddedServer(options)
+    reload_on_sighup(server.reload)  # before the workers start: they get the signal from here
     info = await server.start()
     if announce:
         for line in announcement(options, info):

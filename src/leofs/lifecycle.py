@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("leofs")
@@ -23,6 +24,12 @@ async def wait_for_shutdown_signal() -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def reload_on_sighup(reload: Callable[[], object]) -> None:
+    """Call ``reload`` on SIGHUP (re-read files such as the custom response headers; a daemon has
+    no terminal, so SIGHUP means "reload" as for nginx)."""
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 def dump_tasks_on_sigusr1() -> None:

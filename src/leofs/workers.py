@@ -35,7 +35,8 @@ from leofs.fsmode import private_umask
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
-from leofs.lifecycle import wait_for_shutdown_signal
+from leofs.gateway.rest import RestApi
+from leofs.lifecycle import reload_on_sighup, wait_for_shutdown_signal
 from leofs.manager.store import ManagerStore
 from leofs.storage.shared import SharedStore
 from leofs.storage.write_link import WriteLink
@@ -56,6 +57,9 @@ class WorkerSpec(msgspec.Struct, kw_only=True):
     host: str
     port: int
     link: str
+    protocol: str = "s3"  # what host:port serves ("s3" or "rest")
+    rest_host: str | None = None  # a second listener, serving the REST API
+    rest_port: int | None = None
     metrics_dir: str
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -108,6 +112,13 @@ class WorkerPool:
             log.warning("gateway worker %d exited with %s; starting it again", spec.index, code)
             await asyncio.sleep(RESTART_DELAY)
 
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to every running worker (SIGHUP: reload)."""
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signum)
+
     async def stop(self) -> None:
         """SIGTERM every worker (they finish their requests), SIGKILL what is left after a while."""
         self._stopping = True
@@ -138,6 +149,7 @@ def _die_with_parent(parent: int) -> None:
 async def run_worker(spec: WorkerSpec) -> None:
     """A worker's life: serve S3 on the shared port until SIGTERM or until the primary is gone."""
     _die_with_parent(spec.parent)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload sent while starting must not kill it (see below)
     private_umask()
     metrics.enable_multiprocess(Path(spec.metrics_dir))
     data_dir = Path(spec.data_dir)
@@ -147,12 +159,18 @@ async def run_worker(spec: WorkerSpec) -> None:
     metrics.remote_source = link.query_metrics  # storage metrics live in the primary
     store = SharedStore(data_dir / "storage", link, verify_below=spec.gateway.verify_below)
     gateway = Gateway(EmbeddedBackend(store), LocalControl(manager, shared=True), spec.gateway)
-    runner = make_runner(gateway.make_app())
-    await runner.setup()
-    gateway.limits.track(runner.server)
-    site = web.TCPSite(runner, spec.host, spec.port, ssl_context=tls_context(spec.tls_cert, spec.tls_key),
-                       backlog=1024, reuse_port=True)  # fmt: skip
-    await site.start()
+    reload_on_sighup(gateway.custom_headers.reload)
+    ssl_ctx = tls_context(spec.tls_cert, spec.tls_key)
+    listeners = [(gateway.make_app() if spec.protocol == "s3" else RestApi(gateway).make_app(), spec.host, spec.port)]
+    if spec.rest_host is not None and spec.rest_port is not None:
+        listeners.append((RestApi(gateway).make_app(), spec.rest_host, spec.rest_port))
+    runners: list[web.AppRunner] = []
+    for app, host, port in listeners:
+        runner = make_runner(app)
+        await runner.setup()
+        runners.append(runner)
+        gateway.limits.track(runner.server)
+        await web.TCPSite(runner, host, port, ssl_context=ssl_ctx, backlog=1024, reuse_port=True).start()
     shutdown = asyncio.ensure_future(wait_for_shutdown_signal())
     link_lost = asyncio.ensure_future(lost.wait())
     try:
@@ -163,7 +181,8 @@ async def run_worker(spec: WorkerSpec) -> None:
     finally:
         shutdown.cancel()
         link_lost.cancel()
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
         if gateway.background:
             await asyncio.gather(*gateway.background, return_exceptions=True)
         await store.close()

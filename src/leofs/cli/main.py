@@ -91,9 +91,31 @@ def _gateway_options(f: Any) -> Any:
 
 
 def _protocol_option(f: Any) -> Any:
-    # Only S3 exists; the option stays (hidden) so that scripts passing --protocol s3 keep working.
-    return click.option("--protocol", type=click.Choice(["s3"]), default="s3", hidden=True,
-                        help="Wire protocol of the gateway (only s3).")(f)
+    f = click.option("--rest-address", default=None,
+                     help="REST API listen address HOST:PORT, with --protocol s3,rest.")(f)
+    return click.option("--protocol", type=click.Choice(list(config.PROTOCOLS)), default="s3", show_default=True,
+                        help="What --address serves: the S3 API, the REST API (plain GET/HEAD/PUT/DELETE on "
+                             "/bucket/key), or both (s3,rest: REST on --rest-address).")(f)
+
+
+def _check_headers_file(path: str) -> None:
+    """An invalid custom-header file stops the start with the line at fault (a reload keeps the old)."""
+    if not path:
+        return
+    from leofs.gateway.custom_headers import HeadersConfigError, load
+
+    try:
+        load(Path(path))
+    except HeadersConfigError as exc:
+        raise click.UsageError(f"headers_config_file: {exc}") from None
+
+
+def _listeners(protocol: str, address: str, rest_address: str | None) -> tuple[str, tuple[str, int] | None]:
+    try:
+        main, rest = config.listeners(protocol, address, rest_address)
+    except config.ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    return main, parse_address(rest) if rest else None
 
 
 def _tls_options(f: Any) -> Any:
@@ -118,7 +140,8 @@ _SERVER = config.ServerConfig()
 @cli.command()
 @click.argument("data_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @_config_option
-@click.option("--address", default=_SERVER.address, show_default=True, help="S3 listen address HOST:PORT.")
+@click.option("--address", default=_SERVER.address, show_default=True,
+              help="S3 (or, with --protocol rest, REST) listen address HOST:PORT.")
 @click.option("--admin-address", default=_SERVER.admin_address, show_default=True,
               help="Admin API address (for leofs adm --manager).")
 @_protocol_option
@@ -143,9 +166,12 @@ def server(config_file: Path | None, **_: Any) -> None:
     # [gateway] gives the gateway settings only: the listen addresses and TLS are [server]'s
     gateway: config.GatewaySection = _resolve("gateway", config_file, only=GatewayConfig.__struct_fields__)
     tls_cert, tls_key = _tls_files(opts.tls_cert, opts.tls_key)
+    protocol, rest_address = _listeners(opts.protocol, opts.address, opts.rest_address)
+    _check_headers_file(gateway.headers_config_file)
     options = ServerOptions(
         data_dir=Path(_required(opts.data_dir, "DATA_DIR (or data_dir in [server] of --config)")),
         address=parse_address(opts.address), admin_address=parse_address(opts.admin_address),
+        protocol=protocol, rest_address=rest_address,
         tls_cert=tls_cert, tls_key=tls_key, containers=opts.containers, sync=opts.sync,
         workers=opts.workers if opts.workers is not None else default_workers(),
         gateway=gateway.settings(),
@@ -246,7 +272,8 @@ _GATEWAY = config.GatewaySection()
 @cli.command()
 @_config_option
 @click.option("--manager", "manager_address", help="Manager address HOST:PORT.  [required, here or in --config]")
-@click.option("--address", default=_GATEWAY.address, show_default=True, help="S3 listen address.")
+@click.option("--address", default=_GATEWAY.address, show_default=True,
+              help="S3 (or, with --protocol rest, REST) listen address.")
 @click.option("--admin-address", default=_GATEWAY.admin_address, show_default=True,
               help="Admin listener (gc, expire-uploads, purge-cache from the manager); keep it internal.")
 @click.option("--name", default=None, help="Gateway name (default gateway@ADDRESS).")
@@ -264,8 +291,11 @@ def gateway(config_file: Path | None, **_: Any) -> None:
     _check_secret(secret)
     tls_cert, tls_key = _tls_files(opts.tls_cert, opts.tls_key)
     addr = parse_address(opts.address)
+    protocol, rest_address = _listeners(opts.protocol, opts.address, opts.rest_address)
+    _check_headers_file(opts.headers_config_file)
     asyncio.run(run_gateway(GatewayOptions(
         manager=_required(opts.manager, "--manager (or manager in [gateway] of --config)"), address=addr,
+        protocol=protocol, rest_address=rest_address,
         name=opts.name or f"gateway@{addr[0]}:{addr[1]}", admin_address=parse_address(opts.admin_address),
         tls_cert=tls_cert, tls_key=tls_key, secret=secret, config=opts.settings())))
 

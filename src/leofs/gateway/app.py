@@ -20,6 +20,8 @@ from leofs.gateway.backend import Backend
 from leofs.gateway.body import BODY_DEADLINE, BODY_IDLE_TIMEOUT
 from leofs.gateway.context import GatewayConfig, Handler, S3Request, new_request_id, parse_query, split_target
 from leofs.gateway.control import ControlPlane
+from leofs.gateway.custom_headers import CustomHeaders
+from leofs.gateway.health import Health, Probe
 from leofs.gateway.limits import ProcessLimits
 from leofs.gateway.router import Op, resolve_operation, resolve_target
 from leofs.s3.auth import authenticate
@@ -28,7 +30,8 @@ from leofs.s3.responses import error_document
 
 log = logging.getLogger("leofs.gateway")
 
-_REQ_KEY = web.RequestKey("s3request", S3Request)
+REQUEST_KEY = web.RequestKey("s3request", S3Request)
+_REQ_KEY = REQUEST_KEY
 _ERR_KEY = web.RequestKey("s3error", S3Error)
 
 ADMIN_PREFIX = "/_leofs_adm/"
@@ -38,9 +41,12 @@ METRICS_PATH = ADMIN_PREFIX + "metrics"
 
 
 class Gateway:
-    """Serves S3 over a :class:`Backend` (object data) and a :class:`ControlPlane` (users, buckets)."""
+    """Serves S3 (and the REST API, :mod:`leofs.gateway.rest`) over a :class:`Backend` (object
+    data) and a :class:`ControlPlane` (users, buckets). ``health`` probes the storage nodes for
+    ``/_leofs_adm/ping`` (none: the store is in this process)."""
 
-    def __init__(self, backend: Backend, control: ControlPlane, config: GatewayConfig | None = None) -> None:
+    def __init__(self, backend: Backend, control: ControlPlane, config: GatewayConfig | None = None,
+                 health: Probe | None = None) -> None:  # fmt: skip
         from leofs.gateway.handlers import HANDLERS
 
         self.backend = backend
@@ -52,6 +58,8 @@ class Gateway:
                                     chunk_size=cfg.chunk_size)
         # background tasks (e.g. deleting an old version's chunks) kept referenced until done
         self.background: set[asyncio.Future[None]] = set()
+        self.health = Health(health)
+        self.custom_headers = CustomHeaders(cfg.headers_config_file)
 
     def make_app(self) -> web.Application:
         """The aiohttp application serving this gateway."""
@@ -61,7 +69,26 @@ class Gateway:
         # Admin commands are not served here: a cluster gateway has its own admin listener.
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle, expect_handler=self.expect)
         app.on_response_prepare.append(_common_headers)
+        app.on_response_prepare.append(self.add_custom_headers)
         return app
+
+    async def add_custom_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """The configured headers of the object's path on a GET or HEAD answer (``response_prepare`` hook)."""
+        req = request.get(_REQ_KEY)
+        if req is not None and req.op in _OBJECT_READS and response.status in (200, 206, 304):
+            self.custom_headers.rules.apply(req.resource, response.headers)
+
+    async def admin_response(self, request: web.Request) -> web.StreamResponse | None:
+        """The answer to ``/_leofs_adm/ping`` or ``/_leofs_adm/metrics`` (None for any other path)."""
+        if request.method not in ("GET", "HEAD"):
+            return None
+        if request.path == PING_PATH:
+            if await self.health.ok():
+                return web.Response(text="OK")
+            return web.Response(status=503, text="No storage node answers.")
+        if request.path == METRICS_PATH:
+            return await metrics.handler(request)
+        return None
 
     # -- request pipeline -------------------------------------------------------------------------
     def _prepare(self, request: web.Request) -> S3Request:
@@ -80,7 +107,8 @@ class Gateway:
         request[BODY_DEADLINE] = self.config.body_deadline
         return req
 
-    def _authenticate(self, req: S3Request) -> None:
+    def authenticate(self, req: S3Request) -> None:
+        """Check the request's signature (if any) and the caller's access to ``req.op``."""
         if req.auth is not None:
             return
 
@@ -106,21 +134,15 @@ class Gateway:
             if request.path == PING_PATH:
                 return None
             req = self._prepare(request)
-            self._authenticate(req)
+            self.authenticate(req)
             self.limits.check_body(self.limits.body_share(request))  # before inviting the body
         except S3Error as err:
             request[_ERR_KEY] = err
             return self._refuse_body(request, err)
-        expect = request.headers.get("Expect", "")
-        if expect.lower() != "100-continue":
-            return self._refuse_body(request, S3Error("InvalidArgument", f"Unknown Expect: {expect}", status=417))
-        if request.version >= (1, 1):
-            try:
-                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            except ConnectionResetError:  # the client is gone: nobody to answer, nothing to log
-                return web.Response(status=400, text="connection closed before the body")
-            request.writer.output_size = 0
-        return None
+        try:
+            return await send_continue(request)
+        except S3Error as err:
+            return self._refuse_body(request, err)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Every S3 request comes through here."""
@@ -128,11 +150,10 @@ class Gateway:
             self.limits.check_connections()
         except S3Error as err:
             return self._refuse_body(request, err)
-        if request.path.startswith(ADMIN_PREFIX) and request.method in ("GET", "HEAD"):
-            if request.path == PING_PATH:
-                return web.Response(text="OK")
-            if request.path == METRICS_PATH:
-                return await metrics.handler(request)
+        if request.path.startswith(ADMIN_PREFIX):
+            admin = await self.admin_response(request)
+            if admin is not None:
+                return admin
         started = time.perf_counter()
         response = await self._answer(request)
         req = request.get(_REQ_KEY)
@@ -142,7 +163,7 @@ class Gateway:
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         try:
             req = self._prepare(request)
-            self._authenticate(req)
+            self.authenticate(req)
             handler = self.handlers.get(req.op)
             if handler is None:
                 raise S3Error("NotImplemented", f"{req.op.value} is not implemented.")
@@ -187,6 +208,23 @@ class Gateway:
 
 #: errors after which the rest of the request body is not read: the connection closes
 _CLOSES_CONNECTION = frozenset({"SlowDown", "RequestTimeout"})
+#: the answers that carry an object's custom headers
+_OBJECT_READS = frozenset({Op.GetObject, Op.HeadObject})
+
+
+async def send_continue(request: web.Request) -> web.StreamResponse | None:
+    """Invite the body of an authorized ``Expect: 100-continue`` request (S3Error 417 for any
+    other expectation)."""
+    expect = request.headers.get("Expect", "")
+    if expect.lower() != "100-continue":
+        raise S3Error("InvalidArgument", f"Unknown Expect: {expect}", status=417)
+    if request.version >= (1, 1):
+        try:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        except ConnectionResetError:  # the client is gone: nobody to answer, nothing to log
+            return web.Response(status=400, text="connection closed before the body")
+        request.writer.output_size = 0
+    return None
 
 _counters: dict[tuple[Op | None, int], Counter] = {}
 _timers: dict[Op | None, Histogram] = {}

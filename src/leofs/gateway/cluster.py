@@ -14,11 +14,13 @@ from leofs.gateway.admin_listener import DEFAULT_ADMIN_ADDRESS, make_admin_app
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.cluster_backend import ClusterBackend
 from leofs.gateway.context import GatewayConfig
+from leofs.gateway.health import cluster_probe
 from leofs.gateway.remote_control import RemoteControl
+from leofs.gateway.rest import RestApi
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ClusterState, ManagerLink
 from leofs.internal.messages import RegisterRequest
-from leofs.lifecycle import wait_for_shutdown_signal
+from leofs.lifecycle import reload_on_sighup, wait_for_shutdown_signal
 
 log = logging.getLogger("leofs.gateway")
 
@@ -30,6 +32,8 @@ class GatewayOptions:
     name: str
     secret: str
     admin_address: tuple[str, int] = DEFAULT_ADMIN_ADDRESS
+    protocol: str = "s3"  # what `address` serves: "s3" or "rest" (leofs.config.listeners)
+    rest_address: tuple[str, int] | None = None  # a second listener, serving the REST API
     tls_cert: Path | None = None
     tls_key: Path | None = None
     config: GatewayConfig = field(default_factory=GatewayConfig)
@@ -48,8 +52,10 @@ class ClusterGateway:
                                 RegisterRequest("gateway", options.name, f"{host}:{port}",
                                                 admin_address=f"{admin_host}:{admin_port}"), self.state)
         self.control = RemoteControl(self.client, options.manager)
-        self.gateway = Gateway(ClusterBackend(self.client, self.state), self.control, options.config)
+        self.gateway = Gateway(ClusterBackend(self.client, self.state), self.control, options.config,
+                               health=cluster_probe(self.client, self.state))
         self.runner: web.AppRunner | None = None
+        self.rest_runner: web.AppRunner | None = None
         self.admin_runner: web.AppRunner | None = None
         self._maintenance: asyncio.Future[None] | None = None
 
@@ -64,8 +70,13 @@ class ClusterGateway:
             await asyncio.wait_for(self.control.loaded.wait(), wait_for_manager)
         except TimeoutError:
             log.warning("no answer from the manager at %s yet; serving and retrying", self.options.manager)
-        app = self.gateway.make_app()
         ssl_ctx = tls_context(self.options.tls_cert, self.options.tls_key)
+        if self.options.rest_address is not None:  # first: once the main port answers, both do
+            self.rest_runner = make_runner(RestApi(self.gateway).make_app())
+            await self.rest_runner.setup()
+            self.gateway.limits.track(self.rest_runner.server)
+            await web.TCPSite(self.rest_runner, *self.options.rest_address, ssl_context=ssl_ctx, backlog=1024).start()
+        app = self.gateway.make_app() if self.options.protocol == "s3" else RestApi(self.gateway).make_app()
         self.runner = make_runner(app)
         await self.runner.setup()
         self.gateway.limits.track(self.runner.server)
@@ -79,6 +90,8 @@ class ClusterGateway:
             self._maintenance.cancel()
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.rest_runner is not None:
+            await self.rest_runner.cleanup()
         if self.admin_runner is not None:
             await self.admin_runner.cleanup()
         await self.link.stop()
@@ -91,11 +104,15 @@ class ClusterGateway:
 async def run_gateway(options: GatewayOptions) -> None:
     """Run a gateway until SIGINT or SIGTERM."""
     node = ClusterGateway(options)
+    reload_on_sighup(node.gateway.custom_headers.reload)
     await node.start()
     host, port = options.address
     scheme = "https" if options.tls_cert else "http"
     admin_host, admin_port = options.admin_address
-    print(f"leofs gateway {options.name}: S3 on {scheme}://{host}:{port}, admin on {admin_host}:{admin_port}, "
+    served = f"{'S3' if options.protocol == 's3' else 'REST API'} on {scheme}://{host}:{port}"
+    if options.rest_address is not None:
+        served += f", REST API on {scheme}://{options.rest_address[0]}:{options.rest_address[1]}"
+    print(f"leofs gateway {options.name}: {served}, admin on {admin_host}:{admin_port}, "
           f"manager {options.manager}", flush=True)
     try:
         await wait_for_shutdown_signal()

@@ -25,15 +25,17 @@ class ProcessLimits:
         self.body_budget = body_budget
         self.chunk_size = chunk_size
         self.body_held = 0
-        self._server: web.Server | None = None
+        self._servers: list[web.Server] = []
 
     def track(self, server: web.Server | None) -> None:
-        """Count the connections of this listener (call after the runner's ``setup``)."""
-        self._server = server
+        """Count the connections of this listener too (call after the runner's ``setup``): the
+        cap is the process's, over its S3 and REST listeners."""
+        if server is not None:
+            self._servers.append(server)
 
     @property
     def connections(self) -> int:
-        return len(self._server.connections) if self._server is not None else 0
+        return sum(len(server.connections) for server in self._servers)
 
     def check_connections(self) -> None:
         """SlowDown when this process holds more connections than its cap."""

@@ -68,7 +68,12 @@ def test_help_renders_and_lists_no_cut_off_summary(path: tuple[str, ...], comman
     text = render_help(path)
     body = text.split("\n", 1)[1]  # the usage line's "[ARGS]..." is click's notation
     assert "..." not in body and "…" not in body, text
-    assert "rest" not in text.split(), "--protocol rest is offered but does not exist"
+
+
+@pytest.mark.parametrize("command", ["server", "gateway"])
+def test_protocol_offers_s3_rest_and_both(command: str) -> None:
+    text = render_help(("leofs", command))
+    assert "[s3|rest|s3,rest]" in text and "--rest-address" in text, text
 
 
 def test_log_level_default_matches_its_choices() -> None:
