@@ -115,7 +115,7 @@ def parse(text: str, source: str = "<headers>") -> HeaderRules:
 
 def _tokenize(text: str, source: str) -> list[tuple[str, int]]:
     tokens: list[tuple[str, int]] = []
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):  # not splitlines: a CR in a value is refused, not a new line
         line = raw
         pos = 0
         for m in _TOKEN.finditer(line):
