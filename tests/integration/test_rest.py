@@ -6,15 +6,20 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import botocore.auth
 import pytest
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import make_client
-from tests.integration.rest_helpers import HEADERS_V2, RestTarget, start_cluster, start_embedded, wait_for
-from tests.support.servers import LeofsServer
+from tests.integration.rest_helpers import HEADERS_V2, RestTarget, sign_v4, start_cluster, start_embedded, wait_for
+from tests.integration.s3_helpers import read_response, status_of
+from tests.support.servers import ROOT_ACCESS_KEY, ROOT_SECRET_KEY, LeofsServer
 
 _names = itertools.count()
 
@@ -150,6 +155,43 @@ def test_presigned_urls(target: RestTarget) -> None:
     assert target.request("DELETE", get_path).status == 403
     assert target.request("GET", get_path.replace("/p?", "/q?", 1)).status == 403
     assert target.request("GET", f"/{bucket}/p", sign=True).body == b"presigned"
+
+
+def test_sigv2_header(target: RestTarget) -> None:
+    bucket = _bucket(target)
+    host = f"127.0.0.1:{target.rest_port}"
+    req = AWSRequest(method="PUT", url=f"http://{host}/{bucket}/v2", headers={"Host": host}, data=b"sigv2")
+    botocore.auth.HmacV1Auth(Credentials(ROOT_ACCESS_KEY, ROOT_SECRET_KEY)).add_auth(req)
+    assert target.request("PUT", f"/{bucket}/v2", body=b"sigv2", headers=dict(req.headers.items())).status == 200
+    req = AWSRequest(method="GET", url=f"http://{host}/{bucket}/v2", headers={"Host": host})
+    botocore.auth.HmacV1Auth(Credentials(ROOT_ACCESS_KEY, "wrong-secret")).add_auth(req)
+    wrong = target.request("GET", f"/{bucket}/v2", headers=dict(req.headers.items()))
+    assert wrong.status == 403
+    _plain(wrong.text, "SignatureDoesNotMatch")
+    assert target.request("GET", f"/{bucket}/v2", sign=True).body == b"sigv2"
+
+
+def _wire(method: str, path: str, headers: dict[str, str]) -> bytes:
+    return (f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+
+
+def test_expect_continue_only_after_access_is_checked(target: RestTarget) -> None:
+    bucket = _bucket(target)
+    body = b"y" * 4000
+    plain = {"Host": f"127.0.0.1:{target.rest_port}", "Content-Length": str(len(body)), "Expect": "100-continue"}
+    with socket.create_connection(("127.0.0.1", target.rest_port), timeout=10) as sock:  # anonymous: refused first
+        sock.sendall(_wire("PUT", f"/{bucket}/e", plain))
+        answer = read_response(sock)
+        assert status_of(answer) == 403 and b"AccessDenied: " in answer
+    signed = sign_v4("PUT", f"127.0.0.1:{target.rest_port}", f"/{bucket}/e", body,
+                     {"Content-Length": str(len(body)), "Expect": "100-continue"})
+    with socket.create_connection(("127.0.0.1", target.rest_port), timeout=10) as sock:
+        sock.sendall(_wire("PUT", f"/{bucket}/e", signed))
+        assert status_of(read_response(sock)) == 100
+        sock.sendall(body)
+        final = read_response(sock)
+        assert status_of(final) == 200, final
+    assert target.request("GET", f"/{bucket}/e", sign=True).body == body
 
 
 def test_no_bucket_operations_or_s3_subresources(target: RestTarget) -> None:
