@@ -241,6 +241,11 @@ def test_custom_headers_and_reload(target: RestTarget) -> None:
         assert other.status == 200 and "X-Origin" not in other.headers and "Cache-Control" not in other.headers
         # errors do not carry them
         assert "X-Origin" not in target.request("GET", "/pub/static/missing", port=port).headers
+        # a signed request's explicit override wins over the file's header of the same name
+        overridden = target.request("GET", "/pub/static/logo.png?response-cache-control=no-store", port=port,
+                                    sign=True)
+        assert overridden.headers["Cache-Control"] == "no-store"
+        assert overridden.headers["X-Origin"] == "leofs v1"
 
     def every_process_shows(origin: str) -> bool:
         # new connections: the kernel spreads them over the server's processes

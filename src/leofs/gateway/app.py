@@ -76,7 +76,10 @@ class Gateway:
         """The configured headers of the object's path on a GET or HEAD answer (``response_prepare`` hook)."""
         req = request.get(_REQ_KEY)
         if req is not None and req.op in _OBJECT_READS and response.status in (200, 206, 304):
-            self.custom_headers.rules.apply(req.resource, response.headers)
+            for name, value in self.custom_headers.rules.match(req.resource):
+                # a signed request's explicit override (response-cache-control=...) wins
+                if "response-" + name.lower() not in req.query:
+                    response.headers[name] = value
 
     async def admin_response(self, request: web.Request) -> web.StreamResponse | None:
         """The answer to ``/_leofs_adm/ping`` or ``/_leofs_adm/metrics`` (None for any other path)."""

@@ -12,7 +12,8 @@ The file is LeoFS's subset of nginx's syntax::
 HEAD answer for an object whose ``/bucket/key`` starts with it carries the location's headers
 (the longest matching prefix wins, as in nginx). ``expires`` (``30``, ``90s``, ``15m``, ``12h``,
 ``1d``, ``1h30m``) becomes ``Cache-Control: max-age=<seconds>``, after any ``Cache-Control`` the
-location adds (``public, max-age=43200``). The headers replace the object's own of the same name.
+location adds (``public, max-age=43200``). The headers replace the object's own of the same name
+(a signed request's explicit ``response-<header>`` override still wins).
 
 The file is read at start (an invalid file stops the start) and again on SIGHUP: an invalid file
 then keeps the rules in force and logs an error.
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -65,11 +65,6 @@ class HeaderRules:
             if resource.startswith(location.prefix):
                 return location.headers
         return ()
-
-    def apply(self, resource: str, headers: MutableMapping[str, str]) -> None:
-        """Set the matching location's headers on a response."""
-        for name, value in self.match(resource):
-            headers[name] = value
 
 
 def parse(text: str, source: str = "<headers>") -> HeaderRules:
