@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -264,6 +265,38 @@ def test_custom_headers_and_reload(target: RestTarget) -> None:
     wait_for(lambda: "custom headers not reloaded" in target.system.log_since(mark), what="the reload error")
     assert every_process_shows("v2")
     target.headers_file.write_text(HEADERS_V2)
+
+
+def test_reloads_under_traffic_switch_whole_rule_sets(target: RestTarget) -> None:
+    """Requests racing SIGHUP reloads get the old rules or the new ones, never a mix, never an error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.integration.rest_helpers import HEADERS_V1
+
+    make_client(target.system.endpoint).put_object(Bucket="pub", Key="static/race", Body=b"r", ACL="public-read")
+    whole = {("leofs v1", "public, max-age=43200"), ("v2", "max-age=90")}
+    stop = False
+
+    def reader(port: int) -> list[tuple[int, str | None, str | None]]:
+        seen = []
+        while not stop:
+            reply = target.request("GET", "/pub/static/race", port=port)
+            seen.append((reply.status, reply.headers.get("X-Origin"), reply.headers.get("Cache-Control")))
+        return seen
+
+    with ThreadPoolExecutor(4) as pool:
+        readers = [pool.submit(reader, port) for port in (target.rest_port, target.s3_port) * 2]
+        for text in (HEADERS_V1, HEADERS_V2) * 3:
+            fresh = target.headers_file.with_suffix(".new")
+            fresh.write_text(text)
+            fresh.replace(target.headers_file)  # atomic: a reload never reads half a file
+            target.reload()
+            time.sleep(0.2)
+        stop = True
+        results = [r for f in readers for r in f.result(timeout=60)]
+    assert results
+    assert {status for status, _, _ in results} == {200}
+    assert {(origin, cache) for _, origin, cache in results} <= whole
 
 
 def test_ping_503_without_storage(target: RestTarget) -> None:
