@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from tests.integration.conftest import make_client
 from tests.integration.rest_helpers import HEADERS_V2, RestTarget, sign_v4, start_cluster, start_embedded, wait_for
 from tests.integration.s3_helpers import read_response, status_of
-from tests.support.servers import ROOT_ACCESS_KEY, ROOT_SECRET_KEY, LeofsServer
+from tests.support.servers import ROOT_ACCESS_KEY, ROOT_SECRET_KEY, LeofsServer, Service, free_port
 
 _names = itertools.count()
 
@@ -297,6 +297,30 @@ def test_reloads_under_traffic_switch_whole_rule_sets(target: RestTarget) -> Non
     assert results
     assert {status for status, _, _ in results} == {200}
     assert {(origin, cache) for _, origin, cache in results} <= whole
+
+
+def test_rest_only_cluster_gateway(target: RestTarget) -> None:
+    """A second gateway of the cluster, ``leofs gateway --protocol rest``: REST on its one port."""
+    if isinstance(target.system, LeofsServer):
+        pytest.skip("a cluster gateway")
+    cluster = target.system
+    bucket = _bucket(target, "public-read")
+    make_client(cluster.endpoint).put_object(Bucket=bucket, Key="k", Body=b"via s3", ACL="public-read")
+    port, admin_port = free_port(), free_port()
+    gateway = Service("rest-gateway", ["gateway", "--manager", cluster.manager_address, "--address",
+                                       f"127.0.0.1:{port}", "--admin-address", f"127.0.0.1:{admin_port}",
+                                       "--protocol", "rest"], [port, admin_port], cluster.base / "rest-gateway.log")
+    gateway.start()
+    try:
+        rest = RestTarget(cluster, port, target.headers_file)
+        wait_for(lambda: rest.request("GET", f"/{bucket}/k").status == 200, what="the REST gateway to know the bucket")
+        assert rest.request("GET", f"/{bucket}/k").body == b"via s3"
+        assert rest.request("GET", "/_leofs_adm/ping").status == 200
+        _plain(rest.request("GET", "/", sign=True).text, "InvalidRequest")  # no ListBuckets: not S3
+        assert rest.request("PUT", f"/{bucket}/w", body=b"rest", sign=True).status == 200
+        assert make_client(cluster.endpoint).get_object(Bucket=bucket, Key="w")["Body"].read() == b"rest"
+    finally:
+        gateway.stop()
 
 
 def test_ping_503_without_storage(target: RestTarget) -> None:
