@@ -327,12 +327,17 @@ def test_ping_503_without_storage(target: RestTarget) -> None:
     """Last in this module: it stops the cluster's storage nodes."""
     if isinstance(target.system, LeofsServer):
         pytest.skip("the embedded server's store is in the process: its ping is 200 while it runs")
+    bucket = _bucket(target)
     for node in target.system.storage.values():
         node.kill()
     for port in (target.rest_port, target.s3_port):
         wait_for(lambda port=port: target.request("GET", "/_leofs_adm/ping", port=port).status == 503,
                  what="ping to answer 503")
     assert target.request("HEAD", "/_leofs_adm/ping").status == 503
+    # an object request with no storage node: 503 in plain text, not a hang or a 500
+    unavailable = target.request("GET", f"/{bucket}/any", sign=True)
+    assert unavailable.status == 503, unavailable.text
+    _plain(unavailable.text, "ServiceUnavailable")
 
 
 def test_rest_only_server(tmp_path: Path) -> None:
