@@ -145,10 +145,15 @@ def test_public_read_write_bucket_takes_anonymous_writes(target: RestTarget) -> 
 
 def test_presigned_urls(target: RestTarget) -> None:
     bucket = _bucket(target)
-    s3 = make_client(f"http://127.0.0.1:{target.rest_port}")
+    s3 = make_client(f"http://127.0.0.1:{target.rest_port}", signature_version="s3v4")
     put_url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=300)
     path = put_url.split(str(target.rest_port), 1)[1]
+    # the signed-header rule: an unsigned x-amz-* header cannot ride on a presigned URL
+    widened = target.request("PUT", path, body=b"public now", headers={"x-amz-acl": "public-read"})
+    assert widened.status == 403, widened.text
+    _plain(widened.text, "AccessDenied")
     assert target.request("PUT", path, body=b"presigned").status == 200
+    assert target.request("GET", f"/{bucket}/p").status == 403  # still private
     get_url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=300)
     get_path = get_url.split(str(target.rest_port), 1)[1]
     assert target.request("GET", get_path).body == b"presigned"
@@ -156,6 +161,11 @@ def test_presigned_urls(target: RestTarget) -> None:
     assert target.request("DELETE", get_path).status == 403
     assert target.request("GET", get_path.replace("/p?", "/q?", 1)).status == 403
     assert target.request("GET", f"/{bucket}/p", sign=True).body == b"presigned"
+    # SigV2 presigned URLs too
+    v2 = make_client(f"http://127.0.0.1:{target.rest_port}", signature_version="s3")
+    v2_url = v2.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=300)
+    assert "Signature=" in v2_url and "AWSAccessKeyId=" in v2_url
+    assert target.request("GET", v2_url.split(str(target.rest_port), 1)[1]).body == b"presigned"
 
 
 def test_sigv2_header(target: RestTarget) -> None:
