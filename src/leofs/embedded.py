@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 import shutil
-import signal
 import ssl
 import tempfile
 from dataclasses import dataclass, field
@@ -184,6 +183,7 @@ class EmbeddedServer:
                 link=str(runtime / "write.sock"), metrics_dir=str(runtime / "metrics"),
                 tls_cert=str(opts.tls_cert) if opts.tls_cert else None,
                 tls_key=str(opts.tls_key) if opts.tls_key else None, gateway=self._gateway_config(),
+                headers_text=self.gateway.custom_headers.text if self.gateway is not None else "",
             )
             for i in range(1, opts.workers)
         ]  # fmt: skip
@@ -192,10 +192,11 @@ class EmbeddedServer:
 
     def reload(self) -> None:
         """SIGHUP: read the custom response headers again, here and in every worker process."""
-        if self.gateway is not None:
-            self.gateway.custom_headers.reload()
+        if self.gateway is None:
+            return
+        self.gateway.custom_headers.reload()
         if self._workers is not None:
-            self._workers.signal(signal.SIGHUP)
+            self._workers.reload(self.gateway.custom_headers.text)
 
     def _info(self) -> dict[str, Any]:
         return {

@@ -35,6 +35,7 @@ from leofs.fsmode import private_umask
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.context import GatewayConfig
+from leofs.gateway.custom_headers import CustomHeaders
 from leofs.gateway.rest import RestApi
 from leofs.lifecycle import reload_on_sighup, wait_for_shutdown_signal
 from leofs.manager.store import ManagerStore
@@ -60,6 +61,8 @@ class WorkerSpec(msgspec.Struct, kw_only=True):
     protocol: str = "s3"  # what host:port serves ("s3" or "rest")
     rest_host: str | None = None  # a second listener, serving the REST API
     rest_port: int | None = None
+    #: the custom-header file's content the primary serves (a worker reads the file only on SIGHUP)
+    headers_text: str = ""
     metrics_dir: str
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -112,8 +115,15 @@ class WorkerPool:
             log.warning("gateway worker %d exited with %s; starting it again", spec.index, code)
             await asyncio.sleep(RESTART_DELAY)
 
+    def reload(self, headers_text: str) -> None:
+        """SIGHUP every running worker (each reads the custom headers again); a worker started
+        later begins with ``headers_text``, the primary's rules in force."""
+        for spec in self.specs:
+            spec.headers_text = headers_text
+        self.signal(signal.SIGHUP)
+
     def signal(self, signum: int) -> None:
-        """Send ``signum`` to every running worker (SIGHUP: reload)."""
+        """Send ``signum`` to every running worker."""
         for proc in self.procs.values():
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -158,7 +168,9 @@ async def run_worker(spec: WorkerSpec) -> None:
     link = await WriteLink.connect(Path(spec.link), on_lost=lost.set)
     metrics.remote_source = link.query_metrics  # storage metrics live in the primary
     store = SharedStore(data_dir / "storage", link, verify_below=spec.gateway.verify_below)
-    gateway = Gateway(EmbeddedBackend(store), LocalControl(manager, shared=True), spec.gateway)
+    headers = CustomHeaders(spec.gateway.headers_config_file, text=spec.headers_text)
+    gateway = Gateway(EmbeddedBackend(store), LocalControl(manager, shared=True), spec.gateway,
+                      custom_headers=headers)
     reload_on_sighup(gateway.custom_headers.reload)
     ssl_ctx = tls_context(spec.tls_cert, spec.tls_key)
     listeners = [(gateway.make_app() if spec.protocol == "s3" else RestApi(gateway).make_app(), spec.host, spec.port)]

@@ -43,10 +43,11 @@ METRICS_PATH = ADMIN_PREFIX + "metrics"
 class Gateway:
     """Serves S3 (and the REST API, :mod:`leofs.gateway.rest`) over a :class:`Backend` (object
     data) and a :class:`ControlPlane` (users, buckets). ``health`` probes the storage nodes for
-    ``/_leofs_adm/ping`` (none: the store is in this process)."""
+    ``/_leofs_adm/ping`` (none: the store is in this process); ``custom_headers`` are the rules
+    in force (default: read from ``config.headers_config_file``)."""
 
     def __init__(self, backend: Backend, control: ControlPlane, config: GatewayConfig | None = None,
-                 health: Probe | None = None) -> None:  # fmt: skip
+                 health: Probe | None = None, custom_headers: CustomHeaders | None = None) -> None:  # fmt: skip
         from leofs.gateway.handlers import HANDLERS
 
         self.backend = backend
@@ -59,7 +60,7 @@ class Gateway:
         # background tasks (e.g. deleting an old version's chunks) kept referenced until done
         self.background: set[asyncio.Future[None]] = set()
         self.health = Health(health)
-        self.custom_headers = CustomHeaders(cfg.headers_config_file)
+        self.custom_headers = custom_headers or CustomHeaders(cfg.headers_config_file)
 
     def make_app(self) -> web.Application:
         """The aiohttp application serving this gateway."""
@@ -160,7 +161,7 @@ class Gateway:
         started = time.perf_counter()
         response = await self._answer(request)
         req = request.get(_REQ_KEY)
-        _count(req.op if req is not None else None, response.status, time.perf_counter() - started)
+        count_request(req.op if req is not None else None, response.status, time.perf_counter() - started)
         return response
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
@@ -233,7 +234,7 @@ _counters: dict[tuple[Op | None, int], Counter] = {}
 _timers: dict[Op | None, Histogram] = {}
 
 
-def _count(op: Op | None, status: int, seconds: float) -> None:
+def count_request(op: Op | None, status: int, seconds: float) -> None:
     """Count a request: the labelled metric children are looked up once (``labels()`` takes a
     lock, builds the label tuple and formats the status on every call)."""
     counter = _counters.get((op, status))

@@ -160,30 +160,42 @@ def _combine(added: list[tuple[str, str]], expires: int | None) -> tuple[tuple[s
     return tuple(merged.values())
 
 
-def load(path: Path) -> HeaderRules:
-    """Read and parse the file at ``path``."""
+def read(path: Path) -> str:
+    """The file's text (HeadersConfigError when it cannot be read)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise HeadersConfigError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
-    return parse(text, str(path))
+
+
+def load(path: Path) -> HeaderRules:
+    """Read and parse the file at ``path``."""
+    return parse(read(path), str(path))
 
 
 class CustomHeaders:
-    """The rules in force in this process, from an optional file, reloadable."""
+    """The rules in force in this process, from an optional file, reloadable.
 
-    def __init__(self, path: str | Path | None) -> None:
+    ``text`` is the file's content the rules came from: an embedded server's primary hands it to
+    the worker processes it starts, so that a worker (re)started after the file went bad serves the
+    rules the others serve, not none.
+    """
+
+    def __init__(self, path: str | Path | None, text: str | None = None) -> None:
         self.path = Path(path) if path else None
-        self.rules = load(self.path) if self.path is not None else HeaderRules([])
+        self.text = "" if self.path is None else (read(self.path) if text is None else text)
+        self.rules = parse(self.text, str(self.path)) if self.path is not None else HeaderRules([])
 
     def reload(self) -> bool:
         """Read the file again (SIGHUP); on an error keep the rules in force and log it."""
         if self.path is None:
             return True
         try:
-            self.rules = load(self.path)
+            text = read(self.path)
+            rules = parse(text, str(self.path))
         except HeadersConfigError as exc:
             log.error("custom headers not reloaded, the previous ones stay in force: %s", exc)
             return False
-        log.info("custom headers reloaded from %s (%d locations)", self.path, len(self.rules.locations))
+        self.text, self.rules = text, rules
+        log.info("custom headers reloaded from %s (%d locations)", self.path, len(rules.locations))
         return True

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from leofs.gateway.app import ADMIN_PREFIX, REQUEST_KEY, Gateway, _count, send_continue
+from leofs.gateway.app import ADMIN_PREFIX, REQUEST_KEY, Gateway, count_request, send_continue
 from leofs.gateway.body import BODY_DEADLINE, BODY_IDLE_TIMEOUT
 from leofs.gateway.context import S3Request, new_request_id, parse_query, split_target
 from leofs.gateway.router import Op, resolve_target
@@ -108,7 +108,7 @@ class RestApi:
         started = time.perf_counter()
         answer = await self._answer(request)
         req = request.get(REQUEST_KEY)
-        _count(req.op if req is not None else None, answer.status, time.perf_counter() - started)
+        count_request(req.op if req is not None else None, answer.status, time.perf_counter() - started)
         return answer
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
