@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leofs.gateway.custom_headers import CustomHeaders, HeadersConfigError, parse
 
@@ -111,3 +113,17 @@ def test_an_invalid_file_refuses_the_start(tmp_path: Path) -> None:
     path.write_text("location a { expires soon; }")
     with pytest.raises(HeadersConfigError, match=r"h.conf:1: expires"):
         CustomHeaders(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("location a{};#\"' \n\r\t\x00\x7fXé-_:/add_headerexpires1hms")),
+               max_size=120))
+def test_any_text_parses_or_is_refused_and_never_yields_a_header_that_splits_a_response(text: str) -> None:
+    try:
+        rules = parse(text)
+    except HeadersConfigError:
+        return
+    for location in rules.locations:
+        for name, value in location.headers:
+            assert name and all(c not in name for c in "\r\n:\x00 ")
+            assert all(c == "\t" or " " <= c <= "~" or "\xa0" <= c <= "\xff" for c in value)
