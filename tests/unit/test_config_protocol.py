@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from leofs import config
@@ -32,3 +34,24 @@ def test_the_environment_takes_them() -> None:
     assert (merged.protocol, merged.rest_address) == ("s3,rest", ":8081")
     with pytest.raises(config.ConfigError, match="PROTOCOL"):
         config.resolve("server", None, {"LEOFS_SERVER_PROTOCOL": "nfs"}, {})
+
+
+def test_config_check_judges_protocol_and_the_headers_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from leofs.cli.main import cli
+
+    conf = tmp_path / "leofs.toml"
+    conf.write_text('[server]\nprotocol = "s3,rest"\n')
+    result = CliRunner().invoke(cli, ["config", "check", str(conf)])
+    assert result.exit_code != 0 and "[server] protocol s3,rest needs rest_address" in result.output
+    headers = tmp_path / "h.conf"
+    headers.write_text("location a { expires never; }")
+    conf.write_text(f'[server]\nprotocol = "s3,rest"\nrest_address = ":8081"\n'
+                    f'[gateway]\nheaders_config_file = "{headers}"\n')
+    result = CliRunner().invoke(cli, ["config", "check", str(conf)])
+    assert result.exit_code != 0 and "h.conf:1: expires" in result.output
+    headers.write_text("location a { expires 1h; }")
+    result = CliRunner().invoke(cli, ["config", "check", str(conf)])
+    assert result.exit_code == 0, result.output
+    assert 'rest_address = ":8081"' in result.output
