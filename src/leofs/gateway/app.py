@@ -70,7 +70,8 @@ class Gateway:
         # Admin commands are not served here: a cluster gateway has its own admin listener.
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle, expect_handler=self.expect)
         app.on_response_prepare.append(_common_headers)
-        app.on_response_prepare.append(self.add_custom_headers)
+        if self.custom_headers.path is not None:  # no hook (no cost per answer) without a file
+            app.on_response_prepare.append(self.add_custom_headers)
         return app
 
     async def add_custom_headers(self, request: web.Request, response: web.StreamResponse) -> None:

@@ -54,7 +54,8 @@ class RestApi:
         app = web.Application(client_max_size=1024**4)
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle, expect_handler=self.expect)
         app.on_response_prepare.append(_rest_headers)
-        app.on_response_prepare.append(self.gateway.add_custom_headers)
+        if self.gateway.custom_headers.path is not None:
+            app.on_response_prepare.append(self.gateway.add_custom_headers)
         return app
 
     def _prepare(self, request: web.Request) -> S3Request:
