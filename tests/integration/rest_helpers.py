@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import signal
+import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ class RestTarget:
     system: Any  # LeofsServer or LeofsCluster
     rest_port: int
     headers_file: Path
+    ssl_context: ssl.SSLContext | None = None  # https, trusting the server's test CA
 
     @property
     def s3_port(self) -> int:
@@ -64,7 +66,8 @@ class RestTarget:
         hdrs = dict(headers or {})
         if sign:
             hdrs = sign_v4(method, f"127.0.0.1:{port}", path, body, hdrs)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = (http.client.HTTPConnection("127.0.0.1", port, timeout=30) if self.ssl_context is None else
+                http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=self.ssl_context))
         try:
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()

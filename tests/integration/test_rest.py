@@ -8,9 +8,11 @@ import itertools
 import os
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import botocore.auth
 import pytest
@@ -360,18 +362,24 @@ def test_ping_503_without_storage(target: RestTarget) -> None:
     _plain(unavailable.text, "ServiceUnavailable")
 
 
-def test_rest_only_server(tmp_path: Path) -> None:
-    """``--protocol rest``: the one port is REST; S3 requests there are not S3."""
-    srv = LeofsServer(tmp_path / "data", extra_args=["--protocol", "rest", "--workers", "1"])
+def test_rest_only_server_over_tls(tmp_path: Path, ca: Any, ca_bundle: str) -> None:
+    """``--protocol rest`` with TLS: the one port is REST over https; S3 requests there are not S3."""
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    srv = LeofsServer(tmp_path / "data", tls=(cert_path, key_path), extra_args=["--protocol", "rest", "--workers", "1"])
     srv.start()
     try:
-        target = RestTarget(srv, srv.port, tmp_path / "none")
-        assert target.request("GET", "/_leofs_adm/ping").status == 200
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        target = RestTarget(srv, srv.port, tmp_path / "none", ssl_context=context)
+        assert target.request("GET", "/_leofs_adm/ping").body == b"OK"
         listing = target.request("GET", "/", sign=True)  # ListBuckets in S3
         assert listing.status == 400
         _plain(listing.text, "InvalidRequest")
         assert target.request("PUT", "/nobucket/k", body=b"x", sign=True).status == 404
         with pytest.raises(ClientError):
-            make_client(srv.endpoint).create_bucket(Bucket="never")
+            make_client(srv.endpoint, verify=ca_bundle).create_bucket(Bucket="never")
     finally:
         srv.stop()
