@@ -113,15 +113,17 @@ def test_private_bucket_refuses_anonymous(target: RestTarget) -> None:
     assert target.request("GET", f"/{bucket}/secret", sign=True).body == b"s3cr3t"  # untouched
 
 
-def test_public_read_bucket_reads_public_objects_only(target: RestTarget) -> None:
+def test_public_read_bucket_reads_its_objects(target: RestTarget) -> None:
     bucket = _bucket(target, "public-read")
     assert target.request("PUT", f"/{bucket}/open", body=b"for all", sign=True,
                           headers={"x-amz-acl": "public-read"}).status == 200
-    assert target.request("PUT", f"/{bucket}/closed", body=b"mine", sign=True).status == 200
+    assert target.request("PUT", f"/{bucket}/plain", body=b"mine", sign=True).status == 200
     assert target.request("GET", f"/{bucket}/open").body == b"for all"
     assert target.request("HEAD", f"/{bucket}/open").status == 200
-    # as in S3, an object's own ACL governs reads: a private object stays private
-    assert target.request("GET", f"/{bucket}/closed").status == 403
+    # as in LeoFS, the bucket's canned ACL governs REST reads: its objects are public
+    assert target.request("GET", f"/{bucket}/plain").body == b"mine"
+    # ... through REST only: the S3 API keeps S3's rule (the object's own ACL)
+    assert target.request("GET", f"/{bucket}/plain", port=target.s3_port).status == 403
     # reading is not writing
     assert target.request("PUT", f"/{bucket}/open", body=b"vandal").status == 403
     assert target.request("DELETE", f"/{bucket}/open").status == 403

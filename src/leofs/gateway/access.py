@@ -4,6 +4,8 @@ The bucket owner may do everything. Anyone else needs a grant: a bucket's READ l
 WRITE creates, overwrites and deletes objects, READ_ACP / WRITE_ACP read and change the bucket's
 ACL, FULL_CONTROL all of these. Reading an object, or reading or changing its ACL, follows the
 object's own ACL only, as in S3 (a public-read bucket does not make a private object readable).
+The REST API follows LeoFS instead (``S3Request.bucket_acl_reads``): there a bucket's READ grant
+reads its objects, and an object's own ACL can only widen that.
 Grants name a user (by access key) or a group (all users, or all authenticated users).
 
 A missing key answers 404 only to callers who may list the bucket; anyone else gets 403 for a
@@ -79,6 +81,8 @@ def authorize(req: S3Request) -> None:
         needed = "WRITE_ACP"
     else:  # bucket administration: owner only
         raise S3Error("AccessDenied")
+    if op in OBJECT_ACL_READS and req.bucket_acl_reads and permitted(bucket.grants, caller, needed):
+        return  # REST: the bucket's READ grant reads its objects (LeoFS), missing keys are plain 404s
     if op in _OBJECT_ACL_OPS:
         req.object_acl_check = needed  # the handler checks the object's ACL (or hides a missing key)
         return

@@ -50,6 +50,9 @@ class S3Request:
     auth: AuthResult | None = None
     bucket_record: Bucket | None = None
     object_acl_check: str | None = None  # permission the object's own ACL must grant
+    #: LeoFS's REST API: the bucket's canned ACL governs object reads too (a READ grant on the
+    #: bucket reads its objects); the S3 API leaves object reads to the object's own ACL
+    bucket_acl_reads: bool = False
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property

@@ -6,11 +6,12 @@ status S3 would give (404, 403, 400, 416, 405 for other methods, 503, 507...).
 
 Each request becomes the S3 operation it stands for (GetObject, HeadObject, PutObject,
 DeleteObject) and goes through the gateway's own pipeline: authentication (a SigV4/SigV2 header or
-a presigned URL is accepted; no signature is an anonymous caller), the bucket's and object's ACLs
-(anonymous reads in public-read buckets, anonymous writes in public-read-write buckets; private data
-never without credentials), the process limits, and the S3 handlers themselves (chunked large
-objects, conditions, the object cache). Unlike LeoFS's REST API, which had no authentication at
-all, nothing here is readable or writable that the S3 API would refuse to the same caller.
+a presigned URL is accepted; no signature is an anonymous caller), the bucket's canned ACL as in
+LeoFS (anonymous reads of every object in public-read buckets, anonymous writes in
+public-read-write buckets; an object's own ACL can only widen reads), the process limits, and the
+S3 handlers themselves (chunked large objects, conditions, the object cache). Unlike LeoFS's REST
+API, which had no authentication at all, nothing in a private bucket is readable or writable
+without credentials.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class RestApi:
         if bucket is None or key is None:
             raise S3Error("InvalidRequest", "The REST API serves objects only: /bucket/key.")
         _refuse_s3_only(query, request.headers)
-        req = S3Request(request, new_request_id(), request.method, raw_path, raw_query, bucket, key, False, query, op)
+        req = S3Request(request, new_request_id(), request.method, raw_path, raw_query, bucket, key, False, query, op,
+                        bucket_acl_reads=True)
         request[REQUEST_KEY] = req
         request[BODY_IDLE_TIMEOUT] = gw.config.body_idle_timeout
         request[BODY_DEADLINE] = gw.config.body_deadline
