@@ -121,9 +121,15 @@ def test_sigkill_during_concurrent_writes_loses_no_acknowledged_write(tmp_path: 
                 threading.Thread(target=_writer, args=(server.endpoint, bucket, keys, ledger, stop, round_ * 10 + i))
                 for i in range(6)
             ]
+            acked_before = ledger.acknowledged()
             for t in threads:
                 t.start()
-            time.sleep(rnd.uniform(0.8, 2.0))
+            # kill at a random moment after the writes are flowing (a loaded machine may take
+            # seconds to answer the first one)
+            deadline = time.monotonic() + 60
+            while ledger.acknowledged() == acked_before and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rnd.uniform(0.2, 1.5))
             server.kill()
             stop.set()
             for t in threads:
