@@ -19,7 +19,7 @@ from leofs.cli.adm_client import AdmContext, ManagerUnreachable
 #: how often a followed job's status is asked for
 POLL = 0.5
 STATUS_FIELDS = ["node", "kind", "state", "progress", "peers", "keys_compared", "buckets_compared",
-                 "buckets_differing", "pulled", "pushed", "bytes", "failed", "damaged_found", "repaired", "resumes",
+                 "buckets_differing", "pulled", "pushed", "bytes_copied", "failed", "damaged_found", "repaired", "resumes",
                  "error"]  # fmt: skip
 
 

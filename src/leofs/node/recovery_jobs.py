@@ -87,7 +87,7 @@ class JobState(msgspec.Struct):
     keys_compared: int = 0
     pulled: int = 0
     pushed: int = 0
-    bytes: int = 0
+    bytes_copied: int = 0
     failed: int = 0  # keys that could not be copied (see the node's log)
     repaired: int = 0  # damaged needles rewritten
 
@@ -358,7 +358,7 @@ class RecoveryJobs:
     async def _copy(self, throttle: Throttle, job: JobState, copy: Awaitable[int], pulled: bool) -> None:
         await throttle.take()
         try:
-            job.bytes += await copy
+            job.bytes_copied += await copy
         except VersionGone:
             return  # replaced meanwhile by a newer write, which its coordinator replicates
         except (ConnectionError, CorruptData, aiohttp.ClientError, TimeoutError) as exc:
