@@ -19,8 +19,8 @@ from leofs.cli.adm_client import AdmContext, ManagerUnreachable
 #: how often a followed job's status is asked for
 POLL = 0.5
 STATUS_FIELDS = ["node", "kind", "state", "progress", "peers", "keys_compared", "buckets_compared",
-                 "buckets_differing", "pulled", "pushed", "bytes_copied", "failed", "damaged_found", "repaired", "resumes",
-                 "error"]  # fmt: skip
+                 "buckets_differing", "pulled", "pushed", "bytes_copied", "failed", "damaged_found", "repaired",
+                 "resumes", "error"]  # fmt: skip
 
 
 @adm.command("recover-file")
@@ -65,8 +65,9 @@ While it runs, NODE refuses reads of keys it does not hold yet when no other rep
 them, so no read answers 404 for an object that exists. Resumes from its checkpoint after a restart.""")
 _job_command("recover-consistency", """Anti-entropy between NODE and its peers.
 
-NODE's copies are compared with the other nodes' in both directions. Keys are compared by hashed buckets (one digest exchange per peer; only differing buckets are
-listed key by key); the latest version wins, deletes included.""")
+NODE's copies are compared with the other nodes' by hashed buckets (one digest exchange per
+peer; only differing buckets are listed key by key) and fixed in both directions: the latest
+version wins, deletes included.""")
 _job_command("recover-damaged", """Repair NODE's damaged needles (scrub).""")
 
 

@@ -9,8 +9,8 @@ with client writes: a newer write that lands meanwhile simply stays.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
+import zlib
 from typing import Any
 
 import aiohttp
@@ -41,8 +41,8 @@ class ReplicaSync:
         self.name = coordinator.name
 
     async def fetch(self, source: str, ns: int, key: bytes, clock: int) -> tuple[Entry, bytes]:
-        """The data of version ``clock`` from ``source``, checked against its MD5 (a replica sends
-        large objects with sendfile, unverified)."""
+        """The data of version ``clock`` from ``source``, checked against its stored CRC (a replica
+        sends large objects with sendfile, unverified)."""
         c = self.coordinator
         params = {"ns": str(ns), "key": key_param(key), "clock": str(clock)}
         async with c.client.request("GET", c._address(source), "/obj", params=params,
@@ -53,8 +53,8 @@ class ReplicaSync:
             if resp.status != 200:
                 raise ConnectionError(f"{source} answered {resp.status}")
             entry = decode_entry_header(resp.headers[ENTRY_HEADER])
-        if entry.md5 and hashlib.md5(data, usedforsecurity=False).digest() != entry.md5:
-            raise CorruptData(f"{source}'s copy of {key!r} fails its MD5")
+        if zlib.crc32(data) != entry.crc:  # the CRC the source stored with the needle
+            raise CorruptData(f"{source}'s copy of {key!r} fails its CRC")
         return entry, data
 
     async def pull(self, source: str, ns: int, key: bytes, clock: int, tombstone: bool, timestamp: int) -> int:
