@@ -128,7 +128,7 @@ def test_recover_file_brings_every_replica_to_the_latest_version(cluster: LeofsC
         assert replica_read(cluster.storage_address(node), _key("rf/one")) == (200, newer)
 
     # a large object: its record and every chunk are checked (nothing to repair here)
-    s3.put_object(Bucket=BUCKET, Key="rf/large", Body=b"L" * (6 * 1024 * 1024))
+    s3.put_object(Bucket=BUCKET, Key="rf/large", Body=b"L" * (5 * 1024 * 1024 + 600 * 1024))
     result = cluster.adm("recover-file", f"{BUCKET}/rf/large")
     assert result["keys"] == 3 and result["copies_repaired"] == 0, result  # the manifest and 2 chunks
 
@@ -164,8 +164,7 @@ def test_recover_consistency_fixes_every_difference_both_ways(cluster: LeofsClus
         s3.put_object(Bucket=BUCKET, Key=f"ae/old-{i}", Body=_body(f"ae/old-{i}"))
         s3.put_object(Bucket=BUCKET, Key=f"ae/del-{i}", Body=_body(f"ae/del-{i}"))
     behind = "storage3"
-    cluster.storage[behind].kill()
-    _wait_for_state(cluster, behind, "stop")
+    cluster.storage[behind].kill()  # gateways and coordinators find it unreachable at once
     for i in range(10):  # writes and deletes storage3 misses
         s3.put_object(Bucket=BUCKET, Key=f"ae/new-{i}", Body=_body(f"ae/new-{i}"))
         s3.put_object(Bucket=BUCKET, Key=f"ae/old-{i}", Body=_body(f"ae/old-{i}", 1))
@@ -209,12 +208,8 @@ def _wait_ring(cluster: LeofsCluster, node: str) -> None:
     cluster.wait_until(has_ring, timeout=30, what=f"{node} to hold the ring")
 
 
-def _wait_for_state(cluster: LeofsCluster, node: str, state: str) -> None:
-    cluster.wait_until(lambda: cluster.node_states().get(node) == state, timeout=30, what=f"{node} {state}")
-
-
 def test_recover_node_rebuilds_a_wiped_node_and_resumes_after_a_kill(cluster: LeofsCluster, s3: Any) -> None:
-    names = [f"rn/{i:03d}" for i in range(150)]
+    names = [f"rn/{i:03d}" for i in range(80)]
     for n in names:
         s3.put_object(Bucket=BUCKET, Key=n, Body=_body(n))
     s3.delete_object(Bucket=BUCKET, Key=names[0])
