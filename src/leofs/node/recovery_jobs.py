@@ -90,6 +90,7 @@ class JobState(msgspec.Struct):
     bytes_copied: int = 0
     failed: int = 0  # keys that could not be copied (see the node's log)
     repaired: int = 0  # damaged needles rewritten
+    failed_containers: list[int] = msgspec.field(default_factory=list)  # not compacted: damage left there
 
 
 class Throttle:
@@ -381,7 +382,7 @@ class RecoveryJobs:
         while job.position < len(job.damaged):
             container, generation, offset = job.damaged[job.position]
             entry = store.entry_at(container, generation, offset)
-            if entry is not None:  # else an older version (compaction drops it) or already rewritten
+            if entry is not None:  # else an older version, or one rewritten already (compaction drops it)
                 await throttle.take()
                 try:
                     outcome = await self.sync.repair_damaged(entry)
@@ -389,9 +390,15 @@ class RecoveryJobs:
                     log.info("damaged needle of %r at %d/%d/%d: %s", entry.key, container, generation, offset, outcome)
                 except ConnectionError as exc:
                     job.failed += 1
+                    job.failed_containers = sorted({*job.failed_containers, container})
                     log.warning("damaged needle of %r not repaired: %s", entry.key, exc)
             job.position += 1
             self._save()
+        # The damaged needles are unreferenced now: compacting their containers drops them (a full
+        # index rebuild could otherwise pick a damaged needle over its repaired copy of equal clock).
+        containers = sorted({c for c, _g, _o in job.damaged} - set(job.failed_containers))
+        if containers and store.compaction_status().state != "running":
+            await store.compact(containers)
 
 
 class RingChanged(Exception):
