@@ -207,7 +207,7 @@ def _wait_ring(cluster: LeofsCluster, node: str) -> None:
     cluster.wait_until(has_ring, timeout=30, what=f"{node} to hold the ring")
 
 
-def test_recover_node_rebuilds_a_wiped_node_and_resumes_after_a_kill(cluster: LeofsCluster, s3: Any) -> None:
+def test_recover_node_rebuilds_a_wiped_node_and_resumes_after_kills(cluster: LeofsCluster, s3: Any) -> None:
     names = [f"rn/{i:03d}" for i in range(80)]
     for n in names:
         s3.put_object(Bucket=BUCKET, Key=n, Body=_body(n))
@@ -244,16 +244,18 @@ def test_recover_node_rebuilds_a_wiped_node_and_resumes_after_a_kill(cluster: Le
                 bad.append((n, status))
 
     started = time.monotonic()
-    result = cluster.adm("recover-node", wiped, "--rate", "20", "--no-wait")
+    result = cluster.adm("recover-node", wiped, "--rate", "30", "--no-wait")
     assert result["state"] == "running", result
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     try:
         cluster.wait_until(lambda: cluster.adm("recover-status", wiped)["pulled"] >= 10, timeout=60,
                            what="the recovery to be under way")  # fmt: skip
-        cluster.storage[wiped].kill()  # mid-recovery
+        cluster.storage[wiped].kill()  # mid-recovery: it resumes from its checkpoint
         cluster.storage[wiped].start()
         _wait_ring(cluster, wiped)
+        cluster.storage["storage1"].kill()  # and a peer restarts: the job retries its calls
+        cluster.storage["storage1"].start()
         status = _wait_job(cluster, wiped, timeout=120)
     finally:
         stop.set()
@@ -267,4 +269,4 @@ def test_recover_node_rebuilds_a_wiped_node_and_resumes_after_a_kill(cluster: Le
         clocks = _clocks(cluster, n)
         assert len(set(clocks.values())) == 1 and clocks[wiped] is not None, (n, clocks)
     assert replica_meta(address, _key(names[0])).tombstone  # type: ignore[union-attr]
-    print(f"recover-node: {status['pulled']} objects, {status['bytes_copied']} bytes in {took:.1f} s at --rate 20")
+    print(f"recover-node: {status['pulled']} objects, {status['bytes_copied']} bytes in {took:.1f} s at --rate 30")

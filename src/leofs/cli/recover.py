@@ -14,10 +14,12 @@ from typing import Any
 import click
 
 from leofs.cli.adm import adm, pass_adm
-from leofs.cli.adm_client import AdmContext, ManagerUnreachable
+from leofs.cli.adm_client import AdmContext
 
 #: how often a followed job's status is asked for
 POLL = 0.5
+#: how long following a job survives an unreachable manager or node (restarting)
+FOLLOW_PATIENCE = 120.0
 STATUS_FIELDS = ["node", "kind", "state", "progress", "peers", "keys_compared", "buckets_compared",
                  "buckets_differing", "pulled", "pushed", "bytes_copied", "failed", "damaged_found", "repaired",
                  "resumes", "error"]  # fmt: skip
@@ -86,14 +88,19 @@ def _fields(status: dict[str, Any]) -> dict[str, Any]:
 def _follow(a: AdmContext, node: str, status: dict[str, Any]) -> None:
     """Poll until the job ends; a progress bar on a terminal. Exit status 1 when it failed."""
     tty = sys.stdout.isatty() and not a.as_json
+    unanswered = 0.0
     while status.get("state") == "running":
         if tty:
             _draw(status)
         time.sleep(POLL)
         try:
             status = a.call("recover-status", node=node)
-        except ManagerUnreachable:
-            continue  # a restarting manager: the job goes on on the node
+            unanswered = 0.0
+        except click.ClickException:  # the manager or the node restarting: the job goes on (or resumes)
+            unanswered += POLL
+            if unanswered > FOLLOW_PATIENCE:
+                raise
+            continue
     if tty:
         _draw(status)
         click.echo("")

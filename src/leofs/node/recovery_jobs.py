@@ -20,6 +20,7 @@ second), so client traffic keeps priority; ``recover-status`` shows the progress
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -343,29 +344,42 @@ class RecoveryJobs:
                 job.keys_compared += 1
                 job.peer_done += 1
                 if here is None or here.clock < theirs_v.clock:
-                    await self._copy(throttle, job, self.sync.pull(peer, theirs_v.ns, theirs_v.key, theirs_v.clock,
-                                                                   theirs_v.tombstone, theirs_v.timestamp), True)
+                    v = theirs_v
+                    pull = functools.partial(self.sync.pull, peer, v.ns, v.key, v.clock, v.tombstone, v.timestamp)
+                    await self._copy(throttle, job, pull, True)
                 elif both and here.clock > theirs_v.clock:
-                    await self._copy(throttle, job, self.sync.push(peer, here.ns, here.key), False)
+                    await self._copy(throttle, job, functools.partial(self.sync.push, peer, here.ns, here.key), False)
             for here in mine_now.values():  # keys the peer lacks altogether
                 job.keys_compared += 1
                 if both:
-                    await self._copy(throttle, job, self.sync.push(peer, here.ns, here.key), False)
+                    await self._copy(throttle, job, functools.partial(self.sync.push, peer, here.ns, here.key), False)
             if last is None:
                 break
             job.after_ns, job.after_key = last
             self._save()
 
-    async def _copy(self, throttle: Throttle, job: JobState, copy: Awaitable[int], pulled: bool) -> None:
+    async def _copy(self, throttle: Throttle, job: JobState, copy: Callable[[], Awaitable[int]], pulled: bool) -> None:
+        """One copy, retried with backoff while the peer is unreachable (restarting)."""
         await throttle.take()
-        try:
-            job.bytes_copied += await copy
-        except VersionGone:
-            return  # replaced meanwhile by a newer write, which its coordinator replicates
-        except (ConnectionError, CorruptData, aiohttp.ClientError, TimeoutError) as exc:
-            job.failed += 1
-            log.warning("%s: a copy failed: %s", job.kind, exc)
-            return
+        deadline = time.monotonic() + PEER_PATIENCE
+        delay = 0.5
+        while True:
+            try:
+                job.bytes_copied += await copy()
+                break
+            except VersionGone:
+                return  # replaced meanwhile by a newer write, which its coordinator replicates
+            except (ConnectionError, aiohttp.ClientError, TimeoutError) as exc:
+                if time.monotonic() > deadline:
+                    job.failed += 1
+                    log.warning("%s: a copy failed: %s", job.kind, exc)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except CorruptData as exc:  # the source's copy is damaged: another peer's pass may have it
+                job.failed += 1
+                log.warning("%s: a copy failed: %s", job.kind, exc)
+                return
         if pulled:
             job.pulled += 1
         else:
