@@ -58,6 +58,8 @@ KINDS = ("recover-node", "recover-consistency", "recover-damaged")
 PAGE = 500
 #: how long calls to a peer are retried before the job stops as failed (resumable with the same command)
 PEER_PATIENCE = 120.0
+#: a digest call scans the peer's whole index: allow for a large one
+PEER_CALL_TIMEOUT = aiohttp.ClientTimeout(total=900, sock_connect=2)
 T = TypeVar("T")
 
 
@@ -270,7 +272,8 @@ class RecoveryJobs:
         while True:
             try:
                 async with c.client.request("POST", c._address(peer), path, data=encoder.encode(body),
-                                            headers={"Content-Type": MSGPACK}, timeout=c.timeout) as resp:  # fmt: skip
+                                            headers={"Content-Type": MSGPACK},
+                                            timeout=PEER_CALL_TIMEOUT) as resp:  # fmt: skip
                     raw = await resp.read()
                     if resp.status == 409:
                         raise RingChanged(f"{peer} holds another ring; run the command again once the rings agree")
