@@ -317,10 +317,11 @@ class Coordinator:
         local = self.store.get(ns, key)
         rings = self.cluster.rings
         r = self.cluster.consistency.r
-        if rings is None or (r <= 1 and local is not None):
+        # while recovering, a local copy may be one a stale peer gave: compare with every replica
+        if rings is None or (r <= 1 and local is not None and not self.recovering):
             return local
         peers = [m for m in rings.read_nodes(key) if m.name != self.name and self.cluster.running(m)]
-        if local is not None:
+        if local is not None and not self.recovering:
             peers = peers[: r - 1]
         # else (any R): a miss may be a write this node missed while it was down, or this node may not
         # hold the key at all (a gateway with an older ring): ask every replica before answering 404

@@ -1,5 +1,6 @@
-"""Reads from a node that recover-node is rebuilding: a key it lacks is answered from the other
-replicas, and refused (503, the gateway tries the next replica) when none of them answers, never 404."""
+"""Reads from a node that recover-node is rebuilding: compared with every other replica (its own copy
+may be older), a key it lacks answered from the others, and refused (503, the gateway tries the next
+replica) when none of them answers, never 404."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ def test_a_recovering_node_never_answers_404_for_a_key_it_lacks(tmp_path: Path) 
             assert status == 200
         status, data, _ = await c.get("s1", b"b/k", role=ROLE_COORDINATE)
         assert (status, data) == (200, b"data")  # from the others (and now stored here)
+        # a newer version that only another replica holds (the copy here came from a stale peer)
+        status, _ = await c.put("s3", b"b/k", b"newer", role=ROLE_REPLICA, header=PutHeader(clock=8, timestamp=8))
+        assert status == 200
+        status, data, _ = await c.get("s1", b"b/k", role=ROLE_COORDINATE)
+        assert (status, data) == (200, b"newer")  # compared with every replica (R=1 otherwise)
         await c.stop("s2")
         await c.stop("s3")  # the view still says running: their calls fail
         status, _, _ = await c.get("s1", b"b/unknown", role=ROLE_COORDINATE)
@@ -26,7 +32,7 @@ def test_a_recovering_node_never_answers_404_for_a_key_it_lacks(tmp_path: Path) 
         status, _ = await c.meta("s1", b"b/unknown", role=ROLE_COORDINATE)
         assert status == 503
         status, data, _ = await c.get("s1", b"b/k", role=ROLE_COORDINATE)
-        assert (status, data) == (200, b"data")  # what it holds it serves
+        assert (status, data) == (200, b"newer")  # what it holds it serves
         s1.coordinator.recovering = False
         status, _, _ = await c.get("s1", b"b/unknown", role=ROLE_COORDINATE)
         assert status == 404  # a node not recovering trusts its own miss when nobody else answers
