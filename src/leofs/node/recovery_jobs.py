@@ -268,7 +268,7 @@ class RecoveryJobs:
         """POST to a peer, retried with backoff while it is unreachable (restarting)."""
         c = self.coordinator
         deadline = time.monotonic() + PEER_PATIENCE
-        delay = 0.5
+        delay = 0.2
         while True:
             try:
                 async with c.client.request("POST", c._address(peer), path, data=encoder.encode(body),
@@ -285,7 +285,7 @@ class RecoveryJobs:
                     raise ConnectionError(f"{peer} did not answer for {PEER_PATIENCE:.0f} s: {exc}") from None
                 log.info("%s: %s did not answer (%s); retrying", self.job.kind if self.job else "recovery", peer, exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
 
     # -- the job --------------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -365,7 +365,7 @@ class RecoveryJobs:
         """One copy, retried with backoff while the peer is unreachable (restarting)."""
         await throttle.take()
         deadline = time.monotonic() + PEER_PATIENCE
-        delay = 0.5
+        delay = 0.2
         while True:
             try:
                 job.bytes_copied += await copy()
@@ -378,7 +378,7 @@ class RecoveryJobs:
                     log.warning("%s: a copy failed: %s", job.kind, exc)
                     return
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
             except CorruptData as exc:  # the source's copy is damaged: another peer's pass may have it
                 job.failed += 1
                 log.warning("%s: a copy failed: %s", job.kind, exc)
