@@ -109,6 +109,16 @@ def _job(cluster: LeofsCluster, node: str) -> dict[str, Any]:
     return status
 
 
+def _start_all(cluster: LeofsCluster, nodes: list[str]) -> None:
+    """Start (restart) storage nodes in parallel."""
+    threads = [threading.Thread(target=cluster.storage[n].start) for n in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(cluster.storage[n].alive for n in nodes)
+
+
 def _wait_running(cluster: LeofsCluster) -> None:
     def running() -> bool:
         nodes = _admin(cluster.manager_address, "status")["nodes"]
@@ -191,8 +201,7 @@ def test_recover_consistency_fixes_every_difference_both_ways(cluster: LeofsClus
     for node in ("storage1", "storage2"):  # the coordinators lose their repair queues
         cluster.storage[node].kill()
         drop_repair_queue(cluster.data_dirs[node])
-    for node in NODES:
-        cluster.storage[node].start()
+    _start_all(cluster, list(NODES))
     _wait_running(cluster)
     # storage3 holds something newer than the others: a write only it received
     _replica_put(cluster.storage_address(behind), _key("ae/old-0"), _body("ae/old-0", 2), int(time.time() * 1e6))
@@ -271,11 +280,12 @@ def test_recover_node_rebuilds_a_wiped_node_and_resumes_after_kills(cluster: Leo
     try:
         cluster.wait_until(lambda: _job(cluster, wiped)["pulled"] >= 10, timeout=60,
                            what="the recovery to be under way")  # fmt: skip
-        cluster.storage[wiped].kill()  # mid-recovery: it resumes from its checkpoint
-        cluster.storage[wiped].start()
+        # mid-recovery, the node and a peer are killed: the node resumes from its checkpoint and
+        # retries its calls to the peer until it is back
+        cluster.storage[wiped].kill()
+        cluster.storage["storage1"].kill()
+        _start_all(cluster, [wiped, "storage1"])
         _wait_ring(cluster, wiped)
-        cluster.storage["storage1"].kill()  # and a peer restarts: the job retries its calls
-        cluster.storage["storage1"].start()
         status = _wait_job(cluster, wiped, timeout=120)
     finally:
         stop.set()
