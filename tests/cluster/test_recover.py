@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pty
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -181,6 +185,26 @@ def test_scrub_finds_a_corrupt_needle_and_the_repair_restores_it(cluster: LeofsC
     assert _diagnose(cluster, node)["damaged_count"] == 0
 
 
+def _adm_on_a_terminal(cluster: LeofsCluster, *args: str) -> str:
+    """What ``leofs adm`` shows on a terminal (a pseudo-terminal as its stdout)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "leofs", "adm", "--manager", cluster.manager_address,
+                             "--cluster-secret", CLUSTER_SECRET, *args], stdout=follower, stderr=subprocess.STDOUT)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process closed its side
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert proc.wait(60) == 0, out
+    return out.decode(errors="replace")
+
+
 def _diagnose(cluster: LeofsCluster, node: str) -> dict[str, Any]:
     """diagnose-start's report (it exits 1 when it found damage)."""
     out = cluster.adm("diagnose-start", node, check=False)
@@ -219,6 +243,8 @@ def test_recover_consistency_fixes_every_difference_both_ways(cluster: LeofsClus
     assert replica_read(cluster.storage_address("storage1"), _key("ae/old-0")) == (200, _body("ae/old-0", 2))
     again = cluster.adm("recover-consistency", behind)  # nothing left: every bucket digest is equal now
     assert again["buckets_differing"] == 0 and again["pulled"] == again["pushed"] == 0, again
+    shown = _adm_on_a_terminal(cluster, "recover-consistency", "storage1")
+    assert "recover-consistency [" in shown and "100.0%" in shown and "state" in shown, shown
 
 
 def _wait_ring(cluster: LeofsCluster, node: str) -> None:
