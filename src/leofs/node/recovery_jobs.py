@@ -56,6 +56,7 @@ log = logging.getLogger("leofs.node.recovery")
 KINDS = ("recover-node", "recover-consistency", "recover-damaged")
 #: keys per versions page (one checkpoint per page)
 PAGE = 500
+MAX_PAGE = 10_000
 #: how long calls to a peer are retried before the job stops as failed (resumable with the same command)
 PEER_PATIENCE = 120.0
 #: a digest call scans the peer's whole index: allow for a large one
@@ -261,6 +262,7 @@ class RecoveryJobs:
         except msgspec.DecodeError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         sharing = self._sharing(req.a, req.b, req.ring_hash)
+        req = msgspec.structs.replace(req, limit=max(1, min(req.limit, MAX_PAGE)))  # a page stays bounded
         reply = await asyncio.to_thread(anti_entropy.versions_page, self.index_path, sharing, req)
         return web.Response(body=encoder.encode(reply), content_type=MSGPACK)
 
