@@ -22,6 +22,10 @@ DECODERS: dict[str, Callable[[bytes], Any]] = {
     "put_header": m.put_header_decoder.decode,
     "scan": m.scan_decoder.decode,
     "view": m.view_decoder.decode,
+    "digest_request": m.digest_request_decoder.decode,
+    "digest_reply": m.digest_reply_decoder.decode,
+    "versions_request": m.versions_request_decoder.decode,
+    "versions_reply": m.versions_reply_decoder.decode,
 }
 ERRORS = (ValueError, msgspec.DecodeError)
 

@@ -159,12 +159,62 @@ class RepairTask(msgspec.Struct, frozen=True):
     not_before: float = 0.0
 
 
+class KeyVersion(msgspec.Struct, frozen=True, array_like=True):
+    """One index entry as anti-entropy compares it: which version of (ns, key) a replica holds."""
+
+    ns: int
+    key: bytes
+    clock: int
+    tombstone: bool
+    timestamp: int = 0
+
+
+class DigestRequest(msgspec.Struct, frozen=True):
+    """POST /int/digests: per hash bucket, a digest of the (ns, key, clock, tombstone) of every key the
+    two nodes ``a`` and ``b`` both hold a replica of in the ring ``ring_hash`` (409 on another ring)."""
+
+    a: str
+    b: str
+    ring_hash: str
+
+
+class DigestReply(msgspec.Struct, frozen=True):
+    digests: list[bytes]  # one per bucket (bucket = the top bits of the key's ring address)
+    counts: list[int]  # keys per bucket
+
+
+class VersionsRequest(msgspec.Struct, frozen=True):
+    """POST /int/versions: a page of the versions the answering node holds of the keys shared by
+    ``a`` and ``b``, in (ns, key) order after ``after_ns``/``after_key``, of ``buckets`` only (None: all)."""
+
+    a: str
+    b: str
+    ring_hash: str
+    buckets: list[int] | None = None
+    after_ns: int | None = None
+    after_key: bytes = b""
+    limit: int = 1000
+
+
+class VersionsReply(msgspec.Struct, frozen=True):
+    """``items`` of the page; ``last`` is where the page's scan ended (the next page's ``after``),
+    None when the index is exhausted."""
+
+    items: list[KeyVersion]
+    last_ns: int | None = None
+    last_key: bytes = b""
+
+
 encoder = msgspec.msgpack.Encoder()
 entry_decoder = msgspec.msgpack.Decoder(Entry)
 written_decoder = msgspec.msgpack.Decoder(Written)
 put_header_decoder = msgspec.msgpack.Decoder(PutHeader)
 scan_decoder = msgspec.msgpack.Decoder(ScanReply)
 view_decoder = msgspec.msgpack.Decoder(ClusterView)
+digest_request_decoder = msgspec.msgpack.Decoder(DigestRequest)
+digest_reply_decoder = msgspec.msgpack.Decoder(DigestReply)
+versions_request_decoder = msgspec.msgpack.Decoder(VersionsRequest)
+versions_reply_decoder = msgspec.msgpack.Decoder(VersionsReply)
 
 
 def encode_b64(message: msgspec.Struct) -> str:

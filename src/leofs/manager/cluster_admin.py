@@ -21,6 +21,7 @@ from leofs.internal.messages import MSGPACK, encoder
 from leofs.manager.admin import AdminAPI
 from leofs.manager.cluster import Cluster
 from leofs.manager.members import GATEWAY, STORAGE
+from leofs.manager.recovery import RecoveryCommands
 from leofs.manager.whereis import Whereis
 
 log = logging.getLogger("leofs.manager.cluster_admin")
@@ -57,6 +58,7 @@ class ClusterCommands:
         })
         for name in FORWARDED:
             admin.commands[name] = self._forwarder(name)
+        admin.commands.update(RecoveryCommands(self.cluster, self.client, self._call_node).commands())
 
     # -- status -------------------------------------------------------------------------------------
     def status_dict(self) -> dict[str, Any]:

@@ -91,6 +91,8 @@ class Coordinator:
         self.on_enqueue = on_enqueue or (lambda: None)
         self.background: set[asyncio.Task[Any]] = set()
         self._last_clock = 0
+        #: set while recover-node rebuilds this node: a key missing here may exist elsewhere
+        self.recovering = False
 
     # -- clocks -------------------------------------------------------------------------------------
     def next_clock(self, ns: int, key: bytes) -> int:
@@ -315,15 +317,16 @@ class Coordinator:
         local = self.store.get(ns, key)
         rings = self.cluster.rings
         r = self.cluster.consistency.r
-        if rings is None or (r <= 1 and local is not None):
+        # while recovering, a local copy may be one a stale peer gave: compare with every replica
+        if rings is None or (r <= 1 and local is not None and not self.recovering):
             return local
         peers = [m for m in rings.read_nodes(key) if m.name != self.name and self.cluster.running(m)]
-        if local is not None:
+        if local is not None and not self.recovering:
             peers = peers[: r - 1]
         # else (any R): a miss may be a write this node missed while it was down, or this node may not
         # hold the key at all (a gateway with an older ring): ask every replica before answering 404
         if not peers:
-            return local
+            return self._unless_recovering(local, key)
         metas = await asyncio.gather(*(self.remote_meta(m.name, ns, key) for m in peers), return_exceptions=True)
         answered: dict[str, Entry | None] = {}
         for m, res in zip(peers, metas, strict=True):
@@ -331,6 +334,8 @@ class Coordinator:
                 log.info("read check of %r: %s did not answer (%s)", key, m.name, res)
             else:
                 answered[m.name] = res
+        if not answered:
+            local = self._unless_recovering(local, key)
         newest, source = local, None
         for name, e in answered.items():
             if e is not None and (newest is None or e.clock > newest.clock):
@@ -346,6 +351,12 @@ class Coordinator:
             stale = [n for n, e in answered.items() if e is None or e.clock < local.clock]
             if stale:
                 self._spawn(self.enqueue([RepairTask(ns, key, n, local.clock) for n in stale]))
+        return local
+
+    def _unless_recovering(self, local: Entry | None, key: bytes) -> Entry | None:
+        """A miss no other replica could confirm: 503 (try another replica) while recovering."""
+        if local is None and self.recovering:
+            raise Unavailable(f"{self.name} is recovering and no other replica of {key!r} answered")
         return local
 
     async def remote_meta(self, target: str, ns: int, key: bytes) -> Entry | None:

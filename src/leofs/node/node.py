@@ -7,7 +7,8 @@ writes and reads (:mod:`leofs.node.coordinator`) and replays its durable repair 
 (:mod:`leofs.node.repair_queue`) in the background.
 
 Layout of DATA: the object store (``superblock``, ``index.sqlite3``, ``avs/``), plus
-``repair.sqlite3`` (the repair queue) and ``cluster-view.msgpack`` (the last ClusterView).
+``repair.sqlite3`` (the repair queue), ``cluster-view.msgpack`` (the last ClusterView) and
+``recovery-job.json`` (the checkpoint of a recover-node/-consistency/-damaged job).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from leofs.node.admin_commands import StorageAdmin
 from leofs.node.coordinator import Coordinator
 from leofs.node.membership import NodeCluster
 from leofs.node.node_api import NodeAPI
+from leofs.node.recovery_jobs import RecoveryJobs
 from leofs.node.repair_queue import RepairQueue, Replayer
 from leofs.storage import metrics as storage_metrics
 from leofs.storage.store import ObjectStore
@@ -84,9 +86,12 @@ class StorageNode:
                                  cap=opts.repair_cap)  # fmt: skip
         self.storage_admin = StorageAdmin(self.store)
         storage_metrics.track(opts.name, self.store, self.queue)
-        self.admin_commands: dict[str, Command] = {**self.storage_admin.commands(), "mq-stats": self._mq_stats}
+        self.recovery = RecoveryJobs(self.coordinator, opts.data_dir)
+        self.admin_commands: dict[str, Command] = {**self.storage_admin.commands(), "mq-stats": self._mq_stats,
+                                                   **self.recovery.commands()}
         app = NodeAPI(opts.name, opts.secret, self.store, self.coordinator, self.cluster, self.admin_commands,
                       on_view=self.replayer.wakeup.set).make_app()
+        self.recovery.add_routes(app)
         # X-Leofs-Put carries up to 8 KiB of metadata as base64 msgpack: raise the header limits
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
                                      max_field_size=65536, max_line_size=65536)  # fmt: skip
@@ -96,6 +101,7 @@ class StorageNode:
         if self.port == 0:  # tests bind port 0
             self.port = int(self._runner.addresses[0][1])
         self.replayer.start()
+        self.recovery.resume()
         if opts.manager:
             request = RegisterRequest("storage", opts.name, self.address, rack=opts.rack, vnodes=opts.vnodes)
             self.link = ManagerLink(self.client, opts.manager, request, self.cluster, interval=opts.heartbeat)
@@ -122,6 +128,7 @@ class StorageNode:
             await self._runner.cleanup()
             self._runner = None
         await self.replayer.stop()
+        await self.recovery.stop()
         if self.coordinator.background:
             await asyncio.gather(*self.coordinator.background, return_exceptions=True)
         await self.storage_admin.drain()

@@ -143,6 +143,25 @@ class Index:
         )
         return {r[0]: (r[1], r[2] or 0) for r in self.db.execute(sql)}
 
+    def versions(self, after: tuple[int, bytes] | None, limit: int) -> list[tuple[int, bytes, int, bool, int]]:
+        """(ns, key, clock, tombstone, timestamp) after ``after`` in (ns, key) order, at most ``limit``
+        rows, tombstones included: what anti-entropy compares between replicas."""
+        sql = "SELECT ns, key, clock, tombstone, timestamp FROM entries"
+        if after is None:
+            rows = self.db.execute(f"{sql} ORDER BY ns, key LIMIT ?", (limit,))
+        else:
+            rows = self.db.execute(f"{sql} WHERE (ns, key) > (?, ?) ORDER BY ns, key LIMIT ?",
+                                   (after[0], after[1], limit))  # fmt: skip
+        return [(n, bytes(k), c, t != 0, ts) for n, k, c, t, ts in rows]
+
+    def entry_at(self, container: int, generation: int, offset: int, header_size: int) -> Entry | None:
+        """The entry whose needle starts at ``offset`` (its data follows the header, key and meta)."""
+        row = self.db.execute(
+            f"SELECT {_COLUMNS} FROM entries WHERE container=? AND generation=? "
+            "AND data_offset - length(key) - length(meta) = ?", (container, generation, offset + header_size),
+        ).fetchone()  # fmt: skip
+        return None if row is None else row_entry(row)
+
     def all_rows(self) -> list[tuple[Any, ...]]:
         return list(self.db.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY ns, key"))
 

@@ -226,6 +226,7 @@ class ObjectStore(StoreReads):
         csize: int = 0,
         md5: bytes | None = None,
         expect: int | None = None,
+        repair: bool = False,
     ) -> asyncio.Future[PutResult]:
         """Queue a put (or with ``tombstone`` a delete) and return its future, resolved once the
         write is durable: for callers that answer from a callback (the write link). With ``expect``
@@ -240,7 +241,7 @@ class ObjectStore(StoreReads):
         if tombstone:
             data, meta, cindex, cnumber, csize, md5 = b"", b"", 0, 0, 0, None
         self._writer.queue.put(WriteOp(tombstone, ns, bytes(key), data, bytes(meta), clock, timestamp, cindex,
-                                       cnumber, csize, md5, loop, fut, expect))  # fmt: skip
+                                       cnumber, csize, md5, loop, fut, expect, repair))  # fmt: skip
         return fut
 
     async def put(
@@ -269,6 +270,18 @@ class ObjectStore(StoreReads):
     ) -> PutResult:
         """Write a tombstone for (ns, key), even if the key is absent (replicas rely on it)."""
         return await self.submit(ns, key, tombstone=True, clock=clock, timestamp=timestamp, expect=expect)
+
+    async def repair_put(self, entry: Entry, data: bytes) -> PutResult:
+        """Store a healthy copy of ``entry``'s version (same clock and MD5) over a damaged needle; not
+        applied when the index holds another version by then (a newer write needs no repair)."""
+        return await self.submit(entry.ns, entry.key, data, tombstone=entry.tombstone, meta=entry.meta,
+                                 clock=entry.clock, timestamp=entry.timestamp, cindex=entry.cindex,
+                                 cnumber=entry.cnumber, csize=entry.csize, md5=entry.md5 or None,
+                                 repair=True)  # fmt: skip
+
+    def entry_at(self, container: int, generation: int, offset: int) -> Entry | None:
+        """The index entry whose needle starts at ``offset`` of a log (a scrub's damaged needle)."""
+        return self._reader.entry_at(container, generation, offset, HEADER_SIZE)
 
     async def _job(self, fn: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()

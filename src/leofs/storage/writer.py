@@ -62,6 +62,8 @@ class WriteOp:
     fut: asyncio.Future[PutResult]
     #: compare-and-set: None = unconditional, 0 = no live version, else the live version's clock
     expect: int | None = None
+    #: a scrub repair: rewrite the current version (same clock and MD5) from a healthy replica's copy
+    repair: bool = False
 
 
 @dataclass(slots=True)
@@ -71,6 +73,11 @@ class Job:
     fn: Callable[[], Any]
     loop: asyncio.AbstractEventLoop
     fut: asyncio.Future[Any]
+
+
+def _same_version(op: WriteOp, clock: int, cur: Entry) -> bool:
+    """Whether a repair write carries the version the index holds (a new copy of a damaged needle)."""
+    return clock == cur.clock and op.tombstone == cur.tombstone and (op.md5 is None or op.md5 == cur.md5)
 
 
 def resolve(
@@ -250,7 +257,7 @@ class Writer:
             else:
                 clock = op.clock
                 self.last_clock = max(self.last_clock, clock)
-            if cur is not None and clock <= cur.clock:
+            if cur is not None and clock <= cur.clock and not (op.repair and _same_version(op, clock, cur)):
                 self.stats.rejected += 1
                 outcome.append((op, PutResult(applied=False, entry=cur), None))
                 continue
