@@ -11,6 +11,7 @@ from pathlib import Path
 from leofs.fsmode import FILE_MODE
 from leofs.storage.needle import (
     LOG_HEADER_SIZE,
+    DataCrcError,
     Needle,
     NeedleError,
     check_log_header,
@@ -105,33 +106,60 @@ class LogFile:
         with contextlib.suppress(OSError):
             self.close()
 
-    def needles(self, start: int, end: int | None = None, *, verify_data: bool = True) -> NeedleScan:
+    def needles(self, start: int, end: int | None = None, *, verify_data: bool = True,
+                keep_damaged: bool = False) -> NeedleScan:  # fmt: skip
         """Iterate over the valid needles from ``start`` up to ``end`` (default: the file size)."""
-        return NeedleScan(self.fd, start, self.size() if end is None else end, verify_data)
+        return NeedleScan(self.fd, start, self.size() if end is None else end, verify_data, keep_damaged)
 
 
 class NeedleScan:
     """Yields valid needles and stops (raising nothing) at the first invalid one; afterwards
-    ``stop`` is where the valid needles end and ``error`` why the scan stopped early (None at the end)."""
+    ``stop`` is where the valid needles end and ``error`` why the scan stopped early (None at the end).
 
-    def __init__(self, fd: int, start: int, end: int, verify_data: bool) -> None:
+    With ``keep_damaged`` (a rebuild of the whole log), a needle whose header is sound but whose
+    data fails its CRC, and that a sound needle follows, is damage inside the log (a flipped bit in
+    data long since synced), not a torn tail: it is yielded too and counted in ``damaged``, so that
+    the rebuild neither cuts off every needle after it nor lets an older version of its key come
+    back; reading it fails its CRC and the scrub reports it for repair. A tail replay keeps the
+    plain rule (stop at the first bad needle): everything after the applied offset belongs to
+    batches that were never acknowledged, whose pages a crash may have written out of order."""
+
+    def __init__(self, fd: int, start: int, end: int, verify_data: bool, keep_damaged: bool = False) -> None:
         self.fd = fd
         self.stop = start
         self.end = end
         self.verify_data = verify_data
+        self.keep_damaged = keep_damaged
         self.error: str | None = None
+        self.damaged = 0
 
     def __iter__(self) -> Iterator[Needle]:
         off = self.stop
         while off < self.end:
             try:
                 n = read_needle(self.fd, off, self.end, verify_data=self.verify_data)
+            except DataCrcError as exc:
+                if not (self.keep_damaged and self._sound_at(exc.needle.end)):
+                    self.error = str(exc)
+                    break
+                n = exc.needle
+                self.damaged += 1
             except NeedleError as exc:
                 self.error = str(exc)
                 break
             yield n
             off = n.end
             self.stop = off
+
+    def _sound_at(self, offset: int) -> bool:
+        """Whether a needle with a sound header starts at ``offset``."""
+        if offset >= self.end:
+            return False
+        try:
+            read_needle(self.fd, offset, self.end, verify_data=False)
+        except NeedleError:
+            return False
+        return True
 
 
 def write_all(fd: int, data: bytes | memoryview, offset: int) -> None:

@@ -79,8 +79,12 @@ def replay(index: Index, log: LogFile, st: ContainerState) -> tuple[ContainerSta
 
 
 def rebuild(index: Index, log: LogFile) -> tuple[ContainerState, int]:
-    """Re-create every index entry of this container from its log (highest clock wins)."""
-    scan = log.needles(LOG_HEADER_SIZE)
+    """Re-create every index entry of this container from its log (highest clock wins).
+
+    A damaged needle inside the log is indexed as it stands (its reads fail their CRC, the scrub
+    reports it); only a bad needle at the end is cut, as a torn tail."""
+    # keep_damaged: a flipped bit inside the log must not cut off every needle after it
+    scan = log.needles(LOG_HEADER_SIZE, keep_damaged=True)
     feed = _Feed(scan, log, ContainerState(log.generation, LOG_HEADER_SIZE, -1, 0, 0))
     index.begin()
     try:

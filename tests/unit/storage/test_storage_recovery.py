@@ -144,3 +144,43 @@ def test_sigkill_crash(tmp_path: Path) -> None:
             await s.close()
 
         asyncio.run(check())
+
+
+def test_rebuild_keeps_the_needles_after_a_damaged_one(tmp_path: Path) -> None:
+    """A flipped bit in one needle's data must not cost the needles after it when the index is
+    rebuilt, nor bring back an older version of the damaged key."""
+    from leofs.storage.model import CorruptData
+
+    async def build() -> int:
+        s = await ObjectStore.open(tmp_path, containers=1, sync=False, reserve_bytes=0)
+        await s.put(0, b"a", b"old a" * 20)
+        r = await s.put(0, b"a", b"new a" * 20)
+        await s.put(0, b"b", b"b" * 100)
+        await s.put(0, b"c", b"c" * 100)
+        await s.close()
+        return r.entry.data_offset
+
+    offset = asyncio.run(build())
+    log = next((tmp_path / "avs").glob("*.log"))
+    size = log.stat().st_size
+    with open(log, "r+b") as f:
+        f.seek(offset + 3)
+        byte = f.read(1)
+        f.seek(offset + 3)
+        f.write(bytes([byte[0] ^ 0x01]))
+    (tmp_path / "index.sqlite3").unlink()  # the index is lost: rebuilt from the log
+
+    async def check() -> None:
+        s = await ObjectStore.open(tmp_path, sync=False, reserve_bytes=0)
+        for key, value in ((b"b", b"b" * 100), (b"c", b"c" * 100)):
+            e = s.get(0, key)
+            assert e is not None and await s.read(e) == value
+        e = s.get(0, b"a")
+        assert e is not None and e.size == 100
+        with pytest.raises(CorruptData):  # never the old version, never silently absent
+            await s.read(e)
+        assert log.stat().st_size == size  # nothing was cut
+        assert len(await s.scrub()) == 1
+        await s.close()
+
+    asyncio.run(check())
