@@ -224,7 +224,7 @@ def test_racing_puts_keep_every_version(server: Any, s3: Any, bucket: str) -> No
     for round_ in range(10):
         barrier = threading.Barrier(2)
 
-        def put(client: Any, body: bytes) -> None:
+        def put(client: Any, body: bytes, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             ids.append(client.put_object(Bucket=bucket, Key="race", Body=body)["VersionId"])
 
