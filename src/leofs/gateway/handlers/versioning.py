@@ -82,9 +82,13 @@ class _Item:
     latest: bool
 
 
-async def _legacy(cursor: _Cursor) -> tuple[Entry, ObjectMeta] | None:
-    """The next pre-versioning object of the NS_OBJECT cursor (others are copies of versions)."""
+async def _legacy(cursor: _Cursor, bound: bytes | None) -> tuple[Entry, ObjectMeta] | None:
+    """The next pre-versioning object of the NS_OBJECT cursor (others are copies of versions), up
+    to the object key ``bound`` (the next version's): every other current record has versions, so
+    the cursor never runs further ahead of the version cursor than that."""
     while (entry := await cursor.peek()) is not None:
+        if bound is not None and entry.key > bound:
+            return None
         meta = object_meta_decoder.decode(entry.meta)
         if meta.version_id is None:
             return entry, meta
@@ -136,12 +140,12 @@ async def list_object_versions(gw: Services, req: S3Request) -> web.StreamRespon
     next_key = next_version = ""
     n = len(base)
     while True:
-        legacy = await _legacy(objects)
         version = await versions.peek()
+        version_of = version.key.rpartition(b"\n")[0] if version is not None else None
+        legacy = await _legacy(objects, version_of)
         if legacy is None and version is None:
             break
         legacy_key = legacy[0].key if legacy is not None else None
-        version_of = version.key.rpartition(b"\n")[0] if version is not None else None
         use_legacy = legacy_key is not None and (version_of is None or legacy_key <= version_of)
         engine_key = legacy_key if use_legacy else version_of
         assert engine_key is not None
