@@ -99,19 +99,6 @@ def test_versions_delete_markers_and_reads(s3: Any, bucket: str) -> None:
     s3.delete_bucket(Bucket=bucket)
 
 
-def test_large_versions_keep_their_chunks(s3: Any, bucket: str) -> None:
-    """Chunked bodies (over the 5.5 MiB inline threshold): an overwrite keeps the old version's
-    chunks readable; removing a version leaves the others whole."""
-    _enable(s3, bucket)
-    size = 6 * 1024 * 1024
-    first, second = b"a" * size, b"b" * size
-    v1 = s3.put_object(Bucket=bucket, Key="big", Body=first)["VersionId"]
-    v2 = s3.put_object(Bucket=bucket, Key="big", Body=second)["VersionId"]
-    assert s3.get_object(Bucket=bucket, Key="big", VersionId=v1)["Body"].read() == first
-    s3.delete_object(Bucket=bucket, Key="big", VersionId=v2)
-    assert s3.get_object(Bucket=bucket, Key="big")["Body"].read() == first
-
-
 def test_copy_and_multipart_create_versions(s3: Any, bucket: str) -> None:
     _enable(s3, bucket)
     v1 = s3.put_object(Bucket=bucket, Key="src", Body=b"first")["VersionId"]
