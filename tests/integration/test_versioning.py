@@ -203,13 +203,14 @@ def test_conditional_writes_judge_the_current_version(s3: Any, bucket: str) -> N
 
 
 def test_racing_puts_keep_every_version(server: Any, s3: Any, bucket: str) -> None:
-    """Two PUTs of one key released at once, many times: every version is listed, and the current
-    one is the newest listed."""
+    """PUTs of one key released at once, round after round: every version is listed, and the
+    current one is the newest listed (the current record is a compare-and-set the newest wins)."""
     _enable(s3, bucket)
-    clients = [make_client(server.endpoint) for _ in range(2)]
+    writers = 4
+    clients = [make_client(server.endpoint) for _ in range(writers)]
     ids: list[str] = []
-    for round_ in range(10):
-        barrier = threading.Barrier(2)
+    for round_ in range(15):
+        barrier = threading.Barrier(writers)
 
         def put(client: Any, body: bytes, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
@@ -220,6 +221,6 @@ def test_racing_puts_keep_every_version(server: Any, s3: Any, bucket: str) -> No
             t.start()
         for t in threads:
             t.join(60)
-    listed = _versions(s3, bucket)
-    assert sorted(v[1] for v in listed) == sorted(ids) and len(ids) == 20
-    assert listed[0][2] and s3.head_object(Bucket=bucket, Key="race")["VersionId"] == listed[0][1]
+        listed = _versions(s3, bucket)
+        assert sorted(v[1] for v in listed) == sorted(ids) and len(ids) == writers * (round_ + 1)
+        assert listed[0][2] and s3.head_object(Bucket=bucket, Key="race")["VersionId"] == listed[0][1], round_

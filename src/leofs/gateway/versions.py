@@ -58,6 +58,12 @@ def new_sort_id(timestamp_us: int | None = None, *, fixed: bool = False) -> str:
     return f"{_TOP - us:016x}{'0' * 8 if fixed else secrets.token_hex(4)}"
 
 
+def sort_id_time(sort_id: str) -> int:
+    """The time (µs) a sort id was made at: the version's Last-Modified, so that clients that order
+    versions by time (rclone names old versions by it) see the listing's order."""
+    return _TOP - int(sort_id[:16], 16)
+
+
 def public_id(meta: ObjectMeta) -> str:
     """The version id S3 clients see."""
     return "null" if meta.version_id is None or meta.null_version else meta.version_id
@@ -173,7 +179,7 @@ async def put_version(gw: Services, bucket: Bucket, key: str, meta: ObjectMeta,
         if current is not None and current.meta.version_id is None:
             await preserve_legacy(backend, bucket.name, key, current)
         if written is None:
-            written = await _put(backend, NS_VERSION, vkey, meta, record)
+            written = await _put(backend, NS_VERSION, vkey, meta, record, timestamp=sort_id_time(meta.version_id))
         if current is not None and sort_id_of(current) < meta.version_id:
             break  # a newer version is current: this one is listed, not served
         try:
@@ -343,7 +349,7 @@ async def finish_version(gw: Services, bucket: str, key: str, upload: UploadMeta
         await preserve_legacy(backend, bucket, key, current)
     record = encode_record(meta, Manifest(upload.blobs))
     vkey = version_key(bucket, key, meta.version_id)
-    written = await _put(backend, NS_VERSION, vkey, meta, record)
+    written = await _put(backend, NS_VERSION, vkey, meta, record, timestamp=sort_id_time(meta.version_id))
     if current is None or sort_id_of(current) > meta.version_id:
         try:
             await _put(backend, NS_OBJECT, object_key(bucket, key), meta, record, timestamp=written.timestamp,
