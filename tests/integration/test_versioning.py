@@ -75,7 +75,13 @@ def test_versions_delete_markers_and_reads(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as excinfo:
         s3.get_object(Bucket=bucket, Key="k", VersionId=marker)
     assert _error(excinfo) == ("MethodNotAllowed", 405)
+    with pytest.raises(ClientError) as excinfo:
+        s3.head_object(Bucket=bucket, Key="k", VersionId=marker)
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 405
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    with pytest.raises(ClientError) as excinfo:  # old versions and a delete marker are contents
+        s3.delete_bucket(Bucket=bucket)
+    assert _error(excinfo) == ("BucketNotEmpty", 409)
     assert _versions(s3, bucket)[0] == ("k", marker, True, True)
     assert s3.get_object(Bucket=bucket, Key="k", VersionId=v2)["Body"].read() == b"two"
 
@@ -200,6 +206,17 @@ def test_conditional_writes_judge_the_current_version(s3: Any, bucket: str) -> N
     s3.delete_object(Bucket=bucket, Key="k")
     s3.put_object(Bucket=bucket, Key="k", Body=b"3", IfNoneMatch="*")  # a delete marker is no object
     assert len(_versions(s3, bucket)) == 4
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key="k", UploadId=upload, PartNumber=1, Body=b"p")
+    parts = {"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+    with pytest.raises(ClientError) as excinfo:
+        s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=upload, MultipartUpload=parts, IfNoneMatch="*")
+    assert _error(excinfo) == ("PreconditionFailed", 412)
+    assert len(_versions(s3, bucket)) == 4  # the refused Complete left no version behind
+    s3.delete_object(Bucket=bucket, Key="k")
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=upload, MultipartUpload=parts,
+                                        IfNoneMatch="*")
+    assert s3.head_object(Bucket=bucket, Key="k")["VersionId"] == done["VersionId"]
 
 
 def test_racing_puts_keep_every_version(server: Any, s3: Any, bucket: str) -> None:
