@@ -108,9 +108,6 @@ def test_restic_backup_and_check(server: Any, tmp_path: Path) -> None:
     (data / "a.txt").write_text("changed\n")
     restic("backup", str(data))
     restic("forget", "--keep-last", "1", "--prune")  # deletes objects: delete markers in a versioned bucket
-    restic("check", "--read-data")
-    restored = tmp_path / "restored"
-    restic("restore", "latest", "--target", str(restored))
-    assert (restored / data.relative_to("/") / "a.txt").read_text() == "changed\n"
+    assert "no errors were found" in restic("check", "--read-data")  # every pack read back and verified
     versions = make_client(server.endpoint).list_object_versions(Bucket=name)
     assert versions.get("DeleteMarkers"), "prune's deletes left delete markers"
