@@ -241,3 +241,41 @@ def test_racing_puts_keep_every_version(server: Any, s3: Any, bucket: str) -> No
         listed = _versions(s3, bucket)
         assert sorted(v[1] for v in listed) == sorted(ids) and len(ids) == writers * (round_ + 1)
         assert listed[0][2] and s3.head_object(Bucket=bucket, Key="race")["VersionId"] == listed[0][1], round_
+
+
+def test_puts_racing_removals_of_the_current_version(server: Any, s3: Any, bucket: str) -> None:
+    """New versions while another client removes whichever version is current: no acknowledged
+    version goes missing, none removed comes back, and the current one is the newest listed."""
+    _enable(s3, bucket)
+    s3.put_object(Bucket=bucket, Key="hot", Body=b"seed")
+    written: list[str] = []
+    removed: list[str] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        client = make_client(server.endpoint)
+        for n in range(15):
+            written.append(client.put_object(Bucket=bucket, Key="hot", Body=str(n).encode())["VersionId"])
+        stop.set()
+
+    def remover() -> None:
+        client = make_client(server.endpoint)
+        while not stop.is_set():
+            try:
+                current = client.head_object(Bucket=bucket, Key="hot")["VersionId"]
+            except ClientError:
+                continue
+            client.delete_object(Bucket=bucket, Key="hot", VersionId=current)
+            removed.append(current)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=remover)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    listed = _versions(s3, bucket)
+    ids = [v[1] for v in listed]
+    assert removed and not set(ids) & set(removed)
+    assert set(written) - set(removed) <= set(ids)
+    if listed:
+        assert listed[0][2] and s3.head_object(Bucket=bucket, Key="hot")["VersionId"] == listed[0][1]
