@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import make_client
+from tests.integration.held import HeldPut
 
 
 def _enable(s3: Any, bucket: str, status: str = "Enabled") -> None:
@@ -279,3 +280,18 @@ def test_puts_racing_removals_of_the_current_version(server: Any, s3: Any, bucke
     assert set(written) - set(removed) <= set(ids)
     if listed:
         assert listed[0][2] and s3.head_object(Bucket=bucket, Key="hot")["VersionId"] == listed[0][1]
+
+
+def test_versioned_put_in_flight_does_not_survive_delete_bucket(server: Any, s3: Any, bucket: str) -> None:
+    """A versioned PUT that lands after its bucket was deleted takes its version back: the bucket
+    created again under the name holds no version of it."""
+    _enable(s3, bucket)
+    held = HeldPut(server, f"/{bucket}/alice.txt", b"x" * 200_000)
+    s3.delete_bucket(Bucket=bucket)
+    held.release()
+    status, raw = held.response()
+    assert status == 404 and b"<Code>NoSuchBucket</Code>" in raw, raw[:400]
+    s3.create_bucket(Bucket=bucket)
+    _enable(s3, bucket)
+    assert _versions(s3, bucket) == []
+    s3.delete_bucket(Bucket=bucket)  # nothing of the old generation counts as contents
