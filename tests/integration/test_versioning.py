@@ -295,3 +295,33 @@ def test_versioned_put_in_flight_does_not_survive_delete_bucket(server: Any, s3:
     _enable(s3, bucket)
     assert _versions(s3, bucket) == []
     s3.delete_bucket(Bucket=bucket)  # nothing of the old generation counts as contents
+
+
+def test_puts_racing_delete_markers(server: Any, s3: Any, bucket: str) -> None:
+    """A PUT and a DELETE (a delete marker) of one key released at once, round after round: plain
+    reads always agree with the newest listed version (absent when it is a delete marker)."""
+    _enable(s3, bucket)
+    clients = [make_client(server.endpoint) for _ in range(2)]
+    for round_ in range(15):
+        barrier = threading.Barrier(2)
+
+        def put(barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            clients[0].put_object(Bucket=bucket, Key="k", Body=b"x")
+
+        def delete(barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            clients[1].delete_object(Bucket=bucket, Key="k")
+
+        threads = [threading.Thread(target=put), threading.Thread(target=delete)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        newest = _versions(s3, bucket)[0]
+        if newest[3]:
+            with pytest.raises(ClientError) as excinfo:
+                s3.head_object(Bucket=bucket, Key="k")
+            assert _error(excinfo)[1] == 404, round_
+        else:
+            assert s3.head_object(Bucket=bucket, Key="k")["VersionId"] == newest[1], round_

@@ -187,8 +187,9 @@ async def put_version(gw: Services, bucket: Bucket, key: str, meta: ObjectMeta,
                 if current is not None:
                     await backend.delete(NS_OBJECT, okey, expect=current.entry.clock)
             else:
-                await _put(backend, NS_OBJECT, okey, meta, record, timestamp=written.timestamp,
-                           expect=expected_version(current))
+                entry = await _put(backend, NS_OBJECT, okey, meta, record, timestamp=written.timestamp,
+                                   expect=expected_version(current))
+                await _yield_to_newer_marker(backend, bucket.name, key, meta.version_id, entry)
             break
         except WriteConflict:
             continue
@@ -198,6 +199,21 @@ async def put_version(gw: Services, bucket: Bucket, key: str, meta: ObjectMeta,
     if suspended:
         await drop_null_versions(gw, bucket.name, key, keep=meta.version_id)
     return written
+
+
+async def _yield_to_newer_marker(backend: Backend, bucket: str, key: str, sort_id: str, entry: Entry) -> None:
+    """After a version became current: a delete marker written meanwhile, whose writer found the key
+    absent (before this write) and so had nothing to delete, is newer: take the record back."""
+    prefix = _prefix(bucket, key)
+    async for newest in scan_entries(backend, NS_VERSION, prefix, page=4):
+        if not _is_version_of(newest, prefix):
+            continue
+        if newest.key[len(prefix):].decode() < sort_id and object_meta_decoder.decode(newest.meta).delete_marker:
+            try:
+                await backend.delete(NS_OBJECT, object_key(bucket, key), expect=entry.clock)
+            except WriteConflict:
+                pass  # written again meanwhile: that write judges for itself
+        return
 
 
 async def drop_null_versions(gw: Services, bucket: str, key: str, *, keep: str) -> None:
@@ -352,11 +368,12 @@ async def finish_version(gw: Services, bucket: str, key: str, upload: UploadMeta
     written = await _put(backend, NS_VERSION, vkey, meta, record, timestamp=sort_id_time(meta.version_id))
     if current is None or sort_id_of(current) > meta.version_id:
         try:
-            await _put(backend, NS_OBJECT, object_key(bucket, key), meta, record, timestamp=written.timestamp,
-                       expect=upload.base)
+            entry = await _put(backend, NS_OBJECT, object_key(bucket, key), meta, record, timestamp=written.timestamp,
+                               expect=upload.base)
         except WriteConflict:
             await backend.delete(NS_VERSION, vkey)
             return False
+        await _yield_to_newer_marker(backend, bucket, key, meta.version_id, entry)
     if meta.null_version:
         await drop_null_versions(gw, bucket, key, keep=meta.version_id)
     return True
