@@ -42,6 +42,7 @@ class Bucket(msgspec.Struct, frozen=True):
     grants: list[Grant]
     region: str
     created: float
+    versioning: str = ""  # "" (never versioned) | "Enabled" | "Suspended"
 
 
 class ManagerError(Exception):

@@ -84,3 +84,9 @@ class LocalControl:
             return self.store.set_bucket_acl(name, acl, grants)
         finally:
             self._invalidate()
+
+    async def set_bucket_versioning(self, name: str, status: str) -> Bucket:
+        try:
+            return self.store.set_bucket_versioning(name, status)
+        finally:
+            self._invalidate()

@@ -28,7 +28,7 @@ from leofs.accounts import NotFound
 from leofs.gateway.backend import Backend, Replaced, WriteConflict, scan_entries
 from leofs.gateway.context import Services
 from leofs.gateway.grace import free_later
-from leofs.gateway.keys import NS_FENCE, NS_OBJECT, NS_UPLOAD, bucket_prefix, fence_key, object_key
+from leofs.gateway.keys import NS_FENCE, NS_OBJECT, NS_UPLOAD, NS_VERSION, bucket_prefix, fence_key, object_key
 from leofs.gateway.records import (
     Blob,
     Fence,
@@ -95,7 +95,7 @@ async def end_delete(gw: Services, bucket: Bucket, *, deleted: bool) -> None:
 
 
 async def bucket_is_empty(backend: Backend, bucket: Bucket) -> bool:
-    """Whether the bucket holds no object and no open upload of its generation (DeleteBucket's
+    """Whether the bucket holds no object, no version and no open upload of its generation (DeleteBucket's
     emptiness check). Records of a deleted generation of its name do not count: they are garbage
     for the orphan collector (``leofs.gateway.maintenance``)."""
     prefix = bucket_prefix(bucket.name)
@@ -104,6 +104,9 @@ async def bucket_is_empty(backend: Backend, bucket: Bucket) -> bool:
             return False
     async for entry in scan_entries(backend, NS_UPLOAD, prefix, page=32):
         if in_generation(upload_decoder.decode(entry.meta).meta, bucket.created):
+            return False
+    async for entry in scan_entries(backend, NS_VERSION, prefix, page=32):  # versions and delete markers
+        if in_generation(object_meta_decoder.decode(entry.meta), bucket.created):
             return False
     return True
 

@@ -16,6 +16,9 @@ of a bucket's objects start with :func:`bucket_prefix`:
   ``completed``), so that a repeated Complete answers the same; removed by the upload expiry.
 - NS_FENCE ``bucket``: the bucket generations deleted or being deleted (``Fence``), which
   writes in flight check after their record landed (``leofs.gateway.fence``).
+- NS_VERSION ``bucket/key\n<version sort id>``: one version (or delete marker) of an object in a
+  versioned bucket, with the same data and meta as its NS_OBJECT record. Sort ids invert time, so
+  a key's versions sort newest first (``leofs.gateway.versions``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ NS_UPLOAD: Final = 2
 NS_PART: Final = 3
 NS_DONE: Final = 4
 NS_FENCE: Final = 5
+NS_VERSION: Final = 6
 
 
 def bucket_prefix(bucket: str) -> bytes:
@@ -59,3 +63,8 @@ def done_key(bucket: str, key: str, upload_id: str) -> bytes:
 
 def part_key(bucket: str, key: str, upload_id: str, part_number: int) -> bytes:
     return f"{bucket}/{key}\n{upload_id}\n{part_number:05d}".encode()
+
+
+def version_key(bucket: str, key: str, sort_id: str) -> bytes:
+    """The engine key of one version of an object (NS_VERSION)."""
+    return f"{bucket}/{key}\n{sort_id}".encode()

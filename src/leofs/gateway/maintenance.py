@@ -28,7 +28,7 @@ from leofs.gateway.backend import WriteConflict, scan_entries
 from leofs.gateway.context import GatewayConfig, Services
 from leofs.gateway.fence import read_fence
 from leofs.gateway.grace import free_later
-from leofs.gateway.keys import NS_CHUNK, NS_DONE, NS_OBJECT, NS_PART, NS_UPLOAD
+from leofs.gateway.keys import NS_CHUNK, NS_DONE, NS_OBJECT, NS_PART, NS_UPLOAD, NS_VERSION
 from leofs.gateway.records import blob_decoder, manifest_decoder, object_meta_decoder, upload_decoder
 from leofs.gateway.uploads import abort_upload
 from leofs.internal.admin_http import AdminError
@@ -61,12 +61,17 @@ def min_chunk_grace(config: GatewayConfig) -> float:
 
 
 async def _referenced_blobs(gw: Services, base: bytes) -> set[str]:
-    """Blob ids that the object ``base`` (``bucket/key``) and its open uploads' parts refer to.
+    """Blob ids that the object ``base`` (``bucket/key``), its versions and its open uploads' parts
+    refer to.
 
-    Parts are read before the object: Complete writes the object record before it deletes the
-    part records, so a blob moving from a part to the object is seen in one of the two.
+    Parts are read before versions and versions before the object: Complete writes the object
+    record (a versioned write its version entry first) before it deletes the part records, so a
+    blob moving from a part to the object is seen in one of them.
     """
     refs = {blob_decoder.decode(e.meta).blob_id async for e in scan_entries(gw.backend, NS_PART, base + b"\n")}
+    async for version in scan_entries(gw.backend, NS_VERSION, base + b"\n"):
+        if version.cnumber > 0:
+            refs.update(b.blob_id for b in manifest_decoder.decode(await gw.backend.read(version)).blobs)
     obj = await gw.backend.head(NS_OBJECT, base)
     if obj is not None and obj.cnumber > 0:
         manifest = manifest_decoder.decode(await gw.backend.read(obj))

@@ -138,27 +138,39 @@ async def write_object(
     """Store an object record: inline data, or a manifest of blobs (``cnumber`` > 0). Answers the
     entry written and the one it replaced when the backend reports it (see :meth:`Backend.put`);
     ``expect`` makes it a compare-and-set (raises WriteConflict)."""
+    record = encode_record(meta, body)
+    return await backend.put(NS_OBJECT, object_key(bucket, key), record.data, meta=meta_encoder.encode(meta),
+                             cnumber=record.cnumber, csize=record.csize, md5=record.md5, expect=expect)
+
+
+@dataclass(slots=True, frozen=True)
+class Record:
+    """An object's data as stored in its record: the inline body, or its encoded manifest."""
+
+    data: bytes
+    cnumber: int = 0
+    csize: int = 0
+    md5: bytes | None = None
+
+
+def encode_record(meta: ObjectMeta, body: Ingested | Manifest | bytes) -> Record:
+    """The record data of an object: inline bytes, or a manifest of blobs (``cnumber`` > 0)."""
     if isinstance(body, Manifest):
         manifest = body
     elif isinstance(body, Ingested) and body.blob is not None:
         manifest = Manifest([body.blob])
     else:
         data = body if isinstance(body, bytes) else (body.inline or b"")
-        md5 = bytes.fromhex(meta.etag) if len(meta.etag) == 32 else None
-        return await backend.put(NS_OBJECT, object_key(bucket, key), data, meta=meta_encoder.encode(meta), md5=md5,
-                                 expect=expect)
+        return Record(data, md5=bytes.fromhex(meta.etag) if len(meta.etag) == 32 else None)
     count = sum(blob.count for blob in manifest.blobs) or 1
     chunk = manifest.blobs[0].chunk_size if manifest.blobs else 0
-    return await backend.put(
-        NS_OBJECT, object_key(bucket, key), meta_encoder.encode(manifest),
-        meta=meta_encoder.encode(meta), cnumber=count, csize=chunk, expect=expect,
-    )
+    return Record(meta_encoder.encode(manifest), count, chunk)
 
 
 def forget_later(gw: Services, bucket: str, key: str, old: StoredObject | None) -> None:
     """Free the chunks of a replaced version, after the grace (see :mod:`leofs.gateway.grace`)."""
-    if old is None or old.manifest is None:
-        return
+    if old is None or old.manifest is None or old.meta.version_id is not None:
+        return  # (a version's current record shares its blobs with the version's own entry)
     free_later(gw, bucket, key, old.manifest.blobs)
 
 

@@ -48,6 +48,12 @@ class ObjectMeta(msgspec.Struct, array_like=True, omit_defaults=True):
     parts_count: int = 0
     storage_class: str = "STANDARD"
     generation: float = 0.0  # the bucket's creation time when written (0: written before it was recorded)
+    tags: list[tuple[str, str]] | None = None
+    # versioning (leofs.gateway.versions): the version's sort id, the suffix of its NS_VERSION key
+    # (None: written while the bucket was never versioned: the "null" version, kept only in NS_OBJECT)
+    version_id: str | None = None
+    null_version: bool = False  # written while versioning was suspended: its id is "null"
+    delete_marker: bool = False
 
 
 class UploadMeta(msgspec.Struct, array_like=True, omit_defaults=True):

@@ -128,3 +128,8 @@ class RemoteControl:
         self._buckets[name] = bucket
         return bucket
 
+    async def set_bucket_versioning(self, name: str, status: str) -> Bucket:
+        result = await self._bucket_op({"op": "versioning", "name": name, "status": status})
+        bucket = msgspec.convert(result, Bucket)
+        self._buckets[name] = bucket
+        return bucket

@@ -23,6 +23,7 @@ class Op(enum.Enum):
     GetBucketAcl = "GetBucketAcl"
     PutBucketAcl = "PutBucketAcl"
     GetBucketVersioning = "GetBucketVersioning"
+    PutBucketVersioning = "PutBucketVersioning"
     ListObjects = "ListObjects"
     ListObjectsV2 = "ListObjectsV2"
     ListObjectVersions = "ListObjectVersions"
@@ -172,6 +173,8 @@ def _bucket_operation(method: str, query: Mapping[str, str]) -> Op:
     if method == "PUT":
         if "acl" in query:
             return Op.PutBucketAcl
+        if "versioning" in query:
+            return Op.PutBucketVersioning
         _refuse_unsupported(query)
         return Op.CreateBucket
     if method == "DELETE":

@@ -34,6 +34,7 @@ from leofs.gateway.grace import free_later
 from leofs.gateway.keys import NS_DONE, NS_PART, NS_UPLOAD, done_key, part_key, upload_key
 from leofs.gateway.objects import load_object, replaced_object, write_object
 from leofs.gateway.records import Blob, Manifest, UploadMeta, blob_decoder, meta_encoder, upload_decoder
+from leofs.gateway.versions import finish_version, undo_version
 from leofs.s3.errors import S3Error
 from leofs.storage.model import Entry
 
@@ -136,6 +137,14 @@ async def finish(gw: Services, bucket: str, key: str, entry: Entry, upload: Uplo
     backend = gw.backend
     assert upload.blobs is not None
     used = {b.blob_id for b in upload.blobs}
+    if upload.meta.version_id is not None:
+        if not await finish_version(gw, bucket, key, upload):
+            return False
+        if await fenced(gw, bucket, upload.meta.generation):  # the bucket was deleted meanwhile
+            await undo_version(gw, bucket, key, upload.meta.version_id)
+            await _remove(gw, bucket, key, entry, upload, set())
+            raise S3Error("NoSuchBucket", BucketName=bucket)
+        return await _record_result(gw, bucket, key, entry, upload, used)
     current = await load_object(backend, bucket, key)
     # written already by an earlier finisher of this same completion (one that died before the end)
     ours = current is not None and current.manifest is not None and bool(
@@ -153,9 +162,15 @@ async def finish(gw: Services, bucket: str, key: str, entry: Entry, upload: Uplo
             await _remove(gw, bucket, key, entry, upload, set())
             raise S3Error("NoSuchBucket", BucketName=bucket)
         old = await replaced_object(backend, replaced)
-        if old is not None and old.manifest is not None:
+        if old is not None and old.manifest is not None and old.meta.version_id is None:
             # free what the write replaced, never a blob the manifest just written uses
             free_later(gw, bucket, key, [b for b in old.manifest.blobs if b.blob_id not in used])
+    return await _record_result(gw, bucket, key, entry, upload, used)
+
+
+async def _record_result(gw: Services, bucket: str, key: str, entry: Entry, upload: UploadMeta,
+                         used: set[str]) -> bool:
+    backend = gw.backend
     data, meta = encode_record(msgspec.structs.replace(upload, state="completed"))
     await backend.put(NS_DONE, done_key(bucket, key, upload.upload_id), data, meta=meta)
     await _remove(gw, bucket, key, entry, upload, used)

@@ -173,4 +173,6 @@ class StateAPI:
             return None
         if op == "acl":
             return msgspec.to_builtins(self.store.set_bucket_acl(name, args.get("acl") or "private", grants))
-        raise ManagerError("bad_request", f"unknown op {op!r} (create, delete or acl)")
+        if op == "versioning":
+            return msgspec.to_builtins(self.store.set_bucket_versioning(name, str(args.get("status") or "")))
+        raise ManagerError("bad_request", f"unknown op {op!r} (create, delete, acl or versioning)")

@@ -76,6 +76,7 @@ class ManagerStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._migrate_canonical_ids()
+            self._migrate_bucket_versioning()
             make_private_sqlite(path)  # every user's secret key: never readable by other local users
             if self._db.execute("SELECT COUNT(*) FROM endpoints").fetchone()[0] == 0 and not self._setting(
                 "endpoints_initialized"
@@ -105,6 +106,18 @@ class ManagerStore:
             for user_id in missing:
                 self._db.execute("UPDATE users SET canonical_id = ? WHERE user_id = ?", (new_canonical_id(), user_id))
             self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS users_canonical_id ON users(canonical_id)")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate_bucket_versioning(self) -> None:
+        """Databases from before bucket versioning: add the column (every bucket never versioned)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {str(row[1]) for row in self._db.execute("PRAGMA table_info(buckets)")}
+            if "versioning" not in columns:
+                self._db.execute("ALTER TABLE buckets ADD COLUMN versioning TEXT NOT NULL DEFAULT ''")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -216,7 +229,7 @@ class ManagerStore:
                 code = "owned" if row[0] == owner else "exists"
                 raise AlreadyExists(code, f"bucket {name!r} already exists")
             self._db.execute(
-                "INSERT INTO buckets VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO buckets (name, owner, acl, grants, region, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (name, owner, bucket.acl, _grants_encoder.encode(bucket.grants), region, bucket.created),
             )
             self._changed()
@@ -255,6 +268,18 @@ class ManagerStore:
                 "UPDATE buckets SET acl = ?, grants = ? WHERE name = ?",
                 (acl, _grants_encoder.encode(new_grants), name),
             )
+            self._changed()
+            row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
+        return _bucket(row)
+
+    def set_bucket_versioning(self, name: str, status: str) -> Bucket:
+        """Set a bucket's versioning state ("Enabled" or "Suspended"; never back to unversioned)."""
+        if status not in ("Enabled", "Suspended"):
+            raise ManagerError("invalid", f"versioning status must be Enabled or Suspended, not {status!r}")
+        with self._lock:
+            cur = self._db.execute("UPDATE buckets SET versioning = ? WHERE name = ?", (status, name))
+            if cur.rowcount == 0:
+                raise NotFound("not_found", f"no bucket {name!r}")
             self._changed()
             row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
         return _bucket(row)
@@ -333,6 +358,7 @@ class ManagerStore:
 
 
 def _bucket(row: tuple[object, ...]) -> Bucket:
-    name, owner, acl, grants, region, created = row
+    name, owner, acl, grants, region, created, versioning = row
     assert isinstance(grants, bytes)
-    return Bucket(str(name), str(owner), str(acl), _grants_decoder.decode(grants), str(region), float(created))  # type: ignore[arg-type]
+    return Bucket(str(name), str(owner), str(acl), _grants_decoder.decode(grants), str(region), float(created),  # type: ignore[arg-type]
+                  str(versioning or ""))

@@ -71,7 +71,7 @@ BUCKET_TABLE: list[tuple[Op, str | None, str, list[Grant], Outcome]] = [
     *[(op, OWNER, PRIVATE, [], "allowed") for op in (
         Op.HeadBucket, Op.ListObjects, Op.ListObjectsV2, Op.ListObjectVersions, Op.ListMultipartUploads,
         Op.GetBucketLocation, Op.GetBucketVersioning, Op.GetBucketAcl, Op.PutBucketAcl, Op.DeleteBucket,
-        Op.DeleteObjects, Op.PostObject)],
+        Op.DeleteObjects, Op.PostObject, Op.PutBucketVersioning)],
     # a stranger nothing on a private bucket
     *[(op, caller, PRIVATE, [], "denied") for caller in (OTHER, ANON) for op in (
         Op.HeadBucket, Op.ListObjects, Op.ListObjectsV2, Op.GetBucketAcl, Op.PutBucketAcl, Op.DeleteBucket,
@@ -81,6 +81,8 @@ BUCKET_TABLE: list[tuple[Op, str | None, str, list[Grant], Outcome]] = [
         Op.HeadBucket, Op.ListObjects, Op.ListObjectsV2, Op.ListObjectVersions, Op.ListMultipartUploads,
         Op.GetBucketLocation, Op.GetBucketVersioning)],
     *[(op, OTHER, PUBLIC_READ, [], "denied") for op in (Op.DeleteObjects, Op.GetBucketAcl, Op.PutBucketAcl)],
+    # versioning is the owner's: not even a WRITE grant changes it
+    *[(Op.PutBucketVersioning, caller, PUBLIC_RW, [], "denied") for caller in (OTHER, ANON)],
     (Op.ListObjects, OTHER, AUTH_READ, [], "allowed"),
     (Op.ListObjects, ANON, AUTH_READ, [], "denied"),
     (Op.ListObjects, FRIEND, "custom", FRIEND_READ, "allowed"),

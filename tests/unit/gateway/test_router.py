@@ -28,6 +28,7 @@ OPERATIONS: list[tuple[str, str, str, dict[str, str], Op]] = [
     ("GET", "/b", "acl", {}, Op.GetBucketAcl),
     ("PUT", "/b", "acl", {}, Op.PutBucketAcl),
     ("GET", "/b", "versioning", {}, Op.GetBucketVersioning),
+    ("PUT", "/b", "versioning", {}, Op.PutBucketVersioning),
     ("GET", "/b", "versions", {}, Op.ListObjectVersions),
     ("GET", "/b", "uploads", {}, Op.ListMultipartUploads),
     ("POST", "/b", "delete", {}, Op.DeleteObjects),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from leofs.gateway.context import Handler
-from leofs.gateway.handlers import acl, buckets, copy, listing, multipart, objects
+from leofs.gateway.handlers import acl, buckets, copy, listing, multipart, objects, versioning
 from leofs.gateway.router import Op
 
 HANDLERS: dict[Op, Handler] = {
@@ -12,12 +12,13 @@ HANDLERS: dict[Op, Handler] = {
     Op.DeleteBucket: buckets.delete_bucket,
     Op.HeadBucket: buckets.head_bucket,
     Op.GetBucketLocation: buckets.get_bucket_location,
-    Op.GetBucketVersioning: buckets.get_bucket_versioning,
+    Op.GetBucketVersioning: versioning.get_bucket_versioning,
+    Op.PutBucketVersioning: versioning.put_bucket_versioning,
     Op.GetBucketAcl: acl.get_bucket_acl,
     Op.PutBucketAcl: acl.put_bucket_acl,
     Op.ListObjects: listing.list_objects,
     Op.ListObjectsV2: listing.list_objects_v2,
-    Op.ListObjectVersions: listing.list_object_versions,
+    Op.ListObjectVersions: versioning.list_object_versions,
     Op.PutObject: objects.put_object,
     Op.GetObject: objects.get_object,
     Op.HeadObject: objects.get_object,

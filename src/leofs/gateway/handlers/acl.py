@@ -10,10 +10,10 @@ from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request, Services
 from leofs.gateway.handlers.headers import canned_acl
 from leofs.gateway.keys import NS_OBJECT, object_key
-from leofs.gateway.object_acl import check_object_acl, object_grants, stored_grants
-from leofs.gateway.objects import load_object
+from leofs.gateway.object_acl import object_grants, stored_grants
 from leofs.gateway.owners import canonical_id, owner_of
 from leofs.gateway.records import meta_encoder
+from leofs.gateway.versions import requested_object, rewrite_meta, version_headers
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import document, elem
 from leofs.s3.xmlparse import parse_access_control_policy
@@ -106,19 +106,22 @@ async def put_bucket_acl(gw: Services, req: S3Request) -> web.StreamResponse:
 
 async def get_object_acl(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key,
-                                                  generation=req.require_bucket().created))
-    return web.Response(body=policy_xml(gw, obj.meta.owner, object_grants(obj)), content_type="application/xml")
+    obj = await requested_object(req, gw.backend)
+    return web.Response(body=policy_xml(gw, obj.meta.owner, object_grants(obj)), content_type="application/xml",
+                        headers=version_headers(req.bucket_record, obj.meta))
 
 
 async def put_object_acl(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key,
-                                                  generation=req.require_bucket().created))
+    obj = await requested_object(req, gw.backend)
     acl, grants = await requested_acl(gw, req, obj.meta.owner)
     meta = obj.meta
     meta.acl = acl
     meta.grants = None if acl != "custom" else stored_grants(grants)
+    headers = version_headers(req.bucket_record, meta)
+    if meta.version_id is not None or "versionId" in req.query:  # the version's entry and, if current, its record
+        await rewrite_meta(gw.backend, req.bucket or "", req.key, obj, meta)
+        return web.Response(status=200, headers=headers)
     # Same data, same timestamp: only the record's metadata changes. The clock is the stored
     # one plus one, so a PUT that lands meanwhile (a newer clock) wins over this rewrite.
     entry = obj.entry
@@ -127,4 +130,4 @@ async def put_object_acl(gw: Services, req: S3Request) -> web.StreamResponse:
         NS_OBJECT, object_key(req.bucket or "", req.key), data, meta=meta_encoder.encode(meta),
         cnumber=entry.cnumber, csize=entry.csize, md5=entry.md5, clock=entry.clock + 1, timestamp=entry.timestamp,
     )
-    return web.Response(status=200)
+    return web.Response(status=200, headers=headers)

@@ -1,5 +1,5 @@
-"""Bucket operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation,
-GetBucketVersioning."""
+"""Bucket operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, GetBucketLocation
+(versioning: ``handlers.versioning``)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,3 @@ async def get_bucket_location(gw: Services, req: S3Request) -> web.StreamRespons
     body = f'{XML_DECL}<LocationConstraint xmlns="{XMLNS}">{elem("x", region)[3:-4]}</LocationConstraint>'
     return web.Response(body=body.encode(), content_type="application/xml")
 
-
-async def get_bucket_versioning(gw: Services, req: S3Request) -> web.StreamResponse:
-    req.require_bucket()
-    return web.Response(body=document("VersioningConfiguration", ""), content_type="application/xml")

@@ -16,6 +16,7 @@ from leofs.gateway.access import may_list, permitted
 from leofs.gateway.blobs import ChunkWriter
 from leofs.gateway.context import S3Request, Services
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
+from leofs.gateway.grace import free_later
 from leofs.gateway.handlers.headers import canned_acl, checksum_headers, meta_from_headers
 from leofs.gateway.keys import NS_CHUNK, chunk_key
 from leofs.gateway.object_acl import object_grants
@@ -27,7 +28,8 @@ from leofs.gateway.objects import (
     replaced_object,
     write_object,
 )
-from leofs.gateway.records import Blob, Manifest
+from leofs.gateway.records import Blob, Manifest, ObjectMeta
+from leofs.gateway.versions import is_versioned, load_version, put_version, undo_version, version_headers
 from leofs.s3.conditions import check_copy_source_conditions
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key
@@ -41,10 +43,7 @@ async def copy_source(gw: Services, req: S3Request) -> tuple[str, str, StoredObj
     raw = req.headers["x-amz-copy-source"]
     source, _, params = raw.partition("?")
     source = unquote(source).lstrip("/")
-    if params:
-        version = dict(p.partition("=")[::2] for p in params.split("&")).get("versionId")
-        if version not in (None, "null"):
-            raise S3Error("NoSuchVersion", VersionId=version or "")
+    version = dict(p.partition("=")[::2] for p in params.split("&")).get("versionId") if params else None
     bucket_name, sep, key = source.partition("/")
     if not sep or not key or not bucket_name:
         raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
@@ -52,8 +51,17 @@ async def copy_source(gw: Services, req: S3Request) -> tuple[str, str, StoredObj
     bucket = gw.control.bucket(bucket_name)
     if bucket is None:
         raise S3Error("NoSuchBucket", BucketName=bucket_name)
-    obj = await load_object(gw.backend, bucket_name, key, generation=bucket.created)
     caller = req.access_key
+    if version is not None:
+        obj = await load_version(gw.backend, bucket_name, key, unquote(version), generation=bucket.created)
+        if obj is None:
+            raise (S3Error("NoSuchVersion", Key=key, VersionId=unquote(version)) if may_list(bucket, caller)
+                   else S3Error("AccessDenied"))
+        if obj.meta.delete_marker:
+            raise S3Error("InvalidRequest", "The source of a copy request may not specifically refer to a delete "
+                          "marker by version id.")
+    else:
+        obj = await load_object(gw.backend, bucket_name, key, generation=bucket.created)
     # as for GetObject: the object's ACL decides; a missing key is reported only to who may list
     if obj is None:
         raise S3Error("NoSuchKey", Key=key) if may_list(bucket, caller) else S3Error("AccessDenied")
@@ -127,7 +135,8 @@ async def copy_object(gw: Services, req: S3Request) -> web.StreamResponse:
     directive = req.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "Unknown metadata directive.", ArgumentName="x-amz-metadata-directive")
-    same = (src_bucket, src_key) == (req.bucket, req.key)
+    # copying a version by its id onto its own key is how a version is restored
+    same = (src_bucket, src_key) == (req.bucket, req.key) and "versionId=" not in req.headers["x-amz-copy-source"]
     if same and directive == "COPY" and not any(
         h in req.headers for h in ("x-amz-storage-class", "x-amz-website-redirect-location",
                                    "x-amz-server-side-encryption")
@@ -147,8 +156,12 @@ async def copy_object(gw: Services, req: S3Request) -> web.StreamResponse:
     meta.parts_count = src.meta.parts_count
     generation = stamp_generation(meta, req.bucket_record)
     blobs: list[Blob] = []
+    versioned = is_versioned(req.bucket_record)
+    source_version = version_headers(gw.control.bucket(src_bucket), src.meta).get("x-amz-version-id")
     if src.manifest is None:
         data = await gw.backend.read(src.entry)
+        if versioned:
+            return await _copied_version(gw, req, meta, data, source_version)
         entry, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, data)
     else:
         position = 0
@@ -159,6 +172,8 @@ async def copy_object(gw: Services, req: S3Request) -> web.StreamResponse:
             blobs.append(Blob(copied.blob_id, copied.size, copied.chunk_size, copied.count, blob.md5,
                               blob.checksum, blob.checksum_algorithm, blob.last_modified))
             position += blob.size
+        if versioned:
+            return await _copied_version(gw, req, meta, Manifest(blobs), source_version)
         entry, replaced = await write_object(gw.backend, req.bucket or "", req.key, meta, Manifest(blobs))
     if await fenced(gw, req.bucket or "", generation):  # the bucket was deleted meanwhile
         await undo_write(gw, req.bucket or "", req.key, entry, replaced, blobs)
@@ -166,9 +181,34 @@ async def copy_object(gw: Services, req: S3Request) -> web.StreamResponse:
     old = await replaced_object(gw.backend, replaced)
     # the copy has blobs of its own, so the replaced version's chunks can always go
     forget_later(gw, req.bucket or "", req.key, old)
+    return _copy_result(meta, entry.timestamp, {} if source_version is None else
+                        {"x-amz-copy-source-version-id": source_version})
+
+
+async def _copied_version(gw: Services, req: S3Request, meta: ObjectMeta, body: bytes | Manifest,
+                          source_version: str | None) -> web.StreamResponse:
+    """The copy as a new version of a versioned bucket's key."""
+    bucket, key = req.require_bucket(), req.key or ""
+    try:
+        entry = await put_version(gw, bucket, key, meta, body)
+    except BaseException:
+        if isinstance(body, Manifest):
+            free_later(gw, bucket.name, key, body.blobs)
+        raise
+    assert meta.version_id is not None
+    if await fenced(gw, bucket.name, meta.generation):  # the bucket was deleted meanwhile
+        await undo_version(gw, bucket.name, key, meta.version_id)
+        raise S3Error("NoSuchBucket", BucketName=bucket.name)
+    headers = version_headers(bucket, meta)
+    if source_version is not None:
+        headers["x-amz-copy-source-version-id"] = source_version
+    return _copy_result(meta, entry.timestamp, headers)
+
+
+def _copy_result(meta: ObjectMeta, timestamp: int, headers: dict[str, str]) -> web.StreamResponse:
     checksum = ""
     if meta.checksum_algorithm and meta.checksum_value:
         checksum = elem("Checksum" + meta.checksum_algorithm, meta.checksum_value)
-    body = f"{elem('LastModified', iso8601(entry.timestamp))}{elem('ETag', quote_etag(meta.etag))}{checksum}"
-    headers = checksum_headers(meta)
-    return web.Response(body=document("CopyObjectResult", body), content_type="application/xml", headers=headers)
+    body = f"{elem('LastModified', iso8601(timestamp))}{elem('ETag', quote_etag(meta.etag))}{checksum}"
+    return web.Response(body=document("CopyObjectResult", body), content_type="application/xml",
+                        headers={**checksum_headers(meta), **headers})

@@ -38,6 +38,7 @@ from leofs.gateway.uploads import (
     store_part,
     write_upload,
 )
+from leofs.gateway.versions import is_versioned, new_sort_id, version_headers
 from leofs.s3.checksums import ALGORITHMS, combine_crc, composite, header_name
 from leofs.s3.conditions import check_write_conditions
 from leofs.s3.errors import S3Error
@@ -199,6 +200,9 @@ async def complete_multipart_upload(gw: Services, req: S3Request) -> web.StreamR
         etag_md5 = hashlib.md5(b"".join(bytes.fromhex(b.md5) for b in blobs)).hexdigest()
         meta.etag = f"{etag_md5}-{len(blobs)}"
         meta.parts_count = len(blobs)
+        if is_versioned(req.bucket_record):  # chosen now, so that a takeover writes the same version
+            assert req.bucket_record is not None
+            meta.version_id, meta.null_version = new_sort_id(), req.bucket_record.versioning == "Suspended"
         _final_checksum(upload, blobs, meta)
         completing = msgspec.structs.replace(upload, meta=meta, state="completing", numbers=numbers, blobs=blobs,
                                              base=expected_version(old))
@@ -275,7 +279,7 @@ def _completed(req: S3Request, bucket: str, key: str, upload: UploadMeta) -> web
     doc = elem("Location", location) + elem("Bucket", bucket) + elem("Key", key) + elem(
         "ETag", f'"{meta.etag}"') + checksum
     return web.Response(body=document("CompleteMultipartUploadResult", doc), content_type="application/xml",
-                        headers=checksum_headers(meta))
+                        headers={**checksum_headers(meta), **version_headers(req.bucket_record, meta)})
 
 
 def _final_checksum(upload: UploadMeta, blobs: list[Blob], meta: object) -> None:

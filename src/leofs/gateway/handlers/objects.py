@@ -8,13 +8,12 @@ import logging
 from aiohttp import web
 
 from leofs.gateway.backend import VersionGone
-from leofs.gateway.blobs import delete_blob, ingest
+from leofs.gateway.blobs import Ingested, delete_blob, ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request, Services
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers, response_overrides
 from leofs.gateway.keys import NS_OBJECT, object_key
-from leofs.gateway.object_acl import check_object_acl
 from leofs.gateway.objects import (
     StoredObject,
     fetch_object,
@@ -26,12 +25,27 @@ from leofs.gateway.objects import (
     write_if,
     write_object,
 )
+from leofs.gateway.records import ObjectMeta
+from leofs.gateway.versions import (
+    check_version_id,
+    checked_current,
+    is_versioned,
+    load_version,
+    public_id,
+    put_version,
+    remove_version,
+    requested_object,
+    requested_version,
+    undo_version,
+    version_headers,
+)
 from leofs.s3.conditions import check_read_conditions, check_write_conditions
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key
 from leofs.s3.numeric import bounded
 from leofs.s3.ranges import parse_range
 from leofs.s3.responses import document, elem, iso8601
+from leofs.s3.versioning_xml import parse_delete_versions
 from leofs.s3.xmlparse import parse_delete_objects
 
 log = logging.getLogger("leofs.gateway.objects")
@@ -66,6 +80,8 @@ async def put_object(gw: Services, req: S3Request) -> web.StreamResponse:
     if checksum is not None:
         meta.checksum_algorithm, meta.checksum_value = checksum
         meta.checksum_type = "FULL_OBJECT"
+    if is_versioned(req.bucket_record):
+        return await _put_version(gw, req, meta, ingested, conditional)
     if conditional:  # judged again on the version the write replaces (compare-and-set)
         try:
             written, replaced = await write_if(gw.backend, req.bucket or "", req.key, req.headers, meta, ingested)
@@ -81,6 +97,24 @@ async def put_object(gw: Services, req: S3Request) -> web.StreamResponse:
         raise S3Error("NoSuchBucket", BucketName=req.bucket or "")
     forget_later(gw, req.bucket or "", req.key, await replaced_object(gw.backend, replaced))
     headers = {"ETag": f'"{meta.etag}"', **checksum_headers(meta)}
+    return web.Response(status=200, headers=headers)
+
+
+async def _put_version(gw: Services, req: S3Request, meta: ObjectMeta, ingested: Ingested,
+                       conditional: bool) -> web.StreamResponse:
+    """PutObject in a versioned bucket: a new version (the null version while suspended)."""
+    bucket, key = req.require_bucket(), req.key or ""
+    try:
+        await put_version(gw, bucket, key, meta, ingested, headers=req.headers if conditional else None)
+    except S3Error:
+        if ingested.blob is not None:  # nothing refers to the body's chunks
+            await delete_blob(gw.backend, bucket.name, key, ingested.blob)
+        raise
+    assert meta.version_id is not None
+    if await fenced(gw, bucket.name, meta.generation):  # the bucket was deleted while the body streamed
+        await undo_version(gw, bucket.name, key, meta.version_id)
+        raise S3Error("NoSuchBucket", BucketName=bucket.name)
+    headers = {"ETag": f'"{meta.etag}"', **checksum_headers(meta), **version_headers(bucket, meta)}
     return web.Response(status=200, headers=headers)
 
 
@@ -102,16 +136,19 @@ async def get_object(gw: Services, req: S3Request) -> web.StreamResponse:
     generation = req.require_bucket().created
     for _ in range(3):
         inline: bytes | None = None
-        if req.method == "GET" and not gw.backend.local:
+        if "versionId" in req.query:
+            obj = await requested_version(req, gw.backend, req.query["versionId"])
+        elif req.method == "GET" and not gw.backend.local:
             # remote storage: the record and an inline body come back in one call
             fetched = await fetch_object(gw.backend, req.bucket or "", req.key, generation=generation)
-            obj = check_object_acl(req, fetched[0] if fetched else None)
+            obj = await checked_current(req, gw.backend, fetched[0] if fetched else None)
             inline = fetched[1] if fetched else None
         else:
-            obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key,
-                                                          generation=generation))
+            obj = await checked_current(req, gw.backend, await load_object(gw.backend, req.bucket or "", req.key,
+                                                                           generation=generation))
         check_read_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
         status, headers, start, end = _plan_response(req, obj)
+        headers.update(version_headers(req.bucket_record, obj.meta))
         body: bytes | None = None
         if inline is not None:
             body = inline[start : end + 1] if end >= start else b""
@@ -180,14 +217,35 @@ async def _respond(gw: Services, req: S3Request, obj: StoredObject, status: int,
 
 async def delete_object(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    await _delete_one(gw, req.bucket or "", req.key)
-    return web.Response(status=204)
+    version_id, marker = await _delete_one(gw, req, req.key, req.query.get("versionId"))
+    headers = {}
+    if version_id is not None:
+        headers["x-amz-version-id"] = version_id
+    if marker:
+        headers["x-amz-delete-marker"] = "true"
+    return web.Response(status=204, headers=headers)
 
 
-async def _delete_one(gw: Services, bucket: str, key: str) -> None:
+async def _delete_one(gw: Services, req: S3Request, key: str, version_id: str | None) -> tuple[str | None, bool]:
+    """Delete a key: a version for good (``version_id``), a delete marker (versioned bucket), or the
+    object. Answers the version id concerned (None in an unversioned bucket) and whether it is a
+    delete marker."""
+    bucket = req.require_bucket()
+    if version_id is not None:
+        check_version_id(version_id)
+        version = await load_version(gw.backend, bucket.name, key, version_id, generation=bucket.created)
+        if version is not None:
+            await remove_version(gw, bucket.name, key, version)
+        return version_id, version is not None and version.meta.delete_marker
+    if is_versioned(bucket):
+        meta = ObjectMeta(0, "", req.access_key or "", delete_marker=True)
+        stamp_generation(meta, bucket)
+        await put_version(gw, bucket, key, meta, b"")
+        return public_id(meta), True
     # the delete reports the version it replaced, whose chunks are freed afterwards
-    replaced = await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
-    forget_later(gw, bucket, key, await replaced_object(gw.backend, replaced))
+    replaced = await gw.backend.delete(NS_OBJECT, object_key(bucket.name, key))
+    forget_later(gw, bucket.name, key, await replaced_object(gw.backend, replaced))
+    return None, False
 
 
 async def delete_objects(gw: Services, req: S3Request) -> web.StreamResponse:
@@ -195,24 +253,30 @@ async def delete_objects(gw: Services, req: S3Request) -> web.StreamResponse:
     body = RequestBody(req.http, req.auth)
     if body.expected_md5 is None and body.checksum_algorithm is None:
         raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
-    quiet, keys = parse_delete_objects(await body.read_all(gw.config.max_xml_body))
+    raw = await body.read_all(gw.config.max_xml_body)
+    quiet, keys = parse_delete_objects(raw)
+    versions = parse_delete_versions(raw)
     out: list[str] = []
-    for key in keys:
+    for index, key in enumerate(keys):
+        asked = versions.get(index)
+        given = elem("VersionId", asked) if asked is not None else ""
         try:
             validate_key(key)
-            await _delete_one(gw, req.bucket or "", key)
+            version_id, marker = await _delete_one(gw, req, key, asked)
         except S3Error as err:
-            out.append(f"<Error>{elem('Key', key)}{elem('Code', err.code)}{elem('Message', err.message)}</Error>")
+            out.append(f"<Error>{elem('Key', key)}{given}{elem('Code', err.code)}{elem('Message', err.message)}"
+                       "</Error>")
             continue
         if not quiet:
-            out.append(f"<Deleted>{elem('Key', key)}</Deleted>")
+            if marker:
+                given += elem("DeleteMarker", "true") + elem("DeleteMarkerVersionId", version_id)
+            out.append(f"<Deleted>{elem('Key', key)}{given}</Deleted>")
     return web.Response(body=document("DeleteResult", "".join(out)), content_type="application/xml")
 
 
 async def get_object_attributes(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    obj = check_object_acl(req, await load_object(gw.backend, req.bucket or "", req.key,
-                                                  generation=req.require_bucket().created))
+    obj = await requested_object(req, gw.backend)
     check_read_conditions(req.headers, obj.quoted_etag, obj.last_modified / 1e6)
     wanted = {a.strip().lower() for a in req.headers.get("x-amz-object-attributes", "").split(",") if a.strip()}
     if not wanted:
@@ -231,7 +295,7 @@ async def get_object_attributes(gw: Services, req: S3Request) -> web.StreamRespo
         parts.append(elem("StorageClass", meta.storage_class))
     if "objectsize" in wanted:
         parts.append(elem("ObjectSize", meta.size))
-    headers = {"Last-Modified": iso8601(obj.last_modified)}
+    headers = {"Last-Modified": iso8601(obj.last_modified), **version_headers(req.bucket_record, obj.meta)}
     return web.Response(body=document("GetObjectAttributesResponse", "".join(parts)),
                         content_type="application/xml", headers=headers)
 
