@@ -42,6 +42,7 @@ class Bucket(msgspec.Struct, frozen=True):
     grants: list[Grant]
     region: str
     created: float
+    tags: list[tuple[str, str]] = msgspec.field(default_factory=list)  # bucket tagging, in the order given
 
 
 class ManagerError(Exception):

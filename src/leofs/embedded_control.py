@@ -84,3 +84,9 @@ class LocalControl:
             return self.store.set_bucket_acl(name, acl, grants)
         finally:
             self._invalidate()
+
+    async def set_bucket_tags(self, name: str, tags: list[tuple[str, str]]) -> Bucket:
+        try:
+            return self.store.set_bucket_tags(name, tags)
+        finally:
+            self._invalidate()

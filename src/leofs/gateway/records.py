@@ -48,6 +48,7 @@ class ObjectMeta(msgspec.Struct, array_like=True, omit_defaults=True):
     parts_count: int = 0
     storage_class: str = "STANDARD"
     generation: float = 0.0  # the bucket's creation time when written (0: written before it was recorded)
+    tags: list[tuple[str, str]] | None = None  # the object's tag set (object tagging), in the order given
 
 
 class UploadMeta(msgspec.Struct, array_like=True, omit_defaults=True):

@@ -128,3 +128,8 @@ class RemoteControl:
         self._buckets[name] = bucket
         return bucket
 
+    async def set_bucket_tags(self, name: str, tags: list[tuple[str, str]]) -> Bucket:
+        bucket = msgspec.convert(await self._bucket_op({"op": "tags", "name": name, "tags": tags}), Bucket)
+        self._buckets[name] = bucket
+        return bucket
+

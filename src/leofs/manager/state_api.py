@@ -173,4 +173,7 @@ class StateAPI:
             return None
         if op == "acl":
             return msgspec.to_builtins(self.store.set_bucket_acl(name, args.get("acl") or "private", grants))
-        raise ManagerError("bad_request", f"unknown op {op!r} (create, delete or acl)")
+        if op == "tags":
+            tags = msgspec.convert(args.get("tags") or [], list[tuple[str, str]])
+            return msgspec.to_builtins(self.store.set_bucket_tags(name, tags))
+        raise ManagerError("bad_request", f"unknown op {op!r} (create, delete, acl or tags)")

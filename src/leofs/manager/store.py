@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS users (
     role INTEGER NOT NULL, created REAL NOT NULL, canonical_id TEXT);
 CREATE TABLE IF NOT EXISTS buckets (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, acl TEXT NOT NULL, grants BLOB NOT NULL,
-    region TEXT NOT NULL, created REAL NOT NULL);
+    region TEXT NOT NULL, created REAL NOT NULL, tags BLOB);
 CREATE TABLE IF NOT EXISTS endpoints (host TEXT PRIMARY KEY, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS members (
@@ -49,6 +49,8 @@ _USER_COLUMNS = "user_id, access_key, secret_key, role, created, canonical_id"
 
 _grants_encoder = msgspec.json.Encoder()
 _grants_decoder = msgspec.json.Decoder(list[Grant])
+_tags_decoder = msgspec.json.Decoder(list[tuple[str, str]])
+_BUCKET_COLUMNS = "name, owner, acl, grants, region, created, tags"
 
 
 def new_canonical_id() -> str:
@@ -76,6 +78,7 @@ class ManagerStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._migrate_canonical_ids()
+            self._migrate_bucket_tags()
             make_private_sqlite(path)  # every user's secret key: never readable by other local users
             if self._db.execute("SELECT COUNT(*) FROM endpoints").fetchone()[0] == 0 and not self._setting(
                 "endpoints_initialized"
@@ -105,6 +108,19 @@ class ManagerStore:
             for user_id in missing:
                 self._db.execute("UPDATE users SET canonical_id = ? WHERE user_id = ?", (new_canonical_id(), user_id))
             self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS users_canonical_id ON users(canonical_id)")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate_bucket_tags(self) -> None:
+        """Databases from before bucket tagging: add the (nullable) ``tags`` column, in one write
+        transaction as for canonical ids."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {str(row[1]) for row in self._db.execute("PRAGMA table_info(buckets)")}
+            if "tags" not in columns:
+                self._db.execute("ALTER TABLE buckets ADD COLUMN tags BLOB")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -216,7 +232,7 @@ class ManagerStore:
                 code = "owned" if row[0] == owner else "exists"
                 raise AlreadyExists(code, f"bucket {name!r} already exists")
             self._db.execute(
-                "INSERT INTO buckets VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO buckets ({_BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 (name, owner, bucket.acl, _grants_encoder.encode(bucket.grants), region, bucket.created),
             )
             self._changed()
@@ -231,22 +247,22 @@ class ManagerStore:
 
     def bucket(self, name: str) -> Bucket | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
+            row = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)).fetchone()
         return None if row is None else _bucket(row)
 
     def buckets(self, owner: str | None = None) -> list[Bucket]:
         with self._lock:
             if owner is None:
-                rows = self._db.execute("SELECT * FROM buckets ORDER BY name").fetchall()
+                rows = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets ORDER BY name").fetchall()
             else:
                 rows = self._db.execute(
-                    "SELECT * FROM buckets WHERE owner = ? ORDER BY name", (owner,)
+                    f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE owner = ? ORDER BY name", (owner,)
                 ).fetchall()
         return [_bucket(row) for row in rows]
 
     def set_bucket_acl(self, name: str, acl: str, grants: list[Grant] | None = None) -> Bucket:
         with self._lock:
-            row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
+            row = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise NotFound("not_found", f"no bucket {name!r}")
             owner = row[1]
@@ -256,7 +272,18 @@ class ManagerStore:
                 (acl, _grants_encoder.encode(new_grants), name),
             )
             self._changed()
-            row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
+            row = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)).fetchone()
+        return _bucket(row)
+
+    def set_bucket_tags(self, name: str, tags: list[tuple[str, str]]) -> Bucket:
+        """Replace a bucket's tag set (empty: delete it)."""
+        with self._lock:
+            cur = self._db.execute("UPDATE buckets SET tags = ? WHERE name = ?",
+                                   (_grants_encoder.encode(tags) if tags else None, name))
+            if cur.rowcount == 0:
+                raise NotFound("not_found", f"no bucket {name!r}")
+            self._changed()
+            row = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)).fetchone()
         return _bucket(row)
 
     # -- endpoints ------------------------------------------------------------------------------
@@ -333,6 +360,8 @@ class ManagerStore:
 
 
 def _bucket(row: tuple[object, ...]) -> Bucket:
-    name, owner, acl, grants, region, created = row
+    name, owner, acl, grants, region, created, tags = row
     assert isinstance(grants, bytes)
-    return Bucket(str(name), str(owner), str(acl), _grants_decoder.decode(grants), str(region), float(created))  # type: ignore[arg-type]
+    assert tags is None or isinstance(tags, bytes)
+    return Bucket(str(name), str(owner), str(acl), _grants_decoder.decode(grants), str(region), float(created),  # type: ignore[arg-type]
+                  _tags_decoder.decode(tags) if tags else [])

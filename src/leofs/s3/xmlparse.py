@@ -157,6 +157,22 @@ def parse_complete_multipart(body: bytes) -> list[CompletedPart]:
     return parts
 
 
+def parse_tagging(body: bytes) -> list[tuple[str, str]]:
+    """Parse a ``<Tagging><TagSet><Tag><Key/><Value/></Tag>...`` body into (key, value) pairs, in
+    document order; limits are the caller's. No TagSet, or a Tag without Key or Value, is MalformedXML."""
+    root = _parse(body, "Tagging")
+    tag_set = _child(root, "TagSet")
+    if tag_set is None:
+        raise S3Error("MalformedXML")
+    tags: list[tuple[str, str]] = []
+    for tag in _children(tag_set, "Tag"):
+        key, value = _text(_child(tag, "Key")), _text(_child(tag, "Value"))
+        if key is None or value is None:
+            raise S3Error("MalformedXML")
+        tags.append((key, value))
+    return tags
+
+
 def parse_create_bucket(body: bytes) -> str | None:
     """The LocationConstraint of a CreateBucket body; None for an empty body or constraint."""
     if not body.strip():

@@ -140,6 +140,11 @@ async def copy_object(gw: Services, req: S3Request) -> web.StreamResponse:
         for field in ("content_type", "content_encoding", "content_disposition", "content_language",
                       "cache_control", "expires", "user_meta"):
             setattr(meta, field, getattr(src.meta, field))
+    tagging = req.headers.get("x-amz-tagging-directive", "COPY").upper()
+    if tagging not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "Unknown tagging directive.", ArgumentName="x-amz-tagging-directive")
+    if tagging == "COPY":
+        meta.tags = src.meta.tags
     meta.owner = req.access_key or ""
     meta.acl = canned_acl(req.headers)
     meta.checksum_algorithm, meta.checksum_value = src.meta.checksum_algorithm, src.meta.checksum_value
