@@ -20,6 +20,7 @@ from leofs.gateway.backend import Backend
 from leofs.gateway.body import BODY_DEADLINE, BODY_IDLE_TIMEOUT
 from leofs.gateway.context import GatewayConfig, Handler, S3Request, new_request_id, parse_query, split_target
 from leofs.gateway.control import ControlPlane
+from leofs.gateway.expected_owner import check_expected_owner
 from leofs.gateway.limits import ProcessLimits
 from leofs.gateway.router import Op, resolve_operation, resolve_target
 from leofs.s3.auth import authenticate
@@ -98,6 +99,7 @@ class Gateway:
         if req.bucket is not None:
             req.bucket_record = self.control.bucket(req.bucket)
         authorize(req)
+        check_expected_owner(self, req)
 
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue``: authenticate from the headers first, then invite the body."""

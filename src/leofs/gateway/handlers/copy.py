@@ -15,6 +15,7 @@ from aiohttp import web
 from leofs.gateway.access import may_list, permitted
 from leofs.gateway.blobs import ChunkWriter
 from leofs.gateway.context import S3Request, Services
+from leofs.gateway.expected_owner import SOURCE_EXPECTED_OWNER, check_owner
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
 from leofs.gateway.handlers.headers import canned_acl, checksum_headers, meta_from_headers
 from leofs.gateway.keys import NS_CHUNK, chunk_key
@@ -52,6 +53,7 @@ async def copy_source(gw: Services, req: S3Request) -> tuple[str, str, StoredObj
     bucket = gw.control.bucket(bucket_name)
     if bucket is None:
         raise S3Error("NoSuchBucket", BucketName=bucket_name)
+    check_owner(gw, bucket, req.headers.get(SOURCE_EXPECTED_OWNER))
     obj = await load_object(gw.backend, bucket_name, key, generation=bucket.created)
     caller = req.access_key
     # as for GetObject: the object's ACL decides; a missing key is reported only to who may list

@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from leofs.gateway.backend import VersionGone
+from leofs.gateway.backend import VersionGone, WriteConflict
 from leofs.gateway.blobs import delete_blob, ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request, Services
@@ -32,7 +32,7 @@ from leofs.s3.names import validate_key
 from leofs.s3.numeric import bounded
 from leofs.s3.ranges import parse_range
 from leofs.s3.responses import document, elem, iso8601
-from leofs.s3.xmlparse import parse_delete_objects
+from leofs.s3.xmlparse import parse_delete_entries
 
 log = logging.getLogger("leofs.gateway.objects")
 
@@ -180,14 +180,32 @@ async def _respond(gw: Services, req: S3Request, obj: StoredObject, status: int,
 
 async def delete_object(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    await _delete_one(gw, req.bucket or "", req.key)
+    generation = req.require_bucket().created
+    await _delete_one(gw, req.bucket or "", req.key, req.headers.get("If-Match"), generation)
     return web.Response(status=204)
 
 
-async def _delete_one(gw: Services, bucket: str, key: str) -> None:
-    # the delete reports the version it replaced, whose chunks are freed afterwards
-    replaced = await gw.backend.delete(NS_OBJECT, object_key(bucket, key))
-    forget_later(gw, bucket, key, await replaced_object(gw.backend, replaced))
+async def _delete_one(gw: Services, bucket: str, key: str, if_match: str | None = None,
+                      generation: float = 0.0) -> None:
+    """Delete an object; with ``if_match`` (DeleteObject's If-Match, a DeleteObjects entry's ETag)
+    only the version with that ETag, compare-and-set on it: 412 PreconditionFailed otherwise."""
+    record = object_key(bucket, key)
+    if if_match is None:
+        # the delete reports the version it replaced, whose chunks are freed afterwards
+        replaced = await gw.backend.delete(NS_OBJECT, record)
+        forget_later(gw, bucket, key, await replaced_object(gw.backend, replaced))
+        return
+    for _ in range(5):
+        current = await load_object(gw.backend, bucket, key)
+        check_write_conditions({"if-match": if_match}, visible_etag(current, generation))
+        assert current is not None
+        try:
+            replaced = await gw.backend.delete(NS_OBJECT, record, expect=current.entry.clock)
+        except WriteConflict:  # overwritten meanwhile: judged again on the new version
+            continue
+        forget_later(gw, bucket, key, await replaced_object(gw.backend, replaced))
+        return
+    raise S3Error("ConditionalRequestConflict")
 
 
 async def delete_objects(gw: Services, req: S3Request) -> web.StreamResponse:
@@ -195,12 +213,14 @@ async def delete_objects(gw: Services, req: S3Request) -> web.StreamResponse:
     body = RequestBody(req.http, req.auth)
     if body.expected_md5 is None and body.checksum_algorithm is None:
         raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
-    quiet, keys = parse_delete_objects(await body.read_all(gw.config.max_xml_body))
+    quiet, entries = parse_delete_entries(await body.read_all(gw.config.max_xml_body))
+    generation = req.require_bucket().created
     out: list[str] = []
-    for key in keys:
+    for entry in entries:
+        key = entry.key
         try:
             validate_key(key)
-            await _delete_one(gw, req.bucket or "", key)
+            await _delete_one(gw, req.bucket or "", key, entry.etag, generation)
         except S3Error as err:
             out.append(f"<Error>{elem('Key', key)}{elem('Code', err.code)}{elem('Message', err.message)}</Error>")
             continue
