@@ -24,6 +24,7 @@ class User(msgspec.Struct, frozen=True):
     role: int
     created: float
     canonical_id: str = ""
+    email: str = ""  # lower case; ACL grants by e-mail address (AmazonCustomerByEmail) name the user by it
 
 
 class Grant(msgspec.Struct, frozen=True):

@@ -46,6 +46,9 @@ class LocalControl:
             user = self._users[access_key] = self.store.user_by_access_key(access_key)
             return user
 
+    def user_by_email(self, email: str) -> User | None:
+        return self.store.user_by_email(email)  # grants by e-mail are rare: not cached
+
     def user_by_canonical_id(self, canonical_id: str) -> User | None:
         try:
             return self._canonical[canonical_id]

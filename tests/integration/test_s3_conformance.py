@@ -500,3 +500,81 @@ def test_acl_at_create_bucket_has_owner_id_and_name(s3: Any) -> None:
         assert full["Grantee"]["DisplayName"] == owner["DisplayName"]
     finally:
         s3.delete_bucket(Bucket=name)
+
+
+def _grants(acl: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {(g["Grantee"]["Type"], g["Grantee"].get("ID") or g["Grantee"].get("URI", ""), g["Permission"])
+            for g in acl["Grants"]}
+
+
+@pytest.fixture(scope="module")
+def grantee(server: Any) -> tuple[str, str, str, str]:
+    """A second user with an e-mail address: (access key, secret key, canonical id, e-mail)."""
+    import json
+
+    from tests.integration.s3_helpers import adm
+
+    email = f"Grantee.{id(server)}@Example.org"
+    user = json.loads(adm(server, "create-user", f"grantee-{id(server)}", "--email", email))
+    client = make_client(server.endpoint, access_key=user["access_key"], secret_key=user["secret_key"])
+    return user["access_key"], user["secret_key"], client.list_buckets()["Owner"]["ID"], email
+
+
+def test_grant_headers_on_put_object_and_create_bucket(server: Any, s3: Any, bucket: str,
+                                                        grantee: tuple[str, str, str, str]) -> None:
+    access, secret, grantee_id, email = grantee
+    other = make_client(server.endpoint, access_key=access, secret_key=secret)
+    all_users = "http://acs.amazonaws.com/groups/global/AllUsers"
+    s3.put_object(Bucket=bucket, Key="k", Body=b"granted", GrantRead=f'id="{grantee_id}"',
+                  GrantReadACP=f'uri="{all_users}"', GrantFullControl=f"emailAddress={email.upper()}")
+    assert _grants(s3.get_object_acl(Bucket=bucket, Key="k")) == {
+        ("CanonicalUser", grantee_id, "READ"), ("Group", all_users, "READ_ACP"),
+        ("CanonicalUser", grantee_id, "FULL_CONTROL")}
+    assert other.get_object(Bucket=bucket, Key="k")["Body"].read() == b"granted"  # the grant is in force
+    # the same on CreateMultipartUpload (carried to the object) and on CopyObject
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp", GrantRead=f"emailAddress={email}")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"p")["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert other.get_object(Bucket=bucket, Key="mp")["Body"].read() == b"p"
+    s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "k"}, GrantRead=f"id={grantee_id}")
+    assert _grants(s3.get_object_acl(Bucket=bucket, Key="copy")) == {("CanonicalUser", grantee_id, "READ")}
+    # bucket: the grants are its ACL
+    name = f"conform-grants-{id(server) % 100000}"
+    s3.create_bucket(Bucket=name, GrantRead=f"emailAddress={email}", GrantWrite=f'id="{grantee_id}"')
+    try:
+        assert _grants(s3.get_bucket_acl(Bucket=name)) == {("CanonicalUser", grantee_id, "READ"),
+                                                           ("CanonicalUser", grantee_id, "WRITE")}
+        other.put_object(Bucket=name, Key="by-grantee", Body=b"w")
+        assert [o["Key"] for o in other.list_objects_v2(Bucket=name)["Contents"]] == ["by-grantee"]
+        other.delete_object(Bucket=name, Key="by-grantee")
+    finally:
+        s3.delete_bucket(Bucket=name)
+
+
+def test_grants_by_unknown_e_mail_or_id(server: Any, s3: Any, bucket: str) -> None:
+    unknown = "emailAddress=nobody@nowhere"
+    assert _error(lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"x", GrantRead=unknown)) == (
+        "UnresolvableGrantByEmailAddress", 400)
+    assert _error(lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"x", GrantRead=f"id={'f' * 64}")) == (
+        "InvalidArgument", 400)
+    assert _error(lambda: s3.create_bucket(Bucket="conform-unresolvable", GrantRead="emailAddress=no@where")) == (
+        "UnresolvableGrantByEmailAddress", 400)
+    assert _error(lambda: s3.head_bucket(Bucket="conform-unresolvable"))[1] == 404
+    assert _error(lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"x", ACL="public-read",
+                                        GrantRead="uri=http://acs.amazonaws.com/groups/global/AllUsers")) == (
+        "InvalidRequest", 400)
+    assert _error(lambda: s3.head_object(Bucket=bucket, Key="k"))[1] == 404
+
+
+def test_grant_by_e_mail_in_an_acl_document(server: Any, s3: Any, bucket: str,
+                                             grantee: tuple[str, str, str, str]) -> None:
+    _, _, grantee_id, email = grantee
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    owner = s3.get_object_acl(Bucket=bucket, Key="k")["Owner"]
+    s3.put_object_acl(Bucket=bucket, Key="k", AccessControlPolicy={"Owner": owner, "Grants": [
+        {"Grantee": {"Type": "AmazonCustomerByEmail", "EmailAddress": email}, "Permission": "READ"}]})
+    assert _grants(s3.get_object_acl(Bucket=bucket, Key="k")) == {("CanonicalUser", grantee_id, "READ")}
+    assert _error(lambda: s3.put_object_acl(Bucket=bucket, Key="k", AccessControlPolicy={"Owner": owner, "Grants": [
+        {"Grantee": {"Type": "AmazonCustomerByEmail", "EmailAddress": "x@y.z"}, "Permission": "READ"}]})) == (
+        "UnresolvableGrantByEmailAddress", 400)

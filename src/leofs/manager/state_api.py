@@ -74,7 +74,7 @@ def state_snapshot(store: ManagerStore) -> StateSnapshot:
     version = store.version  # read first: a change while reading shows up as a later version
     return StateSnapshot(
         version,
-        [StateUser(u.user_id, u.access_key, u.secret_key, u.role, u.canonical_id) for u in store.users()],
+        [StateUser(u.user_id, u.access_key, u.secret_key, u.role, u.canonical_id, u.email) for u in store.users()],
         store.buckets(),
         store.endpoints(),
     )

@@ -32,7 +32,7 @@ DEFAULT_ENDPOINTS = ("localhost", "s3.amazonaws.com")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     user_id TEXT PRIMARY KEY, access_key TEXT UNIQUE NOT NULL, secret_key TEXT NOT NULL,
-    role INTEGER NOT NULL, created REAL NOT NULL, canonical_id TEXT);
+    role INTEGER NOT NULL, created REAL NOT NULL, canonical_id TEXT, email TEXT);
 CREATE TABLE IF NOT EXISTS buckets (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, acl TEXT NOT NULL, grants BLOB NOT NULL,
     region TEXT NOT NULL, created REAL NOT NULL, tags BLOB);
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS rings (slot TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 
 _VERSION_SETTING = "state_version"
-_USER_COLUMNS = "user_id, access_key, secret_key, role, created, canonical_id"
+_USER_COLUMNS = "user_id, access_key, secret_key, role, created, canonical_id, COALESCE(email, '')"
 
 _grants_encoder = msgspec.json.Encoder()
 _grants_decoder = msgspec.json.Decoder(list[Grant])
@@ -79,6 +79,7 @@ class ManagerStore:
             self._db.executescript(_SCHEMA)
             self._migrate_canonical_ids()
             self._migrate_bucket_tags()
+            self._migrate_user_emails()
             make_private_sqlite(path)  # every user's secret key: never readable by other local users
             if self._db.execute("SELECT COUNT(*) FROM endpoints").fetchone()[0] == 0 and not self._setting(
                 "endpoints_initialized"
@@ -121,6 +122,20 @@ class ManagerStore:
             columns = {str(row[1]) for row in self._db.execute("PRAGMA table_info(buckets)")}
             if "tags" not in columns:
                 self._db.execute("ALTER TABLE buckets ADD COLUMN tags BLOB")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate_user_emails(self) -> None:
+        """Databases from before e-mail addresses: add the (nullable) ``email`` column and its
+        unique index, in one write transaction as for canonical ids."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {str(row[1]) for row in self._db.execute("PRAGMA table_info(users)")}
+            if "email" not in columns:
+                self._db.execute("ALTER TABLE users ADD COLUMN email TEXT")
+            self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users(email) WHERE email IS NOT NULL")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -178,21 +193,30 @@ class ManagerStore:
         access_key: str | None = None,
         secret_key: str | None = None,
         role: int = ROLE_GENERAL,
+        email: str | None = None,
     ) -> User:
-        """Create a user with the given keys, or generated ones."""
+        """Create a user with the given keys, or generated ones, and optionally an e-mail address
+        (unique; what ACL grants by e-mail address resolve)."""
         if not user_id or len(user_id) > 256:
             raise ManagerError("invalid", "user id must be 1..256 characters")
+        address = (email or "").strip().lower()
+        if email is not None and (not 3 <= len(address) <= 254 or address.count("@") != 1
+                                  or address.startswith("@") or address.endswith("@")):
+            raise ManagerError("invalid", f"not an e-mail address: {email!r}")
         gen_access, gen_secret = generate_keys(user_id)
-        user = User(user_id, access_key or gen_access, secret_key or gen_secret, role, time.time(), new_canonical_id())
+        user = User(user_id, access_key or gen_access, secret_key or gen_secret, role, time.time(), new_canonical_id(),
+                    address)
         with self._lock:
             try:
                 self._db.execute(
-                    "INSERT INTO users (user_id, access_key, secret_key, role, created, canonical_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (user.user_id, user.access_key, user.secret_key, user.role, user.created, user.canonical_id),
+                    "INSERT INTO users (user_id, access_key, secret_key, role, created, canonical_id, email) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (user.user_id, user.access_key, user.secret_key, user.role, user.created, user.canonical_id,
+                     address or None),
                 )
             except sqlite3.IntegrityError:
-                raise AlreadyExists("exists", f"user {user_id!r} or its access key already exists") from None
+                raise AlreadyExists("exists", f"user {user_id!r}, its access key or its e-mail address already "
+                                    "exists") from None
             self._changed()
         return user
 
@@ -218,6 +242,13 @@ class ManagerStore:
         with self._lock:
             row = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE canonical_id = ?",
                                    (canonical_id,)).fetchone()
+        return None if row is None else User(*row)
+
+    def user_by_email(self, email: str) -> User | None:
+        """The user with e-mail address ``email`` (case-insensitive)."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE email = ?",
+                                   (email.strip().lower(),)).fetchone()
         return None if row is None else User(*row)
 
     # -- buckets --------------------------------------------------------------------------------

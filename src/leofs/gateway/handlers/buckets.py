@@ -12,6 +12,7 @@ from leofs.accounts import AlreadyExists
 from leofs.gateway import fence
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request, Services
+from leofs.gateway.handlers.acl import header_grants
 from leofs.gateway.handlers.headers import canned_acl
 from leofs.gateway.owners import owner_of
 from leofs.gateway.uploads import abort_all
@@ -65,13 +66,16 @@ async def create_bucket(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.bucket is not None and req.access_key is not None
     validate_bucket_name(req.bucket)
     acl = canned_acl(req.headers)
+    grants = header_grants(gw, req)  # x-amz-grant-*: every grantee kind, stored as the bucket's ACL
+    if grants is not None:
+        acl = "custom"
     body = await RequestBody(req.http, req.auth).read_all(gw.config.max_xml_body)
     location = parse_create_bucket(body)
     region = location or gw.config.region
     if location == "EU":
         region = "eu-west-1"
     try:
-        await gw.control.create_bucket(req.bucket, req.access_key, acl=acl, region=region)
+        await gw.control.create_bucket(req.bucket, req.access_key, acl=acl, region=region, grants=grants)
     except AlreadyExists as err:
         raise S3Error("BucketAlreadyOwnedByYou" if err.code == "owned" else "BucketAlreadyExists",
                       BucketName=req.bucket) from None

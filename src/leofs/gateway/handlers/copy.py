@@ -17,6 +17,7 @@ from leofs.gateway.blobs import ChunkWriter
 from leofs.gateway.context import S3Request, Services
 from leofs.gateway.expected_owner import SOURCE_EXPECTED_OWNER, check_owner
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
+from leofs.gateway.handlers.acl import apply_header_grants
 from leofs.gateway.handlers.headers import canned_acl, checksum_headers, meta_from_headers
 from leofs.gateway.keys import NS_CHUNK, chunk_key
 from leofs.gateway.object_acl import object_grants
@@ -149,6 +150,7 @@ async def copy_object(gw: Services, req: S3Request) -> web.StreamResponse:
         meta.tags = src.meta.tags
     meta.owner = req.access_key or ""
     meta.acl = canned_acl(req.headers)
+    apply_header_grants(gw, req, meta)
     meta.checksum_algorithm, meta.checksum_value = src.meta.checksum_algorithm, src.meta.checksum_value
     meta.checksum_type = src.meta.checksum_type
     meta.parts_count = src.meta.parts_count

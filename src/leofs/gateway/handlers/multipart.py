@@ -21,6 +21,7 @@ from leofs.gateway.blobs import ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request, Services
 from leofs.gateway.fence import fenced, stamp_generation
+from leofs.gateway.handlers.acl import apply_header_grants
 from leofs.gateway.handlers.copy import copy_range, copy_source
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers
 from leofs.gateway.keys import NS_UPLOAD, bucket_prefix, upload_key
@@ -75,6 +76,7 @@ async def create_multipart_upload(gw: Services, req: S3Request) -> web.StreamRes
     req.require_bucket()
     validate_key(req.key)
     meta = meta_from_headers(req)
+    apply_header_grants(gw, req, meta)
     algorithm = req.headers.get("x-amz-checksum-algorithm")
     ctype = req.headers.get("x-amz-checksum-type")
     if algorithm is not None:

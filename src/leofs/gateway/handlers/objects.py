@@ -12,6 +12,7 @@ from leofs.gateway.blobs import delete_blob, ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request, Services
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
+from leofs.gateway.handlers.acl import apply_header_grants
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers, response_overrides
 from leofs.gateway.keys import NS_OBJECT, object_key
 from leofs.gateway.object_acl import check_object_acl
@@ -42,6 +43,7 @@ async def put_object(gw: Services, req: S3Request) -> web.StreamResponse:
     req.require_bucket()
     validate_key(req.key)
     meta = meta_from_headers(req)
+    apply_header_grants(gw, req, meta)
     generation = stamp_generation(meta, req.bucket_record)
     conditional = "If-None-Match" in req.headers or "If-Match" in req.headers
     # the replaced version (whose chunks are freed afterwards) is reported by the write itself, so it
