@@ -1,7 +1,7 @@
 """Changing an object's metadata in place (its tag set): a compare-and-set on its record.
 
-The record is written again with the same data (inline body or manifest) and timestamp, under
-``expect`` = the clock of the version read, so a PUT, copy, Complete or DELETE that lands in
+The record is written again with the same data (inline body or manifest) and timestamp, with the
+clock of the version read plus one, under ``expect`` = that clock, so a PUT, copy, Complete or DELETE that lands in
 between is never clobbered nor resurrected: the change is made again on what is there now, or
 answers NoSuchKey when the object is gone. No chunk is freed: the new record points at the same ones.
 """
@@ -48,6 +48,9 @@ async def update_meta(gw: Services, req: S3Request, change: Callable[[ObjectMeta
                 cnumber=entry.cnumber,
                 csize=entry.csize,
                 md5=entry.md5,
+                # clock + 1, not a new clock: should the write be judged on a stale copy (a cluster
+                # gateway retrying on the next replica after a timeout), any later write still wins
+                clock=entry.clock + 1,
                 timestamp=entry.timestamp,
                 expect=entry.clock,
             )
