@@ -24,6 +24,7 @@ class User(msgspec.Struct, frozen=True):
     role: int
     created: float
     canonical_id: str = ""
+    email: str = ""  # lower case; ACL grants by e-mail address (AmazonCustomerByEmail) name the user by it
 
 
 class Grant(msgspec.Struct, frozen=True):
@@ -43,6 +44,7 @@ class Bucket(msgspec.Struct, frozen=True):
     region: str
     created: float
     versioning: str = ""  # "" (never versioned) | "Enabled" | "Suspended"
+    tags: list[tuple[str, str]] = msgspec.field(default_factory=list)  # bucket tagging, in the order given
 
 
 class ManagerError(Exception):

@@ -46,6 +46,9 @@ class LocalControl:
             user = self._users[access_key] = self.store.user_by_access_key(access_key)
             return user
 
+    def user_by_email(self, email: str) -> User | None:
+        return self.store.user_by_email(email)  # grants by e-mail are rare: not cached
+
     def user_by_canonical_id(self, canonical_id: str) -> User | None:
         try:
             return self._canonical[canonical_id]
@@ -88,5 +91,11 @@ class LocalControl:
     async def set_bucket_versioning(self, name: str, status: str) -> Bucket:
         try:
             return self.store.set_bucket_versioning(name, status)
+        finally:
+            self._invalidate()
+
+    async def set_bucket_tags(self, name: str, tags: list[tuple[str, str]]) -> Bucket:
+        try:
+            return self.store.set_bucket_tags(name, tags)
         finally:
             self._invalidate()

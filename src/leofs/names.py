@@ -22,13 +22,16 @@ def is_valid_bucket_name(name: str) -> bool:
     """Whether ``name`` follows the general-purpose bucket rules.
 
     3-63 characters of lower-case letters, digits, '.' and '-'; starts and ends with a letter or
-    digit; no '..'; not formatted as an IPv4 address; none of the reserved prefixes (``xn--``,
+    digit; no '..', '.-' or '-.' (a label may not start or end with a hyphen); not formatted as an
+    IPv4 address; none of the reserved prefixes (``xn--``,
     ``sthree-``, ``amzn-s3-demo-``) or suffixes (``-s3alias``, ``--ol-s3``, ``--x-s3``,
     ``--table-s3``).
     """
     return (
         _BUCKET_RE.fullmatch(name) is not None
         and ".." not in name
+        and ".-" not in name
+        and "-." not in name
         and _IPV4_RE.fullmatch(name) is None
         and not name.startswith(_RESERVED_PREFIXES)
         and not name.endswith(_RESERVED_SUFFIXES)

@@ -35,7 +35,8 @@ def test_put_in_flight_does_not_survive_delete_bucket(server: Any, s3: Any, buck
 def test_create_multipart_upload_and_complete_after_delete_bucket(server: Any, s3: Any, bucket: str) -> None:
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
     etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload_id, PartNumber=1, Body=b"part")["ETag"]
-    # an open upload keeps the bucket: DeleteBucket refuses, and lifts its fence again
+    # an object keeps the bucket: DeleteBucket refuses, lifts its fence again and leaves the upload
+    s3.put_object(Bucket=bucket, Key="keeper", Body=b"k")
     assert _error(lambda: s3.delete_bucket(Bucket=bucket)) == "BucketNotEmpty"
     s3.put_object(Bucket=bucket, Key="after", Body=b"still writable")
     done = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id,

@@ -246,13 +246,16 @@ def purge_cache(a: AdmContext, path: str) -> None:
 @click.option("--access-key", default=None, help="Use this access key instead of a generated one.")
 @click.option("--secret-key", default=None, help="Use this secret key instead of a generated one.")
 @click.option("--admin", is_flag=True, help="Give the user the admin role (default: general).")
+@click.option("--email", default=None, help="The user's e-mail address (ACL grants by e-mail name the user by it).")
 @pass_adm
-def create_user(a: AdmContext, user_id: str, access_key: str | None, secret_key: str | None, admin: bool) -> None:
+def create_user(a: AdmContext, user_id: str, access_key: str | None, secret_key: str | None, admin: bool,
+                email: str | None) -> None:
     """Create an S3 user and print its keys.
 
     The keys are generated unless given. Roles: general (the default) or admin.
     """
-    user = a.call("create-user", user_id=user_id, access_key=access_key, secret_key=secret_key, admin=admin or None)
+    user = a.call("create-user", user_id=user_id, access_key=access_key, secret_key=secret_key, admin=admin or None,
+                  email=email)
     if a.as_json or not isinstance(user, dict):
         a.show(user)
         return

@@ -21,6 +21,7 @@ from leofs.gateway.body import BODY_DEADLINE, BODY_IDLE_TIMEOUT
 from leofs.gateway.context import GatewayConfig, Handler, S3Request, new_request_id, parse_query, split_target
 from leofs.gateway.control import ControlPlane
 from leofs.gateway.custom_headers import CustomHeaders
+from leofs.gateway.expected_owner import check_expected_owner
 from leofs.gateway.health import Health, Probe
 from leofs.gateway.limits import ProcessLimits
 from leofs.gateway.router import Op, resolve_operation, resolve_target
@@ -131,6 +132,7 @@ class Gateway:
         if req.bucket is not None:
             req.bucket_record = self.control.bucket(req.bucket)
         authorize(req)
+        check_expected_owner(self, req)
 
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue``: authenticate from the headers first, then invite the body."""

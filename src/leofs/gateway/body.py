@@ -70,20 +70,23 @@ DEFAULT_DEADLINE = 6 * 3600.0
 class RequestBody:
     """The payload of one request, decoded as it streams in."""
 
-    def __init__(self, request: web.Request, auth: AuthResult | None) -> None:
+    def __init__(self, request: web.Request, auth: AuthResult | None, *, object_checksum: bool = False) -> None:
+        """``object_checksum``: the request's ``x-amz-checksum-*`` header is the checksum of the
+        object an operation makes (CompleteMultipartUpload), not of this body."""
         headers = request.headers
         self._request = request
         self._idle_timeout = request.get(BODY_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)
         self._deadline = asyncio.get_running_loop().time() + request.get(BODY_DEADLINE, DEFAULT_DEADLINE)
         payload = (auth.payload if auth else "") or headers.get("x-amz-content-sha256", "")
-        encoding = headers.get("Content-Encoding", "")
-        self.aws_chunked = payload in _STREAMING_MODES or "aws-chunked" in encoding.lower()
+        # Only the payload mode says a body is aws-chunked: "Content-Encoding: aws-chunked" on a
+        # request that is not a streaming upload is a label, and its body is stored as sent (as AWS does)
+        self.aws_chunked = payload in _STREAMING_MODES
         self.expected_sha256 = payload if _HEX64.match(payload) else None
         if "Content-MD5" in headers:
             self.expected_md5: bytes | None = parse_content_md5(headers["Content-MD5"])
         else:
             self.expected_md5 = None
-        self.checksum_header = checksum_from_headers(headers)
+        self.checksum_header = None if object_checksum else checksum_from_headers(headers)
         trailer = headers.get("x-amz-trailer", "").strip().lower()
         self.trailer_algorithm: str | None = None
         if trailer:

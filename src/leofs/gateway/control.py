@@ -25,6 +25,10 @@ class ControlPlane(Protocol):
         """The user an S3 client names by its canonical id (grants by ``id=``)."""
         ...
 
+    def user_by_email(self, email: str) -> User | None:
+        """The user an ACL grant names by e-mail address (AmazonCustomerByEmail)."""
+        ...
+
     def bucket(self, name: str) -> Bucket | None: ...
 
     def buckets(self, owner: str) -> list[Bucket]: ...
@@ -40,4 +44,8 @@ class ControlPlane(Protocol):
 
     async def set_bucket_versioning(self, name: str, status: str) -> Bucket:
         """Set the bucket's versioning state: "Enabled" or "Suspended"."""
+        ...
+
+    async def set_bucket_tags(self, name: str, tags: list[tuple[str, str]]) -> Bucket:
+        """Replace a bucket's tag set (empty: no tags). NotFound when the bucket is gone."""
         ...

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from leofs.accounts import NotFound
@@ -94,31 +95,38 @@ async def end_delete(gw: Services, bucket: Bucket, *, deleted: bool) -> None:
     await _write(gw, bucket.name, Fence(gone, deleting, fence.started if deleting else 0))
 
 
-async def bucket_is_empty(backend: Backend, bucket: Bucket) -> bool:
-    """Whether the bucket holds no object, no version and no open upload of its generation (DeleteBucket's
-    emptiness check). Records of a deleted generation of its name do not count: they are garbage
-    for the orphan collector (``leofs.gateway.maintenance``)."""
+async def bucket_is_empty(backend: Backend, bucket: Bucket, *, uploads: bool = True) -> bool:
+    """Whether the bucket holds no object, no version and (``uploads``) no open upload of its
+    generation (DeleteBucket's emptiness check). Records of a deleted generation of its name do not
+    count: they are garbage for the orphan collector (``leofs.gateway.maintenance``)."""
     prefix = bucket_prefix(bucket.name)
     async for entry in scan_entries(backend, NS_OBJECT, prefix, page=32):
         if in_generation(object_meta_decoder.decode(entry.meta), bucket.created):
             return False
-    async for entry in scan_entries(backend, NS_UPLOAD, prefix, page=32):
-        if in_generation(upload_decoder.decode(entry.meta).meta, bucket.created):
-            return False
     async for entry in scan_entries(backend, NS_VERSION, prefix, page=32):  # versions and delete markers
         if in_generation(object_meta_decoder.decode(entry.meta), bucket.created):
+            return False
+    if not uploads:
+        return True
+    async for entry in scan_entries(backend, NS_UPLOAD, prefix, page=32):
+        if in_generation(upload_decoder.decode(entry.meta).meta, bucket.created):
             return False
     return True
 
 
-async def delete_bucket(gw: Services, bucket: Bucket) -> None:
+async def delete_bucket(gw: Services, bucket: Bucket,
+                        clear_uploads: Callable[[Services, Bucket], Awaitable[None]] | None = None) -> None:
     """Delete an empty bucket, the one way S3 DeleteBucket and ``leofs adm delete-bucket`` share:
     fence the generation, check emptiness, delete, record the deletion. A write in flight either
     shows in the emptiness check or sees the fence after its record landed and takes itself back.
+    ``clear_uploads`` (S3 DeleteBucket): a bucket without objects has its open uploads aborted
+    (behind the fence, so no new one starts) instead of counting as not empty.
     Raises S3Error BucketNotEmpty, or NoSuchBucket when it is gone meanwhile."""
     await begin_delete(gw, bucket)
     deleted = False
     try:
+        if clear_uploads is not None and await bucket_is_empty(gw.backend, bucket, uploads=False):
+            await clear_uploads(gw, bucket)
         if not await bucket_is_empty(gw.backend, bucket):
             raise S3Error("BucketNotEmpty", BucketName=bucket.name)
         try:

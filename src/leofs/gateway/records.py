@@ -48,7 +48,7 @@ class ObjectMeta(msgspec.Struct, array_like=True, omit_defaults=True):
     parts_count: int = 0
     storage_class: str = "STANDARD"
     generation: float = 0.0  # the bucket's creation time when written (0: written before it was recorded)
-    tags: list[tuple[str, str]] | None = None
+    tags: list[tuple[str, str]] | None = None  # the object's tag set (object tagging), in the order given
     # versioning (leofs.gateway.versions): the version's sort id, the suffix of its NS_VERSION key
     # (None: written while the bucket was never versioned: the "null" version, kept only in NS_OBJECT)
     version_id: str | None = None

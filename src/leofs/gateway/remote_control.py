@@ -31,6 +31,7 @@ class RemoteControl:
         self.version = -1
         self._users: dict[str, User] = {}
         self._canonical: dict[str, User] = {}
+        self._emails: dict[str, User] = {}
         self._buckets: dict[str, Bucket] = {}
         self._endpoints: list[str] = []
         self._task: asyncio.Task[None] | None = None
@@ -39,10 +40,11 @@ class RemoteControl:
     # -- cache ----------------------------------------------------------------------------------------
     def _install(self, state: StateSnapshot) -> None:
         self._users = {
-            u.access_key: User(u.user_id, u.access_key, u.secret_key, u.role, 0.0, u.canonical_id)
+            u.access_key: User(u.user_id, u.access_key, u.secret_key, u.role, 0.0, u.canonical_id, u.email)
             for u in state.users
         }
         self._canonical = {u.canonical_id: u for u in self._users.values() if u.canonical_id}
+        self._emails = {u.email: u for u in self._users.values() if u.email}
         self._buckets = {b.name: b for b in state.buckets}
         self._endpoints = list(state.endpoints)
         self.version = state.version
@@ -83,6 +85,9 @@ class RemoteControl:
 
     def user_by_canonical_id(self, canonical_id: str) -> User | None:
         return self._canonical.get(canonical_id)
+
+    def user_by_email(self, email: str) -> User | None:
+        return self._emails.get(email.strip().lower())
 
     def bucket(self, name: str) -> Bucket | None:
         return self._buckets.get(name)
@@ -133,3 +138,9 @@ class RemoteControl:
         bucket = msgspec.convert(result, Bucket)
         self._buckets[name] = bucket
         return bucket
+
+    async def set_bucket_tags(self, name: str, tags: list[tuple[str, str]]) -> Bucket:
+        bucket = msgspec.convert(await self._bucket_op({"op": "tags", "name": name, "tags": tags}), Bucket)
+        self._buckets[name] = bucket
+        return bucket
+

@@ -44,6 +44,12 @@ class Op(enum.Enum):
     AbortMultipartUpload = "AbortMultipartUpload"
     ListParts = "ListParts"
     PostObject = "PostObject"
+    GetObjectTagging = "GetObjectTagging"
+    PutObjectTagging = "PutObjectTagging"
+    DeleteObjectTagging = "DeleteObjectTagging"
+    GetBucketTagging = "GetBucketTagging"
+    PutBucketTagging = "PutBucketTagging"
+    DeleteBucketTagging = "DeleteBucketTagging"
 
 
 #: operations that only read (the "READ" permission of an ACL) / that write ("WRITE")
@@ -118,83 +124,102 @@ def _is_ip(hostname: str) -> bool:
 def resolve_operation(
     method: str, bucket: str | None, key: str | None, query: Mapping[str, str], headers: Mapping[str, str]
 ) -> Op:
-    """The S3 operation a request asks for (MethodNotAllowed when there is none)."""
+    """The S3 operation a request asks for.
+
+    A request naming a subresource of the S3 API reference is that subresource's operation, or
+    501 NotImplemented when it is not built (never a plain GET or PUT of the object or bucket);
+    a method the subresource has no operation for is MethodNotAllowed.
+    """
     if bucket is None:
         if method in ("GET", "HEAD"):
             return Op.ListBuckets
         raise S3Error("MethodNotAllowed")
     if key is None:
         return _bucket_operation(method, query)
-    if method == "GET":
-        if "uploadId" in query:
-            return Op.ListParts
-        if "acl" in query:
-            return Op.GetObjectAcl
-        if "attributes" in query:
-            return Op.GetObjectAttributes
-        return Op.GetObject
     if method == "HEAD":
         return Op.HeadObject
+    copy = "x-amz-copy-source" in headers
+    if method == "PUT" and ("partNumber" in query or "uploadId" in query):
+        return Op.UploadPartCopy if copy else Op.UploadPart
+    found = _subresource(OBJECT_SUBRESOURCES, method, query)
+    if found is not None:
+        return found
+    if method == "GET":
+        return Op.GetObject
     if method == "PUT":
-        copy = "x-amz-copy-source" in headers
-        if "partNumber" in query or "uploadId" in query:
-            return Op.UploadPartCopy if copy else Op.UploadPart
-        if "acl" in query:
-            return Op.PutObjectAcl
         return Op.CopyObject if copy else Op.PutObject
     if method == "DELETE":
-        return Op.AbortMultipartUpload if "uploadId" in query else Op.DeleteObject
-    if method == "POST":
-        if "uploads" in query:
-            return Op.CreateMultipartUpload
-        if "uploadId" in query:
-            return Op.CompleteMultipartUpload
+        return Op.DeleteObject
     raise S3Error("MethodNotAllowed")
 
 
 def _bucket_operation(method: str, query: Mapping[str, str]) -> Op:
+    found = _subresource(BUCKET_SUBRESOURCES, method, query)
+    if found is not None:
+        return found
     if method == "GET":
-        if "location" in query:
-            return Op.GetBucketLocation
-        if "acl" in query:
-            return Op.GetBucketAcl
-        if "versioning" in query:
-            return Op.GetBucketVersioning
-        if "versions" in query:
-            return Op.ListObjectVersions
-        if "uploads" in query:
-            return Op.ListMultipartUploads
-        if query.get("list-type") == "2":
-            return Op.ListObjectsV2
-        _refuse_unsupported(query)
-        return Op.ListObjects
+        return Op.ListObjectsV2 if query.get("list-type") == "2" else Op.ListObjects
     if method == "HEAD":
         return Op.HeadBucket
     if method == "PUT":
-        if "acl" in query:
-            return Op.PutBucketAcl
-        if "versioning" in query:
-            return Op.PutBucketVersioning
-        _refuse_unsupported(query)
         return Op.CreateBucket
     if method == "DELETE":
-        _refuse_unsupported(query)
         return Op.DeleteBucket
     if method == "POST":
-        if "delete" in query:
-            return Op.DeleteObjects
         return Op.PostObject
     raise S3Error("MethodNotAllowed")
 
 
-def _refuse_unsupported(query: Mapping[str, str]) -> None:
-    for unsupported in _UNSUPPORTED_BUCKET_SUBRESOURCES:
-        if unsupported in query:
-            raise S3Error("NotImplemented", f"The bucket subresource '{unsupported}' is not implemented.")
+def _subresource(table: Mapping[str, Mapping[str, Op | None]], method: str, query: Mapping[str, str]) -> Op | None:
+    """The operation of the first subresource of ``table`` the query names (None: it names none)."""
+    if method == "HEAD":
+        return None  # HEAD is HeadBucket / HeadObject whatever the query
+    for name, methods in table.items():
+        if name not in query:
+            continue
+        if method not in methods:
+            raise S3Error("MethodNotAllowed")
+        op = methods[method]
+        if op is None:
+            raise S3Error("NotImplemented", f"The subresource '{name}' is not implemented ({method}).")
+        return op
+    return None
 
 
-_UNSUPPORTED_BUCKET_SUBRESOURCES = (
-    "policy", "lifecycle", "cors", "website", "logging", "notification", "tagging", "replication",
-    "encryption", "object-lock", "requestPayment", "accelerate", "analytics", "inventory", "metrics",
-    "ownershipControls", "publicAccessBlock", "intelligent-tiering",
+_G, _P, _D, _POST = "GET", "PUT", "DELETE", "POST"
+_CRUD: dict[str, Op | None] = {_G: None, _P: None, _D: None}  # Get/Put/Delete<Thing>, none built
+_GET_PUT: dict[str, Op | None] = {_G: None, _P: None}  # Get/Put<Thing>, none built
+
+#: every bucket subresource of the S3 API reference (in the order the router tries them): its
+#: operation per method, None for an operation that is not built (501 NotImplemented)
+BUCKET_SUBRESOURCES: dict[str, dict[str, Op | None]] = {
+    "location": {_G: Op.GetBucketLocation},
+    "acl": {_G: Op.GetBucketAcl, _P: Op.PutBucketAcl},
+    "versioning": {_G: Op.GetBucketVersioning, _P: Op.PutBucketVersioning},
+    "versions": {_G: Op.ListObjectVersions},
+    "uploads": {_G: Op.ListMultipartUploads},
+    "delete": {_POST: Op.DeleteObjects},
+    "tagging": {_G: Op.GetBucketTagging, _P: Op.PutBucketTagging, _D: Op.DeleteBucketTagging},
+    "policy": _CRUD, "policyStatus": {_G: None}, "lifecycle": _CRUD, "cors": _CRUD, "website": _CRUD,
+    "logging": _GET_PUT, "notification": _GET_PUT, "replication": _CRUD, "encryption": _CRUD,
+    "object-lock": _GET_PUT, "requestPayment": _GET_PUT, "accelerate": _GET_PUT, "analytics": _CRUD,
+    "inventory": _CRUD, "metrics": _CRUD, "intelligent-tiering": _CRUD, "ownershipControls": _CRUD,
+    "publicAccessBlock": _CRUD, "metadataTable": {_G: None, _POST: None, _D: None},
+    "metadataConfiguration": {_G: None, _POST: None, _D: None},
+    "metadataInventoryTable": {_P: None}, "metadataJournalTable": {_P: None}, "session": {_G: None},
+}
+#: every object subresource of the S3 API reference, as for buckets (``uploadId`` and
+#: ``partNumber`` on PUT are UploadPart / UploadPartCopy, decided before this table)
+OBJECT_SUBRESOURCES: dict[str, dict[str, Op | None]] = {
+    "uploadId": {_G: Op.ListParts, _POST: Op.CompleteMultipartUpload, _D: Op.AbortMultipartUpload},
+    "uploads": {_POST: Op.CreateMultipartUpload},
+    "acl": {_G: Op.GetObjectAcl, _P: Op.PutObjectAcl},
+    "tagging": {_G: Op.GetObjectTagging, _P: Op.PutObjectTagging, _D: Op.DeleteObjectTagging},
+    "attributes": {_G: Op.GetObjectAttributes},
+    "retention": _GET_PUT, "legal-hold": _GET_PUT, "torrent": {_G: None}, "restore": {_POST: None},
+    "select": {_POST: None}, "renameObject": {_P: None},
+}
+#: the bucket subresources answered 501 NotImplemented whatever the method
+_UNSUPPORTED_BUCKET_SUBRESOURCES = tuple(
+    name for name, methods in BUCKET_SUBRESOURCES.items() if all(op is None for op in methods.values())
 )

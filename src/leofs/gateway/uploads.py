@@ -26,12 +26,13 @@ import time
 
 import msgspec
 
+from leofs.accounts import Bucket
 from leofs.gateway.backend import Backend, WriteConflict, scan_entries
 from leofs.gateway.blobs import delete_blob
 from leofs.gateway.context import Services
-from leofs.gateway.fence import fenced, undo_write
+from leofs.gateway.fence import fenced, in_generation, undo_write
 from leofs.gateway.grace import free_later
-from leofs.gateway.keys import NS_DONE, NS_PART, NS_UPLOAD, done_key, part_key, upload_key
+from leofs.gateway.keys import NS_DONE, NS_PART, NS_UPLOAD, bucket_prefix, done_key, part_key, upload_key
 from leofs.gateway.objects import load_object, replaced_object, write_object
 from leofs.gateway.records import Blob, Manifest, UploadMeta, blob_decoder, meta_encoder, upload_decoder
 from leofs.gateway.versions import finish_version, undo_version
@@ -261,3 +262,19 @@ async def abort_upload(gw: Services, bucket: str, key: str, upload_id: str) -> N
         return
     with contextlib.suppress(S3Error):
         await await_result(gw, bucket, key, upload_id)
+
+
+async def abort_all(gw: Services, bucket: Bucket) -> None:
+    """Abort every open upload of ``bucket``'s generation (DeleteBucket of a bucket that holds
+    only uploads in progress). An upload being completed makes an object: BucketNotEmpty. An
+    UploadPart in flight finds its upload gone when it touches it, and frees its part."""
+    prefix = bucket_prefix(bucket.name)
+    async for entry in scan_entries(gw.backend, NS_UPLOAD, prefix, page=100):
+        upload = upload_decoder.decode(entry.meta)
+        if not in_generation(upload.meta, bucket.created):
+            continue
+        key, _, upload_id = entry.key[len(prefix):].decode("utf-8", "surrogateescape").rpartition("\n")
+        if upload.state != "open":
+            raise S3Error("BucketNotEmpty", BucketName=bucket.name)
+        with contextlib.suppress(S3Error):  # completed or aborted meanwhile: the emptiness check decides
+            await abort(gw, bucket.name, key, upload_id)

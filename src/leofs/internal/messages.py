@@ -98,6 +98,7 @@ class StateUser(msgspec.Struct, frozen=True):
     secret_key: str
     role: int = 1
     canonical_id: str = ""
+    email: str = ""
 
 
 class StateSnapshot(msgspec.Struct, frozen=True):

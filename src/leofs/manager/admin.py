@@ -68,7 +68,8 @@ class AdminAPI:
     async def create_user(self, args: dict[str, Any]) -> Any:
         role = ROLE_ADMIN if args.get("admin") else ROLE_GENERAL
         user = self.store.create_user(
-            arg(args, "user_id"), access_key=args.get("access_key"), secret_key=args.get("secret_key"), role=role
+            arg(args, "user_id"), access_key=args.get("access_key"), secret_key=args.get("secret_key"), role=role,
+            email=args.get("email"),
         )
         return {**msgspec.to_builtins(user), "role_name": role_name(user.role)}
 
@@ -79,7 +80,7 @@ class AdminAPI:
     async def get_users(self, args: dict[str, Any]) -> Any:
         return [
             {"user_id": u.user_id, "role": u.role, "role_name": role_name(u.role), "access_key": u.access_key,
-             "canonical_id": u.canonical_id,
+             "canonical_id": u.canonical_id, "email": u.email,
              "created": u.created}
             for u in self.store.users()
         ]

@@ -74,7 +74,7 @@ def state_snapshot(store: ManagerStore) -> StateSnapshot:
     version = store.version  # read first: a change while reading shows up as a later version
     return StateSnapshot(
         version,
-        [StateUser(u.user_id, u.access_key, u.secret_key, u.role, u.canonical_id) for u in store.users()],
+        [StateUser(u.user_id, u.access_key, u.secret_key, u.role, u.canonical_id, u.email) for u in store.users()],
         store.buckets(),
         store.endpoints(),
     )
@@ -175,4 +175,7 @@ class StateAPI:
             return msgspec.to_builtins(self.store.set_bucket_acl(name, args.get("acl") or "private", grants))
         if op == "versioning":
             return msgspec.to_builtins(self.store.set_bucket_versioning(name, str(args.get("status") or "")))
-        raise ManagerError("bad_request", f"unknown op {op!r} (create, delete, acl or versioning)")
+        if op == "tags":
+            tags = msgspec.convert(args.get("tags") or [], list[tuple[str, str]])
+            return msgspec.to_builtins(self.store.set_bucket_tags(name, tags))
+        raise ManagerError("bad_request", f"unknown op {op!r} (create, delete, acl, versioning or tags)")

@@ -32,10 +32,10 @@ DEFAULT_ENDPOINTS = ("localhost", "s3.amazonaws.com")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     user_id TEXT PRIMARY KEY, access_key TEXT UNIQUE NOT NULL, secret_key TEXT NOT NULL,
-    role INTEGER NOT NULL, created REAL NOT NULL, canonical_id TEXT);
+    role INTEGER NOT NULL, created REAL NOT NULL, canonical_id TEXT, email TEXT);
 CREATE TABLE IF NOT EXISTS buckets (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, acl TEXT NOT NULL, grants BLOB NOT NULL,
-    region TEXT NOT NULL, created REAL NOT NULL);
+    region TEXT NOT NULL, created REAL NOT NULL, tags BLOB);
 CREATE TABLE IF NOT EXISTS endpoints (host TEXT PRIMARY KEY, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS members (
@@ -45,10 +45,12 @@ CREATE TABLE IF NOT EXISTS rings (slot TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 
 _VERSION_SETTING = "state_version"
-_USER_COLUMNS = "user_id, access_key, secret_key, role, created, canonical_id"
+_USER_COLUMNS = "user_id, access_key, secret_key, role, created, canonical_id, COALESCE(email, '')"
 
 _grants_encoder = msgspec.json.Encoder()
 _grants_decoder = msgspec.json.Decoder(list[Grant])
+_tags_decoder = msgspec.json.Decoder(list[tuple[str, str]])
+_BUCKET_COLUMNS = "name, owner, acl, grants, region, created, versioning, tags"
 
 
 def new_canonical_id() -> str:
@@ -76,7 +78,10 @@ class ManagerStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._migrate_canonical_ids()
-            self._migrate_bucket_versioning()
+            self._add_column("buckets", "versioning", "TEXT NOT NULL DEFAULT ''")  # "": never versioned
+            self._add_column("buckets", "tags", "BLOB")  # bucket tagging
+            self._add_column("users", "email", "TEXT",  # grants by e-mail address
+                             "CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users(email) WHERE email IS NOT NULL")
             make_private_sqlite(path)  # every user's secret key: never readable by other local users
             if self._db.execute("SELECT COUNT(*) FROM endpoints").fetchone()[0] == 0 and not self._setting(
                 "endpoints_initialized"
@@ -111,13 +116,16 @@ class ManagerStore:
             raise
         self._db.execute("COMMIT")
 
-    def _migrate_bucket_versioning(self) -> None:
-        """Databases from before bucket versioning: add the column (every bucket never versioned)."""
+    def _add_column(self, table: str, column: str, ddl: str, *extra: str) -> None:
+        """Databases from before ``column``: add it (``ddl``, then ``extra`` statements), in one write
+        transaction as for canonical ids, so that concurrent openers do not both add it."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            columns = {str(row[1]) for row in self._db.execute("PRAGMA table_info(buckets)")}
-            if "versioning" not in columns:
-                self._db.execute("ALTER TABLE buckets ADD COLUMN versioning TEXT NOT NULL DEFAULT ''")
+            columns = {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+            for statement in extra:
+                self._db.execute(statement)
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -175,21 +183,30 @@ class ManagerStore:
         access_key: str | None = None,
         secret_key: str | None = None,
         role: int = ROLE_GENERAL,
+        email: str | None = None,
     ) -> User:
-        """Create a user with the given keys, or generated ones."""
+        """Create a user with the given keys, or generated ones, and optionally an e-mail address
+        (unique; what ACL grants by e-mail address resolve)."""
         if not user_id or len(user_id) > 256:
             raise ManagerError("invalid", "user id must be 1..256 characters")
+        address = (email or "").strip().lower()
+        if email is not None and (not 3 <= len(address) <= 254 or address.count("@") != 1
+                                  or address.startswith("@") or address.endswith("@")):
+            raise ManagerError("invalid", f"not an e-mail address: {email!r}")
         gen_access, gen_secret = generate_keys(user_id)
-        user = User(user_id, access_key or gen_access, secret_key or gen_secret, role, time.time(), new_canonical_id())
+        user = User(user_id, access_key or gen_access, secret_key or gen_secret, role, time.time(), new_canonical_id(),
+                    address)
         with self._lock:
             try:
                 self._db.execute(
-                    "INSERT INTO users (user_id, access_key, secret_key, role, created, canonical_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (user.user_id, user.access_key, user.secret_key, user.role, user.created, user.canonical_id),
+                    "INSERT INTO users (user_id, access_key, secret_key, role, created, canonical_id, email) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (user.user_id, user.access_key, user.secret_key, user.role, user.created, user.canonical_id,
+                     address or None),
                 )
             except sqlite3.IntegrityError:
-                raise AlreadyExists("exists", f"user {user_id!r} or its access key already exists") from None
+                raise AlreadyExists("exists", f"user {user_id!r}, its access key or its e-mail address already "
+                                    "exists") from None
             self._changed()
         return user
 
@@ -217,6 +234,13 @@ class ManagerStore:
                                    (canonical_id,)).fetchone()
         return None if row is None else User(*row)
 
+    def user_by_email(self, email: str) -> User | None:
+        """The user with e-mail address ``email`` (case-insensitive)."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE email = ?",
+                                   (email.strip().lower(),)).fetchone()
+        return None if row is None else User(*row)
+
     # -- buckets --------------------------------------------------------------------------------
     def create_bucket(self, name: str, owner: str, *, acl: str = "private", region: str = "us-east-1",
                       grants: list[Grant] | None = None) -> Bucket:
@@ -229,7 +253,7 @@ class ManagerStore:
                 code = "owned" if row[0] == owner else "exists"
                 raise AlreadyExists(code, f"bucket {name!r} already exists")
             self._db.execute(
-                "INSERT INTO buckets (name, owner, acl, grants, region, created) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO buckets ({_BUCKET_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, '', NULL)",
                 (name, owner, bucket.acl, _grants_encoder.encode(bucket.grants), region, bucket.created),
             )
             self._changed()
@@ -244,22 +268,22 @@ class ManagerStore:
 
     def bucket(self, name: str) -> Bucket | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
+            row = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)).fetchone()
         return None if row is None else _bucket(row)
 
     def buckets(self, owner: str | None = None) -> list[Bucket]:
         with self._lock:
             if owner is None:
-                rows = self._db.execute("SELECT * FROM buckets ORDER BY name").fetchall()
+                rows = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets ORDER BY name").fetchall()
             else:
                 rows = self._db.execute(
-                    "SELECT * FROM buckets WHERE owner = ? ORDER BY name", (owner,)
+                    f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE owner = ? ORDER BY name", (owner,)
                 ).fetchall()
         return [_bucket(row) for row in rows]
 
     def set_bucket_acl(self, name: str, acl: str, grants: list[Grant] | None = None) -> Bucket:
         with self._lock:
-            row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
+            row = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise NotFound("not_found", f"no bucket {name!r}")
             owner = row[1]
@@ -269,7 +293,18 @@ class ManagerStore:
                 (acl, _grants_encoder.encode(new_grants), name),
             )
             self._changed()
-            row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
+            row = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)).fetchone()
+        return _bucket(row)
+
+    def set_bucket_tags(self, name: str, tags: list[tuple[str, str]]) -> Bucket:
+        """Replace a bucket's tag set (empty: delete it)."""
+        with self._lock:
+            cur = self._db.execute("UPDATE buckets SET tags = ? WHERE name = ?",
+                                   (_grants_encoder.encode(tags) if tags else None, name))
+            if cur.rowcount == 0:
+                raise NotFound("not_found", f"no bucket {name!r}")
+            self._changed()
+            row = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)).fetchone()
         return _bucket(row)
 
     def set_bucket_versioning(self, name: str, status: str) -> Bucket:
@@ -281,7 +316,7 @@ class ManagerStore:
             if cur.rowcount == 0:
                 raise NotFound("not_found", f"no bucket {name!r}")
             self._changed()
-            row = self._db.execute("SELECT * FROM buckets WHERE name = ?", (name,)).fetchone()
+            row = self._db.execute(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE name = ?", (name,)).fetchone()
         return _bucket(row)
 
     # -- endpoints ------------------------------------------------------------------------------
@@ -358,7 +393,8 @@ class ManagerStore:
 
 
 def _bucket(row: tuple[object, ...]) -> Bucket:
-    name, owner, acl, grants, region, created, versioning = row
+    name, owner, acl, grants, region, created, versioning, tags = row
     assert isinstance(grants, bytes)
+    assert tags is None or isinstance(tags, bytes)
     return Bucket(str(name), str(owner), str(acl), _grants_decoder.decode(grants), str(region), float(created),  # type: ignore[arg-type]
-                  str(versioning or ""))
+                  str(versioning or ""), _tags_decoder.decode(tags) if tags else [])

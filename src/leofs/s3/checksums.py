@@ -112,6 +112,25 @@ def checksum_from_headers(headers: Mapping[str, str]) -> tuple[str, str] | None:
     return alg, value.strip()
 
 
+def object_checksum_from_headers(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """The ``x-amz-checksum-<alg>`` header of a CompleteMultipartUpload: the whole object's
+    checksum, as (algorithm, value). A COMPOSITE value has the ``base64-N`` form SDKs send; a
+    FULL_OBJECT one is plain base64. InvalidRequest when it is neither."""
+    found = [(alg, headers[name]) for name, alg in _HEADER_TO_ALGORITHM.items() if name in headers]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are "
+                      "not allowed.")
+    alg, value = found[0]
+    value = value.strip()
+    digest, dash, count = value.rpartition("-")
+    if dash and (not count.isascii() or not count.isdigit() or not 1 <= int(count[:6]) <= 10000):
+        raise S3Error("InvalidRequest", f"Value for x-amz-checksum-{alg.lower()} header is invalid.")
+    decode_b64_digest(alg, digest if dash else value)
+    return alg, value
+
+
 def combine_crc(algorithm: str, crc_a: bytes, crc_b: bytes, len_b: int) -> bytes:
     """The CRC of ``A || B`` from CRC(A), CRC(B) and len(B) (big-endian digests).
 

@@ -43,6 +43,7 @@ ErrorCode = Literal[
     "InvalidRange",
     "InvalidRequest",
     "InvalidStorageClass",
+    "InvalidTag",
     "InvalidToken",
     "InvalidURI",
     "KeyTooLongError",
@@ -56,6 +57,7 @@ ErrorCode = Literal[
     "MissingSecurityHeader",
     "NoSuchBucket",
     "NoSuchKey",
+    "NoSuchTagSet",
     "NoSuchUpload",
     "NoSuchVersion",
     "NotImplemented",
@@ -124,6 +126,7 @@ ERRORS: Final[dict[ErrorCode, tuple[int, str]]] = {
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
     "InvalidStorageClass": (400, "The storage class you specified is not valid."),
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
     "InvalidURI": (400, "Couldn't parse the specified URI."),
     "KeyTooLongError": (400, "Your key is too long"),
     "MalformedACLError": (
@@ -142,6 +145,7 @@ ERRORS: Final[dict[ErrorCode, tuple[int, str]]] = {
     "MissingSecurityHeader": (400, "Your request was missing a required header."),
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
     "NoSuchUpload": (
         404,
         "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "

@@ -285,12 +285,12 @@ def request_time(headers: Mapping[str, str]) -> tuple[float, str]:
         if epoch is not None:
             return epoch, stripped
         http = parse_http_date(amz)
-        if http is not None:
+        if http is not None and http >= 0:
             return float(http), _fmt_amz(http)
     else:
         date = headers.get("date")
         parsed = parse_http_date(date) if date is not None else None
-        if parsed is not None:
+        if parsed is not None and parsed >= 0:  # before the epoch: no valid date (AccessDenied)
             return float(parsed), _fmt_amz(parsed)
     raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
 
@@ -368,13 +368,15 @@ def parse_presigned(params: Mapping[str, str]) -> V4Query:
     if epoch is None:
         raise _qerr("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
     expires_text = params["X-Amz-Expires"]
-    expires = decimal(expires_text, saturate=_MAX_EXPIRES + 1)
+    negative = expires_text.startswith("-") and decimal(expires_text[1:], saturate=1) is not None
+    expires = 0 if negative else decimal(expires_text, saturate=_MAX_EXPIRES + 1)
     if expires is None:
         raise _qerr("X-Amz-Expires should be a number")
+    # a lifetime out of bounds is a URL that is not valid now: 403, as for an expired one (AWS)
     if expires < 1:
-        raise _qerr("X-Amz-Expires must be non-negative")
+        raise S3Error("AccessDenied", "X-Amz-Expires must be non-negative")
     if expires > _MAX_EXPIRES:
-        raise _qerr("X-Amz-Expires must be less than a week (in seconds) that is 604800")
+        raise S3Error("AccessDenied", "X-Amz-Expires must be less than a week (in seconds) that is 604800")
     access_key, scope_parts = split_credential(params["X-Amz-Credential"], _qerr)
     _check_scope(scope_parts, amz_date, _qerr)
     signed = [h.strip().lower() for h in params["X-Amz-SignedHeaders"].split(";") if h.strip()]

@@ -106,8 +106,22 @@ def _parse(body: bytes, root_name: str, code: ErrorCode = "MalformedXML") -> etr
     return root
 
 
+class DeleteEntry(msgspec.Struct, frozen=True):
+    """One ``<Object>`` of a DeleteObjects body: its key, and the ETag / VersionId it names."""
+
+    key: str
+    etag: str | None = None
+    version_id: str | None = None
+
+
 def parse_delete_objects(body: bytes) -> tuple[bool, list[str]]:
-    """Parse a DeleteObjects ``<Delete>`` body into (quiet, keys).
+    """Parse a DeleteObjects ``<Delete>`` body into (quiet, keys) (see :func:`parse_delete_entries`)."""
+    quiet, entries = parse_delete_entries(body)
+    return quiet, [entry.key for entry in entries]
+
+
+def parse_delete_entries(body: bytes) -> tuple[bool, list[DeleteEntry]]:
+    """Parse a DeleteObjects ``<Delete>`` body into (quiet, entries).
 
     Keys keep their exact text (whitespace included). No objects, more than 1,000, or an
     ``<Object>`` without ``<Key>`` is MalformedXML.
@@ -116,17 +130,19 @@ def parse_delete_objects(body: bytes) -> tuple[bool, list[str]]:
     quiet_text = (_text(_child(root, "Quiet")) or "false").strip().lower()
     if quiet_text not in ("true", "false"):
         raise S3Error("MalformedXML")
-    keys: list[str] = []
+    entries: list[DeleteEntry] = []
     for obj in _children(root, "Object"):
         key = _text(_child(obj, "Key"))
         if key is None:
             raise S3Error("MalformedXML")
-        keys.append(key)
-        if len(keys) > MAX_DELETE_KEYS:
+        etag, version = _text(_child(obj, "ETag")), _text(_child(obj, "VersionId"))
+        entries.append(DeleteEntry(key, etag.strip() if etag is not None else None,
+                                   version.strip() if version is not None else None))
+        if len(entries) > MAX_DELETE_KEYS:
             raise S3Error("MalformedXML")
-    if not keys:
+    if not entries:
         raise S3Error("MalformedXML")
-    return quiet_text == "true", keys
+    return quiet_text == "true", entries
 
 
 def parse_complete_multipart(body: bytes) -> list[CompletedPart]:
@@ -155,6 +171,22 @@ def parse_complete_multipart(body: bytes) -> list[CompletedPart]:
     if not parts:
         raise S3Error("MalformedXML")
     return parts
+
+
+def parse_tagging(body: bytes) -> list[tuple[str, str]]:
+    """Parse a ``<Tagging><TagSet><Tag><Key/><Value/></Tag>...`` body into (key, value) pairs, in
+    document order; limits are the caller's. No TagSet, or a Tag without Key or Value, is MalformedXML."""
+    root = _parse(body, "Tagging")
+    tag_set = _child(root, "TagSet")
+    if tag_set is None:
+        raise S3Error("MalformedXML")
+    tags: list[tuple[str, str]] = []
+    for tag in _children(tag_set, "Tag"):
+        key, value = _text(_child(tag, "Key")), _text(_child(tag, "Value"))
+        if key is None or value is None:
+            raise S3Error("MalformedXML")
+        tags.append((key, value))
+    return tags
 
 
 def parse_create_bucket(body: bytes) -> str | None:

@@ -66,6 +66,8 @@ OBJ_FRIEND_READ_ACP = [("CanonicalUser", OBJECT_OWNER, "FULL_CONTROL"), ("Canoni
 OBJ_FRIEND_WRITE_ACP = [("CanonicalUser", OBJECT_OWNER, "FULL_CONTROL"), ("CanonicalUser", FRIEND, "WRITE_ACP")]
 
 # bucket-level operations (no object): (op, caller, bucket canned ACL, extra bucket grants) -> outcome
+TAGGING_OPS = (Op.GetBucketTagging, Op.PutBucketTagging, Op.DeleteBucketTagging, Op.GetObjectTagging,
+               Op.PutObjectTagging, Op.DeleteObjectTagging)
 BUCKET_TABLE: list[tuple[Op, str | None, str, list[Grant], Outcome]] = [
     # the owner may do everything
     *[(op, OWNER, PRIVATE, [], "allowed") for op in (
@@ -104,6 +106,10 @@ BUCKET_TABLE: list[tuple[Op, str | None, str, list[Grant], Outcome]] = [
     *[(Op.DeleteBucket, caller, acl, extra, "denied") for caller, acl, extra in (
         (FRIEND, "custom", FRIEND_FULL), (OTHER, PUBLIC_RW, []), (ANON, PUBLIC_RW, []))],
     (Op.PostObject, OTHER, PUBLIC_RW, [], "denied"),
+    # tagging (bucket and object) is the bucket owner's, whatever the grants
+    *[(op, OWNER, PRIVATE, [], "allowed") for op in TAGGING_OPS],
+    *[(op, caller, acl, extra, "denied") for op in TAGGING_OPS for caller, acl, extra in (
+        (FRIEND, "custom", FRIEND_FULL), (OTHER, PUBLIC_RW, []), (ANON, PUBLIC_RW, []))],
 ]
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from leofs.gateway.router import _UNSUPPORTED_BUCKET_SUBRESOURCES, Op, resolve_operation, resolve_target
+from leofs.gateway.router import (
+    _UNSUPPORTED_BUCKET_SUBRESOURCES,
+    BUCKET_SUBRESOURCES,
+    OBJECT_SUBRESOURCES,
+    Op,
+    resolve_operation,
+    resolve_target,
+)
 from leofs.s3.errors import S3Error
 
 ENDPOINTS = ["s3.example.com", "localhost"]
@@ -48,6 +55,12 @@ OPERATIONS: list[tuple[str, str, str, dict[str, str], Op]] = [
     ("GET", "/b/k", "acl", {}, Op.GetObjectAcl),
     ("PUT", "/b/k", "acl", {}, Op.PutObjectAcl),
     ("GET", "/b/k", "attributes", {}, Op.GetObjectAttributes),
+    ("GET", "/b/k", "tagging", {}, Op.GetObjectTagging),
+    ("PUT", "/b/k", "tagging", {}, Op.PutObjectTagging),
+    ("DELETE", "/b/k", "tagging", {}, Op.DeleteObjectTagging),
+    ("GET", "/b", "tagging", {}, Op.GetBucketTagging),
+    ("PUT", "/b", "tagging", {}, Op.PutBucketTagging),
+    ("DELETE", "/b", "tagging", {}, Op.DeleteBucketTagging),
     # multipart
     ("POST", "/b/k", "uploads", {}, Op.CreateMultipartUpload),
     ("PUT", "/b/k", "partNumber=1&uploadId=u", {}, Op.UploadPart),
@@ -99,8 +112,14 @@ REFUSED: list[tuple[str, str, str, str]] = [
     ("PATCH", "/b/k", "", "MethodNotAllowed"),
     ("POST", "/b/k", "", "MethodNotAllowed"),
     ("POST", "/b/k", "acl", "MethodNotAllowed"),
-    *[(method, "/b", sub, "NotImplemented") for sub in _UNSUPPORTED_BUCKET_SUBRESOURCES
-      for method in ("GET", "PUT", "DELETE")],
+    ("DELETE", "/b", "acl", "MethodNotAllowed"),
+    ("PUT", "/b", "location", "MethodNotAllowed"),
+    ("PUT", "/b/k", "attributes", "MethodNotAllowed"),
+    # every subresource of the S3 API reference that is not built: 501, never a plain GET/PUT/DELETE
+    *[(method, "/b", sub, "NotImplemented") for sub, methods in BUCKET_SUBRESOURCES.items()
+      for method, op in methods.items() if op is None],
+    *[(method, "/b/k", sub, "NotImplemented") for sub, methods in OBJECT_SUBRESOURCES.items()
+      for method, op in methods.items() if op is None],
 ]
 
 
@@ -115,7 +134,8 @@ def test_refused(method: str, path: str, query: str, code: str) -> None:
 
 
 def test_unsupported_subresources_are_named() -> None:
-    assert {"policy", "lifecycle", "cors", "tagging", "website", "object-lock"} <= set(_UNSUPPORTED_BUCKET_SUBRESOURCES)
+    assert {"policy", "lifecycle", "cors", "website", "object-lock"} <= set(_UNSUPPORTED_BUCKET_SUBRESOURCES)
+    assert {"retention", "legal-hold", "torrent", "restore", "select"} <= set(OBJECT_SUBRESOURCES)
 
 
 # (host, raw path) -> (bucket, key, virtual host); endpoints s3.example.com and localhost

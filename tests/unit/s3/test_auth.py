@@ -273,11 +273,13 @@ def test_sigv4_presigned_expiry_and_parameters() -> None:
     request = build("GET", "k", {}, vhost=False)
     S3SigV4QueryAuth(CREDS, "s3", "us-east-1", expires=604800).add_auth(request)
     assert authenticate(parts(request), lookup, now() + dt.timedelta(days=6)).presigned
-    for expires in ("0", "604801", "abc", "-5"):
+    for expires, code in (("0", "AccessDenied"), ("604801", "AccessDenied"), ("-5", "AccessDenied"),
+                          ("9" * 40, "AccessDenied"), ("abc", "AuthorizationQueryParametersError"),
+                          ("-", "AuthorizationQueryParametersError")):
         q = p.raw_query.replace("X-Amz-Expires=60", f"X-Amz-Expires={expires}")
         with pytest.raises(S3Error) as exc:
             authenticate(RequestParts("GET", p.raw_path, q, p.headers), lookup, now())
-        assert exc.value.code == "AuthorizationQueryParametersError"
+        assert (exc.value.code, exc.value.status) == (code, 403 if code == "AccessDenied" else 400), expires
     q = "&".join(x for x in p.raw_query.split("&") if not x.startswith("X-Amz-Date"))
     with pytest.raises(S3Error) as exc:
         authenticate(RequestParts("GET", p.raw_path, q, p.headers), lookup, now())

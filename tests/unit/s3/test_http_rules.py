@@ -210,6 +210,8 @@ def test_valid_bucket_names(name: str) -> None:
         ".bucket",
         "bucket.",
         "my..bucket",
+        "foo.-bar",
+        "foo-.bar",
         "192.168.5.4",
         "xn--bucket",
         "sthree-bucket",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from leofs.gateway.context import Handler
-from leofs.gateway.handlers import acl, buckets, copy, listing, multipart, objects, versioning
+from leofs.gateway.handlers import acl, buckets, copy, listing, multipart, objects, tagging, versioning
 from leofs.gateway.router import Op
 
 HANDLERS: dict[Op, Handler] = {
@@ -35,4 +35,10 @@ HANDLERS: dict[Op, Handler] = {
     Op.AbortMultipartUpload: multipart.abort_multipart_upload,
     Op.ListParts: multipart.list_parts,
     Op.ListMultipartUploads: multipart.list_multipart_uploads,
+    Op.GetObjectTagging: tagging.get_object_tagging,
+    Op.PutObjectTagging: tagging.put_object_tagging,
+    Op.DeleteObjectTagging: tagging.delete_object_tagging,
+    Op.GetBucketTagging: tagging.get_bucket_tagging,
+    Op.PutBucketTagging: tagging.put_bucket_tagging,
+    Op.DeleteBucketTagging: tagging.delete_bucket_tagging,
 }

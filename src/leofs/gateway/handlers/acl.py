@@ -12,7 +12,7 @@ from leofs.gateway.handlers.headers import canned_acl
 from leofs.gateway.keys import NS_OBJECT, object_key
 from leofs.gateway.object_acl import object_grants, stored_grants
 from leofs.gateway.owners import canonical_id, owner_of
-from leofs.gateway.records import meta_encoder
+from leofs.gateway.records import ObjectMeta, meta_encoder
 from leofs.gateway.versions import requested_object, rewrite_meta, version_headers
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import document, elem
@@ -56,17 +56,7 @@ async def requested_acl(gw: Services, req: S3Request, owner: str) -> tuple[str, 
         return acl, canned_grants(acl, owner)
     grants: list[Grant] = []
     if grant_headers:
-        for header, permission in grant_headers.items():
-            for item in req.headers[header].split(","):
-                kind, _, value = item.strip().partition("=")
-                value = value.strip().strip('"')
-                if kind.lower() == "uri":
-                    grants.append(Grant("Group", value, permission))
-                elif kind.lower() == "id":
-                    grants.append(Grant("CanonicalUser", _known_user(gw, value), permission))
-                else:
-                    raise S3Error("InvalidArgument", f"Unsupported grantee {item.strip()}")
-        return "custom", grants
+        return "custom", header_grants(gw, req) or []
     if not body.strip():
         raise S3Error("MissingSecurityHeader", "Your request was missing a required header",
                       MissingHeaderName="x-amz-acl")
@@ -79,9 +69,43 @@ async def requested_acl(gw: Services, req: S3Request, owner: str) -> tuple[str, 
         elif grant.grantee_type == "CanonicalUser":
             grants.append(Grant("CanonicalUser", _known_user(gw, grant.grantee), grant.permission))
         else:
-            raise S3Error("UnresolvableGrantByEmailAddress",
-                          "The e-mail address you provided does not match any account on record.")
+            grants.append(Grant("CanonicalUser", _user_by_email(gw, grant.grantee), grant.permission))
     return "custom", grants
+
+
+def header_grants(gw: Services, req: S3Request) -> list[Grant] | None:
+    """The grants of a request's ``x-amz-grant-*`` headers (None: it has none), every grantee
+    kind: ``id=`` (canonical id), ``uri=`` (group), ``emailAddress=``. With ``x-amz-acl`` too:
+    InvalidRequest."""
+    present = [(h, p) for h, p in _GRANT_HEADERS.items() if h in req.headers]
+    if not present:
+        return None
+    if "x-amz-acl" in req.headers:
+        raise S3Error("InvalidRequest", "Specifying both Canned ACLs and Header Grants is not allowed")
+    grants: list[Grant] = []
+    for header, permission in present:
+        for item in req.headers[header].split(","):
+            kind, _, value = item.strip().partition("=")
+            value = value.strip().strip('"')
+            if kind.lower() == "uri":
+                if value not in (ALL_USERS, AUTHENTICATED_USERS):
+                    raise S3Error("InvalidArgument", "Invalid group uri", ArgumentName=header, ArgumentValue=value)
+                grants.append(Grant("Group", value, permission))
+            elif kind.lower() == "id":
+                grants.append(Grant("CanonicalUser", _known_user(gw, value), permission))
+            elif kind.lower() == "emailaddress":
+                grants.append(Grant("CanonicalUser", _user_by_email(gw, value), permission))
+            else:
+                raise S3Error("InvalidArgument", f"Unsupported grantee {item.strip()}", ArgumentName=header)
+    return grants
+
+
+def _user_by_email(gw: Services, email: str) -> str:
+    """The access key of the user with e-mail address ``email`` (UnresolvableGrantByEmailAddress)."""
+    user = gw.control.user_by_email(email)
+    if user is None:
+        raise S3Error("UnresolvableGrantByEmailAddress", EmailAddress=email)
+    return user.access_key
 
 
 def _known_user(gw: Services, grantee: str) -> str:
@@ -131,3 +155,12 @@ async def put_object_acl(gw: Services, req: S3Request) -> web.StreamResponse:
         cnumber=entry.cnumber, csize=entry.csize, md5=entry.md5, clock=entry.clock + 1, timestamp=entry.timestamp,
     )
     return web.Response(status=200, headers=headers)
+
+
+def apply_header_grants(gw: Services, req: S3Request, meta: ObjectMeta) -> None:
+    """Give a new object (PutObject, CopyObject, CreateMultipartUpload) the ACL of the request's
+    ``x-amz-grant-*`` headers, when it has any."""
+    grants = header_grants(gw, req)
+    if grants is not None:
+        meta.acl = "custom"
+        meta.grants = stored_grants(grants)

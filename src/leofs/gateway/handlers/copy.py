@@ -15,8 +15,10 @@ from aiohttp import web
 from leofs.gateway.access import may_list, permitted
 from leofs.gateway.blobs import ChunkWriter
 from leofs.gateway.context import S3Request, Services
+from leofs.gateway.expected_owner import SOURCE_EXPECTED_OWNER, check_owner
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
 from leofs.gateway.grace import free_later
+from leofs.gateway.handlers.acl import apply_header_grants
 from leofs.gateway.handlers.headers import canned_acl, checksum_headers, meta_from_headers
 from leofs.gateway.keys import NS_CHUNK, chunk_key
 from leofs.gateway.object_acl import object_grants
@@ -51,6 +53,7 @@ async def copy_source(gw: Services, req: S3Request) -> tuple[str, str, StoredObj
     bucket = gw.control.bucket(bucket_name)
     if bucket is None:
         raise S3Error("NoSuchBucket", BucketName=bucket_name)
+    check_owner(gw, bucket, req.headers.get(SOURCE_EXPECTED_OWNER))
     caller = req.access_key
     if version is not None:
         obj = await load_version(gw.backend, bucket_name, key, unquote(version), generation=bucket.created)
@@ -149,8 +152,14 @@ async def copy_object(gw: Services, req: S3Request) -> web.StreamResponse:
         for field in ("content_type", "content_encoding", "content_disposition", "content_language",
                       "cache_control", "expires", "user_meta"):
             setattr(meta, field, getattr(src.meta, field))
+    tagging = req.headers.get("x-amz-tagging-directive", "COPY").upper()
+    if tagging not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "Unknown tagging directive.", ArgumentName="x-amz-tagging-directive")
+    if tagging == "COPY":
+        meta.tags = src.meta.tags
     meta.owner = req.access_key or ""
     meta.acl = canned_acl(req.headers)
+    apply_header_grants(gw, req, meta)
     meta.checksum_algorithm, meta.checksum_value = src.meta.checksum_algorithm, src.meta.checksum_value
     meta.checksum_type = src.meta.checksum_type
     meta.parts_count = src.meta.parts_count

@@ -11,6 +11,7 @@ from leofs.gateway.records import ObjectMeta
 from leofs.s3.checksums import header_name
 from leofs.s3.errors import S3Error
 from leofs.s3.responses import http_date
+from leofs.s3.tagging import tags_from_header
 
 MAX_USER_METADATA = 2048
 _STORED_HEADERS = (
@@ -84,7 +85,14 @@ def meta_from_headers(req: S3Request, *, size: int = 0, etag: str = "") -> Objec
         user_meta=user_meta,
         acl=canned_acl(headers),
         storage_class="STANDARD" if storage_class == "STANDARD" else storage_class,
+        tags=header_tags(headers),
     )
+
+
+def header_tags(headers: Mapping[str, str]) -> list[tuple[str, str]] | None:
+    """The tag set an ``x-amz-tagging`` header asks for (None: no header, or no tags)."""
+    value = headers.get("x-amz-tagging")
+    return (tags_from_header(value) or None) if value is not None else None
 
 
 def _require_utf8(header: str, value: str | None) -> None:
@@ -115,6 +123,8 @@ def object_headers(req: S3Request, obj: StoredObject) -> dict[str, str]:
         out[f"x-amz-meta-{name}"] = value
     if meta.storage_class != "STANDARD":
         out["x-amz-storage-class"] = meta.storage_class
+    if meta.tags:
+        out["x-amz-tagging-count"] = str(len(meta.tags))
     out.update(response_overrides(req))
     return out
 

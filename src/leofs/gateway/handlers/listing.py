@@ -183,7 +183,9 @@ async def list_objects(gw: Services, req: S3Request) -> web.StreamResponse:
     max_keys = _max_keys(req)
     generation = req.require_bucket().created
     page = await scan_page(gw, req.bucket or "", prefix, delimiter, marker, max_keys, generation)
-    head = [elem("Name", req.bucket), elem("Prefix", _enc(prefix, url)), elem("Marker", _enc(marker, url)),
+    # Prefix comes back as sent even with encoding-type=url (AWS does so; botocore decodes only
+    # the other fields of a v1 listing)
+    head = [elem("Name", req.bucket), elem("Prefix", prefix), elem("Marker", _enc(marker, url)),
             elem("MaxKeys", max_keys)]
     if delimiter:
         head.append(elem("Delimiter", _enc(delimiter, url)))
@@ -215,7 +217,7 @@ async def list_objects_v2(gw: Services, req: S3Request) -> web.StreamResponse:
     url, enc_elem = _encoder(req)
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     start_after = q.get("start-after", "")
-    token = q.get("continuation-token")
+    token = q.get("continuation-token") or None  # an empty token is no token
     max_keys = _max_keys(req)
     start: str | bytes = _untoken(token, req.bucket or "") if token is not None else start_after
     page = await scan_page(gw, req.bucket or "", prefix, delimiter, start, max_keys, generation)

@@ -21,12 +21,13 @@ from leofs.gateway.blobs import ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request, Services
 from leofs.gateway.fence import fenced, stamp_generation
+from leofs.gateway.handlers.acl import apply_header_grants
 from leofs.gateway.handlers.copy import copy_range, copy_source
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers
 from leofs.gateway.keys import NS_UPLOAD, bucket_prefix, upload_key
 from leofs.gateway.objects import expected_version, load_object, visible_etag
 from leofs.gateway.owners import owner_of
-from leofs.gateway.records import Blob, UploadMeta, meta_encoder, upload_decoder
+from leofs.gateway.records import Blob, ObjectMeta, UploadMeta, meta_encoder, upload_decoder
 from leofs.gateway.uploads import (
     abort,
     await_result,
@@ -39,7 +40,7 @@ from leofs.gateway.uploads import (
     write_upload,
 )
 from leofs.gateway.versions import is_versioned, new_sort_id, version_headers
-from leofs.s3.checksums import ALGORITHMS, combine_crc, composite, header_name
+from leofs.s3.checksums import ALGORITHMS, combine_crc, composite, header_name, object_checksum_from_headers
 from leofs.s3.conditions import check_write_conditions
 from leofs.s3.errors import S3Error
 from leofs.s3.names import validate_key
@@ -76,6 +77,7 @@ async def create_multipart_upload(gw: Services, req: S3Request) -> web.StreamRes
     req.require_bucket()
     validate_key(req.key)
     meta = meta_from_headers(req)
+    apply_header_grants(gw, req, meta)
     algorithm = req.headers.get("x-amz-checksum-algorithm")
     ctype = req.headers.get("x-amz-checksum-type")
     if algorithm is not None:
@@ -148,7 +150,11 @@ async def upload_part_copy(gw: Services, req: S3Request) -> web.StreamResponse:
         spec = source_range.strip().removeprefix("bytes=")
         first, _, last = spec.partition("-")
         first_byte, last_byte = decimal(first, saturate=src.size), decimal(last, saturate=src.size)
-        if first_byte is None or last_byte is None or first_byte > last_byte or last_byte >= src.size:
+        if first_byte is not None and last_byte is not None and first_byte <= last_byte and last_byte >= src.size:
+            # well-formed, but beyond the source's end: AWS answers 400 here, not 416
+            raise S3Error("InvalidRange", "The requested range is not satisfiable", status=400,
+                          ActualObjectSize=str(src.size), RangeRequested=source_range)
+        if first_byte is None or last_byte is None or first_byte > last_byte:
             raise S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form "
                           "bytes=first-last where first and last are the zero-based offsets of the first "
                           "and last bytes to copy", ArgumentName="x-amz-copy-source-range",
@@ -172,7 +178,9 @@ async def complete_multipart_upload(gw: Services, req: S3Request) -> web.StreamR
     done = None if got is not None else await read_done(gw.backend, bucket, key, upload_id)
     if got is None and done is None:
         raise S3Error("NoSuchUpload", UploadId=upload_id)
-    body = await RequestBody(req.http, req.auth).read_all(gw.config.max_xml_body)
+    # the x-amz-checksum-* header is the object's checksum, checked once the parts are chosen
+    wanted = object_checksum_from_headers(req.headers)
+    body = await RequestBody(req.http, req.auth, object_checksum=True).read_all(gw.config.max_xml_body)
     requested = parse_complete_multipart(body)
     if not requested:
         raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
@@ -204,6 +212,7 @@ async def complete_multipart_upload(gw: Services, req: S3Request) -> web.StreamR
             assert req.bucket_record is not None
             meta.version_id, meta.null_version = new_sort_id(), req.bucket_record.versioning == "Suspended"
         _final_checksum(upload, blobs, meta)
+        _check_object_checksum(wanted, meta)
         completing = msgspec.structs.replace(upload, meta=meta, state="completing", numbers=numbers, blobs=blobs,
                                              base=expected_version(old))
         try:  # the serialisation point: fails if a part was stored, or another Complete or an Abort came first
@@ -280,6 +289,19 @@ def _completed(req: S3Request, bucket: str, key: str, upload: UploadMeta) -> web
         "ETag", f'"{meta.etag}"') + checksum
     return web.Response(body=document("CompleteMultipartUploadResult", doc), content_type="application/xml",
                         headers={**checksum_headers(meta), **version_headers(req.bucket_record, meta)})
+
+
+def _check_object_checksum(wanted: tuple[str, str] | None, meta: ObjectMeta) -> None:
+    """The checksum a Complete states for the object (``x-amz-checksum-*``) against the one the
+    chosen parts give: BadDigest when they differ."""
+    if wanted is None:
+        return
+    algorithm, value = wanted
+    if meta.checksum_algorithm != algorithm or meta.checksum_value is None:
+        raise S3Error("InvalidRequest", f"The upload was created using the {meta.checksum_algorithm or 'null'} "
+                      f"checksum algorithm, not {algorithm}, or its parts have no such checksums.")
+    if value != meta.checksum_value:
+        raise S3Error("BadDigest", f"The {algorithm} you specified did not match the calculated checksum.")
 
 
 def _final_checksum(upload: UploadMeta, blobs: list[Blob], meta: object) -> None:

@@ -7,11 +7,12 @@ import logging
 
 from aiohttp import web
 
-from leofs.gateway.backend import VersionGone
+from leofs.gateway.backend import VersionGone, WriteConflict
 from leofs.gateway.blobs import Ingested, delete_blob, ingest
 from leofs.gateway.body import RequestBody
 from leofs.gateway.context import S3Request, Services
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
+from leofs.gateway.handlers.acl import apply_header_grants
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers, response_overrides
 from leofs.gateway.keys import NS_OBJECT, object_key
 from leofs.gateway.objects import (
@@ -45,8 +46,7 @@ from leofs.s3.names import validate_key
 from leofs.s3.numeric import bounded
 from leofs.s3.ranges import parse_range
 from leofs.s3.responses import document, elem, iso8601
-from leofs.s3.versioning_xml import parse_delete_versions
-from leofs.s3.xmlparse import parse_delete_objects
+from leofs.s3.xmlparse import parse_delete_entries
 
 log = logging.getLogger("leofs.gateway.objects")
 
@@ -56,6 +56,7 @@ async def put_object(gw: Services, req: S3Request) -> web.StreamResponse:
     req.require_bucket()
     validate_key(req.key)
     meta = meta_from_headers(req)
+    apply_header_grants(gw, req, meta)
     generation = stamp_generation(meta, req.bucket_record)
     conditional = "If-None-Match" in req.headers or "If-Match" in req.headers
     # the replaced version (whose chunks are freed afterwards) is reported by the write itself, so it
@@ -217,7 +218,7 @@ async def _respond(gw: Services, req: S3Request, obj: StoredObject, status: int,
 
 async def delete_object(gw: Services, req: S3Request) -> web.StreamResponse:
     assert req.key is not None
-    version_id, marker = await _delete_one(gw, req, req.key, req.query.get("versionId"))
+    version_id, marker = await _delete_one(gw, req, req.key, req.query.get("versionId"), req.headers.get("If-Match"))
     headers = {}
     if version_id is not None:
         headers["x-amz-version-id"] = version_id
@@ -226,26 +227,49 @@ async def delete_object(gw: Services, req: S3Request) -> web.StreamResponse:
     return web.Response(status=204, headers=headers)
 
 
-async def _delete_one(gw: Services, req: S3Request, key: str, version_id: str | None) -> tuple[str | None, bool]:
+async def _delete_one(gw: Services, req: S3Request, key: str, version_id: str | None,
+                      if_match: str | None = None) -> tuple[str | None, bool]:
     """Delete a key: a version for good (``version_id``), a delete marker (versioned bucket), or the
     object. Answers the version id concerned (None in an unversioned bucket) and whether it is a
-    delete marker."""
+    delete marker. With ``if_match`` (DeleteObject's If-Match, a DeleteObjects entry's ETag) only
+    when the version concerned has that ETag (412 PreconditionFailed otherwise); in an unversioned
+    bucket as a compare-and-set on that version."""
     bucket = req.require_bucket()
+    generation = bucket.created
     if version_id is not None:
         check_version_id(version_id)
-        version = await load_version(gw.backend, bucket.name, key, version_id, generation=bucket.created)
+        version = await load_version(gw.backend, bucket.name, key, version_id, generation=generation)
+        if if_match is not None:
+            check_write_conditions({"if-match": if_match},
+                                   None if version is None or version.meta.delete_marker else version.quoted_etag)
         if version is not None:
             await remove_version(gw, bucket.name, key, version)
         return version_id, version is not None and version.meta.delete_marker
     if is_versioned(bucket):
+        if if_match is not None:
+            check_write_conditions({"if-match": if_match},
+                                   visible_etag(await load_object(gw.backend, bucket.name, key), generation))
         meta = ObjectMeta(0, "", req.access_key or "", delete_marker=True)
         stamp_generation(meta, bucket)
         await put_version(gw, bucket, key, meta, b"")
         return public_id(meta), True
-    # the delete reports the version it replaced, whose chunks are freed afterwards
-    replaced = await gw.backend.delete(NS_OBJECT, object_key(bucket.name, key))
-    forget_later(gw, bucket.name, key, await replaced_object(gw.backend, replaced))
-    return None, False
+    record = object_key(bucket.name, key)
+    if if_match is None:
+        # the delete reports the version it replaced, whose chunks are freed afterwards
+        replaced = await gw.backend.delete(NS_OBJECT, record)
+        forget_later(gw, bucket.name, key, await replaced_object(gw.backend, replaced))
+        return None, False
+    for _ in range(5):
+        current = await load_object(gw.backend, bucket.name, key)
+        check_write_conditions({"if-match": if_match}, visible_etag(current, generation))
+        assert current is not None
+        try:
+            replaced = await gw.backend.delete(NS_OBJECT, record, expect=current.entry.clock)
+        except WriteConflict:  # overwritten meanwhile: judged again on the new version
+            continue
+        forget_later(gw, bucket.name, key, await replaced_object(gw.backend, replaced))
+        return None, False
+    raise S3Error("ConditionalRequestConflict")
 
 
 async def delete_objects(gw: Services, req: S3Request) -> web.StreamResponse:
@@ -253,16 +277,14 @@ async def delete_objects(gw: Services, req: S3Request) -> web.StreamResponse:
     body = RequestBody(req.http, req.auth)
     if body.expected_md5 is None and body.checksum_algorithm is None:
         raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
-    raw = await body.read_all(gw.config.max_xml_body)
-    quiet, keys = parse_delete_objects(raw)
-    versions = parse_delete_versions(raw)
+    quiet, entries = parse_delete_entries(await body.read_all(gw.config.max_xml_body))
     out: list[str] = []
-    for index, key in enumerate(keys):
-        asked = versions.get(index)
+    for entry in entries:
+        key, asked = entry.key, entry.version_id
         given = elem("VersionId", asked) if asked is not None else ""
         try:
             validate_key(key)
-            version_id, marker = await _delete_one(gw, req, key, asked)
+            version_id, marker = await _delete_one(gw, req, key, asked, entry.etag)
         except S3Error as err:
             out.append(f"<Error>{elem('Key', key)}{given}{elem('Code', err.code)}{elem('Message', err.message)}"
                        "</Error>")
