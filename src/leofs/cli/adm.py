@@ -88,7 +88,7 @@ def status(a: AdmContext) -> None:
 
 
 #: storage node states that count as "attached" for wait-nodes (present and not leaving)
-PRESENT = ("attached", "running", "restarted", "suspend")
+PRESENT = ("attached", "running", "restarted", "suspend", "recovering")
 
 
 @adm.command("wait-nodes")

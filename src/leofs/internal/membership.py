@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -27,6 +28,10 @@ from leofs.ring import RingPair, ring_from_bytes
 from leofs.ring.members import Member
 
 log = logging.getLogger("leofs.membership")
+
+#: a storage node back after a ``stop`` whose repair queues are still draining: it takes writes and
+#: repairs, but serves no reads (it may miss writes), until the manager sets it ``running``
+RECOVERING = "recovering"
 
 
 class ClusterState:
@@ -71,8 +76,9 @@ class ManagerLink:
     """Registers with the manager and heartbeats; pulls the ring when the hashes differ."""
 
     def __init__(self, client: InternalClient, manager: str, request: RegisterRequest, state: ClusterState,
-                 *, interval: float = 1.0) -> None:
+                 *, interval: float = 1.0, repair_queue: Callable[[], Awaitable[dict[str, int]]] | None = None) -> None:
         self.client = client
+        self.repair_queue = repair_queue  # a storage node's queue depth per target, sent with every beat
         self.manager = manager
         self.request = request
         self.state = state
@@ -97,8 +103,9 @@ class ManagerLink:
     async def beat(self) -> None:
         """One heartbeat; pulls the full view when the rings differ."""
         current, previous = self.state.hashes
+        depths = await self.repair_queue() if self.repair_queue is not None else None
         beat = HeartbeatRequest(self.request.type, self.request.name, current, previous,
-                                admin_address=self.request.admin_address)
+                                admin_address=self.request.admin_address, repair_queue=depths)
         view = await self._call("POST", "/int/heartbeat", encoder.encode(beat))
         self.state.apply(view)
         if (view.ring_hash_current, view.ring_hash_previous) != self.state.hashes:

@@ -72,6 +72,9 @@ class HeartbeatRequest(msgspec.Struct, frozen=True):
     ring_hash_current: str = ""
     ring_hash_previous: str = ""
     admin_address: str = ""  # a gateway's, so a restarted manager learns it again
+    #: a storage node's repair queue: tasks per target node (the manager promotes a recovering node
+    #: to running once every running node reports none toward it); None from gateways
+    repair_queue: dict[str, int] | None = None
 
 
 class ClusterView(msgspec.Struct, frozen=True):
