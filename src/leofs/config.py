@@ -29,7 +29,7 @@ DEFAULT_CONTAINERS: Final = 8
 #: object data (metadata, deletes, listings), and the longest silence on a call carrying object data
 DEFAULT_CONNECT_TIMEOUT: Final = 1.0
 DEFAULT_OP_TIMEOUT: Final = 2.0
-DEFAULT_BODY_TIMEOUT: Final = 4.0
+DEFAULT_BODY_TIMEOUT: Final = 3.0
 #: seconds without a heartbeat before the manager marks a node ``stop``
 DEFAULT_HEARTBEAT_TIMEOUT: Final = 3.0
 #: the one environment variable that gives the cluster secret to every role

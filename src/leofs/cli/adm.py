@@ -222,8 +222,26 @@ def whereis(a: AdmContext, path: str, chunks: bool) -> None:
 @click.argument("node")
 @pass_adm
 def mq_stats(a: AdmContext, node: str) -> None:
-    """The repair queue of storage NODE."""
-    a.show(a.call("mq-stats", node=node))
+    """The repair queue of storage NODE.
+
+    Per target node: the tasks waiting (depth), the tasks replayed and the attempts failed since
+    NODE started, and whether NODE skips the target (its breaker is open after a failed call).
+    A node back after a stop stays `recovering` until every running node's depth toward it is 0.
+    """
+    result = a.call("mq-stats", node=node)
+    queues = result.get("queues") if isinstance(result, dict) else None
+    if a.as_json or not isinstance(queues, list) or not all(isinstance(q.get("targets"), dict) for q in queues):
+        a.show(result)
+        return
+    for queue in queues:
+        click.echo(f"{result.get('node', node)}: {queue.get('queue', 'repair')}: {queue.get('length', 0)} tasks, "
+                   f"oldest {float(queue.get('oldest_age', 0.0)):.1f} s")
+        rows = [{"target": t, **row} for t, row in sorted(queue["targets"].items())]
+        if rows:
+            click.echo(table(rows, [c for c in MQ_COLUMNS if any(c in r for r in rows)]))
+
+
+MQ_COLUMNS = ["target", "state", "count", "replayed", "failed", "skipped", "next_attempt_in", "last_error"]
 
 
 @adm.command("purge-cache")

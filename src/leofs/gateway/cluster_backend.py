@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
@@ -21,6 +22,7 @@ from leofs.internal.client import InternalClient
 from leofs.internal.health import NODE_ERRORS, CallTimeouts, NodeHealth, health_probe
 from leofs.internal.membership import ClusterState
 from leofs.internal.messages import (
+    DEADLINE_HEADER,
     ENTRY_HEADER,
     PUT_HEADER,
     ROLE_COORDINATE,
@@ -57,6 +59,7 @@ class ClusterBackend:
         self.state = state
         self.timeouts = timeouts or CallTimeouts()
         self.health = health or NodeHealth(health_probe(client, self.timeouts, self._address_of))
+        state.on_back.append(self.health.succeeded)
 
     def _address_of(self, name: str) -> str | None:
         node = self.state.nodes.get(name)
@@ -88,11 +91,10 @@ class ClusterBackend:
         headers = dict(_COORDINATE)
         if header is not None:
             headers[PUT_HEADER] = encode_b64(header)
-        if data is not None:
-            timeout = self.timeouts.data_call(len(data), coordinated=True)
-        else:
-            timeout = self.timeouts.op_call(coordinated=True)
+        timeout = self.timeouts.op_call(coordinated=True) if data is None else self.timeouts.data_call(len(data))
         for node in nodes:
+            assert timeout.total is not None
+            headers[DEADLINE_HEADER] = f"{time.time() + timeout.total:.3f}"
             try:
                 params = self._query(ns, key) if expect is None else self._query(ns, key, expect=expect)
                 async with self.health.call(node.name), self.client.request(
@@ -146,7 +148,7 @@ class ClusterBackend:
 
     async def fetch(self, ns: int, key: bytes) -> tuple[Entry, bytes] | None:
         """Record and data in one call to a coordinator (which compares with R-1 replicas)."""
-        timeout = self.timeouts.stream_call(coordinated=True)
+        timeout = self.timeouts.stream_call()
         for node in self._candidates(key):
             try:
                 async with self.health.call(node.name), self.client.request(
@@ -169,7 +171,7 @@ class ClusterBackend:
         n = entry.size - start if length is None else length
         params = self._query(entry.ns, entry.key, start=start, length=n, clock=entry.clock)
         unreachable = False
-        timeout = self.timeouts.stream_call(coordinated=True)
+        timeout = self.timeouts.stream_call()
         for node in self._candidates(entry.key):
             try:
                 async with self.health.call(node.name), self.client.request(

@@ -3,9 +3,10 @@
 :class:`CallTimeouts` bounds every internal call by its type: connecting; a call without object
 data (metadata, deletes, listing pages, health), whole; a call carrying object data, by the longest
 silence allowed (a PUT of at most a chunk is bounded in all: ``body`` plus a second per MiB). A
-call made with ``coordinate`` role gets one ``op`` more, the time its coordinator may spend on its
-own calls to the other replicas. A hung node (SIGSTOP, a black hole: the kernel still accepts the
-connection) therefore costs a request a bounded delay, never a stuck request.
+call without data made with ``coordinate`` role gets twice ``op``: its coordinator may spend one
+``op`` on its own calls to the other replicas (a read's compare). A hung node (SIGSTOP, a black
+hole: the kernel still accepts the connection) therefore costs a request a bounded delay, never a
+stuck request.
 
 :class:`NodeHealth` is a circuit breaker per node (LeoFS's callers skip a node marked failing):
 a connect error or a timeout opens the node's breaker, and callers skip it for a cool-down, so no
@@ -52,15 +53,15 @@ class CallTimeouts:
         """A call without object data, whole."""
         return aiohttp.ClientTimeout(total=self.op * (2 if coordinated else 1), sock_connect=self.connect)
 
-    def data_call(self, size: int, *, coordinated: bool = False) -> aiohttp.ClientTimeout:
-        """A call sending or receiving one object body of ``size`` bytes (at most a chunk), whole."""
-        total = self.body + size / MIB + (self.op if coordinated else 0.0)
-        return aiohttp.ClientTimeout(total=total, sock_connect=self.connect)
+    def data_call(self, size: int) -> aiohttp.ClientTimeout:
+        """A call sending or receiving one object body of ``size`` bytes (at most a chunk), whole.
+        (A coordinator answers a write at W acks, so a replica that hangs does not hold it.)"""
+        return aiohttp.ClientTimeout(total=self.body + size / MIB, sock_connect=self.connect)
 
-    def stream_call(self, *, coordinated: bool = False) -> aiohttp.ClientTimeout:
-        """A streamed read of any length: bounded by the silence between pieces, not in all."""
-        first = self.body + (self.op if coordinated else 0.0)
-        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect, sock_read=first)
+    def stream_call(self) -> aiohttp.ClientTimeout:
+        """A streamed read of any length: bounded by the silence between pieces, not in all (a
+        coordinator's compare before the first byte takes at most ``op`` < ``body``)."""
+        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect, sock_read=self.body)
 
 
 class NodeHealth:

@@ -32,6 +32,7 @@ log = logging.getLogger("leofs.membership")
 #: a storage node back after a ``stop`` whose repair queues are still draining: it takes writes and
 #: repairs, but serves no reads (it may miss writes), until the manager sets it ``running``
 RECOVERING = "recovering"
+_SERVING = ("running", RECOVERING)
 
 
 class ClusterState:
@@ -43,12 +44,21 @@ class ClusterState:
         self.consistency = Consistency()
         self.state = "unknown"
         self.changed = asyncio.Event()
+        #: called with the name of every node the manager reports back (running or recovering again
+        #: after another state): the breakers forget its failures (leofs.internal.health)
+        self.on_back: list[Callable[[str], None]] = []
 
     def apply(self, view: ClusterView) -> None:
         """Install a view; rings only when it carries them."""
         self.state = view.state
         self.consistency = view.consistency
+        old = self.nodes
         self.nodes = {n.name: n for n in view.nodes}
+        for name, node in self.nodes.items():
+            was = old.get(name)
+            if was is not None and node.state in _SERVING and was.state not in _SERVING:
+                for callback in self.on_back:
+                    callback(name)
         if view.ring_current:
             current = ring_from_bytes(view.ring_current)
             previous = ring_from_bytes(view.ring_previous) if view.ring_previous else None

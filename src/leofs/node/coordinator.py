@@ -93,6 +93,7 @@ class Coordinator:
         self.queue = queue
         self.timeouts = timeouts or CallTimeouts()
         self.health = health or NodeHealth(health_probe(client, self.timeouts, cluster.address_of))
+        cluster.on_back.append(self.health.succeeded)
         self.on_enqueue = on_enqueue or (lambda: None)
         self.background: set[asyncio.Task[Any]] = set()
         self._last_clock = 0
