@@ -125,8 +125,9 @@ class Members:
     def register(self, req: RegisterRequest) -> NodeInfo:
         """A node announces itself; idempotent on restart.
 
-        New storage nodes are ``attached``; a known one keeps its state, except ``stop`` (back to
-        ``running`` if in the ring, else ``attached``) and ``detached`` (-> ``restarted``). Gateways
+        New storage nodes are ``attached``; a known one keeps its state, except ``stop`` and
+        ``running`` (``recovering`` if in the ring, else ``attached``) and ``detached`` (->
+        ``restarted``). Gateways
         are ``running``. A node in the ring may not change its address, rack or vnodes: those are
         part of the ring's placement and would silently disagree with it.
         """
@@ -142,8 +143,9 @@ class Members:
             state = "running"
         elif old is None:
             state = "attached"
-        elif old.state == "stop":
-            state = RECOVERING if req.name in self.in_ring else "attached"
+        elif old.state in ("stop", "running"):
+            # a restarted process may have missed writes even when it was back before the timeout
+            state = RECOVERING if req.name in self.in_ring else "attached" if old.state == "stop" else old.state
         elif old.state == "detached":
             state = "restarted"
         else:

@@ -115,3 +115,18 @@ def test_the_state_survives_a_manager_restart(members: tuple[Members, Clock], tm
         again.heartbeat(beat("s1"))
         again.heartbeat(beat("s2"))
     assert state(again, "s3") == "running"
+
+
+def test_a_restart_within_the_timeout_recovers_too(members: tuple[Members, Clock]) -> None:
+    """A process restarted before the manager noticed may still have missed writes."""
+    m, clock = members
+    clock.now += 1
+    assert m.register(RegisterRequest("storage", "s1", "127.0.0.1:4001")).state == "recovering"
+    for _ in range(2):
+        clock.now += 1
+        m.heartbeat(beat("s2"))
+        m.heartbeat(beat("s3", s1=1))
+    assert state(m, "s1") == "recovering"
+    clock.now += 1
+    m.heartbeat(beat("s3"))
+    assert state(m, "s1") == "running"
