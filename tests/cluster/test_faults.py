@@ -7,7 +7,9 @@ docs/operations.md, "Node failure"."""
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,6 +138,11 @@ def test_a_black_holed_node_costs_each_request_a_bounded_delay(cluster: ProxiedC
         with proxy.blackholed():
             _wait_ops(load, 40)
             assert cluster.node_states()[victim] == "running"
+            # the gateway's breaker is what keeps requests off it
+            with urllib.request.urlopen(f"{cluster.endpoint}/_leofs_adm/metrics", timeout=10) as resp:
+                text = resp.read().decode()
+            found = re.search(rf'^leofs_node_calls_skipped{{node="{victim}"}} (\S+)$', text, re.M)
+            assert found is not None and float(found.group(1)) > 0, text[-3000:]
         healed = time.monotonic()
         _wait_ops(load, 10)
     _check_load(load, "black hole")

@@ -23,12 +23,15 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
 import aiohttp
+from prometheus_client.core import Metric
 
+from leofs import metrics
 from leofs.config import DEFAULT_BODY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_OP_TIMEOUT
 from leofs.internal.client import InternalClient
 
@@ -82,6 +85,7 @@ class NodeHealth:
         self._probes: dict[str, asyncio.Task[None]] = {}
         self.skipped: Counter[str] = Counter()  # calls not made because the breaker was open
         self.failures: Counter[str] = Counter()
+        _tracked.append(weakref.ref(self))
 
     def is_open(self, name: str) -> bool:
         return name in self._open
@@ -159,6 +163,30 @@ class NodeHealth:
         for task in list(self._probes.values()):
             task.cancel()
         await asyncio.gather(*self._probes.values(), return_exceptions=True)
+
+
+_tracked: list[weakref.ref[NodeHealth]] = []
+
+
+def _breaker_metrics() -> Iterable[Metric]:
+    open_: dict[tuple[str, ...], float] = {}
+    failures: dict[tuple[str, ...], float] = {}
+    skipped: dict[tuple[str, ...], float] = {}
+    for ref in _tracked:
+        health = ref()
+        for name, row in (health.stats() if health is not None else {}).items():
+            open_[(name,)] = open_.get((name,), 0) + (1 if row["open"] else 0)
+            failures[(name,)] = failures.get((name,), 0) + row["failures"]
+            skipped[(name,)] = skipped.get((name,), 0) + row["skipped"]
+    yield metrics.gauge("leofs_node_breaker_open", "Whether this process skips the node (its last call failed)",
+                        open_, ["node"])  # fmt: skip
+    yield metrics.gauge("leofs_node_call_failures", "Calls to the node that failed to connect or timed out, "
+                        "since this process started", failures, ["node"])  # fmt: skip
+    yield metrics.gauge("leofs_node_calls_skipped", "Calls not made to the node while its breaker was open, "
+                        "since this process started", skipped, ["node"])  # fmt: skip
+
+
+metrics.register(_breaker_metrics)
 
 
 def health_probe(client: InternalClient, timeouts: CallTimeouts,
