@@ -8,6 +8,8 @@ docs/operations.md, "Node failure"."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from tests.cluster.faults.load import SteadyLoad
 from tests.cluster.faults.processes import ProxiedCluster
 from tests.integration.conftest import make_client
 from tests.support.internal import replica_meta, replica_read
+from tests.support.servers import CLUSTER_SECRET
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -102,6 +105,16 @@ def test_sigkill_loses_no_write_and_the_node_returns_with_every_write(cluster: P
     # every acknowledged write is on three equal replicas (the last ones may still be on their way)
     cluster.wait_until(lambda: not _replicas_equal(cluster, {k: b for k, (b, _) in load.acked.items()}),
                        timeout=30, what="three equal replicas of every acknowledged write")  # fmt: skip
+    # the repair is visible: the other nodes replayed at least every write it missed, their queues are empty
+    stats = {n: cluster.adm("mq-stats", n)["queues"][0] for n in cluster.storage if n != victim}
+    assert sum(s["targets"][victim]["replayed"] for s in stats.values()) >= len(missed), stats
+    assert all(s["targets"][victim]["count"] == 0 for s in stats.values()), stats
+    human = subprocess.run([sys.executable, "-m", "leofs", "adm", "--manager", cluster.manager_address,
+                            "--cluster-secret", CLUSTER_SECRET, "mq-stats", "storage1"],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert human.returncode == 0, human.stderr
+    assert human.stdout.startswith("storage1: repair") and "replayed" in human.stdout, human.stdout
+    assert any(line.startswith(victim) for line in human.stdout.splitlines()), human.stdout
     sample = sorted(missed)[:: max(1, len(missed) // 3)][:3]
     for key in sample:
         rows = cluster.adm("whereis", f"{BUCKET}/{key}")["replicas"]
