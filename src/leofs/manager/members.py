@@ -127,8 +127,9 @@ class Members:
 
         New storage nodes are ``attached``; a known one keeps its state, except ``stop`` and
         ``running`` (-> ``recovering`` if in the ring; a stopped node outside it -> ``attached``)
-        and ``detached`` (-> ``restarted``). Gateways are ``running``. A node in the ring may not change its address, rack or vnodes: those are
-        part of the ring's placement and would silently disagree with it.
+        and ``detached`` (-> ``restarted``). Gateways are ``running``. A node in the ring may not
+        change its address, rack or vnodes: those are part of the ring's placement and would
+        silently disagree with it.
         """
         if req.type not in (STORAGE, GATEWAY):
             raise ManagerError("bad_argument", f"unknown member type {req.type!r}")
