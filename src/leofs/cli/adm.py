@@ -55,6 +55,12 @@ def _show_cluster_status(result: dict[str, Any]) -> None:
     if nodes:
         click.echo("")
         click.echo(table(nodes, NODE_COLUMNS))
+        for node in nodes:
+            pending = node.get("repair_pending")
+            if isinstance(pending, dict):
+                waits = ", ".join(f"{name} ({'no report yet' if n is None else f'{n} tasks'})"
+                                  for name, n in sorted(pending.items()) if n != 0)  # fmt: skip
+                click.echo(f"{node['name']} is recovering: waiting for the repair queues of {waits or '(none left)'}")
     else:
         click.echo("no members yet")
 
