@@ -100,5 +100,7 @@ class SteadyLoad:
 
     def written_between(self, start: float, end: float) -> dict[str, bytes]:
         """Acknowledged writes whose request started in [start, end]."""
-        started = {op.key: op.start for op in self.ops if op.kind == "put" and op.error is None}
-        return {k: body for k, (body, _) in self.acked.items() if start <= started.get(k, -1.0) <= end}
+        # copies first: the load thread may be adding to both (list() and dict() copy under the GIL)
+        started = {op.key: op.start for op in list(self.ops) if op.kind == "put" and op.error is None}
+        acked = dict(self.acked)
+        return {k: body for k, (body, _) in acked.items() if start <= started.get(k, -1.0) <= end}
