@@ -25,6 +25,13 @@ DEFAULT_MANAGER_ADDRESS: Final = "127.0.0.1:10010"  # the manager's (and the emb
 DEFAULT_NODE_ADDRESS: Final = "127.0.0.1:4010"
 DEFAULT_GATEWAY_ADMIN_ADDRESS: Final = "127.0.0.1:10011"
 DEFAULT_CONTAINERS: Final = 8
+#: calls between cluster processes (leofs.internal.health.CallTimeouts): connecting, a call without
+#: object data (metadata, deletes, listings), and the longest silence on a call carrying object data
+DEFAULT_CONNECT_TIMEOUT: Final = 1.0
+DEFAULT_OP_TIMEOUT: Final = 2.0
+DEFAULT_BODY_TIMEOUT: Final = 3.0
+#: seconds without a heartbeat before the manager marks a node ``stop``
+DEFAULT_HEARTBEAT_TIMEOUT: Final = 3.0
 #: the one environment variable that gives the cluster secret to every role
 CLUSTER_SECRET_ENV: Final = "LEOFS_CLUSTER_SECRET"
 
@@ -35,6 +42,7 @@ Protocol = Annotated[str, Meta(pattern=r"^(s3|rest|s3,rest)$")]
 PROTOCOLS: Final = ("s3", "rest", "s3,rest")
 Positive = Annotated[int, Meta(ge=1)]
 Seconds = Annotated[float, Meta(ge=0)]
+Timeout = Annotated[float, Meta(gt=0)]
 
 
 class ConfigError(ValueError):
@@ -145,6 +153,7 @@ class ManagerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     read: Positive = 1
     delete: Positive = 1
     cluster_secret: str | None = None
+    heartbeat_timeout: Annotated[float, Meta(ge=0.5)] = DEFAULT_HEARTBEAT_TIMEOUT
 
     def __post_init__(self) -> None:
         if not (self.write <= self.replicas and self.read <= self.replicas and self.delete <= self.replicas):
@@ -163,6 +172,11 @@ class StorageConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     containers: Positive = DEFAULT_CONTAINERS
     sync: bool = True
     cluster_secret: str | None = None
+    #: the address other processes reach this node at (a proxy, a NAT), when not ``address``
+    advertise_address: Address | None = None
+    connect_timeout: Timeout = DEFAULT_CONNECT_TIMEOUT
+    op_timeout: Timeout = DEFAULT_OP_TIMEOUT
+    body_timeout: Timeout = DEFAULT_BODY_TIMEOUT
 
 
 class GatewaySection(GatewayConfig, kw_only=True, forbid_unknown_fields=True):
@@ -178,6 +192,9 @@ class GatewaySection(GatewayConfig, kw_only=True, forbid_unknown_fields=True):
     tls_cert: str | None = None
     tls_key: str | None = None
     cluster_secret: str | None = None
+    connect_timeout: Timeout = DEFAULT_CONNECT_TIMEOUT
+    op_timeout: Timeout = DEFAULT_OP_TIMEOUT
+    body_timeout: Timeout = DEFAULT_BODY_TIMEOUT
 
     def settings(self) -> GatewayConfig:
         """The shared gateway settings alone."""

@@ -55,6 +55,12 @@ def _show_cluster_status(result: dict[str, Any]) -> None:
     if nodes:
         click.echo("")
         click.echo(table(nodes, NODE_COLUMNS))
+        for node in nodes:
+            pending = node.get("repair_pending")
+            if isinstance(pending, dict):
+                waits = ", ".join(f"{name} ({'no report yet' if n is None else f'{n} tasks'})"
+                                  for name, n in sorted(pending.items()) if n != 0)  # fmt: skip
+                click.echo(f"{node['name']} is recovering: waiting for the repair queues of {waits or '(none left)'}")
     else:
         click.echo("no members yet")
 
@@ -88,7 +94,7 @@ def status(a: AdmContext) -> None:
 
 
 #: storage node states that count as "attached" for wait-nodes (present and not leaving)
-PRESENT = ("attached", "running", "restarted", "suspend")
+PRESENT = ("attached", "running", "restarted", "suspend", "recovering")
 
 
 @adm.command("wait-nodes")
@@ -163,7 +169,8 @@ def _node_command(name: str, doc: str) -> None:
 
 
 _node_command("suspend", "Take a running storage NODE out of service.\n\nIt stays in the ring; traffic skips it.")
-_node_command("resume", "Return storage NODE to service.\n\nFor a suspended, restarted or detached node.")
+_node_command("resume", "Return storage NODE to service.\n\nFor a suspended, restarted, detached or recovering node "
+              "(a recovering one is set running before its repair queues drained).")
 _node_command("detach", "Mark storage NODE to leave the ring.\n\nIt leaves at the next rebalance (not built yet).")
 _node_command("remove-gateway", "Forget a stopped gateway NODE.")
 
@@ -222,8 +229,26 @@ def whereis(a: AdmContext, path: str, chunks: bool) -> None:
 @click.argument("node")
 @pass_adm
 def mq_stats(a: AdmContext, node: str) -> None:
-    """The repair queue of storage NODE."""
-    a.show(a.call("mq-stats", node=node))
+    """The repair queue of storage NODE.
+
+    Per target node: the tasks waiting (depth), the tasks replayed and the attempts failed since
+    NODE started, and whether NODE skips the target (its breaker is open after a failed call).
+    A node back after a stop stays `recovering` until every running node's depth toward it is 0.
+    """
+    result = a.call("mq-stats", node=node)
+    queues = result.get("queues") if isinstance(result, dict) else None
+    if a.as_json or not isinstance(queues, list) or not all(isinstance(q.get("targets"), dict) for q in queues):
+        a.show(result)
+        return
+    for queue in queues:
+        click.echo(f"{result.get('node', node)}: {queue.get('queue', 'repair')}: {queue.get('length', 0)} tasks, "
+                   f"oldest {float(queue.get('oldest_age', 0.0)):.1f} s")
+        rows = [{"target": t, **row} for t, row in sorted(queue["targets"].items())]
+        if rows:
+            click.echo(table(rows, [c for c in MQ_COLUMNS if any(c in r for r in rows)]))
+
+
+MQ_COLUMNS = ["target", "state", "count", "replayed", "failed", "skipped", "next_attempt_in", "last_error"]
 
 
 @adm.command("purge-cache")

@@ -230,7 +230,7 @@ def manager(config_file: Path | None, **_: Any) -> None:
     asyncio.run(run_manager(ManagerOptions(
         data_dir=Path(_required(opts.data_dir, "--data (or data_dir in [manager] of --config)")),
         address=parse_address(opts.address), n=opts.replicas, w=opts.write, r=opts.read, d=opts.delete,
-        secret=opts.cluster_secret)))
+        secret=opts.cluster_secret, heartbeat_timeout=opts.heartbeat_timeout)))
 
 
 _STORAGE = config.StorageConfig()
@@ -244,6 +244,8 @@ _STORAGE = config.StorageConfig()
 @click.option("--manager", "manager_address",
               help="Manager address HOST:PORT.  [required, here or in --config]")
 @click.option("--address", default=_STORAGE.address, show_default=True, help="Internal API address.")
+@click.option("--advertise-address", default=None,
+              help="Address other processes reach this node at, when not --address (a proxy, NAT).")
 @click.option("--rack", default=None, help="Rack (for rack-aware placement).")
 @click.option("--vnodes", type=click.IntRange(1), default=_STORAGE.vnodes, show_default=True,
               help="Virtual nodes on the ring (the node's weight).")
@@ -253,6 +255,7 @@ _STORAGE = config.StorageConfig()
 @_secret_option
 def storage(config_file: Path | None, **_: Any) -> None:
     """Run a storage node."""
+    from leofs.internal.health import CallTimeouts
     from leofs.node.node import StorageNodeOptions, run_storage_node
 
     opts: config.StorageConfig = _resolve("storage", config_file, {"manager_address": "manager"})
@@ -264,7 +267,15 @@ def storage(config_file: Path | None, **_: Any) -> None:
         data_dir=Path(_required(opts.data_dir, "--data (or data_dir in [storage] of --config)")),
         manager=_required(opts.manager, "--manager (or manager in [storage] of --config)"),
         address=parse_address(opts.address), rack=opts.rack, vnodes=opts.vnodes, containers=opts.containers,
-        sync=opts.sync, secret=secret)))
+        sync=opts.sync, secret=secret, advertise=_advertised(opts.advertise_address),
+        timeouts=CallTimeouts(opts.connect_timeout, opts.op_timeout, opts.body_timeout))))
+
+
+def _advertised(value: str | None) -> str | None:
+    if value is None:
+        return None
+    host, port = parse_address(value)
+    return f"{host}:{port}"
 
 
 _GATEWAY = config.GatewaySection()
@@ -285,6 +296,7 @@ _GATEWAY = config.GatewaySection()
 def gateway(config_file: Path | None, **_: Any) -> None:
     """Run an S3 gateway in front of a cluster."""
     from leofs.gateway.cluster import GatewayOptions, run_gateway
+    from leofs.internal.health import CallTimeouts
 
     opts: config.GatewaySection = _resolve("gateway", config_file, {"manager_address": "manager"})
     secret = _required(opts.cluster_secret, "the cluster secret: a gateway needs it (--cluster-secret or "
@@ -298,7 +310,8 @@ def gateway(config_file: Path | None, **_: Any) -> None:
         manager=_required(opts.manager, "--manager (or manager in [gateway] of --config)"), address=addr,
         protocol=protocol, rest_address=rest_address,
         name=opts.name or f"gateway@{addr[0]}:{addr[1]}", admin_address=parse_address(opts.admin_address),
-        tls_cert=tls_cert, tls_key=tls_key, secret=secret, config=opts.settings())))
+        tls_cert=tls_cert, tls_key=tls_key, secret=secret, config=opts.settings(),
+        timeouts=CallTimeouts(opts.connect_timeout, opts.op_timeout, opts.body_timeout))))
 
 
 cli.add_command(adm)

@@ -18,6 +18,7 @@ from leofs.gateway.health import cluster_probe
 from leofs.gateway.remote_control import RemoteControl
 from leofs.gateway.rest import RestApi
 from leofs.internal.client import InternalClient
+from leofs.internal.health import CallTimeouts
 from leofs.internal.membership import ClusterState, ManagerLink
 from leofs.internal.messages import RegisterRequest
 from leofs.lifecycle import reload_on_sighup, wait_for_shutdown_signal
@@ -37,6 +38,7 @@ class GatewayOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     config: GatewayConfig = field(default_factory=GatewayConfig)
+    timeouts: CallTimeouts = field(default_factory=CallTimeouts)
 
 
 class ClusterGateway:
@@ -52,7 +54,8 @@ class ClusterGateway:
                                 RegisterRequest("gateway", options.name, f"{host}:{port}",
                                                 admin_address=f"{admin_host}:{admin_port}"), self.state)
         self.control = RemoteControl(self.client, options.manager)
-        self.gateway = Gateway(ClusterBackend(self.client, self.state), self.control, options.config,
+        self.backend = ClusterBackend(self.client, self.state, options.timeouts)
+        self.gateway = Gateway(self.backend, self.control, options.config,
                                health=cluster_probe(self.client, self.state))
         self.runner: web.AppRunner | None = None
         self.rest_runner: web.AppRunner | None = None
@@ -96,6 +99,7 @@ class ClusterGateway:
             await self.admin_runner.cleanup()
         await self.link.stop()
         await self.control.stop()
+        await self.backend.health.close()
         if self.gateway.background:
             await asyncio.gather(*self.gateway.background, return_exceptions=True)
         await self.client.close()

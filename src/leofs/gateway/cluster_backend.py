@@ -3,21 +3,26 @@
 Writes, deletes and reads go to the first running node of the key's redundancy list, which
 coordinates the quorum (docs/design.md, "Roles"); on a connection failure the next node is tried.
 Listings fan out to every running storage node and merge: newest clock wins, tombstones hidden.
+
+Every call is bounded by its type's timeout, and counts against the node's error budget
+(:mod:`leofs.internal.health`): a node that failed is tried last (writes, reads) or left out
+(listings) until a probe finds it answering again, so no request waits twice on a dead node.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
-import aiohttp
-
 from leofs.gateway.backend import Replaced, VersionGone, WriteConflict
 from leofs.internal.client import InternalClient
+from leofs.internal.health import NODE_ERRORS, CallTimeouts, NodeHealth, health_probe
 from leofs.internal.membership import ClusterState
 from leofs.internal.messages import (
+    DEADLINE_HEADER,
     ENTRY_HEADER,
     PUT_HEADER,
     ROLE_COORDINATE,
@@ -38,7 +43,7 @@ from leofs.storage.model import CommonPrefix, Entry
 
 log = logging.getLogger("leofs.gateway.cluster")
 
-_NODE_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ServerTimeoutError, TimeoutError, ConnectionError)
+_NODE_ERRORS = NODE_ERRORS
 _COORDINATE = {ROLE_HEADER: ROLE_COORDINATE}
 STREAM_PIECE = 256 * 1024
 
@@ -48,22 +53,30 @@ class ClusterBackend:
 
     local = False
 
-    def __init__(self, client: InternalClient, state: ClusterState) -> None:
+    def __init__(self, client: InternalClient, state: ClusterState, timeouts: CallTimeouts | None = None,
+                 health: NodeHealth | None = None) -> None:  # fmt: skip
         self.client = client
         self.state = state
+        self.timeouts = timeouts or CallTimeouts()
+        self.health = health or NodeHealth(health_probe(client, self.timeouts, self._address_of))
+        state.on_back.append(self.health.succeeded)
+
+    def _address_of(self, name: str) -> str | None:
+        node = self.state.nodes.get(name)
+        return node.address if node is not None else None
 
     def _candidates(self, key: bytes) -> list[Member]:
         """Running replicas of the key, current ring first (then the previous ring's, mid-rebalance)."""
         rings = self.state.rings
         if rings is None:
             raise S3Error("ServiceUnavailable", "The cluster has no ring yet (run `leofs adm start`).")
-        return [m for m in rings.read_nodes(key) if self.state.running(m)]
+        return self.health.order((m for m in rings.read_nodes(key) if self.state.running(m)), _name)
 
     def _writers(self, key: bytes) -> list[Member]:
         rings = self.state.rings
         if rings is None:
             raise S3Error("ServiceUnavailable", "The cluster has no ring yet (run `leofs adm start`).")
-        return [m for m in rings.write_nodes(key) if self.state.running(m)]
+        return self.health.order((m for m in rings.write_nodes(key) if self.state.running(m)), _name)
 
     @staticmethod
     def _query(ns: int, key: bytes, **extra: int) -> dict[str, str]:
@@ -78,11 +91,15 @@ class ClusterBackend:
         headers = dict(_COORDINATE)
         if header is not None:
             headers[PUT_HEADER] = encode_b64(header)
+        timeout = self.timeouts.op_call(coordinated=True) if data is None else self.timeouts.data_call(len(data))
         for node in nodes:
+            assert timeout.total is not None
+            headers[DEADLINE_HEADER] = f"{time.time() + timeout.total:.3f}"
             try:
                 params = self._query(ns, key) if expect is None else self._query(ns, key, expect=expect)
-                async with self.client.request(method, self.state.address(node), "/obj",
-                                               params=params, data=data, headers=headers) as resp:
+                async with self.health.call(node.name), self.client.request(
+                        method, self.state.address(node), "/obj", params=params, data=data, headers=headers,
+                        timeout=timeout) as resp:  # fmt: skip
                     body = await resp.read()
                     if resp.status == 200:
                         written = written_decoder.decode(body)
@@ -112,10 +129,12 @@ class ClusterBackend:
     async def head(self, ns: int, key: bytes, *, hint: bool = False) -> Entry | None:
         # without the coordinate role the node answers from its own copy (no read-repair fan-out)
         headers = {} if hint else _COORDINATE
+        timeout = self.timeouts.op_call(coordinated=not hint)
         for node in self._candidates(key):
             try:
-                async with self.client.request("GET", self.state.address(node), "/meta",
-                                               params=self._query(ns, key), headers=headers) as resp:
+                async with self.health.call(node.name), self.client.request(
+                        "GET", self.state.address(node), "/meta", params=self._query(ns, key), headers=headers,
+                        timeout=timeout) as resp:  # fmt: skip
                     body = await resp.read()
                     if resp.status == 404:
                         return None
@@ -129,10 +148,12 @@ class ClusterBackend:
 
     async def fetch(self, ns: int, key: bytes) -> tuple[Entry, bytes] | None:
         """Record and data in one call to a coordinator (which compares with R-1 replicas)."""
+        timeout = self.timeouts.stream_call()
         for node in self._candidates(key):
             try:
-                async with self.client.request("GET", self.state.address(node), "/obj",
-                                               params=self._query(ns, key), headers=_COORDINATE) as resp:
+                async with self.health.call(node.name), self.client.request(
+                        "GET", self.state.address(node), "/obj", params=self._query(ns, key), headers=_COORDINATE,
+                        timeout=timeout) as resp:  # fmt: skip
                     body = await resp.read()
                     if resp.status == 404:
                         return None
@@ -150,10 +171,12 @@ class ClusterBackend:
         n = entry.size - start if length is None else length
         params = self._query(entry.ns, entry.key, start=start, length=n, clock=entry.clock)
         unreachable = False
+        timeout = self.timeouts.stream_call()
         for node in self._candidates(entry.key):
             try:
-                async with self.client.request("GET", self.state.address(node), "/obj", params=params,
-                                               headers=_COORDINATE) as resp:
+                async with self.health.call(node.name), self.client.request(
+                        "GET", self.state.address(node), "/obj", params=params, headers=_COORDINATE,
+                        timeout=timeout) as resp:  # fmt: skip
                     if resp.status in (404, 409):  # this replica has another version: try the next
                         continue
                     if resp.status != 200:
@@ -182,7 +205,9 @@ class ClusterBackend:
         self, ns: int, prefix: bytes, *, start_after: bytes = b"", limit: int = 1000, delimiter: bytes | None = None,
     ) -> list[Entry | CommonPrefix]:
         """A merged page from every running storage node (about nodes x limit items of work)."""
-        nodes = [n for n in self.state.storage_nodes() if n.state == "running"]
+        running = [n for n in self.state.storage_nodes() if n.state == "running"]
+        # a failing node would hold every page for a timeout: with N copies the others hold its keys
+        nodes = [n for n in running if self.health.usable(n.name)] or running
         if not nodes:
             raise S3Error("ServiceUnavailable", "No storage node is available.")
         out: list[Entry | CommonPrefix] = []
@@ -218,8 +243,11 @@ class ClusterBackend:
         if delimiter:
             params["delimiter"] = key_param(delimiter)
 
+        timeout = self.timeouts.op_call()
+
         async def one(node: NodeInfo) -> list[Entry | CommonPrefix]:
-            async with self.client.request("GET", node.address, "/scan", params=params) as resp:
+            async with self.health.call(node.name), self.client.request(
+                    "GET", node.address, "/scan", params=params, timeout=timeout) as resp:
                 body = await resp.read()
                 if resp.status != 200:
                     _raise_for_status(resp.status, body)
@@ -236,6 +264,10 @@ class ClusterBackend:
         if not pages:
             raise S3Error("ServiceUnavailable", "No storage node answered the listing.")
         return pages
+
+
+def _name(member: Member) -> str:
+    return member.name
 
 
 def _sort_key(item: Entry | CommonPrefix) -> bytes:

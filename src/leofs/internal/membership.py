@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -28,6 +29,11 @@ from leofs.ring.members import Member
 
 log = logging.getLogger("leofs.membership")
 
+#: a storage node back after a ``stop`` whose repair queues are still draining: it takes writes and
+#: repairs, but serves no reads (it may miss writes), until the manager sets it ``running``
+RECOVERING = "recovering"
+_SERVING = ("running", RECOVERING)
+
 
 class ClusterState:
     """The last cluster view this process got from the manager."""
@@ -38,12 +44,21 @@ class ClusterState:
         self.consistency = Consistency()
         self.state = "unknown"
         self.changed = asyncio.Event()
+        #: called with the name of every node the manager reports back (running or recovering again
+        #: after another state): the breakers forget its failures (leofs.internal.health)
+        self.on_back: list[Callable[[str], None]] = []
 
     def apply(self, view: ClusterView) -> None:
         """Install a view; rings only when it carries them."""
         self.state = view.state
         self.consistency = view.consistency
+        old = self.nodes
         self.nodes = {n.name: n for n in view.nodes}
+        for name, node in self.nodes.items():
+            was = old.get(name)
+            if was is not None and node.state in _SERVING and was.state not in _SERVING:
+                for callback in self.on_back:
+                    callback(name)
         if view.ring_current:
             current = ring_from_bytes(view.ring_current)
             previous = ring_from_bytes(view.ring_previous) if view.ring_previous else None
@@ -71,8 +86,9 @@ class ManagerLink:
     """Registers with the manager and heartbeats; pulls the ring when the hashes differ."""
 
     def __init__(self, client: InternalClient, manager: str, request: RegisterRequest, state: ClusterState,
-                 *, interval: float = 1.0) -> None:
+                 *, interval: float = 1.0, repair_queue: Callable[[], Awaitable[dict[str, int]]] | None = None) -> None:
         self.client = client
+        self.repair_queue = repair_queue  # a storage node's queue depth per target, sent with every beat
         self.manager = manager
         self.request = request
         self.state = state
@@ -97,8 +113,9 @@ class ManagerLink:
     async def beat(self) -> None:
         """One heartbeat; pulls the full view when the rings differ."""
         current, previous = self.state.hashes
+        depths = await self.repair_queue() if self.repair_queue is not None else None
         beat = HeartbeatRequest(self.request.type, self.request.name, current, previous,
-                                admin_address=self.request.admin_address)
+                                admin_address=self.request.admin_address, repair_queue=depths)
         view = await self._call("POST", "/int/heartbeat", encoder.encode(beat))
         self.state.apply(view)
         if (view.ring_hash_current, view.ring_hash_previous) != self.state.hashes:

@@ -22,6 +22,11 @@ SECRET_HEADER = "X-Leofs-Cluster-Secret"
 ROLE_HEADER = "X-Leofs-Role"
 ROLE_COORDINATE = "coordinate"
 ROLE_REPLICA = "replica"
+#: on coordinated PUT/DELETE /obj from a gateway: the Unix time (seconds) after which the gateway no
+#: longer waits for the answer (and may send the write to another node). A coordinator that reads
+#: the request later (it was paused, or the request was held on the network) refuses it with 503
+#: instead of writing with a clock newer than the retry's, which could override a later write.
+DEADLINE_HEADER = "X-Leofs-Deadline"
 #: base64 of a msgpack :class:`PutHeader` on PUT /obj
 PUT_HEADER = "X-Leofs-Put"
 #: base64 of a msgpack :class:`Entry` on GET /obj responses
@@ -72,6 +77,9 @@ class HeartbeatRequest(msgspec.Struct, frozen=True):
     ring_hash_current: str = ""
     ring_hash_previous: str = ""
     admin_address: str = ""  # a gateway's, so a restarted manager learns it again
+    #: a storage node's repair queue: tasks per target node (the manager promotes a recovering node
+    #: to running once every running node reports none toward it); None from gateways
+    repair_queue: dict[str, int] | None = None
 
 
 class ClusterView(msgspec.Struct, frozen=True):

@@ -137,15 +137,15 @@ class Cluster:
     def resume(self, name: str) -> NodeInfo:
         """suspend, restarted or detached -> running (attached if the node is not in the ring)."""
         node = self.members.require(name)
-        if node.state not in ("suspend", "restarted", "detached"):
+        if node.state not in ("suspend", "restarted", "detached", "recovering"):
             raise ManagerError("bad_state", f"node {name!r} is {node.state}; resume applies to suspend, "
-                                            "restarted or detached nodes")
+                                            "restarted, detached or recovering nodes")
         return self.members.set_state(name, "running" if name in self.members.in_ring else "attached")
 
     def detach(self, name: str) -> NodeInfo:
         """Mark a storage node to leave the ring at the next rebalance."""
         node = self.members.require(name)
-        if node.state not in ("running", "stop", "suspend", "attached", "restarted"):
+        if node.state not in ("running", "stop", "suspend", "attached", "restarted", "recovering"):
             raise ManagerError("bad_state", f"node {name!r} is {node.state}; it cannot be detached")
         self._require_agreement("detach")
         if node.state != "attached" and self.rings is not None:

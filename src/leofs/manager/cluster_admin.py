@@ -66,7 +66,7 @@ class ClusterCommands:
         current, previous = self.cluster.hashes
         levels = self.cluster.levels
         rack_aware = self.cluster.rings.current.rack_aware_replicas if self.cluster.rings else None
-        nodes = []
+        nodes: list[dict[str, Any]] = []
         for n in self.members.nodes():
             age = self.members.heartbeat_age(n.name)
             nodes.append({
@@ -74,6 +74,8 @@ class ClusterCommands:
                 "vnodes": n.vnodes, "ring_current": n.ring_hash_current, "ring_previous": n.ring_hash_previous,
                 "heartbeat_age": None if age is None else round(age, 1), "updated": n.updated,
             })
+            if n.state == "recovering":  # what it waits for: repair tasks per node (None: no report yet)
+                nodes[-1]["repair_pending"] = self.members.repair_pending(n.name)
         return {
             "mode": "cluster",
             "cluster_state": "running" if self.cluster.started else "pending (run leofs adm start)",

@@ -5,6 +5,13 @@ States (LeoFS, reference/leofs.md 6.4): ``attached`` (registered, not in the rin
 node that registered again; needs ``resume``), ``detached`` (leaving at the next rebalance).
 Gateways are only ``running`` or ``stop``.
 
+A storage node of the ring that comes back after a ``stop`` is ``recovering`` (a state of this
+implementation, not LeoFS's): it takes writes and the other nodes replay their repair queues
+toward it, but gateways and coordinators read from it only once it is ``running``, which the
+manager sets when every other running (or recovering) storage node has reported, in two heartbeats
+since, an empty repair queue toward it. Until then a read could find the old version there.
+Nodes that are themselves stopped are not waited for (their queues drain when they come back).
+
 States are persisted in the manager store; liveness (the time of the last heartbeat) and the ring
 hashes each node reports are runtime state, kept in memory only: heartbeats arrive every second
 from every node and must not turn into disk writes. Time comes from an injected monotonic clock so
@@ -13,22 +20,29 @@ that the timeout logic is testable without sleeping.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 
 import msgspec
 
 from leofs.accounts import ManagerError, NotFound
+from leofs.config import DEFAULT_HEARTBEAT_TIMEOUT
+from leofs.internal.membership import RECOVERING
 from leofs.internal.messages import HeartbeatRequest, NodeInfo, RegisterRequest
 from leofs.manager.store import ManagerStore
 
+log = logging.getLogger("leofs.manager.members")
+
 STORAGE = "storage"
 GATEWAY = "gateway"
-HEARTBEAT_TIMEOUT = 3.0
+HEARTBEAT_TIMEOUT = DEFAULT_HEARTBEAT_TIMEOUT
 
 #: states a missing heartbeat turns into ``stop``; admin states (suspend, detached, restarted) stay
 #: as the operator left them, so a flapping node cannot undo a suspend or a detach
-_TIMES_OUT = ("running", "attached")
+_TIMES_OUT = ("running", "attached", RECOVERING)
+#: storage nodes whose repair queues a recovering node waits for
+_REPORTERS = ("running", RECOVERING)
 
 
 class Members:
@@ -51,6 +65,9 @@ class Members:
         # After a manager restart every known node gets a full timeout to show up again.
         now = clock()
         self._seen: dict[str, float] = dict.fromkeys(self._nodes, now)
+        # recovering node -> when it became so; reporter -> (its last two report times, last depths)
+        self._recovering: dict[str, float] = {n: now for n, x in self._nodes.items() if x.state == RECOVERING}
+        self._reports: dict[str, tuple[float, float, dict[str, int]]] = {}
 
     # -- queries ----------------------------------------------------------------------------------
     def get(self, name: str) -> NodeInfo | None:
@@ -98,15 +115,21 @@ class Members:
     def _set(self, node: NodeInfo, state: str) -> NodeInfo:
         if node.state == state:
             return node
+        if state == RECOVERING:
+            self._recovering[node.name] = self.clock()
+            log.warning("%s is back: recovering until the repair queues toward it are empty", node.name)
+        elif (since := self._recovering.pop(node.name, None)) is not None:
+            log.warning("%s: %s after %.1f s of recovery", node.name, state, self.clock() - since)
         return self._put(msgspec.structs.replace(node, state=state, updated=self.wall()))
 
     def register(self, req: RegisterRequest) -> NodeInfo:
         """A node announces itself; idempotent on restart.
 
-        New storage nodes are ``attached``; a known one keeps its state, except ``stop`` (back to
-        ``running`` if in the ring, else ``attached``) and ``detached`` (-> ``restarted``). Gateways
-        are ``running``. A node in the ring may not change its address, rack or vnodes: those are
-        part of the ring's placement and would silently disagree with it.
+        New storage nodes are ``attached``; a known one keeps its state, except ``stop`` and
+        ``running`` (-> ``recovering`` if in the ring; a stopped node outside it -> ``attached``)
+        and ``detached`` (-> ``restarted``). Gateways are ``running``. A node in the ring may not
+        change its address, rack or vnodes: those are part of the ring's placement and would
+        silently disagree with it.
         """
         if req.type not in (STORAGE, GATEWAY):
             raise ManagerError("bad_argument", f"unknown member type {req.type!r}")
@@ -120,8 +143,9 @@ class Members:
             state = "running"
         elif old is None:
             state = "attached"
-        elif old.state == "stop":
-            state = "running" if req.name in self.in_ring else "attached"
+        elif old.state in ("stop", "running"):
+            # a restarted process may have missed writes even when it was back before the timeout
+            state = RECOVERING if req.name in self.in_ring else "attached" if old.state == "stop" else old.state
         elif old.state == "detached":
             state = "restarted"
         else:
@@ -143,6 +167,9 @@ class Members:
                                            updated=old.updated if unchanged else node.updated)
             if unchanged:
                 return self._put(node, persist=False)
+        if node.state == RECOVERING and (old is None or old.state != RECOVERING):
+            self._recovering[node.name] = self.clock()
+            log.warning("%s registered again: recovering until the repair queues toward it are empty", node.name)
         return self._put(node)
 
     def heartbeat(self, req: HeartbeatRequest) -> NodeInfo | None:
@@ -156,10 +183,41 @@ class Members:
             node = self._put(msgspec.structs.replace(node, ring_hash_current=req.ring_hash_current,
                                                      ring_hash_previous=req.ring_hash_previous,
                                                      admin_address=req.admin_address), persist=False)
+        if req.repair_queue is not None:
+            last = self._reports.get(req.name)
+            self._reports[req.name] = (last[1] if last else float("-inf"), self.clock(), dict(req.repair_queue))
         if node.state == "stop":
-            back = "running" if node.type == GATEWAY or node.name in self.in_ring else "attached"
+            back = "running" if node.type == GATEWAY else RECOVERING if node.name in self.in_ring else "attached"
             node = self._set(node, back)
-        return node
+        self.promote_recovered()
+        return self._nodes[req.name]
+
+    def repair_pending(self, name: str) -> dict[str, int | None]:
+        """For a recovering node: per storage node it waits for, the tasks last reported toward it
+        (None: no report since it came back)."""
+        since = self._recovering.get(name)
+        if since is None:
+            return {}
+        out: dict[str, int | None] = {}
+        for other in self.nodes(STORAGE, _REPORTERS):
+            if other.name == name:
+                continue
+            report = self._reports.get(other.name)
+            out[other.name] = report[2].get(name, 0) if report is not None and report[0] > since else None
+        return out
+
+    def promote_recovered(self) -> list[str]:
+        """Set ``running`` every recovering node toward which no repair task is left (see above)."""
+        promoted = []
+        for name in sorted(self._recovering):
+            node = self._nodes.get(name)
+            if node is None or node.state != RECOVERING:
+                self._recovering.pop(name, None)
+                continue
+            if all(n == 0 for n in self.repair_pending(name).values()):
+                self._set(node, "running")
+                promoted.append(name)
+        return promoted
 
     def check_timeouts(self) -> list[str]:
         """Mark ``stop`` every running or attached member silent for longer than the timeout."""
@@ -180,5 +238,7 @@ class Members:
         self.require(name, None)
         del self._nodes[name]
         self._seen.pop(name, None)
+        self._recovering.pop(name, None)
+        self._reports.pop(name, None)
         self.store.delete_member(name)
         self.version += 1

@@ -130,6 +130,7 @@ class Manager:
             try:
                 for name in self.cluster.members.check_timeouts():
                     log.warning("%s missed heartbeats for %.0f s: marked stop", name, self.options.heartbeat_timeout)
+                self.cluster.members.promote_recovered()  # the nodes a recovering one waits for may have changed
             except Exception:  # never let the checker die: it is what notices dead nodes
                 log.exception("heartbeat check failed")
 

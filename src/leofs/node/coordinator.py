@@ -7,6 +7,11 @@ and every replica that was not running, becomes a durable repair task; nothing i
 
 Reads with R > 1 compare the local clock with R-1 other running replicas: a newer copy elsewhere is
 pulled and stored locally (read-repair), stale or missing copies get a repair task.
+
+Replicas whose breaker is open (:class:`~leofs.internal.health.NodeHealth`: the last call failed to
+reach them) are treated like replicas that are down: a write queues their repair task at once
+instead of waiting on them, unless W could not be met without them. Every call to another node is
+bounded by its type's timeout (:class:`~leofs.internal.health.CallTimeouts`).
 """
 
 from __future__ import annotations
@@ -18,9 +23,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
-
 from leofs.internal.client import InternalClient
+from leofs.internal.health import CallTimeouts, NodeHealth, health_probe
 from leofs.internal.messages import (
     ENTRY_HEADER,
     PUT_HEADER,
@@ -80,14 +84,16 @@ class Coordinator:
     """Runs the quorum for requests with role ``coordinate``."""
 
     def __init__(self, name: str, store: ObjectStore, cluster: NodeCluster, client: InternalClient,
-                 queue: RepairQueue, *, replica_timeout: float = 10.0,
+                 queue: RepairQueue, *, timeouts: CallTimeouts | None = None, health: NodeHealth | None = None,
                  on_enqueue: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.name = name
         self.store = store
         self.cluster = cluster
         self.client = client
         self.queue = queue
-        self.timeout = aiohttp.ClientTimeout(total=replica_timeout, sock_connect=2.0)
+        self.timeouts = timeouts or CallTimeouts()
+        self.health = health or NodeHealth(health_probe(client, self.timeouts, cluster.address_of))
+        cluster.on_back.append(self.health.succeeded)
         self.on_enqueue = on_enqueue or (lambda: None)
         self.background: set[asyncio.Task[Any]] = set()
         self._last_clock = 0
@@ -196,11 +202,17 @@ class Coordinator:
         return own if isinstance(own, Entry) else acks[0]
 
     def _plan(self, key: bytes, need: int) -> tuple[bool, list[Member], list[str]]:
-        """(write locally?, running remote replicas, names of replicas that are down)."""
+        """(write locally?, remote replicas to write, names of replicas that are down or skipped).
+
+        Replicas that are recovering (back after a stop, their repair queues still draining) take
+        writes; replicas whose breaker is open are skipped while W can be met without them."""
         targets = self._targets(key)
-        up = [m for m in targets if self.cluster.running(m)]
+        up = [m for m in targets if self.cluster.writable(m)]
         if len(up) < need:
             raise Unavailable(f"{len(up)} of the {need} replicas needed are running")
+        healthy = [m for m in up if m.name == self.name or self.health.usable(m.name)]
+        if len(healthy) >= need:
+            up = healthy
         return (any(m.name == self.name for m in targets),
                 [m for m in up if m.name != self.name],
                 [m.name for m in targets if m not in up])  # fmt: skip
@@ -268,8 +280,9 @@ class Coordinator:
     async def replica_put(self, target: str, ns: int, key: bytes, data: bytes, h: PutHeader) -> Entry:
         """PUT role=replica (Expect: 100-continue); the target's entry, which may be newer than ours."""
         headers = {**_REPLICA, PUT_HEADER: encode_b64(h), "Content-Type": "application/octet-stream"}
-        async with self.client.request("PUT", self._address(target), "/obj", params=_params(ns, key), data=data,
-                                       headers=headers, expect100=True, timeout=self.timeout) as resp:  # fmt: skip
+        async with self.health.call(target), self.client.request(
+                "PUT", self._address(target), "/obj", params=_params(ns, key), data=data, headers=headers,
+                expect100=True, timeout=self.timeouts.data_call(len(data))) as resp:  # fmt: skip
             body = await resp.read()
             _check_replica_answer(target, resp.status, body)
             return entry_decoder.decode(body)
@@ -293,9 +306,9 @@ class Coordinator:
         return lambda: self.replica_delete(name, ns, key, clock, stamp)
 
     async def replica_delete(self, target: str, ns: int, key: bytes, clock: int, stamp: int) -> Entry:
-        async with self.client.request("DELETE", self._address(target), "/obj", headers=_REPLICA,
-                                       params=_params(ns, key, clock=clock, timestamp=stamp),
-                                       timeout=self.timeout) as resp:  # fmt: skip
+        async with self.health.call(target), self.client.request(
+                "DELETE", self._address(target), "/obj", headers=_REPLICA,
+                params=_params(ns, key, clock=clock, timestamp=stamp), timeout=self.timeouts.op_call()) as resp:
             body = await resp.read()
             _check_replica_answer(target, resp.status, body)
             return entry_decoder.decode(body)
@@ -320,7 +333,9 @@ class Coordinator:
         # while recovering, a local copy may be one a stale peer gave: compare with every replica
         if rings is None or (r <= 1 and local is not None and not self.recovering):
             return local
-        peers = [m for m in rings.read_nodes(key) if m.name != self.name and self.cluster.running(m)]
+        # a peer whose breaker is open is skipped like a stopped one: the read must not wait on it
+        peers = [m for m in rings.read_nodes(key)
+                 if m.name != self.name and self.cluster.running(m) and self.health.usable(m.name)]
         if local is not None and not self.recovering:
             peers = peers[: r - 1]
         # else (any R): a miss may be a write this node missed while it was down, or this node may not
@@ -360,8 +375,9 @@ class Coordinator:
         return local
 
     async def remote_meta(self, target: str, ns: int, key: bytes) -> Entry | None:
-        async with self.client.request("GET", self._address(target), "/meta", params=_params(ns, key),
-                                       headers=_REPLICA, timeout=self.timeout) as resp:  # fmt: skip
+        async with self.health.call(target), self.client.request(
+                "GET", self._address(target), "/meta", params=_params(ns, key), headers=_REPLICA,
+                timeout=self.timeouts.op_call()) as resp:
             body = await resp.read()
             if resp.status == 404:
                 return None
@@ -374,9 +390,10 @@ class Coordinator:
         if entry.tombstone:
             await self.store.delete(entry.ns, entry.key, clock=entry.clock, timestamp=entry.timestamp)
             return self.store.get(entry.ns, entry.key)
-        async with self.client.request("GET", self._address(source), "/obj", headers=_REPLICA,
-                                       params=_params(entry.ns, entry.key, clock=entry.clock),
-                                       timeout=self.timeout) as resp:  # fmt: skip
+        async with self.health.call(source), self.client.request(
+                "GET", self._address(source), "/obj", headers=_REPLICA,
+                params=_params(entry.ns, entry.key, clock=entry.clock),
+                timeout=self.timeouts.data_call(entry.size)) as resp:
             data = await resp.read()
             if resp.status != 200:
                 raise ConnectionError(f"{source} answered {resp.status}")

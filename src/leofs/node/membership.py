@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 
-from leofs.internal.membership import ClusterState
+from leofs.internal.membership import RECOVERING, ClusterState
 from leofs.internal.messages import ClusterView, encoder, view_decoder
 from leofs.ring import Member
 from leofs.ring.members import RUNNING
@@ -75,6 +75,11 @@ class NodeCluster(ClusterState):
     def running(self, member: Member | str) -> bool:
         name = member if isinstance(member, str) else member.name
         return name == self.name or self.state_of(name) == RUNNING
+
+    def writable(self, member: Member | str) -> bool:
+        """Running, or recovering (it takes writes and repairs, and serves no reads yet)."""
+        name = member if isinstance(member, str) else member.name
+        return name == self.name or self.state_of(name) in (RUNNING, RECOVERING)
 
     def address_of(self, name: str) -> str | None:
         node = self.nodes.get(name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ from leofs.config import DEFAULT_CONTAINERS, DEFAULT_NODE_ADDRESS, DEFAULT_VNODE
 from leofs.fsmode import make_private_dir
 from leofs.internal.admin_http import Command
 from leofs.internal.client import InternalClient
-from leofs.internal.membership import ManagerLink
+from leofs.internal.health import CallTimeouts
+from leofs.internal.membership import RECOVERING, ManagerLink
 from leofs.internal.messages import RegisterRequest
 from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.node.admin_commands import StorageAdmin
@@ -51,7 +52,10 @@ class StorageNodeOptions:
     containers: int = DEFAULT_CONTAINERS
     sync: bool = True
     secret: str = ""
-    replica_timeout: float = 10.0  # a replica write slower than this is queued for repair
+    #: calls to other nodes; a replica write that times out is queued for repair
+    timeouts: CallTimeouts = field(default_factory=CallTimeouts)
+    #: host:port other processes reach this node at (registered with the manager), when not ``address``
+    advertise: str | None = None
     repair_base: float = 0.5  # repair backoff: base * 2**(attempts-1), capped
     repair_cap: float = 60.0
     heartbeat: float = 1.0
@@ -68,7 +72,8 @@ class StorageNode:
 
     @property
     def address(self) -> str:
-        return f"{self.options.address[0]}:{self.port}"
+        """Where other processes reach this node: the advertised address, else the bound one."""
+        return self.options.advertise or f"{self.options.address[0]}:{self.port}"
 
     async def start(self) -> None:
         opts = self.options
@@ -80,7 +85,7 @@ class StorageNode:
         self.cluster = NodeCluster(opts.name, opts.data_dir / "cluster-view.msgpack")
         self.client = InternalClient(opts.secret)
         self.coordinator = Coordinator(opts.name, self.store, self.cluster, self.client, self.queue,
-                                       replica_timeout=opts.replica_timeout,
+                                       timeouts=opts.timeouts,
                                        on_enqueue=lambda: self.replayer.wakeup.set())  # fmt: skip
         self.replayer = Replayer(self.queue, self.coordinator.push, self._repairable, base=opts.repair_base,
                                  cap=opts.repair_cap)  # fmt: skip
@@ -104,20 +109,31 @@ class StorageNode:
         self.recovery.resume()
         if opts.manager:
             request = RegisterRequest("storage", opts.name, self.address, rack=opts.rack, vnodes=opts.vnodes)
-            self.link = ManagerLink(self.client, opts.manager, request, self.cluster, interval=opts.heartbeat)
+            self.link = ManagerLink(self.client, opts.manager, request, self.cluster, interval=opts.heartbeat,
+                                    repair_queue=lambda: asyncio.to_thread(self.queue.depths))  # fmt: skip
             self.link.start()
         log.info("storage node %s serving on %s (data in %s)", opts.name, self.address, opts.data_dir)
 
     def _repairable(self, target: str) -> bool:
-        """Replay only towards nodes the manager reports running (without a view: try anyway)."""
+        """Replay towards nodes the manager reports running or recovering (without a view: try
+        anyway) whose breaker is closed."""
+        if not self.coordinator.health.usable(target):
+            return False
         if not self.cluster.nodes:
             return self.cluster.address_of(target) is not None
-        return self.cluster.state_of(target) == "running"
+        return self.cluster.state_of(target) in ("running", RECOVERING)
 
     async def _mq_stats(self, args: dict[str, Any]) -> Any:
         stats = await asyncio.to_thread(self.queue.stats)
+        health = self.coordinator.health.stats()
+        idle = {"count": 0, "attempts": 0, "next_attempt_in": 0.0, "last_error": ""}
+        for target in set(self.replayer.replayed) | set(self.replayer.failed):
+            stats["targets"].setdefault(target, dict(idle))
         for target, row in stats["targets"].items():
             row["state"] = self.cluster.state_of(target)
+            row["replayed"] = self.replayer.replayed[target]
+            row["failed"] = self.replayer.failed[target]
+            row["skipped"] = bool(health.get(target, {}).get("open", False))
         return {"node": self.options.name, "queues": [stats]}
 
     async def stop(self) -> None:
@@ -129,6 +145,7 @@ class StorageNode:
             self._runner = None
         await self.replayer.stop()
         await self.recovery.stop()
+        await self.coordinator.health.close()
         if self.coordinator.background:
             await asyncio.gather(*self.coordinator.background, return_exceptions=True)
         await self.storage_admin.drain()

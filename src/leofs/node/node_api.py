@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
@@ -20,6 +21,7 @@ from aiohttp import web
 from leofs import metrics
 from leofs.internal.admin_http import Command, run_command, secret_middleware
 from leofs.internal.messages import (
+    DEADLINE_HEADER,
     ENTRY_HEADER,
     MSGPACK,
     PUT_HEADER,
@@ -145,6 +147,21 @@ class NodeAPI:
     def _coordinating(request: web.Request) -> bool:
         return request.headers.get(ROLE_HEADER, "") == ROLE_COORDINATE
 
+    @staticmethod
+    def _check_deadline(request: web.Request) -> None:
+        """A gateway's write that arrives after the gateway stopped waiting (it may have sent it to
+        another node meanwhile) is refused before it gets a clock (see DEADLINE_HEADER)."""
+        value = request.headers.get(DEADLINE_HEADER)
+        if value is None:
+            return
+        try:
+            deadline = float(value)
+        except ValueError:
+            raise _bad(f"bad {DEADLINE_HEADER}") from None
+        if time.time() > deadline:
+            log.warning("refused a write the gateway stopped waiting for %.1f s ago", time.time() - deadline)
+            raise Unavailable("the request arrived after its deadline")
+
     async def put_obj(self, request: web.Request) -> web.Response:
         ns, key = _ns_key(request)
         raw = request.headers.get(PUT_HEADER)
@@ -159,6 +176,7 @@ class NodeAPI:
             return web.Response(status=400)
         try:
             if self._coordinating(request):
+                self._check_deadline(request)
                 return _written_response(await self.coordinator.put(ns, key, data, header))
             if header.clock is None:
                 raise _bad("a replica write needs the coordinator's clock")
@@ -173,6 +191,7 @@ class NodeAPI:
         ns, key = _ns_key(request)
         try:
             if self._coordinating(request):
+                self._check_deadline(request)
                 return _written_response(await self.coordinator.delete(ns, key, expect=_int(request, "expect")))
             clock = _int(request, "clock")
             if clock is None:

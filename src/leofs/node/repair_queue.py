@@ -8,8 +8,11 @@ One row per (ns, key, target); enqueuing again keeps the highest clock.
 
 The replayer pushes the coordinator's local copy of the key (data and metadata, or a tombstone) to
 the target with that copy's clock. Success, or a target that already holds a newer version, ends
-the task; anything else retries with exponential backoff. Targets that are not ``running`` are left
-alone until they come back.
+the task; anything else retries with exponential backoff. Targets that are not available (stopped,
+or their breaker open) are left alone until they come back; then their tasks are due at once, not
+after the backoff they had reached. The replayer counts, per target, the tasks it replayed and the
+attempts that failed (``leofs adm mq-stats``), and the heartbeat reports the queue's depth per
+target to the manager, which keeps a returning node ``recovering`` until it is 0.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -86,6 +90,16 @@ class RepairQueue:
 
     def targets(self) -> list[str]:
         return [r[0] for r in self._exec("SELECT DISTINCT target FROM tasks")]
+
+    def depths(self) -> dict[str, int]:
+        """Tasks per target."""
+        return {t: n for t, n in self._exec("SELECT target, count(*) FROM tasks GROUP BY target")}
+
+    def wake(self, targets: list[str], now: float) -> None:
+        """Make every task toward ``targets`` due now (they came back: no backoff left to wait)."""
+        if targets:
+            self._exec(f"UPDATE tasks SET not_before = ? WHERE not_before > ? AND target IN "
+                       f"({','.join('?' * len(targets))})", (now, now, *targets))  # fmt: skip
 
     def due(self, now: float, limit: int = 64, targets: list[str] | None = None) -> list[tuple[int, RepairTask]]:
         """Tasks whose backoff has expired (for the given targets, default all), oldest first."""
@@ -163,6 +177,9 @@ class Replayer:
         self.parallel = parallel
         self.wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.replayed: Counter[str] = Counter()  # per target, since this process started
+        self.failed: Counter[str] = Counter()
+        self._available: set[str] = set()
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -196,6 +213,10 @@ class Replayer:
         """Try every due task whose target is available; returns how many were tried."""
         # a stopped node is not hammered: its tasks wait, without spending attempts, until it is back
         targets = [t for t in await asyncio.to_thread(self.queue.targets) if self.available(t)]
+        back = sorted(set(targets) - self._available)
+        self._available = set(targets)
+        if back:
+            await asyncio.to_thread(self.queue.wake, back, time.time())
         ready = await asyncio.to_thread(self.queue.due, time.time(), 256, targets)
         sem = asyncio.Semaphore(self.parallel)
 
@@ -206,8 +227,10 @@ class Replayer:
                 except Exception as exc:  # network errors, timeouts, local read errors
                     ok, error = False, f"{type(exc).__name__}: {exc}"
                 if ok:
+                    self.replayed[task.target] += 1
                     await asyncio.to_thread(self.queue.done, task_id, task.clock)
                 else:
+                    self.failed[task.target] += 1
                     attempts = task.attempts + 1
                     await asyncio.to_thread(self.queue.retry, task_id, attempts,
                                             time.time() + self.backoff(attempts), error)  # fmt: skip

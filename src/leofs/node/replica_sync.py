@@ -46,7 +46,7 @@ class ReplicaSync:
         c = self.coordinator
         params = {"ns": str(ns), "key": key_param(key), "clock": str(clock)}
         async with c.client.request("GET", c._address(source), "/obj", params=params,
-                                    timeout=c.timeout) as resp:  # fmt: skip
+                                    timeout=c.timeouts.stream_call()) as resp:  # fmt: skip
             data = await resp.read()
             if resp.status in (404, 409):
                 raise VersionGone(f"{source} answered {resp.status} for clock {clock}")

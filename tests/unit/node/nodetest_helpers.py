@@ -49,7 +49,7 @@ class TestCluster:
     def options(self, name: str) -> StorageNodeOptions:
         return StorageNodeOptions(name=name, data_dir=self.base / name, manager=None,
                                   address=("127.0.0.1", self.ports.get(name, 0)), containers=2, sync=False,
-                                  secret=SECRET, replica_timeout=3.0, repair_base=0.05, repair_cap=0.2)
+                                  secret=SECRET, repair_base=0.05, repair_cap=0.2)
 
     async def start(self, name: str) -> StorageNode:
         node = StorageNode(self.options(name))

@@ -12,7 +12,7 @@ import collections
 import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ringtest_helpers import member_lists, names, primaries, random_addresses
+from tests.unit.ring.ringtest_helpers import member_lists, names, primaries, random_addresses
 
 from leofs.ring import Member, build_ring
 

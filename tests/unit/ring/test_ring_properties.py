@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ringtest_helpers import member_lists, reference_walk, small_ring
+from tests.unit.ring.ringtest_helpers import member_lists, reference_walk, small_ring
 
 from leofs.ring import (
     RING_SIZE,
