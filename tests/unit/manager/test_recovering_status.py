@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.manager.test_manager_http import AUTH, adm, manager, register, run
 
 from leofs.cli.adm import _show_cluster_status
 from leofs.internal.messages import MSGPACK, HeartbeatRequest, RegisterRequest, encoder
+from tests.unit.manager.test_manager_http import AUTH, adm, manager, register, run
 
 
 def test_status_shows_what_a_recovering_node_waits_for(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.unit.node.nodetest_helpers import TestCluster, eventually, q, run_cluster
-
 from leofs.internal.messages import (
     PUT_HEADER,
     ROLE_COORDINATE,
@@ -18,6 +16,7 @@ from leofs.internal.messages import (
     written_decoder,
 )
 from leofs.storage.needle import MAX_META
+from tests.unit.node.nodetest_helpers import TestCluster, eventually, q, run_cluster
 
 
 def test_quorum_write_reaches_all_replicas_with_one_clock(tmp_path: Path) -> None:

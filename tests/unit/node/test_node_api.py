@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.unit.node.nodetest_helpers import SECRET, TestCluster, eventually, q, run_cluster
-
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import (
     PUT_HEADER,
@@ -22,6 +20,7 @@ from leofs.internal.messages import (
 )
 from leofs.internal.secret import FAILURE_BURST
 from leofs.storage.model import CommonPrefix, Entry
+from tests.unit.node.nodetest_helpers import SECRET, TestCluster, eventually, q, run_cluster
 
 
 def test_get_ranges_large_objects_meta_and_clock_mismatch(tmp_path: Path) -> None:

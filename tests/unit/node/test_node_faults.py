@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.unit.node.nodetest_helpers import TestCluster, eventually, q, run_cluster
-
 from leofs.internal.messages import DEADLINE_HEADER, PUT_HEADER, ROLE_COORDINATE, ROLE_HEADER, PutHeader, encode_b64
+from tests.unit.node.nodetest_helpers import TestCluster, eventually, q, run_cluster
 
 
 def test_a_replica_whose_breaker_is_open_is_skipped_and_queued(tmp_path: Path) -> None:

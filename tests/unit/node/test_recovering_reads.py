@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.unit.node.nodetest_helpers import TestCluster, run_cluster
-
 from leofs.internal.messages import ROLE_COORDINATE, ROLE_REPLICA, PutHeader
+from tests.unit.node.nodetest_helpers import TestCluster, run_cluster
 
 
 def test_a_recovering_node_never_answers_404_for_a_key_it_lacks(tmp_path: Path) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.unit.node.nodetest_helpers import TestCluster, eventually, run_cluster
-
 from leofs.internal.messages import RepairTask
 from leofs.node.repair_queue import RepairQueue
+from tests.unit.node.nodetest_helpers import TestCluster, eventually, run_cluster
 
 
 async def adm(c: TestCluster, node: str, command: str, **args: Any) -> tuple[int, Any]:

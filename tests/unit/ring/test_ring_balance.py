@@ -12,9 +12,9 @@ import collections
 import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.ring.ringtest_helpers import member_lists, names, primaries, random_addresses
 
 from leofs.ring import Member, build_ring
+from tests.unit.ring.ringtest_helpers import member_lists, names, primaries, random_addresses
 
 ADDRS_100K = random_addresses(100_000)
 ADDRS_20K = ADDRS_100K[:20_000]

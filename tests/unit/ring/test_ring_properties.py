@@ -9,7 +9,6 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.ring.ringtest_helpers import member_lists, reference_walk, small_ring
 
 from leofs.ring import (
     RING_SIZE,
@@ -21,6 +20,7 @@ from leofs.ring import (
     ring_from_bytes,
     vnode_points,
 )
+from tests.unit.ring.ringtest_helpers import member_lists, reference_walk, small_ring
 
 keys = st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=20)
 FAST = settings(max_examples=60, deadline=None)
