@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 
@@ -42,23 +41,14 @@ def primaries(ring: Ring, addresses: Sequence[int]) -> list[str]:
     return [ring.redundancy_for_address(a)[0].name for a in addresses]
 
 
-def md5_int(data: bytes) -> int:
-    return int(hashlib.md5(data).hexdigest(), 16)
-
-
-def reference_walk(members: Sequence[Member], address: int) -> list[str]:
-    """All distinct node names in clockwise order from ``address``, computed naively from scratch."""
-    points: list[tuple[int, str]] = []
-    for m in members:
-        alias = "node_" + hashlib.md5(m.name.encode()).hexdigest()[:8]
-        points.extend((md5_int(f"{alias}_{i}".encode()), m.name) for i in range(m.vnodes))
-    points.sort()
-    after = [name for p, name in points if p >= address] + [name for p, name in points if p < address]
-    order: list[str] = []
-    for name in after:
-        if name not in order:
-            order.append(name)
-    return order
+def copies_moved(old: Ring, new: Ring) -> float:
+    """Fraction of the replica copies that a node gains from ``old`` to ``new`` (what a rebalance sends)."""
+    assert old.power == new.power
+    gained = sum(
+        len({m.name for m in b} - {m.name for m in a})
+        for a, b in zip(old.partition_lists(), new.partition_lists(), strict=True)
+    )
+    return gained / (new.partition_count * max(1, len(new.partition_lists()[0])))
 
 
 def small_ring(n: int, replicas: int = 3, prefix: str = "node", vnodes: int = 168) -> Ring:
