@@ -13,6 +13,7 @@ import msgspec
 from click.core import ParameterSource
 
 from leofs import __version__, config
+from leofs.cli import adm_rebalance  # noqa: F401  (registers rebalance, rebalance-status, rollback on adm)
 from leofs.cli.adm import adm
 from leofs.cli.config_check import config_group
 from leofs.config import GatewayConfig

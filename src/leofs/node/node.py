@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from aiohttp import web
 
 from leofs.config import DEFAULT_CONTAINERS, DEFAULT_NODE_ADDRESS, DEFAULT_VNODES, parse_address
 from leofs.fsmode import make_private_dir
-from leofs.internal.admin_http import Command
+from leofs.internal.admin_http import AdminError, Command
 from leofs.internal.client import InternalClient
 from leofs.internal.membership import ManagerLink
 from leofs.internal.messages import RegisterRequest
@@ -31,8 +32,10 @@ from leofs.node.admin_commands import StorageAdmin
 from leofs.node.coordinator import Coordinator
 from leofs.node.membership import NodeCluster
 from leofs.node.node_api import NodeAPI
+from leofs.node.rebalance import Mover
 from leofs.node.repair_queue import RepairQueue, Replayer
 from leofs.storage import metrics as storage_metrics
+from leofs.storage.model import Entry
 from leofs.storage.store import ObjectStore
 
 log = logging.getLogger("leofs.node.node")
@@ -82,9 +85,11 @@ class StorageNode:
                                        on_enqueue=lambda: self.replayer.wakeup.set())  # fmt: skip
         self.replayer = Replayer(self.queue, self.coordinator.push, self._repairable, base=opts.repair_base,
                                  cap=opts.repair_cap)  # fmt: skip
-        self.storage_admin = StorageAdmin(self.store)
+        self.storage_admin = StorageAdmin(self.store, owned=self._owned)
+        self.mover = Mover(opts.name, self.store, self.cluster, self.coordinator, opts.data_dir / "rebalance.json")
         storage_metrics.track(opts.name, self.store, self.queue)
-        self.admin_commands: dict[str, Command] = {**self.storage_admin.commands(), "mq-stats": self._mq_stats}
+        self.admin_commands: dict[str, Command] = {**self.storage_admin.commands(), "mq-stats": self._mq_stats,
+                                                   "rebalance-progress": self._rebalance_progress}  # fmt: skip
         app = NodeAPI(opts.name, opts.secret, self.store, self.coordinator, self.cluster, self.admin_commands,
                       on_view=self.replayer.wakeup.set).make_app()
         # X-Leofs-Put carries up to 8 KiB of metadata as base64 msgpack: raise the header limits
@@ -96,6 +101,7 @@ class StorageNode:
         if self.port == 0:  # tests bind port 0
             self.port = int(self._runner.addresses[0][1])
         self.replayer.start()
+        self.mover.start()
         if opts.manager:
             request = RegisterRequest("storage", opts.name, self.address, rack=opts.rack, vnodes=opts.vnodes)
             self.link = ManagerLink(self.client, opts.manager, request, self.cluster, interval=opts.heartbeat)
@@ -107,6 +113,29 @@ class StorageNode:
         if not self.cluster.nodes:
             return self.cluster.address_of(target) is not None
         return self.cluster.state_of(target) == "running"
+
+    def _owned(self) -> Callable[[Entry], bool] | None:
+        """What compaction keeps once no rebalance is in progress: the entries whose redundancy list
+        names this node (data left behind by a rebalance is dropped). None keeps everything: during
+        a rebalance, without a ring, or on a node outside the ring (a detached node keeps its data)."""
+        rings = self.cluster.rings
+        if rings is None or rings.rebalancing or self.options.name not in rings.current:
+            return None
+        ring, name = rings.current, self.options.name
+        return lambda e: any(m.name == name for m in ring.redundancy(e.key))
+
+    async def _rebalance_progress(self, args: dict[str, Any]) -> Any:
+        """This node's part of the rebalance; ``rate`` (bytes/s) changes its throttle first."""
+        rate = args.get("rate")
+        if rate is not None:
+            try:
+                value = int(rate)
+            except (TypeError, ValueError):
+                raise AdminError("bad_argument", f"rate must be bytes per second, not {rate!r}") from None
+            if value <= 0:
+                raise AdminError("bad_argument", "rate must be positive")
+            self.mover.set_rate(value)
+        return self.mover.progress()
 
     async def _mq_stats(self, args: dict[str, Any]) -> Any:
         stats = await asyncio.to_thread(self.queue.stats)
@@ -122,6 +151,7 @@ class StorageNode:
             await self._runner.cleanup()
             self._runner = None
         await self.replayer.stop()
+        await self.mover.stop()
         if self.coordinator.background:
             await asyncio.gather(*self.coordinator.background, return_exceptions=True)
         await self.storage_admin.drain()
