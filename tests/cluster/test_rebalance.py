@@ -4,6 +4,7 @@ middle. One cluster for the module; the tests run in order (the second starts fr
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -24,7 +25,7 @@ from tests.support.servers import CLUSTER_SECRET, Service, free_port
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 BUCKET = "moving"
-OBJECTS = 240
+OBJECTS = 120
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,22 @@ def add_storage_node(cluster: LeofsCluster, name: str) -> Service:
     cluster.data_dirs[name] = cluster.base / name
     service.start()
     return service
+
+
+def api(cluster: LeofsCluster, command: str, address: str | None = None, **args: Any) -> Any:
+    """One admin call over HTTP (the manager's, or a node's with ``address``): what `leofs adm --json`
+    prints, without starting a Python process per poll."""
+    headers = {SECRET_HEADER: CLUSTER_SECRET, "Content-Type": "application/json"}
+    req = urllib.request.Request(f"http://{address or cluster.manager_address}/adm/{command}",
+                                 data=json.dumps(args).encode(), method="POST", headers=headers)  # fmt: skip
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        answer = json.loads(resp.read())
+    assert answer["ok"], answer
+    return answer["result"]
+
+
+def states(cluster: LeofsCluster) -> dict[str, str]:
+    return {n["name"]: n["state"] for n in api(cluster, "status")["nodes"] if n["type"] == "storage"}
 
 
 def rings(cluster: LeofsCluster) -> tuple[Ring, Ring]:
@@ -130,7 +147,7 @@ def wait_settled(cluster: LeofsCluster, timeout: float) -> dict[str, Any]:
 
     def settled() -> bool:
         nonlocal last
-        last = cluster.adm("rebalance-status")
+        last = api(cluster, "rebalance-status")
         return bool(last["state"] == "idle")
 
     cluster.wait_until(settled, timeout=timeout, what="the rebalance to settle")
@@ -161,7 +178,7 @@ def holders(cluster: LeofsCluster, key: str) -> set[str]:
 def test_attach_a_fourth_node_and_rebalance_under_load(cluster: LeofsCluster, s3: Any,
                                                        written: dict[str, bytes | None]) -> None:  # fmt: skip
     add_storage_node(cluster, "storage4")
-    cluster.wait_until(lambda: cluster.node_states().get("storage4") == "attached", what="storage4 attached")
+    cluster.wait_until(lambda: states(cluster).get("storage4") == "attached", what="storage4 attached")
     before, _ = rings(cluster)
     t0 = time.monotonic()
     with Load(s3, written) as load:
@@ -195,7 +212,7 @@ def test_attach_a_fourth_node_and_rebalance_under_load(cluster: LeofsCluster, s3
             assert e is not None and e.tombstone, key
     # compaction on an old node drops what it no longer owns: every live key is on exactly 3 nodes
     for name in ("storage1", "storage2", "storage3"):
-        cluster.adm("compact-start", name, "--wait")
+        api(cluster, "compact-start", node=name, wait=True)
     for key in live:
         assert len(holders(cluster, key)) == 3, key
     written.update(load.written)
@@ -212,7 +229,7 @@ def test_detach_and_rebalance_survives_sigkill_of_a_node_and_the_manager(
     victim = "storage2"
 
     def pushing() -> bool:
-        status = cluster.adm("rebalance-status")
+        status = api(cluster, "rebalance-status")
         row = next(n for n in status["nodes"] if n["node"] == victim)
         return bool(row.get("objects", 0) > 0 and not row.get("done"))
 
@@ -222,15 +239,13 @@ def test_detach_and_rebalance_survives_sigkill_of_a_node_and_the_manager(
     cluster.manager.start()
     cluster.storage[victim].start()
     # faster from here, so that the test stays short (the throttle is per node, kept in its checkpoint)
-    cluster.wait_until(lambda: cluster.node_states().get(victim) == "running", timeout=30, what=f"{victim} back")
+    cluster.wait_until(lambda: states(cluster).get(victim) == "running", timeout=30, what=f"{victim} back")
     for name in ("storage1", "storage2", "storage3", "storage4"):
-        urllib.request.urlopen(urllib.request.Request(
-            f"http://{cluster.storage_address(name)}/adm/rebalance-progress", data=b'{"rate": 10000000}',
-            headers={SECRET_HEADER: CLUSTER_SECRET, "Content-Type": "application/json"}), timeout=10).read()
+        api(cluster, "rebalance-progress", cluster.storage_address(name), rate=10_000_000)
     wait_settled(cluster, timeout=120)
     print(f"leave: settled in {time.monotonic() - t0:.1f} s (with two kills)")
     current, _ = rings(cluster)
-    assert "storage1" not in current and cluster.node_states()["storage1"] == "detached"
+    assert "storage1" not in current and states(cluster)["storage1"] == "detached"
     check_all(s3, written)
     cluster.storage["storage1"].stop()  # gone: the remaining three must hold every copy
     live = [k for k, v in written.items() if v is not None and k != "big"]
