@@ -9,7 +9,8 @@ import click
 from leofs.cli.adm import adm, pass_adm
 from leofs.cli.adm_client import AdmContext, table
 
-PROGRESS_COLUMNS = ["node", "state", "phase", "done", "scanned", "entries", "objects", "bytes", "eta", "error"]
+PROGRESS_COLUMNS = ["node", "state", "phase", "done", "scanned", "entries", "objects", "bytes", "deferred", "eta",
+                    "error"]
 
 
 def _bar(done: float, width: int = 30) -> str:

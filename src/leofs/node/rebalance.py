@@ -14,7 +14,9 @@ Two passes, so that no copy is lost when the old replicas differ (a write one of
 
 Progress is a durable checkpoint (``rebalance.json`` in the data directory: the rings it belongs to,
 pass, namespace and last key done, counters), written after every batch, so a node killed in the
-middle resumes where it was. The pushes are throttled to ``rate`` bytes/s. The manager polls
+middle resumes where it was. A copy for a node that is down or fails goes to the node's durable
+repair queue instead (sent once the node is back), so one dead node does not hold the rebalance.
+The pushes are throttled to ``rate`` bytes/s. The manager polls
 ``rebalance-progress`` and settles the rings once every node of the previous ring reports done.
 """
 
@@ -32,7 +34,7 @@ import aiohttp
 import msgspec
 
 from leofs.fsmode import make_private
-from leofs.internal.messages import PutHeader, entry_decoder, key_param
+from leofs.internal.messages import PutHeader, RepairTask, entry_decoder, key_param
 from leofs.node.coordinator import Coordinator
 from leofs.node.membership import NodeCluster
 from leofs.ring import Member, RingPair
@@ -46,7 +48,7 @@ DEFAULT_RATE = 50 * 1024 * 1024
 
 BATCH = 200
 POLL = 0.5
-RETRY = 1.0
+RETRY = 1.0  # after a failed pass
 
 
 class Checkpoint(msgspec.Struct):
@@ -59,6 +61,7 @@ class Checkpoint(msgspec.Struct):
     scanned: int = 0
     objects: int = 0
     bytes: int = 0
+    deferred: int = 0  # copies left to the repair queue (target down or failing)
     started: float = 0.0
     finished: float = 0.0
     rate: int = DEFAULT_RATE
@@ -179,15 +182,19 @@ class Mover:
         for target in rings.current.redundancy(entry.key):
             if target.name in had or target.name == self.name:
                 continue
-            while True:
-                if self.cluster.rings is None or self.cluster.rings.hashes != rings.hashes:
-                    return
-                try:
-                    sent = await self._push(target, entry)
-                    break
-                except (aiohttp.ClientError, TimeoutError, OSError, ConnectionError) as exc:
-                    log.info("rebalance: %s unreachable (%s); retrying", target.name, exc)
-                    await asyncio.sleep(RETRY)
+            if not self.cluster.running(target):
+                # a node that is down gets the copy from this node's repair queue once it is back
+                # (durable), rather than holding the whole rebalance
+                await self.coordinator.enqueue([RepairTask(entry.ns, entry.key, target.name, entry.clock)])
+                state.deferred += 1
+                continue
+            try:
+                sent = await self._push(target, entry)
+            except (aiohttp.ClientError, TimeoutError, OSError, ConnectionError) as exc:
+                log.info("rebalance: push of %r to %s failed (%s); queued for repair", entry.key, target.name, exc)
+                await self.coordinator.enqueue([RepairTask(entry.ns, entry.key, target.name, entry.clock)])
+                state.deferred += 1
+                continue
             if sent:
                 state.objects += 1
                 state.bytes += sent
@@ -251,6 +258,6 @@ class Mover:
         left = max(0, work - state.scanned)
         speed = state.scanned / elapsed if elapsed > 0 else 0.0
         out.update(done=state.done, phase=min(state.phase, 2), scanned=state.scanned, objects=state.objects,
-                   bytes=state.bytes, elapsed=round(elapsed, 1),
+                   bytes=state.bytes, deferred=state.deferred, elapsed=round(elapsed, 1),
                    eta=0.0 if state.done else (round(left / speed, 1) if speed > 0 else None))  # fmt: skip
         return out
