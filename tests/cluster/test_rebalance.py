@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -150,7 +152,11 @@ def wait_settled(cluster: LeofsCluster, timeout: float) -> dict[str, Any]:
         last = api(cluster, "rebalance-status")
         return bool(last["state"] == "idle")
 
-    cluster.wait_until(settled, timeout=timeout, what="the rebalance to settle")
+    try:
+        cluster.wait_until(settled, timeout=timeout, what="the rebalance to settle")
+    except TimeoutError:
+        print(cluster.logs()[-20000:])
+        raise AssertionError(f"the rebalance did not settle in {timeout} s: {last}") from None
     return last
 
 
@@ -234,6 +240,11 @@ def test_detach_and_rebalance_survives_sigkill_of_a_node_and_the_manager(
         return bool(row.get("objects", 0) > 0 and not row.get("done"))
 
     cluster.wait_until(pushing, timeout=60, what=f"{victim} to be pushing")
+    shown = subprocess.run([sys.executable, "-m", "leofs", "adm", "--manager", cluster.manager_address,
+                            "--cluster-secret", CLUSTER_SECRET, "rebalance-status"],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "nodes done" in shown.stdout and "] " in shown.stdout and victim in shown.stdout, shown.stdout
     cluster.storage[victim].kill()
     cluster.manager.kill()
     cluster.manager.start()

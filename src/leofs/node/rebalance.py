@@ -84,7 +84,7 @@ class Mover:
         self.state: Checkpoint | None = self._load()
         self.rate = self.state.rate if self.state is not None else DEFAULT_RATE
         self._task: asyncio.Task[None] | None = None
-        self._budget = 0.0  # seconds of pushing ahead of the rate (token bucket)
+        self._debt = 0.0  # bytes sent ahead of the rate (a token bucket)
         self._last = time.monotonic()
 
     # -- persistence ----------------------------------------------------------------------------------
@@ -233,13 +233,18 @@ class Mover:
         return entry_decoder.decode(body).clock
 
     async def _throttle(self, sent: int) -> None:
+        """Keep the pushes at ``rate`` bytes/s on average: sleep off the bytes sent ahead of it, in
+        short steps, so that a new rate (``rebalance-progress {rate}``) applies at once even after
+        a large chunk."""
         now = time.monotonic()
-        self._budget = max(0.0, self._budget - (now - self._last)) + sent / max(1, self.rate)
+        self._debt = max(0.0, self._debt - (now - self._last) * self.rate) + sent
         self._last = now
-        if self._budget > 0.05:
-            await asyncio.sleep(self._budget)
-            self._budget = 0.0
-            self._last = time.monotonic()
+        while self._debt > self.rate * 0.05:
+            step = min(0.25, self._debt / self.rate)
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            self._debt = max(0.0, self._debt - (now - self._last) * self.rate)
+            self._last = now
 
     # -- status ---------------------------------------------------------------------------------------
     def progress(self) -> dict[str, Any]:
