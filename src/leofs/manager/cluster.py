@@ -43,7 +43,12 @@ class Cluster:
         rings = store.rings()
         self.rings: RingPair | None = None
         if rings is not None:
-            self.rings = RingPair(ring_from_bytes(rings[0]), ring_from_bytes(rings[1]))
+            try:
+                self.rings = RingPair(ring_from_bytes(rings[0]), ring_from_bytes(rings[1]))
+            except ValueError as exc:
+                # e.g. a vnode ring (format 1) from before the partition ring: its placement cannot be
+                # converted without moving every object, so say so rather than route differently
+                raise ManagerError("bad_state", f"the stored RING cannot be used: {exc}") from exc
         saved = store.consistency()
         if saved is None or (self.rings is None and saved != levels):
             store.set_consistency(levels)

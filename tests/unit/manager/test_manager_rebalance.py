@@ -82,3 +82,15 @@ def test_membership_changes_are_refused_while_ring_hashes_disagree(tmp_path: Pat
     with pytest.raises(ManagerError) as err:  # applied by a rebalance: too late to roll back
         cluster.rollback("s1")
     assert err.value.code in ("busy", "bad_state")
+
+
+def test_a_store_with_an_unreadable_ring_is_refused_clearly(tmp_path: Path) -> None:
+    cluster = make(tmp_path)
+    attach(cluster, "s1", "s2", "s3")
+    cluster.start()
+    old = b"\x95\x01\x03\x00\x90\xa8deadbeef"  # a format-1 snapshot (version, N, k, members, hash)
+    cluster.store.save_rings(old, old)
+    cluster.store.close()
+    with pytest.raises(ManagerError) as err:
+        make(tmp_path)
+    assert err.value.code == "bad_state" and "ring" in str(err.value).lower()
