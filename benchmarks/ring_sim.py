@@ -62,6 +62,7 @@ from leofs.internal.messages import (
     encoder,
     from_scan_items,
     scan_decoder,
+    state_decoder,
     to_scan_items,
     view_decoder,
 )
@@ -567,7 +568,7 @@ def state_cost(users: int, buckets: int, reps: int) -> dict[str, Any]:
     finally:
         store.close()
     control = RemoteControl(cast(InternalClient, None), "")
-    install = cpu_ms(lambda: control._install(json.loads(body)), reps, 5)  # what RemoteControl.refresh does
+    install = cpu_ms(lambda: control._install(state_decoder.decode(body)), reps, 5)  # what RemoteControl.refresh does
     return {"users": users, "buckets": buckets, "state_bytes": len(body), "state_ms": ms, "install_ms": install}
 
 
