@@ -52,12 +52,12 @@ def choose_power(weights: Sequence[int], replicas: int, previous: int = 0) -> in
     return power
 
 
-def water_fill(weights: Sequence[int], caps: Sequence[int], total: int) -> list[int]:
+def water_fill(weights: Sequence[int], caps: Sequence[int], total: int, held: Sequence[int] | None = None) -> list[int]:
     """Integer shares of ``total`` proportional to ``weights``, none above its cap.
 
     Shares of capped members are fixed at their cap and the rest is spread again over the others;
-    the fractional remainders go to the largest fractions (ties to the lower index). ``total`` must
-    not exceed ``sum(caps)``.
+    the fractional remainders go first to members whose ``held`` count is above their floor, then
+    to the largest fractions (ties to the lower index). ``total`` must not exceed ``sum(caps)``.
     """
     n = len(weights)
     share = [0.0] * n
@@ -77,7 +77,10 @@ def water_fill(weights: Sequence[int], caps: Sequence[int], total: int) -> list[
         active = [i for i in active if i not in set(over)]
     out = [min(caps[i], math.floor(share[i] + 1e-9)) for i in range(n)]
     rest = total - sum(out)
-    order = sorted(range(n), key=lambda i: (-(share[i] - out[i]), i))
+    # members that already hold more than their floor keep their extra unit first: rounding then
+    # moves nothing when a join or leave shifts every share by a fraction of a partition
+    has = held if held is not None else [0] * n
+    order = sorted(range(n), key=lambda i: (has[i] <= out[i], -(share[i] - out[i]), i))
     for i in order:
         if rest <= 0:
             break
@@ -140,19 +143,24 @@ class _Builder:
         weights = [m.vnodes for m in self.members]
         total = self.parts_n * self.r
         if not self.k:
-            return water_fill(weights, [self.parts_n if w else 0 for w in weights], total)
+            return water_fill(weights, [self.parts_n if w else 0 for w in weights], total, self.count)
         # rack-aware: a rack may hold at most R-k+1 replicas of a partition; share racks first
         racks = sorted({self.rack_of[i] for i in weighted})
         rack_weight = [sum(weights[i] for i in weighted if self.rack_of[i] == rk) for rk in racks]
         rack_size = [sum(1 for i in weighted if self.rack_of[i] == rk) for rk in racks]
         per_rack = self.r - self.k + 1
         rack_caps = [self.parts_n * min(per_rack, size) for size in rack_size]
-        rack_share = water_fill(rack_weight, rack_caps, total)
+        rack_held = [sum(self.count[i] for i in weighted if self.rack_of[i] == rk) for rk in racks]
+        rack_share = water_fill(rack_weight, rack_caps, total, rack_held)
         quota = [0] * n
         for rk, share in zip(racks, rack_share, strict=True):
             inside = [i for i in weighted if self.rack_of[i] == rk]
             for i, q in zip(
-                inside, water_fill([weights[i] for i in inside], [self.parts_n] * len(inside), share), strict=True
+                inside,
+                water_fill(
+                    [weights[i] for i in inside], [self.parts_n] * len(inside), share, [self.count[i] for i in inside]
+                ),
+                strict=True,
             ):
                 quota[i] = q
         return quota

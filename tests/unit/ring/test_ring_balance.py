@@ -171,3 +171,21 @@ def test_rack_awareness_concrete_three_racks() -> None:
     for lst in joined.partition_lists():
         assert len({m.rack for m in lst}) == 3
     assert copies_moved(aware, joined) <= 1.1 / 13 * 3  # rack0 grows: its nodes swap partitions within it
+
+
+def test_join_and_leave_with_mixed_weights_move_the_optimum() -> None:
+    """Quota rounding must not churn: with 1,000 nodes of weights 84/168/336 a join shifts every
+    share by a fraction of a partition, and the rounding keeps the extra units where they are
+    (without that rule the leave below moved more than 1.1x the optimum)."""
+    weights = [(84, 168, 336)[i % 3] for i in range(1000)]
+    members = [Member(f"w{i}", f"10.2.{i // 250}.{i % 250}:4000", vnodes=w) for i, w in enumerate(weights)]
+    total = sum(weights)
+    old = build_ring(members, replicas=3)
+    assert load_over_share(old) <= 1.05
+    newcomer = Member("w-new", "10.9.9.9:4000", vnodes=168)
+    joined = build_ring([*members, newcomer], replicas=3, previous=old)
+    assert copies_moved(old, joined) <= 1.1 * 168 / (total + 168)
+    assert load_over_share(joined) <= 1.05
+    left = build_ring(members[1:], replicas=3, previous=old)
+    assert copies_moved(old, left) <= 1.1 * weights[0] / total
+    assert load_over_share(left) <= 1.05
