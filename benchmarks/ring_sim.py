@@ -4,7 +4,8 @@
 Run by hand: ``python benchmarks/ring_sim.py [--quick] [--json FILE] [--keys K] [--vnodes V]``
 (``--ring-only`` prints only the first table; ``--help`` lists the scale-model options).
 
-For each cluster size it builds a ring of equal nodes (168 vnodes, N=3) and reports:
+For each cluster size it builds a partition ring of equal nodes (weight 168, N=3), and the vnode
+ring it replaced (168 vnodes, ``ring_legacy.py``) side by side, and reports:
 
 * balance: max/mean primary load of K sampled keys (``bucket/object-i``), and the exact max/mean of
   the address-space share (what infinitely many keys would give). The optimum is 1.0. With few keys
