@@ -4,7 +4,8 @@
 Run by hand: ``python benchmarks/ring_sim.py [--quick] [--json FILE] [--keys K] [--vnodes V]``
 (``--ring-only`` prints only the first table; ``--help`` lists the scale-model options).
 
-For each cluster size it builds a ring of equal nodes (168 vnodes, N=3) and reports:
+For each cluster size it builds a partition ring of equal nodes (weight 168, N=3), and the vnode
+ring it replaced (168 vnodes, ``ring_legacy.py``) side by side, and reports:
 
 * balance: max/mean primary load of K sampled keys (``bucket/object-i``), and the exact max/mean of
   the address-space share (what infinitely many keys would give). The optimum is 1.0. With few keys
@@ -62,6 +63,7 @@ from leofs.internal.messages import (
     encoder,
     from_scan_items,
     scan_decoder,
+    state_decoder,
     to_scan_items,
     view_decoder,
 )
@@ -73,6 +75,9 @@ from leofs.ring import RING_SIZE, Member, Ring, build_ring, key_address, ring_fr
 from leofs.storage.index import Index
 from leofs.storage.model import CommonPrefix, Entry
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ring_legacy import LegacyRing  # benchmarks/ is not a package: found through sys.path
+
 
 def members(n: int, vnodes: int) -> list[Member]:
     return [
@@ -81,18 +86,27 @@ def members(n: int, vnodes: int) -> list[Member]:
     ]
 
 
-def timed_build(ms: list[Member], replicas: int) -> tuple[Ring, float]:
+AnyRing = Ring | LegacyRing
+
+
+def timed_build(ms: list[Member], replicas: int, previous: AnyRing | None = None, legacy: bool = False
+                ) -> tuple[AnyRing, float]:
+    """Build a partition ring (from ``previous``: minimal movement) or, with ``legacy``, the old vnode ring."""
     t0 = time.perf_counter()
-    ring = build_ring(ms, replicas=replicas)
+    ring: AnyRing
+    if legacy:
+        ring = LegacyRing(ms, replicas)
+    else:
+        ring = build_ring(ms, replicas=replicas, previous=previous if isinstance(previous, Ring) else None)
     return ring, time.perf_counter() - t0
 
 
-def primary_names(ring: Ring, addresses: list[int]) -> list[str]:
+def primary_names(ring: AnyRing, addresses: list[int]) -> list[str]:
     lookup = ring.redundancy_for_address
     return [lookup(a)[0].name for a in addresses]
 
 
-def exact_transfers(a: Ring, b: Ring) -> dict[str, Any]:
+def exact_transfers(a: AnyRing, b: AnyRing) -> dict[str, Any]:
     """Exact movement from ring ``a`` to ring ``b``.
 
     Between two consecutive points of the union of both rings' points, both rings give constant
@@ -127,13 +141,13 @@ def exact_transfers(a: Ring, b: Ring) -> dict[str, Any]:
     return {"primary": primary / RING_SIZE, "copies": copies / RING_SIZE / n, "traffic": traffic}
 
 
-def exact_moved(a: Ring, b: Ring) -> tuple[float, float]:
+def exact_moved(a: AnyRing, b: AnyRing) -> tuple[float, float]:
     """Exact fraction of the address space whose primary differs, and of replica copies that move."""
     t = exact_transfers(a, b)
     return t["primary"], t["copies"]
 
 
-def lookup_us(ring: Ring, keys: list[bytes]) -> float:
+def lookup_us(ring: AnyRing, keys: list[bytes]) -> float:
     redundancy = ring.redundancy
     best = float("inf")
     for _ in range(3):
@@ -144,14 +158,24 @@ def lookup_us(ring: Ring, keys: list[bytes]) -> float:
     return best / len(keys) * 1e6
 
 
+def copies_over_share(ring: AnyRing) -> float:
+    """Busiest node's replica copies over its weighted share (exact; 1.0 = perfect balance)."""
+    weighted = [m for m in ring.members if m.vnodes > 0]
+    total = sum(m.vnodes for m in weighted)
+    copies = ring.ownership(primary_only=False)
+    r = min(ring.replicas, len(weighted))
+    return max(copies[m.name] / (r * m.vnodes / total) for m in weighted)
+
+
 def simulate(n: int, keys: list[bytes], addresses: list[int], vnodes: int, replicas: int,
-             rings: dict[int, Ring] | None = None) -> dict[str, Any]:
+             rings: dict[int, Ring] | None = None, legacy: bool = False) -> dict[str, Any]:
     ms = members(n, vnodes)
-    ring, build_s = timed_build(ms, replicas)
-    if rings is not None:
+    ring, build_s = timed_build(ms, replicas, legacy=legacy)
+    if rings is not None and isinstance(ring, Ring):
         rings[n] = ring
-    joined, _ = timed_build([*ms, Member("storage_new@10.9.9.9", "10.9.9.9:4010", vnodes=vnodes)], replicas)
-    left, _ = timed_build(ms[1:], replicas)
+    newcomer = Member("storage_new@10.9.9.9", "10.9.9.9:4010", vnodes=vnodes)
+    joined, join_s = timed_build([*ms, newcomer], replicas, ring, legacy=legacy)
+    left, _ = timed_build(ms[1:], replicas, ring, legacy=legacy)
 
     base = primary_names(ring, addresses)
     counts = Counter(base)
@@ -163,22 +187,29 @@ def simulate(n: int, keys: list[bytes], addresses: list[int], vnodes: int, repli
     leave_moved = sum(x != y for x, y in zip(base, after_leave, strict=True)) / len(addresses)
     join = exact_transfers(ring, joined)
     leave = exact_transfers(ring, left)
+    # optimum copies moved: the newcomer's share of the copies; on a leave, the leaver's (0 when
+    # every node already holds everything, n <= N)
+    leave_optimum = 1 / n if n > replicas else 0.0
     return {
+        "ring": "vnode (before)" if legacy else "partition",
         "nodes": n,
         "vnodes": vnodes,
         "keys": len(addresses),
         "build_ms": build_s * 1e3,
+        "rebuild_ms": join_s * 1e3,
         "lookup_us": lookup_us(ring, keys),
         "max_mean_keys": max(counts.get(m.name, 0) for m in ms) / mean,
         "min_mean_keys": min(counts.get(m.name, 0) for m in ms) / mean,
         "max_mean_exact": max(share.values()) * n,
+        "max_copies_over_share": copies_over_share(ring),
         "join_moved_keys": join_moved,
         "join_moved_exact": join["primary"],
         "join_copies_moved_exact": join["copies"],
         "join_optimum": 1 / (n + 1),
         "leave_moved_keys": leave_moved,
         "leave_moved_exact": leave["primary"],
-        "leave_optimum": 1 / n,
+        "leave_optimum": leave_optimum,
+        "ring_bytes": len(ring.to_bytes()) if isinstance(ring, Ring) else None,
         # scale model: copies moved on leave, and the busiest node's traffic (share of the address
         # space, sent + received) and how many nodes take part
         "leave_copies_moved_exact": leave["copies"],
@@ -191,18 +222,19 @@ def simulate(n: int, keys: list[bytes], addresses: list[int], vnodes: int, repli
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| nodes | keys | build ms | µs/lookup | max/mean keys | max/mean exact | join moved (keys / exact) "
-        "| replicas moved on join | 1/(n+1) | leave moved (keys / exact) | 1/n |"
+        "| nodes | ring | build ms | µs/lookup | busiest copies / weighted share | max/mean primary (exact) "
+        "| copies moved on join (x optimum) | 1/(n+1) | copies moved on leave (x optimum) | 1/n |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
+        jx = r["join_copies_moved_exact"] / r["join_optimum"]
+        lopt = r["leave_optimum"]
+        lx = f"{r['leave_copies_moved_exact'] / lopt:.2f}" if lopt else "-"
         lines.append(
-            f"| {r['nodes']} | {r['keys']:,} | {r['build_ms']:.0f} | {r['lookup_us']:.2f} "
-            f"| {r['max_mean_keys']:.3f} | {r['max_mean_exact']:.3f} "
-            f"| {r['join_moved_keys']:.4f} / {r['join_moved_exact']:.4f} "
-            f"| {r['join_copies_moved_exact']:.4f} "
-            f"| {r['join_optimum']:.4f} | {r['leave_moved_keys']:.4f} / {r['leave_moved_exact']:.4f} "
-            f"| {r['leave_optimum']:.4f} |"
+            f"| {r['nodes']} | {r['ring']} | {r['build_ms']:.0f} | {r['lookup_us']:.2f} "
+            f"| {r['max_copies_over_share']:.3f} | {r['max_mean_exact']:.3f} "
+            f"| {r['join_copies_moved_exact']:.4f} ({jx:.2f}) | {r['join_optimum']:.4f} "
+            f"| {r['leave_copies_moved_exact']:.4f} ({lx}) | {lopt:.4f} |"
         )
     return "\n".join(lines)
 
@@ -537,7 +569,7 @@ def state_cost(users: int, buckets: int, reps: int) -> dict[str, Any]:
     finally:
         store.close()
     control = RemoteControl(cast(InternalClient, None), "")
-    install = cpu_ms(lambda: control._install(json.loads(body)), reps, 5)  # what RemoteControl.refresh does
+    install = cpu_ms(lambda: control._install(state_decoder.decode(body)), reps, 5)  # what RemoteControl.refresh does
     return {"users": users, "buckets": buckets, "state_bytes": len(body), "state_ms": ms, "install_ms": install}
 
 
@@ -603,17 +635,19 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     rows = []
+    legacy_rows: list[dict[str, Any]] = []
     rings: dict[int, Ring] = {}
     for n in sizes:
         row = simulate(n, lookup_keys, addresses, args.vnodes, args.replicas, rings)
         rows.append(row)
+        legacy_rows.append(simulate(n, lookup_keys, addresses, args.vnodes, args.replicas, legacy=True))
         print(f"  {n} nodes done ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     print(
-        f"RING simulation: {args.vnodes} vnodes/node, N={args.replicas}, {nkeys:,} keys, "
-        f"Python {platform.python_version()}\n"
+        f"RING simulation: weight {args.vnodes}/node, N={args.replicas}, {nkeys:,} keys, "
+        f"Python {platform.python_version()}; the partition ring side by side with the vnode ring before it\n"
     )
-    print(table(rows))
-    result: dict[str, Any] = {"python": platform.python_version(), "rows": rows}
+    print(table([r for pair in zip(rows, legacy_rows, strict=True) for r in pair]))
+    result: dict[str, Any] = {"python": platform.python_version(), "rows": rows, "legacy_rows": legacy_rows}
     if not args.ring_only:
         del keys, addresses, lookup_keys
         reps = 2 if args.quick else 3

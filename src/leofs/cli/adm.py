@@ -171,7 +171,7 @@ def _node_command(name: str, doc: str) -> None:
 _node_command("suspend", "Take a running storage NODE out of service.\n\nIt stays in the ring; traffic skips it.")
 _node_command("resume", "Return storage NODE to service.\n\nFor a suspended, restarted, detached or recovering node "
               "(a recovering one is set running before its repair queues drained).")
-_node_command("detach", "Mark storage NODE to leave the ring.\n\nIt leaves at the next rebalance (not built yet).")
+_node_command("detach", "Mark storage NODE to leave the ring.\n\nIt leaves at the next leofs adm rebalance.")
 _node_command("remove-gateway", "Forget a stopped gateway NODE.")
 
 

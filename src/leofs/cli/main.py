@@ -13,7 +13,10 @@ import msgspec
 from click.core import ParameterSource
 
 from leofs import __version__, config
-from leofs.cli import recover  # noqa: F401  (registers the recover-* commands on adm)
+from leofs.cli import (
+    adm_rebalance,  # noqa: F401  (registers rebalance, rebalance-status, rollback on adm)
+    recover,  # noqa: F401  (registers the recover-* commands on adm)
+)
 from leofs.cli.adm import adm
 from leofs.cli.config_check import config_group
 from leofs.config import GatewayConfig

@@ -43,7 +43,12 @@ class Cluster:
         rings = store.rings()
         self.rings: RingPair | None = None
         if rings is not None:
-            self.rings = RingPair(ring_from_bytes(rings[0]), ring_from_bytes(rings[1]))
+            try:
+                self.rings = RingPair(ring_from_bytes(rings[0]), ring_from_bytes(rings[1]))
+            except ValueError as exc:
+                # e.g. a vnode ring (format 1) from before the partition ring: its placement cannot be
+                # converted without moving every object, so say so rather than route differently
+                raise ManagerError("bad_state", f"the stored RING cannot be used: {exc}") from exc
         saved = store.consistency()
         if saved is None or (self.rings is None and saved != levels):
             store.set_consistency(levels)
@@ -148,6 +153,7 @@ class Cluster:
         if node.state not in ("running", "stop", "suspend", "attached", "restarted", "recovering"):
             raise ManagerError("bad_state", f"node {name!r} is {node.state}; it cannot be detached")
         self._require_agreement("detach")
+        self._require_no_rebalance("detach")
         if node.state != "attached" and self.rings is not None:
             staying = [m for m in self.rings.current.members
                        if m.name != name and (x := self.members.get(m.name)) is not None and x.state != "detached"]
@@ -156,6 +162,69 @@ class Cluster:
                     "not_enough_nodes",
                     f"detaching {name!r} would leave {len(staying)} nodes in the ring, fewer than N={self.levels.n}")
         return self.members.set_state(name, "detached")
+
+    def _require_no_rebalance(self, what: str) -> None:
+        if self.rings is not None and self.rings.rebalancing:
+            raise ManagerError("busy", f"refusing {what}: a rebalance is in progress (leofs adm rebalance-status)")
+
+    def rebalance(self) -> RingPair:
+        """Build the next ring: the current members minus the ``detached`` ones plus the ``attached``
+        ones, placed from the current ring (minimal movement). It becomes current with the old ring
+        as previous (persisted together); joining nodes turn ``running``. The nodes then move the
+        data and :meth:`settle` ends the rebalance."""
+        if self.rings is None:
+            raise ManagerError("not_started", "the cluster is not started (leofs adm start)")
+        self._require_no_rebalance("rebalance")
+        self._require_agreement("rebalance")
+        current = self.rings.current
+        leaving = {n.name for n in self.members.nodes(STORAGE, ("detached",)) if n.name in current}
+        joining = [n for n in self.members.nodes(STORAGE, ("attached",)) if n.name not in current]
+        if not leaving and not joining:
+            raise ManagerError("nothing_to_do", "no attached or detached storage node: nothing to rebalance")
+        staying = [Member(m.name, m.address, rack=m.rack, vnodes=m.vnodes) for m in current.members
+                   if m.name not in leaving]  # fmt: skip
+        staying += [Member(x.name, x.address, rack=x.rack, vnodes=x.vnodes) for x in joining]
+        if len(staying) < self.levels.n:
+            raise ManagerError("not_enough_nodes",
+                               f"the new ring would have {len(staying)} nodes, fewer than N={self.levels.n}")
+        ring = build_ring(staying, replicas=current.replicas, rack_aware_replicas=current.rack_aware_replicas,
+                          previous=current)  # fmt: skip
+        self.store.save_rings(ring.to_bytes(), current.to_bytes())
+        self.rings = RingPair(ring, current)
+        self._update_in_ring()
+        for node in joining:
+            self.members.set_state(node.name, "running")
+        log.info("rebalance: ring %s -> %s (joining %s, leaving %s)", current.hash, ring.hash,
+                 [n.name for n in joining], sorted(leaving))  # fmt: skip
+        return self.rings
+
+    def settle(self) -> RingPair:
+        """End a rebalance (every node has moved its data): the previous ring becomes the current one.
+        Nodes that left stay ``detached``, outside the ring."""
+        if self.rings is None or not self.rings.rebalancing:
+            raise ManagerError("bad_state", "no rebalance in progress")
+        pair = self.rings.settle()
+        self.store.save_rings(pair.current.to_bytes(), pair.current.to_bytes())
+        self.rings = pair
+        self._update_in_ring()
+        log.info("rebalance to ring %s settled", pair.current.hash)
+        return pair
+
+    def rollback(self, name: str) -> NodeInfo:
+        """Undo an attach or a detach that no rebalance has applied yet: a detached node of the
+        current ring is ``running`` again (the heartbeat check stops it if it is gone); an attached
+        node outside the ring becomes ``detached``, so that no rebalance takes it in."""
+        node = self.members.require(name)
+        self._require_agreement("rollback")
+        in_current = self.rings is not None and name in self.rings.current
+        if node.state == "detached" and in_current:
+            self._require_no_rebalance("rollback")
+            return self.members.set_state(name, "running")
+        if node.state == "attached" and not in_current:
+            return self.members.set_state(name, "detached")
+        raise ManagerError("bad_state", f"node {name!r} is {node.state}"
+                           f"{' in' if in_current else ' outside'} the ring: rollback undoes an attach or a "
+                           "detach that has not been rebalanced")  # fmt: skip
 
     def update_levels(self, w: int, r: int, d: int) -> Consistency:
         """Change W/R/D live (N is fixed)."""

@@ -58,7 +58,7 @@ class ClusterCommands:
         })
         for name in FORWARDED:
             admin.commands[name] = self._forwarder(name)
-        admin.commands.update(RecoveryCommands(self.cluster, self.client, self._call_node).commands())
+        admin.commands.update(RecoveryCommands(self.cluster, self.client, self.call_node).commands())
 
     # -- status -------------------------------------------------------------------------------------
     def status_dict(self) -> dict[str, Any]:
@@ -124,7 +124,7 @@ class ClusterCommands:
         node = self.cluster.detach(arg(args, "node"))
         return {**msgspec.to_builtins(node),
                 "note": "marked detached; its data moves and it leaves the ring at the next rebalance "
-                        "(rebalance is not implemented yet)"}
+                        "(leofs adm rebalance; leofs adm rollback undoes the detach until then)"}
 
     async def remove_gateway(self, args: dict[str, Any]) -> Any:
         name = arg(args, "node")
@@ -145,11 +145,11 @@ class ClusterCommands:
             if node is None or node.type != STORAGE:
                 raise AdminError("not_found", f"no storage node {args['node']!r}; {self.members.known(STORAGE)}", 404)
             rest = {k: v for k, v in args.items() if k != "node"}
-            return await self._call_node(node.address, command, rest, FORWARD_TIMEOUT, node.name)
+            return await self.call_node(node.address, command, rest, FORWARD_TIMEOUT, node.name)
 
         return forward
 
-    async def _call_node(self, address: str, command: str, args: dict[str, Any], timeout: aiohttp.ClientTimeout,
+    async def call_node(self, address: str, command: str, args: dict[str, Any], timeout: aiohttp.ClientTimeout,
                          name: str, *, base: str = "/adm") -> Any:
         try:
             async with self.client.request("POST", address, f"{base}/{command}", data=msgspec.json.encode(args),
@@ -176,7 +176,7 @@ class ClusterCommands:
             if not gateways:
                 raise AdminError("unavailable", f"{command} needs a running gateway with an admin address", 503)
             gw = gateways[0]
-            return await self._call_node(gw.admin_address, command, args, FORWARD_TIMEOUT, gw.name)
+            return await self.call_node(gw.admin_address, command, args, FORWARD_TIMEOUT, gw.name)
 
         return run
 
@@ -190,7 +190,7 @@ class ClusterCommands:
                 if not address:
                     raise AdminError("unavailable", f"{name} has not reported an admin address")
                 # the gateway's admin listener (never its public S3 port)
-                result = await self._call_node(address, "purge-cache", {"path": path, "bucket": bucket, "key": key},
+                result = await self.call_node(address, "purge-cache", {"path": path, "bucket": bucket, "key": key},
                                                QUERY_TIMEOUT, name)
             except AdminError as err:
                 return {"gateway": name, "address": address, "ok": False, "error": str(err)}

@@ -29,7 +29,7 @@ KEY_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=2)
 CHUNKS_IN_FLIGHT = 8
 
 
-#: ClusterCommands._call_node(address, command, args, timeout, name): a node's admin command
+#: ClusterCommands.call_node(address, command, args, timeout, name): a node's admin command
 CallNode = Callable[[str, str, dict[str, Any], aiohttp.ClientTimeout, str], Awaitable[Any]]
 
 

@@ -32,6 +32,7 @@ from leofs.manager.bootstrap import ensure_root, load_secret, remember_secret, r
 from leofs.manager.cluster import Cluster
 from leofs.manager.cluster_admin import ClusterCommands
 from leofs.manager.members import HEARTBEAT_TIMEOUT, Members
+from leofs.manager.rebalance import RebalanceCommands
 from leofs.manager.state_api import StateAPI, VersionWatch
 from leofs.manager.store import ManagerStore
 
@@ -80,6 +81,7 @@ class Manager:
         self.client: InternalClient | None = None
         self.watch: VersionWatch | None = None
         self._checker: asyncio.Task[None] | None = None
+        self._rebalancer: asyncio.Task[None] | None = None
         self.secret = ""
         self.secret_generated = False
         self.root: tuple[str, str, bool] = ("", "", False)
@@ -102,6 +104,8 @@ class Manager:
         self.commands = ClusterCommands(self.cluster, self.client)
         admin = AdminAPI(store, self.secret, remove_bucket=self.commands.remove_bucket, info=self._info)
         self.commands.install(admin)
+        self.rebalance = RebalanceCommands(self.cluster, self.commands.push_view, self.commands.call_node)
+        self.rebalance.install(admin.commands)
         self.watch = VersionWatch(store, asyncio.get_running_loop())
         app = web.Application(middlewares=[secret_middleware(admin.guard)], client_max_size=16 * 1024 * 1024)
         app.router.add_post("/adm/{command}", admin.handle)
@@ -123,6 +127,7 @@ class Manager:
         if self.runner.addresses:  # the real port when asked for port 0
             self.port = int(self.runner.addresses[0][1])
         self._checker = asyncio.ensure_future(self._check_loop())
+        self._rebalancer = asyncio.ensure_future(self.rebalance.watch())
 
     async def _check_loop(self) -> None:
         while True:
@@ -136,10 +141,11 @@ class Manager:
 
     async def stop(self) -> None:
         """Stop serving and close everything (long-polls are released first)."""
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
+        for task in (self._checker, self._rebalancer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.watch is not None:
             self.watch.close()
         if self.runner is not None:

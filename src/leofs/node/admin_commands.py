@@ -5,19 +5,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from leofs.internal.admin_http import AdminError, Command
+from leofs.storage.model import Entry
 from leofs.storage.store import ObjectStore
 
 
 class StorageAdmin:
     """The commands, bound to a store; compactions started without ``wait`` run as tasks here."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *,
+                 owned: Callable[[], Callable[[Entry], bool] | None] | None = None) -> None:  # fmt: skip
+        """``owned`` gives, when compaction starts, the test of entries the node still owns (None:
+        keep all); a storage node drops the data a rebalance left behind this way."""
         self.store = store
+        self.owned = owned
         self.tasks: set[asyncio.Future[Any]] = set()
 
     def commands(self) -> dict[str, Command]:
@@ -42,7 +48,8 @@ class StorageAdmin:
             raise AdminError("bad_argument", "no such container")
         if self.store.compaction_status().state == "running":
             raise AdminError("busy", "a compaction is already running", 409)
-        task = asyncio.ensure_future(self.store.compact(containers))
+        keep = self.owned() if self.owned is not None else None
+        task = asyncio.ensure_future(self.store.compact(containers, keep=keep))
         if args.get("wait"):
             return msgspec.to_builtins(await task)
         self.tasks.add(task)

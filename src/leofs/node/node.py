@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from aiohttp import web
 
 from leofs.config import DEFAULT_CONTAINERS, DEFAULT_NODE_ADDRESS, DEFAULT_VNODES, parse_address
 from leofs.fsmode import make_private_dir
-from leofs.internal.admin_http import Command
+from leofs.internal.admin_http import AdminError, Command
 from leofs.internal.client import InternalClient
 from leofs.internal.health import CallTimeouts
 from leofs.internal.membership import RECOVERING, ManagerLink
@@ -33,9 +34,11 @@ from leofs.node.admin_commands import StorageAdmin
 from leofs.node.coordinator import Coordinator
 from leofs.node.membership import NodeCluster
 from leofs.node.node_api import NodeAPI
+from leofs.node.rebalance import Mover
 from leofs.node.recovery_jobs import RecoveryJobs
 from leofs.node.repair_queue import RepairQueue, Replayer
 from leofs.storage import metrics as storage_metrics
+from leofs.storage.model import Entry
 from leofs.storage.store import ObjectStore
 
 log = logging.getLogger("leofs.node.node")
@@ -89,11 +92,13 @@ class StorageNode:
                                        on_enqueue=lambda: self.replayer.wakeup.set())  # fmt: skip
         self.replayer = Replayer(self.queue, self.coordinator.push, self._repairable, base=opts.repair_base,
                                  cap=opts.repair_cap)  # fmt: skip
-        self.storage_admin = StorageAdmin(self.store)
+        self.storage_admin = StorageAdmin(self.store, owned=self._owned)
+        self.mover = Mover(opts.name, self.store, self.cluster, self.coordinator, opts.data_dir / "rebalance.json")
         storage_metrics.track(opts.name, self.store, self.queue)
         self.recovery = RecoveryJobs(self.coordinator, opts.data_dir)
         self.admin_commands: dict[str, Command] = {**self.storage_admin.commands(), "mq-stats": self._mq_stats,
-                                                   **self.recovery.commands()}
+                                                   "rebalance-progress": self._rebalance_progress,
+                                                   **self.recovery.commands()}  # fmt: skip
         app = NodeAPI(opts.name, opts.secret, self.store, self.coordinator, self.cluster, self.admin_commands,
                       on_view=self.replayer.wakeup.set).make_app()
         self.recovery.add_routes(app)
@@ -107,6 +112,7 @@ class StorageNode:
             self.port = int(self._runner.addresses[0][1])
         self.replayer.start()
         self.recovery.resume()
+        self.mover.start()
         if opts.manager:
             request = RegisterRequest("storage", opts.name, self.address, rack=opts.rack, vnodes=opts.vnodes)
             self.link = ManagerLink(self.client, opts.manager, request, self.cluster, interval=opts.heartbeat,
@@ -122,6 +128,29 @@ class StorageNode:
         if not self.cluster.nodes:
             return self.cluster.address_of(target) is not None
         return self.cluster.state_of(target) in ("running", RECOVERING)
+
+    def _owned(self) -> Callable[[Entry], bool] | None:
+        """What compaction keeps once no rebalance is in progress: the entries whose redundancy list
+        names this node (data left behind by a rebalance is dropped). None keeps everything: during
+        a rebalance, without a ring, or on a node outside the ring (a detached node keeps its data)."""
+        rings = self.cluster.rings
+        if rings is None or rings.rebalancing or self.options.name not in rings.current:
+            return None
+        ring, name = rings.current, self.options.name
+        return lambda e: any(m.name == name for m in ring.redundancy(e.key))
+
+    async def _rebalance_progress(self, args: dict[str, Any]) -> Any:
+        """This node's part of the rebalance; ``rate`` (bytes/s) changes its throttle first."""
+        rate = args.get("rate")
+        if rate is not None:
+            try:
+                value = int(rate)
+            except (TypeError, ValueError):
+                raise AdminError("bad_argument", f"rate must be bytes per second, not {rate!r}") from None
+            if value <= 0:
+                raise AdminError("bad_argument", "rate must be positive")
+            self.mover.set_rate(value)
+        return self.mover.progress()
 
     async def _mq_stats(self, args: dict[str, Any]) -> Any:
         stats = await asyncio.to_thread(self.queue.stats)
@@ -144,6 +173,7 @@ class StorageNode:
             await self._runner.cleanup()
             self._runner = None
         await self.replayer.stop()
+        await self.mover.stop()
         await self.recovery.stop()
         await self.coordinator.health.close()
         if self.coordinator.background:

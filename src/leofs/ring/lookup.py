@@ -1,18 +1,17 @@
 """The runtime half of the RING: an immutable, precomputed routing table.
 
 A :class:`Ring` is built by :func:`leofs.ring.builder.build_ring` (or decoded with
-:func:`leofs.ring.builder.ring_from_bytes`). It holds the sorted vnode points and, for every point, the redundancy list
-of the keys that land on it, so a lookup is one MD5, one bisect and one list index.
+:func:`leofs.ring.builder.ring_from_bytes`). It holds, for each of its ``2^power`` partitions, the
+redundancy list of the keys in it, so a lookup is one MD5, one shift and one list index.
 
-Addresses live on a 2^128 ring. A key's address is MD5(key) read as a big-endian integer; the key
-belongs to the first vnode point ``>= address`` (wrapping past the top to the first point).
+Addresses live on a 2^128 ring. A key's address is MD5(key) read as a big-endian integer; its
+partition is the top ``power`` bits of the address.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zlib
-from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Final
 
@@ -23,7 +22,7 @@ from leofs.ring.members import Member
 RING_SIZE: Final = 1 << 128
 """Number of addresses on the ring (MD5 is 128 bits)."""
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 """Version of the serialized ring layout (part of the canonical bytes and so of the hash)."""
 
 
@@ -39,6 +38,8 @@ class _Snapshot(msgspec.Struct, array_like=True, frozen=True):
     replicas: int
     rack_aware_replicas: int
     members: list[Member]
+    power: int
+    table: bytes
     hash: str
 
 
@@ -49,29 +50,36 @@ class _Placement(msgspec.Struct, array_like=True, frozen=True):
     replicas: int
     rack_aware_replicas: int
     members: list[tuple[str, str, str | None, int]]
+    power: int
+    table: bytes
 
 
 snapshot_decoder: Final = msgspec.msgpack.Decoder(_Snapshot)
 _encoder: Final = msgspec.msgpack.Encoder()
 
 
-def placement_hash(members: Sequence[Member], replicas: int, rack_aware_replicas: int) -> str:
+def placement_hash(members: Sequence[Member], replicas: int, rack_aware_replicas: int, power: int,
+                   table: bytes) -> str:  # fmt: skip
     """CRC32 (zlib) of the canonical placement record, as 8 lowercase hex chars.
 
-    ``members`` must already be in canonical order (sorted by name). Node states are deliberately
-    left out: a node going down does not move any key, so it must not change the ring hash.
+    ``members`` must already be in canonical order (sorted by name). The record holds the partition
+    table itself, so two rings that place any partition differently have different hashes even
+    when their members are the same (the table depends on the ring it was built from). Node states
+    are deliberately left out: a node going down does not move any key.
     """
     record = _Placement(
         FORMAT_VERSION,
         replicas,
         rack_aware_replicas,
         [(m.name, m.address, m.rack, m.vnodes) for m in members],
+        power,
+        table,
     )
     return f"{zlib.crc32(_encoder.encode(record)) & 0xFFFFFFFF:08x}"
 
 
 class Ring:
-    """An immutable consistent-hash routing table (LeoFS RING).
+    """An immutable partition ring (LeoFS RING, balanced by weight).
 
     Attributes are read-only. Use :func:`leofs.ring.build_ring` to make one; the constructor is
     internal and trusts its arguments.
@@ -83,17 +91,21 @@ class Ring:
         "_hash",
         "_lists",
         "_members",
-        "_owners",
-        "_points",
+        "_power",
         "_rack_aware",
         "_replicas",
+        "_rows",
+        "_shift",
+        "_table",
     )
 
     _members: tuple[Member, ...]
     _replicas: int
     _rack_aware: int
-    _points: list[int]
-    _owners: list[int]
+    _power: int
+    _shift: int
+    _table: bytes
+    _rows: list[tuple[int, ...]]
     _lists: list[tuple[Member, ...]]
     _hash: str
     _bytes: bytes | None
@@ -105,18 +117,29 @@ class Ring:
         members: tuple[Member, ...],
         replicas: int,
         rack_aware_replicas: int,
-        points: list[int],
-        owners: list[int],
-        lists: list[tuple[Member, ...]],
+        power: int,
+        table: bytes,
+        rows: list[tuple[int, ...]],
     ) -> None:
-        """Internal: use :func:`leofs.ring.build_ring`. ``lists`` has one extra (wrap-around) entry."""
+        """Internal: use :func:`leofs.ring.build_ring`. ``rows[p]`` = member indices of partition p."""
         self._members = members
         self._replicas = replicas
         self._rack_aware = rack_aware_replicas
-        self._points = points
-        self._owners = owners
+        self._power = power
+        self._shift = 128 - power
+        self._table = table
+        self._rows = rows
+        interned: dict[tuple[int, ...], tuple[Member, ...]] = {}
+        lists: list[tuple[Member, ...]] = []
+        for row in rows:
+            entry = interned.get(row)
+            if entry is None:
+                entry = interned[row] = tuple(members[i] for i in row)
+            lists.append(entry)
+        if not rows:  # no weighted member: every partition is empty
+            lists = [()] * (1 << power)
         self._lists = lists
-        self._hash = placement_hash(members, replicas, rack_aware_replicas)
+        self._hash = placement_hash(members, replicas, rack_aware_replicas, power, table)
         self._bytes = None
         self._by_name = {m.name: m for m in members}
 
@@ -140,15 +163,28 @@ class Ring:
     def hash(self) -> str:
         """Ring hash: CRC32 of the canonical placement record, 8 lowercase hex chars.
 
-        Covers the format version, N, the rack setting and each member's name, address, rack and
-        vnodes; not member states.
+        Covers the format version, N, the rack setting, each member's name, address, rack and
+        weight, and the partition table; not member states.
         """
         return self._hash
 
     @property
-    def vnode_count(self) -> int:
-        """Total number of vnode points on the ring."""
-        return len(self._points)
+    def power(self) -> int:
+        """The partition power: the ring has ``2^power`` partitions (top bits of the address)."""
+        return self._power
+
+    @property
+    def partition_count(self) -> int:
+        """Number of partitions (``2^power``)."""
+        return 1 << self._power
+
+    def partition(self, key: bytes) -> int:
+        """The partition of ``key``: the top ``power`` bits of MD5(key)."""
+        return self.address(key) >> self._shift
+
+    def partition_lists(self) -> list[tuple[Member, ...]]:
+        """The redundancy list of every partition, in partition order (a copy of the table)."""
+        return list(self._lists)
 
     def member(self, name: str) -> Member | None:
         """The member called ``name``, or ``None``."""
@@ -163,7 +199,7 @@ class Ring:
     def __repr__(self) -> str:
         return (
             f"Ring(hash={self._hash!r}, members={len(self._members)}, replicas={self._replicas}, "
-            f"rack_aware_replicas={self._rack_aware}, vnodes={len(self._points)})"
+            f"rack_aware_replicas={self._rack_aware}, partitions={1 << self._power})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -176,11 +212,11 @@ class Ring:
 
     # ------------------------------------------------------------------ serialization
     def to_bytes(self) -> bytes:
-        """Canonical msgpack encoding (members sorted by name, states included, hash appended)."""
+        """Canonical msgpack encoding: members sorted by name (states included), the partition
+        table (uint16 little-endian member indices, R per partition), the hash."""
         if self._bytes is None:
-            snap = _Snapshot(
-                FORMAT_VERSION, self._replicas, self._rack_aware, list(self._members), self._hash
-            )
+            snap = _Snapshot(FORMAT_VERSION, self._replicas, self._rack_aware, list(self._members), self._power,
+                             self._table, self._hash)  # fmt: skip
             self._bytes = _encoder.encode(snap)
         return self._bytes
 
@@ -192,79 +228,73 @@ class Ring:
     def redundancy(self, key: bytes) -> list[Member]:
         """The redundancy list of ``key``: N distinct nodes, primary first.
 
-        Walks clockwise from the first vnode point ``>= address(key)``. Returns all nodes if the
-        ring has fewer than N, and ``[]`` for an empty ring.
+        The list of the key's partition. Returns all weighted nodes if the ring has fewer than N,
+        and ``[]`` for an empty ring.
         """
         addr = int.from_bytes(hashlib.md5(key, usedforsecurity=False).digest(), "big")
-        return list(self._lists[bisect_left(self._points, addr)])
+        return list(self._lists[addr >> self._shift])
 
     def redundancy_for_address(self, address: int) -> list[Member]:
         """Like :meth:`redundancy` for a precomputed ring address."""
-        return list(self._lists[bisect_left(self._points, address)])
+        return list(self._lists[address >> self._shift])
 
     def primary(self, key: bytes) -> Member | None:
         """The first node of the redundancy list of ``key`` (``None`` for an empty ring)."""
-        lst = self._lists[bisect_left(self._points, self.address(key))]
+        lst = self._lists[self.address(key) >> self._shift]
         return lst[0] if lst else None
 
     def handoff(self, key: bytes, n: int) -> list[Member]:
-        """Up to ``n`` further distinct nodes, continuing the clockwise walk past the redundancy list.
+        """Up to ``n`` further distinct nodes after the redundancy list (e.g. repair candidates).
 
-        These are the next candidates after the replicas (in walk order, skipping the replicas), e.g.
-        for repair. Fewer are returned when the ring has no more nodes.
+        Walks the following partitions in order and collects members not yet listed; fewer are
+        returned when the ring has no more weighted nodes.
         """
         return self.handoff_for_address(self.address(key), n)
 
     def handoff_for_address(self, address: int, n: int) -> list[Member]:
         """Like :meth:`handoff` for a precomputed ring address."""
-        if n <= 0 or not self._points:
+        if n <= 0:
             return []
-        start = bisect_left(self._points, address)
-        taken = {m.name for m in self._lists[start]}
+        start = address >> self._shift
+        lists = self._lists
+        total = len(lists)
+        taken = {m.name for m in lists[start]}
         out: list[Member] = []
-        seen: set[int] = set()
-        owners = self._owners
-        total = len(owners)
-        for step in range(total):
-            idx = owners[(start + step) % total]
-            if idx in seen:
-                continue
-            seen.add(idx)
-            member = self._members[idx]
-            if member.name in taken:
-                continue
-            out.append(member)
-            if len(out) == n:
+        for step in range(1, total):
+            for member in lists[(start + step) % total]:
+                if member.name not in taken:
+                    taken.add(member.name)
+                    out.append(member)
+                    if len(out) == n:
+                        return out
+            if len(taken) >= len(self._members):
                 break
         return out
 
     # ------------------------------------------------------------------ whole-ring views
     def ranges(self) -> Iterator[tuple[int, int, tuple[Member, ...]]]:
-        """Yield ``(lo, hi, members)`` for every vnode range, in ring order.
+        """Yield ``(lo, hi, members)`` for every partition, in ring order.
 
         A key with address ``a`` is in the range when ``lo < a <= hi``, read modulo 2^128 (the first
-        range wraps: its ``lo`` is the last point; with a single point ``lo == hi`` and the range is the
-        whole ring). ``members`` is its redundancy list. Used to find
+        partition's ``lo`` is 2^128 - 1, i.e. -1). ``members`` is its redundancy list. Used to find
         what moves between two rings during a rebalance.
         """
-        points = self._points
-        for i, hi in enumerate(points):
-            yield points[i - 1], hi, self._lists[i]
+        shift = self._shift
+        for p, members in enumerate(self._lists):
+            yield ((p << shift) - 1) % RING_SIZE, ((p + 1) << shift) - 1, members
 
     def ownership(self, *, primary_only: bool = True) -> dict[str, float]:
         """Exact fraction of the address space each member holds (as primary, or in any replica slot).
 
-        With ``primary_only=False`` the fractions sum to ``min(N, len(members))``.
+        With ``primary_only=False`` the fractions sum to ``min(N, weighted members)``.
         """
-        share = dict.fromkeys((m.name for m in self._members), 0)
-        points = self._points
-        if not points:
-            return {k: 0.0 for k in share}
-        for i, hi in enumerate(points):
-            width = hi - points[i - 1] if i else hi + RING_SIZE - points[-1]
+        counts = dict.fromkeys((m.name for m in self._members), 0)
+        for lst in self._lists:
             if primary_only:
-                share[self._lists[i][0].name] += width
+                if lst:
+                    counts[lst[0].name] += 1
             else:
-                for m in self._lists[i]:
-                    share[m.name] += width
-        return {k: v / RING_SIZE for k, v in share.items()}
+                for m in lst:
+                    counts[m.name] += 1
+        total = len(self._lists)
+        return {k: v / total for k, v in counts.items()}

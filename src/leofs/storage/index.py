@@ -124,6 +124,11 @@ class Index:
             for n, k, clock, ts, t, size, md5, meta, ci, cn, cs, c, gen, off, crc in cur
         ]
 
+    def next_namespace(self, after: int) -> int | None:
+        """The smallest namespace above ``after`` that holds an entry (a walk over every namespace)."""
+        row = self.db.execute("SELECT min(ns) FROM entries WHERE ns > ?", (after,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def containers(self) -> dict[int, ContainerState]:
         rows = self.db.execute(
             "SELECT id, generation, applied, last_offset, last_hcrc, needles FROM containers"

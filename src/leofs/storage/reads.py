@@ -79,6 +79,10 @@ class StoreReads:
         f = os.fdopen(os.dup(log.fd), "rb", buffering=0)
         return f, off, entry.size
 
+    def next_namespace(self, after: int = -1) -> int | None:
+        """The smallest namespace above ``after`` holding an entry, tombstones included (None: no more)."""
+        return self._reader.next_namespace(after)
+
     def scan(
         self,
         ns: int,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 
@@ -21,9 +20,10 @@ def member_lists(
     vnodes: st.SearchStrategy[int] | None = None,
     racks: st.SearchStrategy[str | None] | None = None,
 ) -> list[Member]:
-    """Distinct-named members with small vnode counts (fast to build) unless told otherwise."""
+    """Distinct-named members with weights 10..40 unless told otherwise (a 4:1 ratio at most keeps the
+    partition count at its minimum, so the rings are fast to build)."""
     node_names = draw(st.lists(names, min_size=min_size, max_size=max_size, unique=True))
-    vn = vnodes if vnodes is not None else st.integers(min_value=1, max_value=40)
+    vn = vnodes if vnodes is not None else st.integers(min_value=10, max_value=40)
     rk = racks if racks is not None else st.none()
     return [
         Member(name=n, address=f"10.0.0.{i % 250}:{4000 + i}", rack=draw(rk), vnodes=draw(vn))
@@ -42,23 +42,14 @@ def primaries(ring: Ring, addresses: Sequence[int]) -> list[str]:
     return [ring.redundancy_for_address(a)[0].name for a in addresses]
 
 
-def md5_int(data: bytes) -> int:
-    return int(hashlib.md5(data).hexdigest(), 16)
-
-
-def reference_walk(members: Sequence[Member], address: int) -> list[str]:
-    """All distinct node names in clockwise order from ``address``, computed naively from scratch."""
-    points: list[tuple[int, str]] = []
-    for m in members:
-        alias = "node_" + hashlib.md5(m.name.encode()).hexdigest()[:8]
-        points.extend((md5_int(f"{alias}_{i}".encode()), m.name) for i in range(m.vnodes))
-    points.sort()
-    after = [name for p, name in points if p >= address] + [name for p, name in points if p < address]
-    order: list[str] = []
-    for name in after:
-        if name not in order:
-            order.append(name)
-    return order
+def copies_moved(old: Ring, new: Ring) -> float:
+    """Fraction of the replica copies that a node gains from ``old`` to ``new`` (what a rebalance sends)."""
+    assert old.power == new.power
+    gained = sum(
+        len({m.name for m in b} - {m.name for m in a})
+        for a, b in zip(old.partition_lists(), new.partition_lists(), strict=True)
+    )
+    return gained / (new.partition_count * max(1, len(new.partition_lists()[0])))
 
 
 def small_ring(n: int, replicas: int = 3, prefix: str = "node", vnodes: int = 168) -> Ring:

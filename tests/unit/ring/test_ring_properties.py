@@ -18,23 +18,18 @@ from leofs.ring import (
     key_address,
     node_alias,
     ring_from_bytes,
-    vnode_points,
 )
-from tests.unit.ring.ringtest_helpers import member_lists, reference_walk, small_ring
+from tests.unit.ring.ringtest_helpers import member_lists, small_ring
 
 keys = st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=20)
 FAST = settings(max_examples=60, deadline=None)
 
 
-def test_alias_and_points_follow_leofs() -> None:
+def test_alias_follows_leofs_and_weight_defaults_to_168() -> None:
     name = "storage_0@127.0.0.1"
     alias = "node_" + hashlib.md5(name.encode()).hexdigest()[:8]
     assert node_alias(name) == alias
-    member = Member(name, "127.0.0.1:4010", vnodes=5)
-    assert member.alias == alias
-    assert vnode_points(member) == [
-        int(hashlib.md5(f"{alias}_{i}".encode()).hexdigest(), 16) for i in range(5)
-    ]
+    assert Member(name, "127.0.0.1:4010", vnodes=5).alias == alias
     assert Member("a", "h:1").vnodes == 168
 
 
@@ -48,22 +43,27 @@ def test_address_is_md5_as_int() -> None:
 
 @FAST
 @given(members=member_lists(max_size=10), replicas=st.integers(1, 8), ks=keys)
-def test_redundancy_is_clockwise_walk_of_distinct_nodes(
+def test_redundancy_is_the_partitions_list_of_distinct_nodes(
     members: list[Member], replicas: int, ks: list[bytes]
 ) -> None:
     ring = build_ring(members, replicas=replicas)
-    assert ring.vnode_count == sum(m.vnodes for m in members)
-    expected_len = min(replicas, len(members))
+    weighted = {m.name for m in members if m.vnodes > 0}
+    expected_len = min(replicas, len(weighted))
+    lists = ring.partition_lists()
+    assert len(lists) == ring.partition_count == 2**ring.power
     for key in ks:
         got = [m.name for m in ring.redundancy(key)]
-        assert len(got) == expected_len
-        assert len(set(got)) == expected_len
-        walk = reference_walk(members, int(hashlib.md5(key).hexdigest(), 16))
-        assert got == walk[:expected_len]
-        # handoff continues the same walk, skipping the replicas
+        assert len(got) == expected_len == len(set(got))
+        assert set(got) <= weighted
+        # the partition is the top `power` bits of MD5(key)
+        partition = int(hashlib.md5(key).hexdigest(), 16) >> (128 - ring.power)
+        assert ring.partition(key) == partition
+        assert got == [m.name for m in lists[partition]]
+        # handoff: every other weighted node once, never a replica; a prefix for smaller n
         handoff = [m.name for m in ring.handoff(key, 100)]
-        assert got + handoff == walk
-        assert [m.name for m in ring.handoff(key, 2)] == walk[expected_len : expected_len + 2]
+        assert len(handoff) == len(set(handoff))
+        assert set(got + handoff) == weighted and not set(got) & set(handoff)
+        assert [m.name for m in ring.handoff(key, 2)] == handoff[:2]
         assert ring.primary(key) is not None and ring.primary(key) == ring.redundancy(key)[0]
 
 
@@ -166,14 +166,15 @@ def test_single_node_ring() -> None:
 def test_ranges_and_ownership_partition_the_ring(members: list[Member], replicas: int) -> None:
     ring = build_ring(members, replicas=replicas)
     ranges = list(ring.ranges())
-    assert len(ranges) == ring.vnode_count
+    assert len(ranges) == ring.partition_count
     total = sum((hi - lo) % RING_SIZE or RING_SIZE for lo, hi, _ in ranges)
     assert total == RING_SIZE
     for lo, hi, owners in ranges[:10]:
         assert [m.name for m in ring.redundancy_for_address(hi)] == [m.name for m in owners]
         assert ring.redundancy_for_address((lo + 1) % RING_SIZE) == list(owners)
     assert abs(sum(ring.ownership().values()) - 1.0) < 1e-9
-    assert abs(sum(ring.ownership(primary_only=False).values()) - min(replicas, len(members))) < 1e-9
+    weighted = sum(1 for m in members if m.vnodes > 0)
+    assert abs(sum(ring.ownership(primary_only=False).values()) - min(replicas, weighted)) < 1e-9
 
 
 def test_invalid_input() -> None:
