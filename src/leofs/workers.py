@@ -34,6 +34,7 @@ from leofs.embedded_control import LocalControl
 from leofs.fsmode import private_umask
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
+from leofs.gateway.cache import build_cache
 from leofs.gateway.context import GatewayConfig
 from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.manager.store import ManagerStore
@@ -146,7 +147,8 @@ async def run_worker(spec: WorkerSpec) -> None:
     link = await WriteLink.connect(Path(spec.link), on_lost=lost.set)
     metrics.remote_source = link.query_metrics  # storage metrics live in the primary
     store = SharedStore(data_dir / "storage", link, verify_below=spec.gateway.verify_below)
-    gateway = Gateway(EmbeddedBackend(store), LocalControl(manager, shared=True), spec.gateway)
+    gateway = Gateway(EmbeddedBackend(store), LocalControl(manager, shared=True), spec.gateway,
+                      build_cache(spec.gateway, default_ram=0, slot=str(spec.index)))
     runner = make_runner(gateway.make_app())
     await runner.setup()
     gateway.limits.track(runner.server)

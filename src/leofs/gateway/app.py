@@ -18,6 +18,8 @@ from leofs import metrics
 from leofs.gateway.access import authorize
 from leofs.gateway.backend import Backend
 from leofs.gateway.body import BODY_DEADLINE, BODY_IDLE_TIMEOUT
+from leofs.gateway.cache import CACHE_NOTE, CacheNote, CachingBackend, ObjectCache
+from leofs.gateway.cache.observe import watch
 from leofs.gateway.context import GatewayConfig, Handler, S3Request, new_request_id, parse_query, split_target
 from leofs.gateway.control import ControlPlane
 from leofs.gateway.limits import ProcessLimits
@@ -30,6 +32,9 @@ log = logging.getLogger("leofs.gateway")
 
 _REQ_KEY = web.RequestKey("s3request", S3Request)
 _ERR_KEY = web.RequestKey("s3error", S3Error)
+_NOTE_KEY = web.RequestKey("cachenote", CacheNote)
+#: one line per request when ``access_log`` is on (LeoFS's access log, with the cache state)
+access_log = logging.getLogger("leofs.access")
 
 ADMIN_PREFIX = "/_leofs_adm/"
 PING_PATH = ADMIN_PREFIX + "ping"
@@ -40,10 +45,15 @@ METRICS_PATH = ADMIN_PREFIX + "metrics"
 class Gateway:
     """Serves S3 over a :class:`Backend` (object data) and a :class:`ControlPlane` (users, buckets)."""
 
-    def __init__(self, backend: Backend, control: ControlPlane, config: GatewayConfig | None = None) -> None:
+    def __init__(self, backend: Backend, control: ControlPlane, config: GatewayConfig | None = None,
+                 cache: ObjectCache | None = None) -> None:
         from leofs.gateway.handlers import HANDLERS
 
-        self.backend = backend
+        #: the object cache (None: off); handlers reach it only through the backend
+        self.cache = cache
+        self.backend: Backend = CachingBackend(backend, cache) if cache is not None else backend
+        if cache is not None:
+            watch(cache)
         self.control = control
         self.config = config or GatewayConfig()
         self.handlers: dict[Op, Handler] = HANDLERS
@@ -52,6 +62,8 @@ class Gateway:
                                     chunk_size=cfg.chunk_size)
         # background tasks (e.g. deleting an old version's chunks) kept referenced until done
         self.background: set[asyncio.Future[None]] = set()
+        if self.config.access_log:
+            _enable_access_log()
 
     def make_app(self) -> web.Application:
         """The aiohttp application serving this gateway."""
@@ -134,9 +146,15 @@ class Gateway:
             if request.path == METRICS_PATH:
                 return await metrics.handler(request)
         started = time.perf_counter()
+        note = CacheNote(no_cache="no-cache" in request.headers.get("Cache-Control", "").lower())
+        CACHE_NOTE.set(note)  # this request's task (and the tasks it starts) see it
+        request[_NOTE_KEY] = note
         response = await self._answer(request)
         req = request.get(_REQ_KEY)
-        _count(req.op if req is not None else None, response.status, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        _count(req.op if req is not None else None, response.status, seconds)
+        if self.config.access_log:
+            _log_access(request, req, response, seconds, note)
         return response
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
@@ -242,8 +260,33 @@ def _quiet_client_protocol_errors() -> None:
         server_log.addFilter(_ClientProtocolErrors())
 
 
+def _enable_access_log() -> None:
+    if not access_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s\t%(message)s"))
+        access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False
+
+
+def _log_access(request: web.Request, req: S3Request | None, response: web.StreamResponse, seconds: float,
+                note: CacheNote) -> None:
+    """operation, bucket, key, size, status, latency (ms), cache state (miss, hit:mem, hit:disk, -)."""
+    operation = req.op.value if req is not None else request.method
+    bucket = req.bucket if req is not None and req.bucket else "-"
+    key = req.key if req is not None and req.key is not None else "-"
+    access_log.info("%s\t%s\t%s\t%s\t%d\t%.3f\t%s", operation, bucket, key.encode("unicode_escape").decode(),
+                    response.content_length if response.content_length is not None else "-", response.status,
+                    seconds * 1000, note.state or "-")
+
+
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
     req = request.get(_REQ_KEY)
+    note = request.get(_NOTE_KEY)
+    if note is not None and note.max_age is not None and response.status in (200, 206, 304):
+        # http-mode cache: downstream caches may keep the answer for what is left of its TTL
+        response.headers.setdefault("Cache-Control", f"max-age={int(note.max_age)}")
+        response.headers["Age"] = str(int(note.age))
     if "x-amz-request-id" not in response.headers:
         response.headers["x-amz-request-id"] = req.request_id if req else new_request_id()
     response.headers["x-amz-id-2"] = response.headers["x-amz-request-id"]

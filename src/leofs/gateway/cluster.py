@@ -12,6 +12,7 @@ from aiohttp import web
 from leofs.gateway import maintenance
 from leofs.gateway.admin_listener import DEFAULT_ADMIN_ADDRESS, make_admin_app
 from leofs.gateway.app import Gateway, make_runner, tls_context
+from leofs.gateway.cache import CLUSTER_RAM_DEFAULT, build_cache
 from leofs.gateway.cluster_backend import ClusterBackend
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.remote_control import RemoteControl
@@ -48,7 +49,8 @@ class ClusterGateway:
                                 RegisterRequest("gateway", options.name, f"{host}:{port}",
                                                 admin_address=f"{admin_host}:{admin_port}"), self.state)
         self.control = RemoteControl(self.client, options.manager)
-        self.gateway = Gateway(ClusterBackend(self.client, self.state), self.control, options.config)
+        cache = build_cache(options.config, default_ram=CLUSTER_RAM_DEFAULT)  # on by default here
+        self.gateway = Gateway(ClusterBackend(self.client, self.state), self.control, options.config, cache)
         self.runner: web.AppRunner | None = None
         self.admin_runner: web.AppRunner | None = None
         self._maintenance: asyncio.Future[None] | None = None
