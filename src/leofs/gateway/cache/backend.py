@@ -9,7 +9,7 @@ the cache saves the bodies it can.
   (the client's ``Cache-Control: no-cache`` skips the cache and refreshes it).
 
 Every write or delete of an object record through this gateway drops its entry; a read that
-started before the drop does not store what it fetched (``ObjectCache.epoch``). Concurrent misses
+started before the drop does not store what it fetched (``ObjectCache.epoch_of``). Concurrent misses
 of one key fetch it once (:class:`SingleFlight`); a request that finds a fetch of its key already
 in progress waits for it, then validates what it stored like any hit (the fetch began before the
 request did, and may predate a write the request must see).
@@ -108,6 +108,7 @@ class CachingBackend:
             got = await self.flight.run(key, lambda: self._fetch_fresh(key))
             self._allow_chunks(note, got)
             return got
+        epoch = self.cache.epoch_of(key)
         got_or_match = await self.inner.fetch_unless(ns, key, cached.entry.clock)
         if got_or_match is None:
             self.cache.drop(key)
@@ -119,7 +120,6 @@ class CachingBackend:
             got = (entry, cached.data)
         else:
             note.record(MISS)
-            epoch = self.cache.epoch
             got = (entry, data) if data is not None else await self.inner.fetch(ns, key)
             if got is not None:
                 await self._store(key, got, epoch)
@@ -127,7 +127,7 @@ class CachingBackend:
         return got
 
     async def _fetch_fresh(self, key: bytes) -> Fetched | None:
-        epoch = self.cache.epoch
+        epoch = self.cache.epoch_of(key)
         got = await self.inner.fetch(NS_OBJECT, key)
         if got is not None:
             await self._store(key, got, epoch)
@@ -138,6 +138,7 @@ class CachingBackend:
         if entry.tombstone or self._meta(entry) is None:
             return
         if self.cache.mode == "http" and not self._http_cacheable(key, entry):
+            self.cache.drop(key)  # no longer public (or now chunked): an older copy must not be served
             return
         await self.cache.put(key, entry, data, epoch=epoch)
 
@@ -216,14 +217,20 @@ class CachingBackend:
         if not allowed or self.cache.tier_for(entry.size) is None or (entry.ns == NS_CHUNK and not whole):
             return await self.inner.read(entry, start, length)
         note.record(MISS)
-        epoch = self.cache.epoch
         # a chunk's bytes never change (its key names its blob): sharing one read is always right
-        data = await self.chunk_flight.run(entry.key + b"@%d" % entry.clock, lambda: self.inner.read(entry))
+        data = await self.chunk_flight.run(entry.key + b"@%d" % entry.clock, lambda: self._read_whole(entry))
+        return data[start:end]
+
+    async def _read_whole(self, entry: Entry) -> bytes:
+        epoch = self.cache.epoch_of(entry.key)
+        data = await self.inner.read(entry)
         if len(data) == entry.size:
+            if entry.ns == NS_CHUNK:  # immutable: what was read is right even if the key was dropped since
+                epoch = self.cache.epoch_of(entry.key)
             await self.cache.put(entry.key, entry, data, epoch=epoch)
             if entry.ns == NS_CHUNK:
                 self.chunk_entries.put(entry.key, entry, 512 + len(entry.key))
-        return data[start:end]
+        return data
 
     async def stream(self, entry: Entry, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         cached = await self._cached(entry) if self.cache.mode == "inner" else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ CLUSTER_RAM_DEFAULT = 256 * 1024 * 1024
 _OVERHEAD = 256
 #: values handed to a worker thread rather than read or written on the event loop
 _THREAD_ABOVE = 256 * 1024
+
+_STRIPES = 4096
 
 MEM = "mem"
 DISK = "disk"
@@ -72,8 +75,9 @@ class ObjectCache:
         self.stats = {MEM: TierStats(), DISK: TierStats()}
         self.misses = 0
         self.bytes_saved = 0  # body bytes served from the cache instead of fetched
-        # bumped by every drop: a value fetched before a drop is not stored after it
-        self.epoch = 0
+        # bumped by every drop of a key of the stripe: a value fetched before a drop of its key is
+        # not stored after it (striped, so that writes of other keys do not stop fills)
+        self._epochs = [0] * _STRIPES
 
     def tier_for(self, size: int) -> str | None:
         """Where a value of ``size`` bytes goes, or None (too large, or its tier is off)."""
@@ -82,6 +86,10 @@ class ObjectCache:
         if size < self.ram_threshold:
             return MEM if self.ram is not None and self.ram.fits(size + _OVERHEAD) else None
         return DISK if self.disk is not None and self.disk.fits(size) else None
+
+    def epoch_of(self, key: bytes) -> int:
+        """The drop count of ``key``'s stripe: take it before a fetch, pass it to :meth:`put`."""
+        return self._epochs[zlib.crc32(key) % _STRIPES]
 
     async def get(self, key: bytes) -> Cached | None:
         """The cached value of ``key`` from either tier, now most recently used; counts a hit or
@@ -112,7 +120,7 @@ class ObjectCache:
     async def put(self, key: bytes, entry: Entry, data: bytes, *, epoch: int) -> None:
         """Cache ``data`` as the value of ``key`` at version ``entry``, unless a drop came since
         ``epoch`` (the value may be older than what the drop made way for)."""
-        if epoch != self.epoch:
+        if epoch != self.epoch_of(key):
             return
         tier = self.tier_for(len(data))
         if tier == MEM and self.ram is not None:
@@ -129,12 +137,12 @@ class ObjectCache:
                 await asyncio.to_thread(disk.write, *args)
             else:
                 disk.write(*args)
-            if epoch != self.epoch:  # dropped while the file was written
+            if epoch != self.epoch_of(key):  # dropped while the file was written
                 disk.drop(key)
 
     def drop(self, key: bytes) -> None:
         """Forget ``key`` in both tiers."""
-        self.epoch += 1
+        self._epochs[zlib.crc32(key) % _STRIPES] += 1
         if self.ram is not None:
             self.ram.pop(key)
         if self.disk is not None:
