@@ -34,6 +34,9 @@ def make_admin_app(gw: Gateway, secret: str) -> web.Application:
         if gw.cache is None:
             return {"purged": False, "cache": "disabled"}
         bucket, key = args.get("bucket"), args.get("key")
+        path = args.get("path")
+        if (bucket is None or key is None) and isinstance(path, str):  # the manager sends all three
+            bucket, _, key = path.lstrip("/").partition("/")
         if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
             raise AdminError("bad_argument", "purge-cache takes BUCKET/KEY")
         engine_key = object_key(bucket, key)

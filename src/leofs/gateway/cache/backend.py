@@ -93,6 +93,14 @@ class CachingBackend:
                 self.cache.drop(key)
                 self.chunk_entries.pop(key)
 
+    def _hit(self, note: CacheNote, tier: str, served: int) -> None:
+        note.record(f"hit:{tier}")
+        self.cache.served(tier, served)
+
+    def _miss(self, note: CacheNote) -> None:
+        note.record(MISS)
+        self.cache.missed()
+
     # -- object records -----------------------------------------------------------------------------
     async def fetch(self, ns: int, key: bytes) -> Fetched | None:
         if ns != NS_OBJECT:
@@ -104,7 +112,7 @@ class CachingBackend:
         if cached is None and await self.flight.wait(key):
             cached = await self.cache.get(key)  # what the fetch in progress stored
         if cached is None:
-            note.record(MISS)
+            self._miss(note)
             got = await self.flight.run(key, lambda: self._fetch_fresh(key))
             self._allow_chunks(note, got)
             return got
@@ -115,11 +123,10 @@ class CachingBackend:
             return None
         entry, data = got_or_match
         if data is None and entry.size == len(cached.data):  # the node confirmed this version
-            note.record(f"hit:{cached.tier}")
-            self.cache.bytes_saved += len(cached.data)
+            self._hit(note, cached.tier, len(cached.data))
             got = (entry, cached.data)
         else:
-            note.record(MISS)
+            self._miss(note)
             got = (entry, data) if data is not None else await self.inner.fetch(ns, key)
             if got is not None:
                 await self._store(key, got, epoch)
@@ -173,12 +180,11 @@ class CachingBackend:
             if cached is not None:
                 age = time.monotonic() - cached.stored
                 if age < ttl:
-                    note.record(f"hit:{cached.tier}")
                     note.max_age, note.age = ttl, age
-                    self.cache.bytes_saved += len(cached.data)
+                    self._hit(note, cached.tier, len(cached.data))
                     return cached.entry, cached.data
                 self.cache.drop(key)  # expired
-        note.record(MISS)
+        self._miss(note)
         # within the TTL http mode serves what it has: a shared fetch is as fresh as that
         got = await self.flight.run(key, lambda: self._fetch_fresh(key))
         if got is not None and self.cache.peek(key):
@@ -209,14 +215,13 @@ class CachingBackend:
         note = current_note()
         cached = await self._cached(entry)
         if cached is not None:
-            note.record(f"hit:{cached.tier}")
-            self.cache.bytes_saved += end - start
+            self._hit(note, cached.tier, end - start)
             return cached.data[start:end]
         whole = start == 0 and end == entry.size
         allowed = note.chunks if entry.ns == NS_CHUNK else entry.size <= self.cache.max_object
         if not allowed or self.cache.tier_for(entry.size) is None or (entry.ns == NS_CHUNK and not whole):
             return await self.inner.read(entry, start, length)
-        note.record(MISS)
+        self._miss(note)
         # a chunk's bytes never change (its key names its blob): sharing one read is always right
         data = await self.chunk_flight.run(entry.key + b"@%d" % entry.clock, lambda: self._read_whole(entry))
         return data[start:end]
@@ -236,8 +241,7 @@ class CachingBackend:
         cached = await self._cached(entry) if self.cache.mode == "inner" else None
         if cached is not None:
             end = entry.size if length is None else min(entry.size, start + length)
-            current_note().record(f"hit:{cached.tier}")
-            self.cache.bytes_saved += end - start
+            self._hit(current_note(), cached.tier, end - start)
             yield cached.data[start:end]
             return
         async for piece in self.inner.stream(entry, start, length):

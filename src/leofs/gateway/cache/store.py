@@ -92,12 +92,11 @@ class ObjectCache:
         return self._epochs[zlib.crc32(key) % _STRIPES]
 
     async def get(self, key: bytes) -> Cached | None:
-        """The cached value of ``key`` from either tier, now most recently used; counts a hit or
-        a miss."""
+        """The cached value of ``key`` from either tier, now most recently used; counts a tier's
+        miss (a hit is counted when the value is served: :meth:`served`)."""
         if self.ram is not None:
             found = self.ram.get(key)
             if found is not None:
-                self.stats[MEM].hits += 1
                 return found
             self.stats[MEM].misses += 1
         if self.disk is not None:
@@ -107,11 +106,18 @@ class ObjectCache:
                 got = await asyncio.to_thread(disk.read, key) if disk.big(key) else disk.read(key)
             if got is not None:
                 header, body = got
-                self.stats[DISK].hits += 1
                 return Cached(entry_decoder.decode(header.extra), body, time.monotonic(), DISK)
             self.stats[DISK].misses += 1
-        self.misses += 1
         return None
+
+    def served(self, tier: str, size: int) -> None:
+        """Count a hit: ``size`` body bytes served from ``tier``."""
+        self.stats[tier].hits += 1
+        self.bytes_saved += size
+
+    def missed(self) -> None:
+        """Count a request the cache could not answer (absent, or replaced meanwhile)."""
+        self.misses += 1
 
     def peek(self, key: bytes) -> bool:
         """Whether ``key`` is cached (no statistics, no reordering)."""
