@@ -45,15 +45,15 @@ def metrics(endpoint: str) -> dict[str, float]:
     return out
 
 
-async def get_rows(server: Server, duration: float) -> list[dict[str, Any]]:
+async def get_rows(server: Server, duration: float, sizes: Any = SIZES, public: bool = False) -> list[dict[str, Any]]:
     rows = []
     async with S3Client(server.endpoint, Signer(ACCESS_KEY, SECRET_KEY)) as client:
         await client.create_bucket(BUCKET)
-        for size, clients, hot in SIZES:
+        for size, clients, hot in sizes:
             body = bytes(range(256)) * (size // 256)
             keys = [f"{size}/{i}" for i in range(hot)]
-            for key in keys:
-                await client.put(BUCKET, key, body)
+            for key in keys:  # public objects for the http mode (it caches only those)
+                await client.put(BUCKET, key, body, {"x-amz-acl": "public-read"} if public else None)
             for key in keys:  # warm: the first GET of each key is a miss
                 await client.get(BUCKET, key)
 
@@ -112,26 +112,41 @@ def main() -> int:
     p.add_argument("--zipf-size", type=int, default=64 * KiB, help="object size of the Zipf run (default 64 KiB)")
     p.add_argument("--zipf-ram", default="32MiB", help="RAM tier of the Zipf run (default 32MiB)")
     p.add_argument("--zipf-requests", type=int, default=20000, help="GETs of the Zipf run (default 20000)")
+    p.add_argument("--configs", default="on,off,embedded,embedded-on,zipf",
+                   help="which to run: on,off,embedded,embedded-on,http,zipf (default all but http)")
+    p.add_argument("--reps", type=int, default=1, help="rounds over the configurations (default 1)")
     p.add_argument("--out", default="cache-bench.json", help="JSON results")
     args = p.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="cachebench-") as tmp:
         base = Path(tmp)
-        configs: list[tuple[str, Server]] = [
-            ("cluster, cache on", LeofsCluster(base / "on", gateway_args=[
-                "--cache-disk", f"{base / 'on' / 'cache'}:1GiB"], name="cluster-cache-on")),
-            ("cluster, cache off", LeofsCluster(base / "off", gateway_args=["--cache-ram", "0"],
-                                                name="cluster-cache-off")),
-            ("embedded, cache off", LeofsEmbedded(base / "emb", name="embedded-cache-off")),
-            ("embedded, cache on", LeofsEmbedded(base / "embc", ["--cache-ram", "256MiB"], name="embedded-cache-on")),
+        wanted = args.configs.split(",")
+        configs: list[tuple[str, str, Any]] = [
+            ("on", "cluster, cache on", lambda d: LeofsCluster(d, gateway_args=[
+                "--cache-disk", f"{d / 'cache'}:1GiB"], name="cluster-cache-on")),
+            ("off", "cluster, cache off", lambda d: LeofsCluster(d, gateway_args=["--cache-ram", "0"],
+                                                                 name="cluster-cache-off")),
+            ("http", "cluster, http mode", lambda d: LeofsCluster(d, gateway_args=["--cache-mode", "http"],
+                                                                  name="cluster-cache-http")),
+            ("embedded", "embedded, cache off", lambda d: LeofsEmbedded(d, name="embedded-cache-off")),
+            ("embedded-on", "embedded, cache on", lambda d: LeofsEmbedded(d, ["--cache-ram", "256MiB"],
+                                                                          name="embedded-cache-on")),
         ]
-        for label, server in configs:
-            print(f"{label}:", flush=True)
-            results[label] = run(server, lambda s: get_rows(s, args.duration))
-        print("zipf:", flush=True)
-        zipf = LeofsCluster(base / "zipf", gateway_args=["--cache-ram", args.zipf_ram], name="cluster-zipf")
-        results["zipf"] = run(zipf, lambda s: zipf_row(s, args.zipf_keys, args.zipf_size, args.zipf_requests, 16))
-        print(json.dumps(results["zipf"], indent=1), flush=True)
+        n = 0
+        for rep in range(args.reps):
+            for short, label, make in configs:
+                if short not in wanted:
+                    continue
+                print(f"{label} (round {rep + 1}):", flush=True)
+                n += 1
+                server = make(base / f"{short}{n}")
+                rows = run(server, lambda s, short=short: get_rows(s, args.duration, public=short == "http"))
+                results.setdefault(label, []).append(rows)
+        if "zipf" in wanted:
+            print("zipf:", flush=True)
+            zipf = LeofsCluster(base / "zipf", gateway_args=["--cache-ram", args.zipf_ram], name="cluster-zipf")
+            results["zipf"] = run(zipf, lambda s: zipf_row(s, args.zipf_keys, args.zipf_size, args.zipf_requests, 16))
+            print(json.dumps(results["zipf"], indent=1), flush=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
     return 0
 
