@@ -45,6 +45,14 @@ def metrics(endpoint: str) -> dict[str, float]:
     return out
 
 
+def _put_public(endpoint: str, key: str, body: bytes) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                      region_name="us-east-1")
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body, ACL="public-read")
+
+
 async def get_rows(server: Server, duration: float, sizes: Any = SIZES, public: bool = False) -> list[dict[str, Any]]:
     rows = []
     async with S3Client(server.endpoint, Signer(ACCESS_KEY, SECRET_KEY)) as client:
@@ -52,8 +60,11 @@ async def get_rows(server: Server, duration: float, sizes: Any = SIZES, public: 
         for size, clients, hot in sizes:
             body = bytes(range(256)) * (size // 256)
             keys = [f"{size}/{i}" for i in range(hot)]
-            for key in keys:  # public objects for the http mode (it caches only those)
-                await client.put(BUCKET, key, body, {"x-amz-acl": "public-read"} if public else None)
+            for key in keys:
+                if public:  # http mode caches public objects only (boto3 signs the ACL header)
+                    await asyncio.to_thread(_put_public, server.endpoint, key, body)
+                else:
+                    await client.put(BUCKET, key, body)
             for key in keys:  # warm: the first GET of each key is a miss
                 await client.get(BUCKET, key)
 
