@@ -77,9 +77,8 @@ class S3Client:
             if resp.status not in (200, 409):
                 raise S3Failure("PUT", bucket, resp.status, body)
 
-    async def put(self, bucket: str, key: str, body: bytes, headers: dict[str, str] | None = None) -> int:
-        async with self._request("PUT", bucket, key, payload_hash=UNSIGNED_PAYLOAD, data=body,
-                                 extra=headers) as resp:
+    async def put(self, bucket: str, key: str, body: bytes) -> int:
+        async with self._request("PUT", bucket, key, payload_hash=UNSIGNED_PAYLOAD, data=body) as resp:
             out = await resp.read()
             if resp.status != 200:
                 raise S3Failure("PUT", key, resp.status, out)
