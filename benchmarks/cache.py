@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from s3bench import procstat
 from s3bench.client import S3Client
 from s3bench.loadgen import run_closed_loop
 from s3bench.servers import ACCESS_KEY, SECRET_KEY, LeofsCluster, LeofsEmbedded, Server
@@ -71,11 +72,16 @@ async def get_rows(server: Server, duration: float, sizes: Any = SIZES, public: 
             async def op(w: int, i: int, keys: list[str] = keys) -> int:
                 return await client.get(BUCKET, keys[(w + i) % len(keys)])
 
+            pids = procstat.tree(server.pids())
+            cpu0 = procstat.cpu_seconds(pids)
             res = await run_closed_loop(op, clients, duration)
+            # the servers' own CPU per GET: what other users of a shared machine disturb least
+            cpu_ms = (procstat.cpu_seconds(pids) - cpu0) * 1000 / max(1, res.ops)
             rows.append({"size": size, "clients": clients, "ops_per_s": res.ops_per_s, "mb_per_s": res.mb_per_s,
-                         "p50_ms": res.percentile_ms(50), "errors": res.errors})
+                         "p50_ms": res.percentile_ms(50), "server_cpu_ms_per_op": cpu_ms, "errors": res.errors})
             print(f"  {server.name}: GET {size // KiB} KiB x{clients}: {res.ops_per_s:,.0f} ops/s "
-                  f"{res.mb_per_s:,.1f} MB/s p50 {res.percentile_ms(50):.1f} ms errors {res.errors}", flush=True)
+                  f"{res.mb_per_s:,.1f} MB/s p50 {res.percentile_ms(50):.1f} ms server CPU {cpu_ms:.2f} ms/op "
+                  f"errors {res.errors}", flush=True)
     return rows
 
 
