@@ -131,6 +131,7 @@ def main() -> int:
     p.add_argument("--zipf-requests", type=int, default=20000, help="GETs of the Zipf run (default 20000)")
     p.add_argument("--configs", default="on,off,embedded,embedded-on,zipf",
                    help="which to run: on,off,embedded,embedded-on,http,zipf (default all but http)")
+    p.add_argument("--max-size", type=int, default=8 * MiB, help="skip GET sizes above this (default 8 MiB)")
     p.add_argument("--reps", type=int, default=1, help="rounds over the configurations (default 1)")
     p.add_argument("--out", default="cache-bench.json", help="JSON results")
     args = p.parse_args()
@@ -138,6 +139,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cachebench-") as tmp:
         base = Path(tmp)
         wanted = args.configs.split(",")
+        sizes = [row for row in SIZES if row[0] <= args.max_size]
         configs: list[tuple[str, str, Any]] = [
             ("on", "cluster, cache on", lambda d: LeofsCluster(d, gateway_args=[
                 "--cache-disk", f"{d / 'cache'}:1GiB"], name="cluster-cache-on")),
@@ -157,7 +159,7 @@ def main() -> int:
                 print(f"{label} (round {rep + 1}):", flush=True)
                 n += 1
                 server = make(base / f"{short}{n}")
-                rows = run(server, lambda s, short=short: get_rows(s, args.duration, public=short == "http"))
+                rows = run(server, lambda s, short=short: get_rows(s, args.duration, sizes, public=short == "http"))
                 results.setdefault(label, []).append(rows)
         if "zipf" in wanted:
             print("zipf:", flush=True)
