@@ -132,7 +132,7 @@ def test_hits_and_misses_per_tier(cl: Cluster) -> None:
         assert get(cl.a, "small") == small
         assert get(cl.a, "medium") == medium
     cl.c.wait_until(lambda: len(states(cl, mark, "medium")) == 2, what="access log lines")
-    assert states(cl, mark, "small") == ["miss", "hit:mem"]
+    assert states(cl, mark, "small") == ["hit:mem", "hit:mem"]  # written through on PUT
     assert states(cl, mark, "medium") == ["miss", "hit:disk"]
     assert metric(cl.c.endpoint, "leofs_gateway_cache_hits_total", "mem") >= hits_before + 1
     assert metric(cl.c.endpoint, "leofs_gateway_cache_entries", "disk") >= 1
@@ -143,9 +143,8 @@ def test_hits_and_misses_per_tier(cl: Cluster) -> None:
 
 def test_ram_tier_evicts_the_least_recently_used(cl: Cluster) -> None:
     bodies = {f"lru{i}": os.urandom(60 * KIB) for i in range(5)}
-    for key, body in bodies.items():
-        cl.a.put_object(Bucket="cache", Key=key, Body=body)
-
+    for key, body in bodies.items():  # through B: not written through into A's cache
+        cl.b.put_object(Bucket="cache", Key=key, Body=body)
     mark = cl.gateway.log_mark()
     for key in ("lru0", "lru1", "lru2", "lru3"):
         assert get(cl.a, key) == bodies[key]  # misses: four fill the RAM tier
@@ -178,7 +177,10 @@ def test_writes_through_this_gateway_replace_the_entry(cl: Cluster) -> None:
     cl.a.put_object(Bucket="cache", Key="own", Body=b"one")
     assert get(cl.a, "own") == b"one"
     cl.a.put_object(Bucket="cache", Key="own", Body=b"two")
-    assert get(cl.a, "own") == b"two"
+    mark = cl.gateway.log_mark()
+    assert get(cl.a, "own") == b"two"  # written through: a hit, validated like any other
+    cl.c.wait_until(lambda: len(states(cl, mark, "own")) == 1, what="access log lines")
+    assert states(cl, mark, "own") == ["hit:mem"]
     cl.a.copy_object(Bucket="cache", Key="own", CopySource={"Bucket": "cache", "Key": "small"})
     assert get(cl.a, "own") == get(cl.a, "small")
     cl.a.delete_object(Bucket="cache", Key="own")

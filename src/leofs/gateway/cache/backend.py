@@ -49,7 +49,7 @@ class CachingBackend:
         # the entries of cached chunks, so a chunk hit needs no head round trip (a few hundred bytes each)
         self.chunk_entries: ShardedLRU[Entry] = ShardedLRU(8 * 1024 * 1024, 16)
 
-    # -- writes: drop the entry ---------------------------------------------------------------------
+    # -- writes: drop the entry; small records are written through -----------------------------
     async def put(
         self,
         ns: int,
@@ -66,7 +66,7 @@ class CachingBackend:
         expect: int | None = None,
     ) -> tuple[Entry, Replaced | None]:
         try:
-            return await self.inner.put(
+            written = await self.inner.put(
                 ns,
                 key,
                 data,
@@ -82,6 +82,12 @@ class CachingBackend:
         finally:  # also when it failed: it may have landed on some replicas
             if ns == NS_OBJECT:
                 self.cache.drop(key)
+        entry = written[0]
+        # write-through of small records (LeoFS caches small objects on PUT), inner mode only: a
+        # later write that overtook this one is caught by the validation of the clock
+        if ns == NS_OBJECT and self.cache.mode == "inner" and len(data) < self.cache.ram_threshold:
+            await self.cache.put(key, entry, bytes(data), epoch=self.cache.epoch_of(key))
+        return written
 
     async def delete(self, ns: int, key: bytes, *, expect: int | None = None) -> Replaced | None:
         try:
