@@ -3,7 +3,8 @@
 Every call carries the cluster secret (403 otherwise; for PUT the check runs at ``Expect:
 100-continue`` time, before the body is sent). Object calls take ``ns`` and ``key`` (urlsafe base64)
 in the query and ``X-Leofs-Role: coordinate|replica`` (default replica: only what the node itself
-stores). Answers: msgpack ``Entry`` bodies; 400 bad request, 403 secret, 404 missing or tombstone,
+stores). Answers: msgpack ``Entry`` bodies; 304 ``GET /obj?match=CLOCK`` and the version has that
+clock (a gateway cache's validation: the entry header, no body); 400 bad request, 403 secret, 404 missing or tombstone,
 409 clock mismatch or unusable local copy, 412 a conditional write's ``expect`` did not hold, 416
 range outside the object, 503 quorum not reachable or no ring yet, 507 disk full.
 """
