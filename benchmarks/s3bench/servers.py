@@ -146,9 +146,11 @@ class LeofsCluster(Server):
 
     kind = "leofs"
 
-    def __init__(self, workdir: Path, nodes: int = 3) -> None:
-        super().__init__("leofs-cluster", workdir)
+    def __init__(self, workdir: Path, nodes: int = 3, gateway_args: list[str] | None = None,
+                 name: str = "leofs-cluster") -> None:
+        super().__init__(name, workdir)
         self.nodes = nodes
+        self.gateway_args = gateway_args or []  # e.g. cache options (benchmarks/cache.py)
 
     def _adm(self, manager: str, *args: str) -> str:
         out = subprocess.run([sys.executable, "-m", "leofs", "adm", "--manager", manager, "--cluster-secret",
@@ -188,7 +190,8 @@ class LeofsCluster(Server):
         self._wait(lambda: set(self._storage_states(manager)) == {"running"}, "storage nodes running")
         self._adm(manager, "create-user", "bench", "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY, "--admin")
         gport = free_port()
-        proc = self.spawn([*py, "gateway", "--manager", manager, "--address", f"{HOST}:{gport}"], "gateway", env=env)
+        proc = self.spawn([*py, "gateway", "--manager", manager, "--address", f"{HOST}:{gport}",
+                           "--admin-address", f"{HOST}:{free_port()}", *self.gateway_args], "gateway", env=env)
         wait_port(gport, proc, 60, "leofs gateway", self.workdir / "gateway.log")
         self.endpoint = f"http://{HOST}:{gport}"
         self.version = _leofs_version() + " cluster (3 storage nodes, N=3 W=2 R=1)"

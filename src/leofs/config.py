@@ -10,6 +10,7 @@ Pure: imports nothing of the project, so every role may use it.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -86,6 +87,42 @@ class GatewayConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: LeoFS's http_custom_header.conf: response headers per path prefix (gateway/custom_headers.py);
     #: read again on SIGHUP. Empty: none.
     headers_config_file: str = ""
+    # the object cache (leofs.gateway.cache; LeoFS's leo_cache)
+    cache_ram: str = "auto"  # SIZE (bytes, or with KiB/MiB/GiB); auto: 256MiB on a cluster gateway, 0 embedded
+    cache_disk: str = ""  # DIR:SIZE; empty: no disk tier
+    cache_ram_threshold: Positive = 1024 * 1024  # cache_disc_threshold_len: smaller entries go to RAM
+    cache_max_object: Positive = 64 * 1024 * 1024  # larger objects are never cached
+    cache_mode: str = "inner"  # inner (validated with the storage node) | http (TTL, public objects)
+    cache_http_ttl: Seconds = 300.0  # cache_expire
+    cache_http_prefixes: str = ""  # comma-separated bucket/key prefixes (empty: every path)
+    cache_http_content_types: str = ""  # comma-separated content types (empty: any)
+    cache_shards: Annotated[int, Meta(ge=1, le=256)] = 16  # cache_workers
+    access_log: bool = False  # one line per request on stderr, with the cache state
+
+    def __post_init__(self) -> None:
+        if self.cache_mode not in ("inner", "http"):
+            raise ValueError("cache_mode must be inner or http")
+        if self.cache_ram != "auto":
+            parse_size(self.cache_ram)
+        if self.cache_disk:
+            parse_disk_cache(self.cache_disk)
+
+
+def parse_size(value: str) -> int:
+    """A byte count: ``1048576``, ``512KiB``, ``256MiB``, ``1GiB`` (also KB/MB/GB, K/M/G, binary)."""
+    match = re.fullmatch(r"\s*([0-9]+)\s*(?:([KMGT])i?)?B?\s*", value, re.IGNORECASE)
+    if match is None:
+        raise ValueError(f"expected a size such as 256MiB, got {value!r}")
+    unit = (match.group(2) or "").upper()
+    return int(match.group(1)) * (1024 ** ("KMGT".index(unit) + 1) if unit else 1)
+
+
+def parse_disk_cache(value: str) -> tuple[str, int]:
+    """``DIR:SIZE`` (the disk tier's directory and capacity) to a tuple."""
+    directory, sep, size = value.rpartition(":")
+    if not sep or not directory:
+        raise ValueError(f"expected DIR:SIZE for the disk cache, got {value!r}")
+    return directory, parse_size(size)
 
 
 #: the ``--help`` text of every GatewayConfig option (also its flag: --chunk-size for chunk_size)
@@ -108,6 +145,17 @@ GATEWAY_HELP: Final[dict[str, str]] = {
     "free_grace": "Seconds before a replaced version's chunks are freed (reads in progress finish first).",
     "headers_config_file": "File of custom response headers per path prefix (LeoFS's http_custom_header.conf "
                            "format); read again on SIGHUP.",
+    "cache_ram": "Object cache RAM capacity (e.g. 256MiB; 0: no RAM tier; auto: 256MiB on a cluster gateway, "
+                 "0 on leofs server).",
+    "cache_disk": "Object cache disk tier as DIR:SIZE (e.g. /var/cache/leofs:4GiB; empty: none).",
+    "cache_ram_threshold": "Cache entries smaller than this go to RAM, larger ones to the disk tier.",
+    "cache_max_object": "Objects larger than this are never cached.",
+    "cache_mode": "inner: every hit validated with the storage node; http: TTL cache of public objects.",
+    "cache_http_ttl": "Seconds an http-mode cache entry is served without asking storage.",
+    "cache_http_prefixes": "http mode: comma-separated BUCKET/KEY prefixes that are cached (empty: all).",
+    "cache_http_content_types": "http mode: comma-separated content types that are cached (empty: all).",
+    "cache_shards": "Cache shards (each with its own lock and a share of the capacity).",
+    "access_log": "Log one line per request on stderr (operation, bucket, key, size, status, ms, cache state).",
 }
 
 

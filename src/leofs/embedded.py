@@ -31,6 +31,7 @@ from leofs.gateway import maintenance
 from leofs.gateway.admin_listener import bucket_deleter
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
+from leofs.gateway.cache import build_cache
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.rest import RestApi
 from leofs.internal.admin_http import AdminError, Command
@@ -127,7 +128,9 @@ class EmbeddedServer:
         storage_metrics.track(NODE_NAME, self.store)
         backend = EmbeddedBackend(self.store)
         control = LocalControl(self.manager, shared=opts.workers > 1)
-        self.gateway = Gateway(backend, control, self._gateway_config())
+        # the object cache is off by default here (reads are local); each process has its own
+        cache = build_cache(opts.gateway, default_ram=0, slot="0")
+        self.gateway = Gateway(backend, control, self._gateway_config(), cache=cache)
         admin_secret, generated_secret = load_secret(opts.data_dir)
         if not generated_secret:  # from the environment: keep it too, for `leofs adm --data DIR`
             remember_secret(opts.data_dir, admin_secret)

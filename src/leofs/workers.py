@@ -34,6 +34,7 @@ from leofs.embedded_control import LocalControl
 from leofs.fsmode import private_umask
 from leofs.gateway.app import Gateway, make_runner, tls_context
 from leofs.gateway.backend import EmbeddedBackend
+from leofs.gateway.cache import build_cache
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.custom_headers import CustomHeaders
 from leofs.gateway.rest import RestApi
@@ -170,7 +171,7 @@ async def run_worker(spec: WorkerSpec) -> None:
     store = SharedStore(data_dir / "storage", link, verify_below=spec.gateway.verify_below)
     headers = CustomHeaders(spec.gateway.headers_config_file, text=spec.headers_text)
     gateway = Gateway(EmbeddedBackend(store), LocalControl(manager, shared=True), spec.gateway,
-                      custom_headers=headers)
+                      cache=build_cache(spec.gateway, default_ram=0, slot=str(spec.index)), custom_headers=headers)
     reload_on_sighup(gateway.custom_headers.reload)
     ssl_ctx = tls_context(spec.tls_cert, spec.tls_key)
     listeners = [(gateway.make_app() if spec.protocol == "s3" else RestApi(gateway).make_app(), spec.host, spec.port)]

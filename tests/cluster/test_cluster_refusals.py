@@ -85,7 +85,8 @@ def cluster(tmp_path: Path) -> Iterator[LeofsCluster]:
 
 def test_purge_cache_reaches_the_real_gateway(cluster: LeofsCluster) -> None:
     """`leofs adm purge-cache` goes through the manager to every running gateway's own handler, which
-    authenticates the call with the cluster secret and answers that it keeps no cache."""
+    authenticates the call with the cluster secret and drops the key from its cache (here: nothing
+    cached under it; tests/cluster/test_gateway_cache.py purges a cached one)."""
     rows = cluster.adm("purge-cache", "photos/cat.jpg")
     assert rows == [{"gateway": rows[0]["gateway"], "address": f"127.0.0.1:{cluster.gateway_admin_port}", "ok": True,
-                     "result": {"purged": False, "cache": "disabled"}}], rows  # fmt: skip
+                     "result": {"purged": False, "cache": "inner"}}], rows  # fmt: skip

@@ -35,6 +35,8 @@ class LeofsCluster:
         self.manager = Service("manager", [], [], base / "manager.log")
         self.storage = {name: Service(name, [], [], base / f"{name}.log") for name in self.data_dirs}
         self.gateway = Service("gateway", [], [], base / "gateway.log")
+        #: gateways started after the cluster (add_gateway), against the same manager
+        self.extra_gateways: list[Service] = []
         self._pick_ports()
 
     def _pick_ports(self) -> None:
@@ -141,12 +143,31 @@ class LeofsCluster:
         self.gateway.start()
         self.wait_gateway_ready()
 
-    def wait_gateway_ready(self) -> None:
+    def add_gateway(self, name: str, args: tuple[str, ...] = ()) -> Service:
+        """Start one more gateway process against this cluster's manager; its S3 port is
+        ``ports[0]``, its admin listener ``ports[1]``. Stopped with the cluster."""
+        for attempt in range(PORT_ATTEMPTS):
+            port, admin_port = free_port(), free_port()
+            service = Service(name, ["gateway", "--manager", self.manager_address, "--name", name, "--address",
+                                     f"127.0.0.1:{port}", "--admin-address", f"127.0.0.1:{admin_port}", *args],
+                              [port, admin_port], self.base / f"{name}.log")  # fmt: skip
+            try:
+                service.start()
+                break
+            except PortTaken:
+                service.stop()
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise
+        self.extra_gateways.append(service)
+        self.wait_gateway_ready(f"http://127.0.0.1:{service.ports[0]}")
+        return service
+
+    def wait_gateway_ready(self, endpoint: str | None = None) -> None:
         import boto3
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ClientError
 
-        s3 = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ROOT_ACCESS_KEY,
+        s3 = boto3.client("s3", endpoint_url=endpoint or self.endpoint, aws_access_key_id=ROOT_ACCESS_KEY,
                           aws_secret_access_key=ROOT_SECRET_KEY, region_name="us-east-1",
                           config=Config(retries={"max_attempts": 1}))
 
@@ -160,12 +181,12 @@ class LeofsCluster:
         self.wait_until(ready, what="the gateway to serve")
 
     def stop(self) -> None:
-        for service in [self.gateway, *self.storage.values(), self.manager]:
+        for service in [*self.extra_gateways, self.gateway, *self.storage.values(), self.manager]:
             service.stop()
 
     @property
     def services(self) -> list[Service]:
-        return [self.manager, *self.storage.values(), self.gateway]
+        return [self.manager, *self.storage.values(), self.gateway, *self.extra_gateways]
 
     def log_mark(self) -> dict[str, int]:
         """Where every process's log ends now (see :meth:`log_since`)."""
@@ -181,4 +202,4 @@ class LeofsCluster:
                 for p in process_tree(s.proc.pid)]  # fmt: skip
 
     def logs(self) -> str:
-        return "\n".join(f"== {s.name}\n{s.log()}" for s in [self.manager, *self.storage.values(), self.gateway])
+        return "\n".join(f"== {s.name}\n{s.log()}" for s in self.services)

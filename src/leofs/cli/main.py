@@ -89,7 +89,11 @@ def _gateway_options(f: Any) -> Any:
     defaults = GatewayConfig()
     for field in reversed(msgspec.structs.fields(GatewayConfig)):
         default = getattr(defaults, field.name)
-        f = click.option(f"--{field.name.replace('_', '-')}", type=type(default), default=default, show_default=True,
+        flag = f"--{field.name.replace('_', '-')}"
+        if isinstance(default, bool):
+            f = click.option(flag, is_flag=True, default=default, help=config.GATEWAY_HELP[field.name])(f)
+            continue
+        f = click.option(flag, type=type(default), default=default, show_default=True,
                          help=config.GATEWAY_HELP[field.name])(f)
     return f
 

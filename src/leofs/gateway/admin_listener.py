@@ -18,6 +18,7 @@ from leofs.config import DEFAULT_GATEWAY_ADMIN_ADDRESS, parse_address
 from leofs.gateway import fence, maintenance
 from leofs.gateway.app import Gateway
 from leofs.gateway.context import Services
+from leofs.gateway.keys import object_key
 from leofs.internal import admin_http
 from leofs.internal.admin_http import AdminError
 from leofs.s3.errors import S3Error
@@ -30,8 +31,18 @@ def make_admin_app(gw: Gateway, secret: str) -> web.Application:
     ``GET /metrics``, as on the manager and the storage nodes."""
 
     async def purge_cache(args: dict[str, Any]) -> Any:
-        # this gateway keeps no object cache yet: there is nothing to drop
-        return {"purged": False, "cache": "disabled"}
+        if gw.cache is None:
+            return {"purged": False, "cache": "disabled"}
+        bucket, key = args.get("bucket"), args.get("key")
+        path = args.get("path")
+        if (bucket is None or key is None) and isinstance(path, str):  # the manager sends all three
+            bucket, _, key = path.lstrip("/").partition("/")
+        if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
+            raise AdminError("bad_argument", "purge-cache takes BUCKET/KEY")
+        engine_key = object_key(bucket, key)
+        held = gw.cache.peek(engine_key)
+        gw.cache.drop(engine_key)
+        return {"purged": held, "cache": gw.cache.mode}
 
     remove = bucket_deleter(gw)
 

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -18,6 +19,8 @@ from leofs import metrics
 from leofs.gateway.access import authorize
 from leofs.gateway.backend import Backend
 from leofs.gateway.body import BODY_DEADLINE, BODY_IDLE_TIMEOUT
+from leofs.gateway.cache import CACHE_NOTE, CacheNote, CachingBackend, ObjectCache
+from leofs.gateway.cache.observe import watch
 from leofs.gateway.context import GatewayConfig, Handler, S3Request, new_request_id, parse_query, split_target
 from leofs.gateway.control import ControlPlane
 from leofs.gateway.custom_headers import CustomHeaders
@@ -34,6 +37,9 @@ log = logging.getLogger("leofs.gateway")
 REQUEST_KEY = web.RequestKey("s3request", S3Request)
 _REQ_KEY = REQUEST_KEY
 _ERR_KEY = web.RequestKey("s3error", S3Error)
+_NOTE_KEY = web.RequestKey("cachenote", CacheNote)
+#: one line per request when ``access_log`` is on (LeoFS's access log, with the cache state)
+access_log = logging.getLogger("leofs.access")
 
 ADMIN_PREFIX = "/_leofs_adm/"
 PING_PATH = ADMIN_PREFIX + "ping"
@@ -48,10 +54,15 @@ class Gateway:
     in force (default: read from ``config.headers_config_file``)."""
 
     def __init__(self, backend: Backend, control: ControlPlane, config: GatewayConfig | None = None,
-                 health: Probe | None = None, custom_headers: CustomHeaders | None = None) -> None:  # fmt: skip
+                 health: Probe | None = None, custom_headers: CustomHeaders | None = None,
+                 cache: ObjectCache | None = None) -> None:  # fmt: skip
         from leofs.gateway.handlers import HANDLERS
 
-        self.backend = backend
+        #: the object cache (None: off); handlers reach it only through the backend
+        self.cache = cache
+        self.backend: Backend = CachingBackend(backend, cache) if cache is not None else backend
+        if cache is not None:
+            watch(cache)
         self.control = control
         self.config = config or GatewayConfig()
         self.handlers: dict[Op, Handler] = HANDLERS
@@ -62,6 +73,8 @@ class Gateway:
         self.background: set[asyncio.Future[None]] = set()
         self.health = Health(health)
         self.custom_headers = custom_headers or CustomHeaders(cfg.headers_config_file)
+        if self.config.access_log:
+            _enable_access_log()
 
     def make_app(self) -> web.Application:
         """The aiohttp application serving this gateway."""
@@ -161,10 +174,22 @@ class Gateway:
             admin = await self.admin_response(request)
             if admin is not None:
                 return admin
+        return await self.observed(request, self._answer)
+
+    async def observed(self, request: web.Request,
+                       answer: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """``answer(request)`` with this request's cache note set, counted in the metrics and, when
+        configured, in the access log (the S3 and the REST listeners both answer through here)."""
         started = time.perf_counter()
-        response = await self._answer(request)
+        note = CacheNote(no_cache="no-cache" in request.headers.get("Cache-Control", "").lower())
+        CACHE_NOTE.set(note)  # this request's task (and the tasks it starts) see it
+        request[_NOTE_KEY] = note
+        response = await answer(request)
         req = request.get(_REQ_KEY)
-        count_request(req.op if req is not None else None, response.status, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        count_request(req.op if req is not None else None, response.status, seconds)
+        if self.config.access_log:
+            _log_access(request, req, response, seconds, note)
         return response
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
@@ -287,8 +312,37 @@ def _quiet_client_protocol_errors() -> None:
         server_log.addFilter(_ClientProtocolErrors())
 
 
+def _enable_access_log() -> None:
+    if not access_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s\t%(message)s"))
+        access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False
+
+
+def _log_access(request: web.Request, req: S3Request | None, response: web.StreamResponse, seconds: float,
+                note: CacheNote) -> None:
+    """operation, bucket, key, size, status, latency (ms), cache state (miss, hit:mem, hit:disk, -)."""
+    operation = req.op.value if req is not None else request.method
+    bucket = req.bucket if req is not None and req.bucket else "-"
+    key = req.key if req is not None and req.key is not None else "-"
+    access_log.info("%s\t%s\t%s\t%s\t%d\t%.3f\t%s", operation, bucket, key.encode("unicode_escape").decode(),
+                    response.content_length if response.content_length is not None else "-", response.status,
+                    seconds * 1000, note.state or "-")
+
+
+def cache_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """http-mode cache: downstream caches may keep the answer for what is left of its TTL."""
+    note = request.get(_NOTE_KEY)
+    if note is not None and note.max_age is not None and response.status in (200, 206, 304):
+        response.headers.setdefault("Cache-Control", f"max-age={int(note.max_age)}")
+        response.headers["Age"] = str(int(note.age))
+
+
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
     req = request.get(_REQ_KEY)
+    cache_headers(request, response)
     if "x-amz-request-id" not in response.headers:
         response.headers["x-amz-request-id"] = req.request_id if req else new_request_id()
     response.headers["x-amz-id-2"] = response.headers["x-amz-request-id"]

@@ -69,6 +69,11 @@ class Backend(Protocol):
         """A record and its whole data in one go (records are small: inline bodies, manifests)."""
         ...
 
+    async def fetch_unless(self, ns: int, key: bytes, clock: int) -> tuple[Entry, bytes | None] | None:
+        """As :meth:`fetch`, but when the stored version has ``clock`` its data is not sent (None):
+        the cache's validation of a hit ("match")."""
+        ...
+
     def stream(self, entry: Entry, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]: ...
 
     def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None: ...
@@ -169,6 +174,12 @@ class EmbeddedBackend:
     async def fetch(self, ns: int, key: bytes) -> tuple[Entry, bytes] | None:
         entry = await self.head(ns, key)
         return None if entry is None else (entry, await self.read(entry))
+
+    async def fetch_unless(self, ns: int, key: bytes, clock: int) -> tuple[Entry, bytes | None] | None:
+        entry = await self.head(ns, key)  # the local index: cheap
+        if entry is None:
+            return None
+        return entry, None if entry.clock == clock else await self.read(entry)
 
     async def stream(self, entry: Entry, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         end = entry.size if length is None else min(entry.size, start + length)

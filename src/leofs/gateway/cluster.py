@@ -12,6 +12,7 @@ from aiohttp import web
 from leofs.gateway import maintenance
 from leofs.gateway.admin_listener import DEFAULT_ADMIN_ADDRESS, make_admin_app
 from leofs.gateway.app import Gateway, make_runner, tls_context
+from leofs.gateway.cache import CLUSTER_RAM_DEFAULT, build_cache
 from leofs.gateway.cluster_backend import ClusterBackend
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.health import cluster_probe
@@ -55,7 +56,8 @@ class ClusterGateway:
                                                 admin_address=f"{admin_host}:{admin_port}"), self.state)
         self.control = RemoteControl(self.client, options.manager)
         self.backend = ClusterBackend(self.client, self.state, options.timeouts)
-        self.gateway = Gateway(self.backend, self.control, options.config,
+        cache = build_cache(options.config, default_ram=CLUSTER_RAM_DEFAULT)  # on by default here
+        self.gateway = Gateway(self.backend, self.control, options.config, cache=cache,
                                health=cluster_probe(self.client, self.state))
         self.runner: web.AppRunner | None = None
         self.rest_runner: web.AppRunner | None = None

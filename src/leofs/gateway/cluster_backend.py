@@ -148,17 +148,31 @@ class ClusterBackend:
 
     async def fetch(self, ns: int, key: bytes) -> tuple[Entry, bytes] | None:
         """Record and data in one call to a coordinator (which compares with R-1 replicas)."""
+        got = await self._fetch(ns, key, None)
+        if got is None:
+            return None
+        entry, data = got
+        return entry, data or b""
+
+    async def fetch_unless(self, ns: int, key: bytes, clock: int) -> tuple[Entry, bytes | None] | None:
+        """As :meth:`fetch`; the node answers "match" without the data when its version has ``clock``."""
+        return await self._fetch(ns, key, clock)
+
+    async def _fetch(self, ns: int, key: bytes, match: int | None) -> tuple[Entry, bytes | None] | None:
+        params = self._query(ns, key) if match is None else self._query(ns, key, match=match)
         timeout = self.timeouts.stream_call()
         for node in self._candidates(key):
             try:
                 async with self.health.call(node.name), self.client.request(
-                        "GET", self.state.address(node), "/obj", params=self._query(ns, key), headers=_COORDINATE,
+                        "GET", self.state.address(node), "/obj", params=params, headers=_COORDINATE,
                         timeout=timeout) as resp:  # fmt: skip
                     body = await resp.read()
                     if resp.status == 404:
                         return None
                     if resp.status == 200:
                         return decode_entry_header(resp.headers[ENTRY_HEADER]), body
+                    if resp.status == 304 and match is not None:  # "match": the caller's copy is current
+                        return decode_entry_header(resp.headers[ENTRY_HEADER]), None
                     if resp.status == 409:  # this replica's copy failed its checksum: try the next
                         continue
                     _raise_for_status(resp.status, body)

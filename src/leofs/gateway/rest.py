@@ -17,12 +17,11 @@ without credentials.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 
 from aiohttp import web
 
-from leofs.gateway.app import ADMIN_PREFIX, REQUEST_KEY, Gateway, count_request, send_continue
+from leofs.gateway.app import ADMIN_PREFIX, REQUEST_KEY, Gateway, cache_headers, send_continue
 from leofs.gateway.body import BODY_DEADLINE, BODY_IDLE_TIMEOUT
 from leofs.gateway.context import S3Request, new_request_id, parse_query, split_target
 from leofs.gateway.router import Op, resolve_target
@@ -108,11 +107,7 @@ class RestApi:
             admin = await gw.admin_response(request)
             if admin is not None:
                 return admin
-        started = time.perf_counter()
-        answer = await self._answer(request)
-        req = request.get(REQUEST_KEY)
-        count_request(req.op if req is not None else None, answer.status, time.perf_counter() - started)
-        return answer
+        return await gw.observed(request, self._answer)
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         gw = self.gateway
@@ -160,6 +155,7 @@ def _error_response(request: web.Request, err: S3Error) -> web.Response:
 
 
 async def _rest_headers(request: web.Request, response: web.StreamResponse) -> None:
+    cache_headers(request, response)
     if "x-amz-request-id" not in response.headers:
         req = request.get(REQUEST_KEY)
         response.headers["x-amz-request-id"] = req.request_id if req else new_request_id()

@@ -3,7 +3,8 @@
 Every call carries the cluster secret (403 otherwise; for PUT the check runs at ``Expect:
 100-continue`` time, before the body is sent). Object calls take ``ns`` and ``key`` (urlsafe base64)
 in the query and ``X-Leofs-Role: coordinate|replica`` (default replica: only what the node itself
-stores). Answers: msgpack ``Entry`` bodies; 400 bad request, 403 secret, 404 missing or tombstone,
+stores). Answers: msgpack ``Entry`` bodies; 304 ``GET /obj?match=CLOCK`` and the version has that
+clock (a gateway cache's validation: the entry header, no body); 400 bad request, 403 secret, 404 missing or tombstone,
 409 clock mismatch or unusable local copy, 412 a conditional write's ``expect`` did not hold, 416
 range outside the object, 503 quorum not reachable or no ring yet, 507 disk full.
 """
@@ -222,6 +223,9 @@ class NodeAPI:
             raise web.HTTPNotFound()
         if want is not None and entry.clock != want:
             raise web.HTTPConflict(text=f"local clock {entry.clock}")
+        match = _int(request, "match")
+        if match is not None and entry.clock == match:  # the caller (a gateway cache) holds this version
+            return web.Response(status=304, headers={ENTRY_HEADER: encode_b64(entry)})
         start = _int(request, "start", 0) or 0
         length = _int(request, "length")
         if start < 0 or start > entry.size or (length is not None and length < 0):

@@ -91,7 +91,6 @@ class Membership(RuleBasedStateMachine):
                 self._heartbeat(name)
 
     def _expect(self, ok: bool, action: object) -> None:
-        self._agree()
         try:
             assert callable(action)
             action()
@@ -137,6 +136,7 @@ class Membership(RuleBasedStateMachine):
 
     @rule()
     def start(self) -> None:
+        self._agree()  # the nodes that are up report first (a heartbeat may promote a recovering node)
         attached = [n for n, s in self.state.items() if s == "attached"]
         ok = not self.started and len(attached) >= N
         self._expect(ok, self.cluster.start)
@@ -148,6 +148,7 @@ class Membership(RuleBasedStateMachine):
 
     @rule(name=node)
     def suspend(self, name: str) -> None:
+        self._agree()  # the nodes that are up report first (a heartbeat may promote a recovering node)
         ok = self.state.get(name) == "running"
         self._expect(ok, lambda: self.cluster.suspend(name))
         if ok:
@@ -155,6 +156,7 @@ class Membership(RuleBasedStateMachine):
 
     @rule(name=node)
     def resume(self, name: str) -> None:
+        self._agree()  # the nodes that are up report first (a heartbeat may promote a recovering node)
         ok = self.state.get(name) in ("suspend", "restarted", "detached", "recovering")
         self._expect(ok, lambda: self.cluster.resume(name))
         if ok:
@@ -162,6 +164,7 @@ class Membership(RuleBasedStateMachine):
 
     @rule(name=node)
     def detach(self, name: str) -> None:
+        self._agree()  # the nodes that are up report first (a heartbeat may promote a recovering node)
         state = self.state.get(name)
         ok = state in ("running", "stop", "suspend", "attached", "restarted", "recovering") and not self.rebalancing
         if ok and state != "attached" and self.started:
@@ -173,6 +176,7 @@ class Membership(RuleBasedStateMachine):
 
     @rule()
     def rebalance(self) -> None:
+        self._agree()  # the nodes that are up report first (a heartbeat may promote a recovering node)
         leaving = {n for n in self.ring if self.state.get(n) == "detached"}
         joining = {n for n, s in self.state.items() if s == "attached" and n not in self.ring}
         new = (self.ring - leaving) | joining
@@ -185,6 +189,7 @@ class Membership(RuleBasedStateMachine):
 
     @rule()
     def settle(self) -> None:
+        self._agree()  # the nodes that are up report first (a heartbeat may promote a recovering node)
         ok = self.started and self.rebalancing
         self._expect(ok, self.cluster.settle)
         if ok:
@@ -192,6 +197,7 @@ class Membership(RuleBasedStateMachine):
 
     @rule(name=node)
     def rollback(self, name: str) -> None:
+        self._agree()  # the nodes that are up report first (a heartbeat may promote a recovering node)
         state = self.state.get(name)
         undo_detach = state == "detached" and name in self.ring and not self.rebalancing
         undo_attach = state == "attached" and name not in self.ring
