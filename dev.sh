@@ -79,6 +79,13 @@ case "$cmd" in
         ensure_system_tools
         "$VENV/bin/ruff" check src tests benchmarks
         "$VENV/bin/mypy"
+        # Two pytest workers by default (LEOFS_TEST_WORKERS, 0 = none): most tests wait on real
+        # server processes, so two overlap well even on two cores. One file per worker keeps a
+        # module's cluster and its order together.
+        workers=${LEOFS_TEST_WORKERS:-2}
+        if [ "$workers" != 0 ]; then
+            set -- -n "$workers" --dist loadfile "$@"
+        fi
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     help | -h | --help)
