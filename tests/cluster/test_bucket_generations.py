@@ -29,6 +29,18 @@ def _with_nodes_stopped(cluster: LeofsCluster, work: Callable[[str, Path], None]
     cluster.wait_until(lambda: set(cluster.node_states().values()) == {"running"}, timeout=60,
                        what="storage nodes running again")
     cluster.wait_gateway_ready()
+    # the gateway learns the nodes are running again from the manager's long poll, a moment later;
+    # until then it reads from none of them (they were recovering)
+    s3 = make_client(cluster.endpoint, connect_timeout=3, read_timeout=15)
+
+    def reads() -> bool:
+        try:
+            s3.list_objects_v2(Bucket="gen")
+            return True
+        except ClientError as err:
+            return err.response["Error"]["Code"] == "NoSuchBucket"
+
+    cluster.wait_until(reads, timeout=60, what="the gateway reading from the storage nodes")
 
 
 def test_cluster_gateway_hides_a_deleted_generation(tmp_path: Path) -> None:
