@@ -18,7 +18,7 @@ from leofs.gateway.keys import NS_CHUNK, chunk_key
 from leofs.gateway.records import manifest_decoder
 from leofs.ring import Member, build_ring
 from tests.integration.conftest import make_client
-from tests.support.cluster import LeofsCluster
+from tests.support.cluster import LeofsCluster, running
 from tests.support.internal import replica_meta, replica_read
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -26,18 +26,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LeofsCluster]:
-    c = LeofsCluster(tmp_path / "cluster")
-    try:
-        c.start()
+    with running(LeofsCluster(tmp_path / "cluster")) as c:
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.stop()
-    for service in c.services:
-        log = service.log_since(0)  # the whole log, not only its tail
-        assert "Traceback" not in log, f"{service.name} logged a traceback:\n{log[-20000:]}"
 
 
 def _client(cluster: LeofsCluster, **kw: Any) -> Any:

@@ -21,6 +21,7 @@ from tests.cluster.faults import processes
 from tests.cluster.faults.load import SteadyLoad
 from tests.cluster.faults.processes import ProxiedCluster
 from tests.integration.conftest import make_client
+from tests.support.cluster import running
 from tests.support.internal import replica_meta, replica_read
 from tests.support.servers import CLUSTER_SECRET
 
@@ -35,19 +36,9 @@ SLOWEST = 8.0
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxiedCluster]:
     c = ProxiedCluster(Path(tmp_path_factory.mktemp("faults")) / "cluster")
-    try:
-        c.start()
+    with running(c, after_stop=c.close_proxies):
         make_client(c.endpoint).create_bucket(Bucket=BUCKET)
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.stop()
-        c.close_proxies()
-    for service in c.services:
-        log = service.log_since(0)
-        assert "Traceback" not in log, f"{service.name} logged a traceback:\n{log[-20000:]}"
 
 
 def _wait_ops(load: SteadyLoad, puts: int, timeout: float = 60.0) -> None:

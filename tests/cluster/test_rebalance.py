@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from leofs.internal.messages import SECRET_HEADER, view_decoder
 from leofs.ring import Ring, ring_from_bytes
 from tests.integration.conftest import make_client
-from tests.support.cluster import LeofsCluster
+from tests.support.cluster import LeofsCluster, running
 from tests.support.internal import replica_meta
 from tests.support.servers import CLUSTER_SECRET, Service, free_port
 
@@ -33,17 +33,8 @@ OBJECTS = 120
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeofsCluster]:
-    c = LeofsCluster(tmp_path_factory.mktemp("rebalance"))
-    mark = c.log_mark()
-    try:
-        c.start()
+    with running(LeofsCluster(tmp_path_factory.mktemp("rebalance"))) as c:
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.stop()
-    assert "Traceback" not in c.log_since(mark), c.log_since(mark)[-5000:]
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from leofs.internal.messages import (
 )
 from tests.cluster.faults.disks import corrupt_needle, drop_repair_queue, wipe_data_dir
 from tests.integration.conftest import make_client
-from tests.support.cluster import LeofsCluster
+from tests.support.cluster import LeofsCluster, running
 from tests.support.internal import replica_meta, replica_read
 from tests.support.servers import CLUSTER_SECRET
 
@@ -43,18 +43,9 @@ NODES = ("storage1", "storage2", "storage3")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeofsCluster]:
-    c = LeofsCluster(tmp_path_factory.mktemp("recover") / "cluster")
-    mark = c.log_mark()
-    try:
-        c.start()
+    with running(LeofsCluster(tmp_path_factory.mktemp("recover") / "cluster")) as c:
         make_client(c.endpoint).create_bucket(Bucket=BUCKET)
         yield c
-    except BaseException:
-        print(c.logs()[-20000:])
-        raise
-    finally:
-        c.stop()
-    assert "Traceback" not in c.log_since(mark), c.log_since(mark)[-5000:]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 
 from leofs.ring import Member, build_ring
 from tests.integration.conftest import make_client
-from tests.support.cluster import LeofsCluster
+from tests.support.cluster import LeofsCluster, running
 from tests.support.internal import replica_meta, replica_read
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -22,17 +22,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LeofsCluster]:
-    c = LeofsCluster(tmp_path / "cluster")
-    mark = c.log_mark()
-    try:
-        c.start()
+    with running(LeofsCluster(tmp_path / "cluster")) as c:
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.stop()
-    assert "Traceback" not in c.log_since(mark), c.log_since(mark)[-5000:]
 
 
 def _ring(cluster: LeofsCluster) -> Any:

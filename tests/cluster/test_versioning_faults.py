@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from leofs.gateway.keys import NS_CHUNK, NS_OBJECT, NS_VERSION, chunk_key, version_key
 from leofs.gateway.records import Blob, manifest_decoder, object_meta_decoder
 from tests.integration.conftest import make_client
-from tests.support.cluster import LeofsCluster
+from tests.support.cluster import LeofsCluster, running
 from tests.support.internal import replica_meta, replica_read
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -22,18 +22,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeofsCluster]:
-    c = LeofsCluster(tmp_path_factory.mktemp("vcluster"), gateway_args=("--free-grace", "0"))
-    try:
-        c.start()
+    with running(LeofsCluster(tmp_path_factory.mktemp("vcluster"), gateway_args=("--free-grace", "0"))) as c:
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.stop()
-    for service in c.services:
-        log = service.log_since(0)
-        assert "Traceback" not in log, f"{service.name} logged a traceback:\n{log[-20000:]}"
 
 
 def _blobs(cluster: LeofsCluster, bucket: str, key: str, version_id: str) -> list[Blob]:

@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.support.servers import (
     CLUSTER_SECRET,
@@ -203,3 +205,26 @@ class LeofsCluster:
 
     def logs(self) -> str:
         return "\n".join(f"== {s.name}\n{s.log()}" for s in self.services)
+
+
+C = TypeVar("C", bound=LeofsCluster)
+
+
+@contextmanager
+def running(cluster: C, *, after_stop: Callable[[], None] | None = None) -> Iterator[C]:
+    """Start ``cluster`` and stop it afterwards (then ``after_stop``); print its logs when starting it or
+    the body fails, and fail when any of its processes logged a traceback meanwhile (what a test
+    fixture of one cluster wants)."""
+    mark = cluster.log_mark()
+    try:
+        cluster.start()
+        yield cluster
+    except BaseException:
+        print(cluster.logs()[-20000:])
+        raise
+    finally:
+        cluster.stop()
+        if after_stop is not None:
+            after_stop()
+    log = cluster.log_since(mark)
+    assert "Traceback" not in log, f"a process logged a traceback:\n{log[-20000:]}"
