@@ -352,6 +352,10 @@ def test_part_number_reads(s3: Any, bucket: str) -> None:
     got = s3.get_object(Bucket=bucket, Key="mp", PartNumber=1)
     assert got["PartsCount"] == 2 and got["ContentLength"] == 5 * MiB
     assert _error(lambda: s3.get_object(Bucket=bucket, Key="mp", PartNumber=3)) == ("InvalidPartNumber", 416)
+    with pytest.raises(ClientError) as info:  # AWS names the part asked for and the object's count
+        s3.get_object(Bucket=bucket, Key="mp", PartNumber=3)
+    assert info.value.response["Error"].get("PartNumberRequested") == "3"
+    assert info.value.response["Error"].get("ActualPartCount") == "2"
     s3.put_object(Bucket=bucket, Key="plain", Body=b"abc")
     assert s3.get_object(Bucket=bucket, Key="plain", PartNumber=1)["Body"].read() == b"abc"
     assert _error(lambda: s3.get_object(Bucket=bucket, Key="plain", PartNumber=2)) == ("InvalidPartNumber", 416)

@@ -121,12 +121,15 @@ async def _put_version(gw: Services, req: S3Request, meta: ObjectMeta, ingested:
 
 def _part_range(obj: StoredObject, part_number: int) -> tuple[int, int]:
     """Byte range (inclusive) of part ``part_number`` of an object."""
+    # AWS answers 416 InvalidPartNumber with the part asked for and the object's part count
     if obj.manifest is None or obj.meta.parts_count == 0:
         if part_number != 1:
-            raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", status=416)
+            raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", status=416,
+                          PartNumberRequested=str(part_number), ActualPartCount="1")
         return 0, obj.size - 1
     if part_number > len(obj.manifest.blobs):
-        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", status=416)
+        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable", status=416,
+                      PartNumberRequested=str(part_number), ActualPartCount=str(len(obj.manifest.blobs)))
     start = sum(b.size for b in obj.manifest.blobs[: part_number - 1])
     return start, start + obj.manifest.blobs[part_number - 1].size - 1
 
