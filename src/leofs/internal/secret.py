@@ -63,20 +63,26 @@ class SecretGuard:
         given = request.headers.get(SECRET_HEADER, "").encode()
         if hmac.compare_digest(given, self.expected):
             return None
-        peer = request.remote or ""
+        wait = self.failed(request.remote or "")
+        if wait:
+            return web.json_response({"ok": False, "error": "throttled",
+                                      "message": "too many failed cluster-secret checks; retry later"},
+                                     status=429, headers={"Retry-After": str(wait)})
+        return web.json_response({"ok": False, "error": "forbidden", "message": "bad cluster secret"}, status=403)
+
+    def failed(self, peer: str) -> int:
+        """Count a failed check from ``peer`` (any protocol); 0 to answer 403, else the seconds
+        it must wait (answer 429: throttled)."""
         now = self.clock()
         tokens = self._available(peer, now)
         if tokens < 1.0:
             if peer not in self._throttled:
                 self._throttled.add(peer)
                 log.warning("failed cluster-secret checks from %s: throttled", peer)
-            wait = max(1, int((1.0 - tokens) / self.refill) + 1)
-            return web.json_response({"ok": False, "error": "throttled",
-                                      "message": "too many failed cluster-secret checks; retry later"},
-                                     status=429, headers={"Retry-After": str(wait)})
+            return max(1, int((1.0 - tokens) / self.refill) + 1)
         self._throttled.discard(peer)
         self._tokens.pop(peer, None)  # re-inserted last: the dict's order is the age order
         self._tokens[peer] = (tokens - 1.0, now)
         if len(self._tokens) > MAX_TRACKED:
             del self._tokens[next(iter(self._tokens))]
-        return web.json_response({"ok": False, "error": "forbidden", "message": "bad cluster secret"}, status=403)
+        return 0

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from leofs.internal import wire
 from leofs.internal.client import InternalClient
 from leofs.internal.health import CallTimeouts, NodeHealth, health_probe
 from leofs.internal.messages import (
@@ -38,6 +39,7 @@ from leofs.internal.messages import (
     entry_decoder,
     key_param,
 )
+from leofs.internal.rpc import RpcClient
 from leofs.node.membership import NodeCluster
 from leofs.node.repair_queue import RepairQueue
 from leofs.ring import Member
@@ -85,8 +87,9 @@ class Coordinator:
 
     def __init__(self, name: str, store: ObjectStore, cluster: NodeCluster, client: InternalClient,
                  queue: RepairQueue, *, timeouts: CallTimeouts | None = None, health: NodeHealth | None = None,
-                 on_enqueue: Callable[[], None] | None = None) -> None:  # fmt: skip
+                 on_enqueue: Callable[[], None] | None = None, rpc: RpcClient | None = None) -> None:  # fmt: skip
         self.name = name
+        self.rpc = rpc  # replica calls over the binary protocol; None: over HTTP
         self.store = store
         self.cluster = cluster
         self.client = client
@@ -218,7 +221,7 @@ class Coordinator:
                 [m.name for m in targets if m not in up])  # fmt: skip
 
     # -- writes -------------------------------------------------------------------------------------
-    async def put(self, ns: int, key: bytes, data: bytes, header: PutHeader) -> Written:
+    async def put(self, ns: int, key: bytes, data: bytes | memoryview, header: PutHeader) -> Written:
         need = self.cluster.consistency.w
         here, others, missed = self._plan(key, need)
         clock = header.clock if header.clock is not None else self.next_clock(ns, key)
@@ -273,12 +276,15 @@ class Coordinator:
                 return Written(entry)
         return Written(entry, previous, data)
 
-    def _remote_put_call(self, m: Member, ns: int, key: bytes, data: bytes,
+    def _remote_put_call(self, m: Member, ns: int, key: bytes, data: bytes | memoryview,
                          h: PutHeader) -> Callable[[], Awaitable[Entry]]:  # fmt: skip
         return lambda: self.replica_put(m.name, ns, key, data, h)
 
-    async def replica_put(self, target: str, ns: int, key: bytes, data: bytes, h: PutHeader) -> Entry:
+    async def replica_put(self, target: str, ns: int, key: bytes, data: bytes | memoryview, h: PutHeader) -> Entry:
         """PUT role=replica (Expect: 100-continue); the target's entry, which may be newer than ours."""
+        if self.rpc is not None:
+            timeout = self.timeouts.data_call(len(data)).total
+            return await self._rpc_entry(target, wire.PUT, wire.Request(ns, key, put=h), data, timeout)
         headers = {**_REPLICA, PUT_HEADER: encode_b64(h), "Content-Type": "application/octet-stream"}
         async with self.health.call(target), self.client.request(
                 "PUT", self._address(target), "/obj", params=_params(ns, key), data=data, headers=headers,
@@ -306,12 +312,27 @@ class Coordinator:
         return lambda: self.replica_delete(name, ns, key, clock, stamp)
 
     async def replica_delete(self, target: str, ns: int, key: bytes, clock: int, stamp: int) -> Entry:
+        if self.rpc is not None:
+            request = wire.Request(ns, key, clock=clock, timestamp=stamp)
+            return await self._rpc_entry(target, wire.DELETE, request, b"", self.timeouts.op_call().total)
         async with self.health.call(target), self.client.request(
                 "DELETE", self._address(target), "/obj", headers=_REPLICA,
                 params=_params(ns, key, clock=clock, timestamp=stamp), timeout=self.timeouts.op_call()) as resp:
             body = await resp.read()
             _check_replica_answer(target, resp.status, body)
             return entry_decoder.decode(body)
+
+    async def _rpc_entry(self, target: str, kind: int, request: wire.Request, data: bytes | memoryview,
+                         timeout: float | None) -> Entry:  # fmt: skip
+        """A replica write over the binary protocol; the target's entry."""
+        assert self.rpc is not None
+        async with self.health.call(target):
+            reply, _ = await self.rpc.call(self._address(target), kind, request, data, timeout=timeout,
+                                           connect_timeout=self.timeouts.connect)  # fmt: skip
+        _check_replica_answer(target, reply.status, reply.message.encode())
+        if reply.entry is None:
+            raise ConnectionError(f"{target} answered without an entry")
+        return reply.entry
 
     def _address(self, name: str) -> str:
         address = self.cluster.address_of(name)
@@ -375,6 +396,16 @@ class Coordinator:
         return local
 
     async def remote_meta(self, target: str, ns: int, key: bytes) -> Entry | None:
+        if self.rpc is not None:
+            async with self.health.call(target):
+                reply, _ = await self.rpc.call(self._address(target), wire.META, wire.Request(ns, key),
+                                               timeout=self.timeouts.op_call().total,
+                                               connect_timeout=self.timeouts.connect)  # fmt: skip
+            if reply.status == 404:
+                return None
+            if reply.status != 200 or reply.entry is None:
+                raise ConnectionError(f"{target} answered {reply.status}")
+            return reply.entry
         async with self.health.call(target), self.client.request(
                 "GET", self._address(target), "/meta", params=_params(ns, key), headers=_REPLICA,
                 timeout=self.timeouts.op_call()) as resp:
@@ -390,14 +421,25 @@ class Coordinator:
         if entry.tombstone:
             await self.store.delete(entry.ns, entry.key, clock=entry.clock, timestamp=entry.timestamp)
             return self.store.get(entry.ns, entry.key)
-        async with self.health.call(source), self.client.request(
-                "GET", self._address(source), "/obj", headers=_REPLICA,
-                params=_params(entry.ns, entry.key, clock=entry.clock),
-                timeout=self.timeouts.data_call(entry.size)) as resp:
-            data = await resp.read()
-            if resp.status != 200:
-                raise ConnectionError(f"{source} answered {resp.status}")
-            e = decode_entry_header(resp.headers[ENTRY_HEADER])
+        data: bytes | memoryview
+        if self.rpc is not None:
+            async with self.health.call(source):
+                reply, body = await self.rpc.call(self._address(source), wire.GET,
+                                                  wire.Request(entry.ns, entry.key, clock=entry.clock),
+                                                  timeout=self.timeouts.data_call(entry.size).total,
+                                                  connect_timeout=self.timeouts.connect)  # fmt: skip
+            if reply.status != 200 or reply.entry is None:
+                raise ConnectionError(f"{source} answered {reply.status}")
+            e, data = reply.entry, memoryview(body)
+        else:
+            async with self.health.call(source), self.client.request(
+                    "GET", self._address(source), "/obj", headers=_REPLICA,
+                    params=_params(entry.ns, entry.key, clock=entry.clock),
+                    timeout=self.timeouts.data_call(entry.size)) as resp:
+                data = await resp.read()
+                if resp.status != 200:
+                    raise ConnectionError(f"{source} answered {resp.status}")
+                e = decode_entry_header(resp.headers[ENTRY_HEADER])
         await self.store.put(e.ns, e.key, data, meta=e.meta, clock=e.clock, timestamp=e.timestamp, cindex=e.cindex,
                              cnumber=e.cnumber, csize=e.csize, md5=e.md5 or None)  # fmt: skip
         log.info("read-repair: pulled %r (clock %d) from %s", e.key, e.clock, source)

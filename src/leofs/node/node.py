@@ -29,14 +29,17 @@ from leofs.internal.client import InternalClient
 from leofs.internal.health import CallTimeouts
 from leofs.internal.membership import RECOVERING, ManagerLink
 from leofs.internal.messages import RegisterRequest
+from leofs.internal.rpc import RpcClient
 from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.node.admin_commands import StorageAdmin
 from leofs.node.coordinator import Coordinator
+from leofs.node.listener import start_listener
 from leofs.node.membership import NodeCluster
 from leofs.node.node_api import NodeAPI
 from leofs.node.rebalance import Mover
 from leofs.node.recovery_jobs import RecoveryJobs
 from leofs.node.repair_queue import RepairQueue, Replayer
+from leofs.node.rpc_api import RpcServer
 from leofs.storage import metrics as storage_metrics
 from leofs.storage.model import Entry
 from leofs.storage.store import ObjectStore
@@ -62,6 +65,8 @@ class StorageNodeOptions:
     repair_base: float = 0.5  # repair backoff: base * 2**(attempts-1), capped
     repair_cap: float = 60.0
     heartbeat: float = 1.0
+    #: object calls to other nodes over the binary protocol (else HTTP, for A/B and debugging)
+    binary: bool = True
 
 
 class StorageNode:
@@ -70,6 +75,7 @@ class StorageNode:
     def __init__(self, options: StorageNodeOptions) -> None:
         self.options = options
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self.link: ManagerLink | None = None
         self.port = options.address[1]
 
@@ -87,8 +93,9 @@ class StorageNode:
         self.queue = RepairQueue(opts.data_dir / "repair.sqlite3")
         self.cluster = NodeCluster(opts.name, opts.data_dir / "cluster-view.msgpack")
         self.client = InternalClient(opts.secret)
+        self.rpc = RpcClient(opts.secret) if opts.binary else None
         self.coordinator = Coordinator(opts.name, self.store, self.cluster, self.client, self.queue,
-                                       timeouts=opts.timeouts,
+                                       timeouts=opts.timeouts, rpc=self.rpc,
                                        on_enqueue=lambda: self.replayer.wakeup.set())  # fmt: skip
         self.replayer = Replayer(self.queue, self.coordinator.push, self._repairable, base=opts.repair_base,
                                  cap=opts.repair_cap)  # fmt: skip
@@ -99,17 +106,20 @@ class StorageNode:
         self.admin_commands: dict[str, Command] = {**self.storage_admin.commands(), "mq-stats": self._mq_stats,
                                                    "rebalance-progress": self._rebalance_progress,
                                                    **self.recovery.commands()}  # fmt: skip
-        app = NodeAPI(opts.name, opts.secret, self.store, self.coordinator, self.cluster, self.admin_commands,
-                      on_view=self.replayer.wakeup.set).make_app()
+        api = NodeAPI(opts.name, opts.secret, self.store, self.coordinator, self.cluster, self.admin_commands,
+                      on_view=self.replayer.wakeup.set)  # fmt: skip
+        app = api.make_app()
+        # the binary protocol shares the HTTP API's secret guard: failures of either count alike
+        self.rpc_server = RpcServer(opts.secret, api.guard, self.store, self.coordinator)
         self.recovery.add_routes(app)
         # X-Leofs-Put carries up to 8 KiB of metadata as base64 msgpack: raise the header limits
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=False,
                                      max_field_size=65536, max_line_size=65536)  # fmt: skip
         await self._runner.setup()
-        site = web.TCPSite(self._runner, opts.address[0], opts.address[1], backlog=1024)
-        await site.start()
+        # one address, HTTP and the binary protocol (leofs.node.listener)
+        self._listener = await start_listener(self._runner, self.rpc_server, opts.address[0], opts.address[1])
         if self.port == 0:  # tests bind port 0
-            self.port = int(self._runner.addresses[0][1])
+            self.port = int(self._listener.sockets[0].getsockname()[1])
         self.replayer.start()
         self.recovery.resume()
         self.mover.start()
@@ -169,6 +179,11 @@ class StorageNode:
         """Stop serving, let in-flight replica writes queue their failures, close the store."""
         if self.link is not None:
             await self.link.stop()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+            self.rpc_server.close()
+            await self.rpc_server.drain()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -180,6 +195,8 @@ class StorageNode:
             await asyncio.gather(*self.coordinator.background, return_exceptions=True)
         await self.storage_admin.drain()
         await self.client.close()
+        if self.rpc is not None:
+            await self.rpc.close()
         self.queue.close()
         await self.store.close()
 

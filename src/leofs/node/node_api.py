@@ -90,6 +90,13 @@ def _written_response(written: Written) -> web.Response:
     return web.Response(body=encoder.encode(written), content_type=MSGPACK)
 
 
+def check_deadline(deadline: float | None) -> None:
+    """Unavailable (503) when a gateway's write arrives after its deadline (both protocols)."""
+    if deadline is not None and time.time() > deadline:
+        log.warning("refused a write the gateway stopped waiting for %.1f s ago", time.time() - deadline)
+        raise Unavailable("the request arrived after its deadline")
+
+
 class NodeAPI:
     """aiohttp routes over a storage node's parts (:class:`~leofs.node.node.StorageNode` makes it);
     ``on_view`` is called after every cluster view pushed here."""
@@ -159,9 +166,7 @@ class NodeAPI:
             deadline = float(value)
         except ValueError:
             raise _bad(f"bad {DEADLINE_HEADER}") from None
-        if time.time() > deadline:
-            log.warning("refused a write the gateway stopped waiting for %.1f s ago", time.time() - deadline)
-            raise Unavailable("the request arrived after its deadline")
+        check_deadline(deadline)
 
     async def put_obj(self, request: web.Request) -> web.Response:
         ns, key = _ns_key(request)

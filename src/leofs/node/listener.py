@@ -1,0 +1,55 @@
+"""The storage node's one listening address, serving two protocols.
+
+Each new connection is sniffed on its first byte: a NUL starts the binary protocol's preface
+(:data:`leofs.internal.wire.PREFACE`; an HTTP request never starts with a NUL), anything else is
+HTTP and goes to the node's aiohttp server. The connection is then handed over whole (the bytes
+already read are replayed), so both protocols share the address, the membership entry and any
+proxy in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiohttp import web
+
+from leofs.node.rpc_api import RpcServer
+
+
+class _Sniffer(asyncio.Protocol):
+    def __init__(self, http: Callable[[], asyncio.Protocol], rpc: RpcServer) -> None:
+        self.http = http
+        self.rpc = rpc
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or not data:
+            return
+        self.transport = None  # the connection belongs to the chosen protocol from now on
+        if data[0] == 0:
+            conn = self.rpc.connection()
+            transport.set_protocol(conn)
+            conn.connection_made(transport)
+            conn.feed(data)
+        else:
+            handler = self.http()
+            transport.set_protocol(handler)
+            handler.connection_made(transport)
+            handler.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+
+async def start_listener(runner: web.AppRunner, rpc: RpcServer, host: str, port: int) -> asyncio.Server:
+    """Listen on ``host:port`` for both protocols (``runner`` set up; its server answers HTTP)."""
+    server = runner.server
+    assert server is not None
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: _Sniffer(server, rpc), host, port, backlog=1024)

@@ -1,0 +1,238 @@
+"""The storage node's end of the binary internal protocol (docs/internal-api.md, "Binary protocol").
+
+The object calls of :mod:`leofs.node.node_api` (PUT/DELETE/GET ``/obj``, GET ``/meta``) over
+:mod:`leofs.internal.wire` frames, answered by the same Coordinator and store, with the same
+status meanings. A connection is served only after its handshake proved the cluster secret; a
+failed proof counts against the node's :class:`~leofs.internal.secret.SecretGuard` (as an HTTP
+403 does) and closes the connection. Replies go out whole and in order per connection; large
+reads are sent from the container file with sendfile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+from typing import BinaryIO
+
+from leofs.internal.frames import FrameConnection
+from leofs.internal.secret import SecretGuard
+from leofs.internal.wire import (
+    AUTH,
+    AUTH_OK,
+    DELETE,
+    HELLO,
+    MAGIC,
+    META,
+    NONCE_BYTES,
+    PREFACE,
+    PUT,
+    REFUSED,
+    REPLY,
+    REQUEST_TYPES,
+    VERSION,
+    AuthOk,
+    Hello,
+    ProtocolError,
+    Reply,
+    Request,
+    auth_decoder,
+    check_preface,
+    client_proof,
+    encode,
+    frame_prefix,
+    request_decoder,
+    server_proof,
+)
+from leofs.node.coordinator import Coordinator, Unavailable
+from leofs.node.node_api import check_deadline
+from leofs.storage.model import CorruptData, DiskFull, Entry, StaleEntry, WriteConflict
+from leofs.storage.store import ObjectStore
+
+log = logging.getLogger("leofs.storage.rpc")
+
+_File = tuple[BinaryIO, int, int]
+
+
+class RpcServer:
+    """Serves binary connections handed over by the node's listener (:mod:`leofs.node.listener`)."""
+
+    def __init__(self, secret: str, guard: SecretGuard, store: ObjectStore, coordinator: Coordinator) -> None:
+        self.secret = secret.encode()
+        self.guard = guard
+        self.store = store
+        self.coordinator = coordinator
+        self.connections: set[ServerConnection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def connection(self) -> ServerConnection:
+        return ServerConnection(self)
+
+    def close(self) -> None:
+        """Hang up every connection (requests already received still complete)."""
+        for conn in list(self.connections):
+            conn.abort()
+
+    async def drain(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    # -- object calls -------------------------------------------------------------------------------
+    async def serve(self, conn: ServerConnection, kind: int, rid: int, req: Request, data: bytearray) -> None:
+        try:
+            try:
+                reply, body, file = await self._dispatch(kind, req, data)
+            except Unavailable as exc:
+                reply, body, file = Reply(503, message=str(exc)), b"", None
+            except DiskFull as exc:
+                reply, body, file = Reply(507, message=str(exc) or "disk full"), b"", None
+            except WriteConflict as exc:
+                reply, body, file = Reply(412, message=str(exc)), b"", None
+            except ValueError as exc:
+                reply, body, file = Reply(400, message=str(exc)), b"", None
+            except Exception as exc:  # answered as HTTP would answer it: 500, logged
+                log.exception("binary call %d on %r failed", kind, req.key)
+                reply, body, file = Reply(500, message=f"{type(exc).__name__}: {exc}"), b"", None
+            header = encode(reply)
+            if file is not None:
+                fobj, offset, count = file
+                with fobj:
+                    await conn.send(REPLY, rid, header, file=(fobj, offset, count))
+            elif not conn.try_send(REPLY, rid, header, body):
+                await conn.send(REPLY, rid, header, body)
+        except ConnectionError:  # the caller went away: the work is done, nobody to answer
+            log.info("binary caller of %r went away before its answer", req.key)
+
+    async def _dispatch(self, kind: int, req: Request, data: bytearray) -> tuple[Reply, bytes, _File | None]:
+        store, coord = self.store, self.coordinator
+        if kind == PUT:
+            header = req.put
+            if header is None:
+                raise ValueError("a PUT needs its put header")
+            if req.coordinate:
+                check_deadline(req.deadline)
+                return Reply(200, written=await coord.put(req.ns, req.key, memoryview(data), header)), b"", None
+            if header.clock is None:
+                raise ValueError("a replica write needs the coordinator's clock")
+            r = await store.put(req.ns, req.key, memoryview(data), meta=header.meta, clock=header.clock,
+                                timestamp=header.timestamp, cindex=header.cindex, cnumber=header.cnumber,
+                                csize=header.csize, md5=header.md5)  # fmt: skip
+            return Reply(200, entry=r.entry, applied=r.applied), b"", None
+        if kind == DELETE:
+            if req.coordinate:
+                check_deadline(req.deadline)
+                return Reply(200, written=await coord.delete(req.ns, req.key, expect=req.expect)), b"", None
+            if req.clock is None:
+                raise ValueError("a replica delete needs the coordinator's clock")
+            r = await store.delete(req.ns, req.key, clock=req.clock, timestamp=req.timestamp)
+            return Reply(200, entry=r.entry, applied=r.applied), b"", None
+        if kind == META:
+            entry = await self._lookup(req, True)
+            return (Reply(404), b"", None) if entry is None else (Reply(200, entry=entry), b"", None)
+        return await self._get(req)
+
+    async def _lookup(self, req: Request, compare: bool) -> Entry | None:
+        if compare and req.coordinate:
+            return await self.coordinator.check_read(req.ns, req.key)
+        return self.store.get(req.ns, req.key)
+
+    async def _get(self, req: Request) -> tuple[Reply, bytes, _File | None]:
+        """GET /obj's logic: the version (``clock``), 304 on ``match``, the range, 409 when the
+        local copy is another version or fails its checksum."""
+        want = req.clock
+        # with clock= the caller already chose the version (after a compared META): no second compare
+        entry = await self._lookup(req, want is None)
+        if entry is None or entry.tombstone:
+            return Reply(404), b"", None
+        if want is not None and entry.clock != want:
+            return Reply(409, message=f"local clock {entry.clock}"), b"", None
+        if req.match is not None and entry.clock == req.match:
+            return Reply(304, entry=entry), b"", None
+        start, length = req.start, req.length
+        if start < 0 or start > entry.size or (length is not None and length < 0):
+            return Reply(416, message="range outside the object"), b"", None
+        n = entry.size - start if length is None else min(length, entry.size - start)
+        for _ in range(2):
+            try:
+                if n == 0 or entry.size < self.store.verify_below:
+                    data = await self.store.read(entry, start, n) if n else b""
+                    return Reply(200, entry=entry), data, None
+                fobj, offset, _size = self.store.open_data(entry)
+                return Reply(200, entry=entry), b"", (fobj, offset + start, n)
+            except StaleEntry:  # compacted or overwritten meanwhile: look again
+                fresh = self.store.get(req.ns, req.key)
+                if fresh is None or fresh.tombstone or (want is not None and fresh.clock != want):
+                    break
+                entry = fresh
+            except CorruptData as exc:
+                # let the caller try another replica; a scrub/diagnose reports the damage
+                log.error("corrupt local copy of %r: %s", req.key, exc)
+                return Reply(409, message="local copy failed its checksum"), b"", None
+        return Reply(409, message="the version changed while reading"), b"", None
+
+
+class ServerConnection(FrameConnection):
+    """One binary connection: preface, handshake, then requests (each served in its own task)."""
+
+    def __init__(self, server: RpcServer) -> None:
+        super().__init__()
+        self.server = server
+        self._prefaced = False
+        self._nonce = os.urandom(NONCE_BYTES)
+        self._authenticated = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.server.connections.discard(self)
+
+    def preface(self, pending: memoryview) -> int:
+        if self._prefaced:
+            return 0
+        if len(pending) < len(PREFACE):
+            if bytes(pending[: len(MAGIC)]) != MAGIC[: len(pending)]:
+                self._refuse(400, "not a leofs binary connection")
+            return -1  # wait for the rest
+        try:
+            check_preface(bytes(pending[: len(PREFACE)]))
+        except ProtocolError as exc:
+            self._refuse(400, str(exc))
+            return -1
+        self._prefaced = True
+        self.try_send(HELLO, 0, encode(Hello(VERSION, self._nonce)))
+        return len(PREFACE)
+
+    def _refuse(self, status: int, message: str) -> None:
+        log.warning("refused a binary connection from %s: %s", self.peer(), message)
+        if self.transport is not None and not self.closed:
+            self.transport.write(_refusal(status, message))
+            self.closed = True
+            self.transport.close()  # after the refusal is flushed
+
+    def frame_received(self, kind: int, rid: int, header: bytes, data: bytearray) -> None:
+        if self._authenticated and kind in REQUEST_TYPES:
+            req = request_decoder.decode(header)
+            task = asyncio.ensure_future(self.server.serve(self, kind, rid, req, data))
+            self.server.tasks.add(task)
+            task.add_done_callback(self.server.tasks.discard)
+            return
+        if kind == AUTH and not self._authenticated:
+            auth = auth_decoder.decode(header)
+            secret = self.server.secret
+            if not hmac.compare_digest(auth.proof, client_proof(secret, self._nonce, auth.nonce)):
+                wait = self.server.guard.failed(self.peer())
+                self._refuse(429 if wait else 403, "throttled: too many failed cluster-secret checks"
+                             if wait else "bad cluster secret")  # fmt: skip
+                return
+            self._authenticated = True
+            self.try_send(AUTH_OK, 0, encode(AuthOk(server_proof(secret, self._nonce, auth.nonce))))
+            return
+        self.protocol_error(f"unexpected frame type {kind}" + ("" if self._authenticated else " before the handshake"))
+
+
+def _refusal(status: int, message: str) -> bytes:
+    return frame_prefix(REFUSED, 0, encode(Reply(status, message=message)))
