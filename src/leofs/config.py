@@ -40,6 +40,9 @@ CLUSTER_SECRET_ENV: Final = "LEOFS_CLUSTER_SECRET"
 Address = Annotated[str, Meta(pattern=r"^(.*:)?[0-9]{1,5}$")]
 #: what a gateway serves: S3 or the REST API on its address, or both (REST on its rest_address)
 Protocol = Annotated[str, Meta(pattern=r"^(s3|rest|s3,rest)$")]
+#: how a process makes object calls to storage nodes: the binary protocol, or HTTP (A/B, debugging)
+InternalProtocol = Annotated[str, Meta(pattern=r"^(binary|http)$")]
+INTERNAL_PROTOCOLS = ("binary", "http")
 PROTOCOLS: Final = ("s3", "rest", "s3,rest")
 Positive = Annotated[int, Meta(ge=1)]
 Seconds = Annotated[float, Meta(ge=0)]
@@ -225,6 +228,7 @@ class StorageConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     connect_timeout: Timeout = DEFAULT_CONNECT_TIMEOUT
     op_timeout: Timeout = DEFAULT_OP_TIMEOUT
     body_timeout: Timeout = DEFAULT_BODY_TIMEOUT
+    internal_protocol: InternalProtocol = "binary"
 
 
 class GatewaySection(GatewayConfig, kw_only=True, forbid_unknown_fields=True):
@@ -243,6 +247,7 @@ class GatewaySection(GatewayConfig, kw_only=True, forbid_unknown_fields=True):
     connect_timeout: Timeout = DEFAULT_CONNECT_TIMEOUT
     op_timeout: Timeout = DEFAULT_OP_TIMEOUT
     body_timeout: Timeout = DEFAULT_BODY_TIMEOUT
+    internal_protocol: InternalProtocol = "binary"
 
     def settings(self) -> GatewayConfig:
         """The shared gateway settings alone."""

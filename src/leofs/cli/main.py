@@ -98,6 +98,12 @@ def _gateway_options(f: Any) -> Any:
     return f
 
 
+def _internal_protocol_option(f: Any) -> Any:
+    return click.option("--internal-protocol", type=click.Choice(list(config.INTERNAL_PROTOCOLS)), default=None,
+                        help="Object calls to storage nodes: the binary protocol (default) or HTTP "
+                             "(A/B measurement, debugging).")(f)  # fmt: skip
+
+
 def _protocol_option(f: Any) -> Any:
     f = click.option("--rest-address", default=None,
                      help="REST API listen address HOST:PORT, with --protocol s3,rest.")(f)
@@ -259,6 +265,7 @@ _STORAGE = config.StorageConfig()
 @click.option("--containers", type=click.IntRange(1), default=_STORAGE.containers, show_default=True,
               help="Containers per data directory.")
 @click.option("--no-sync", is_flag=True, help="Do not fsync writes (unsafe: for throwaway test data only).")
+@_internal_protocol_option
 @_secret_option
 def storage(config_file: Path | None, **_: Any) -> None:
     """Run a storage node."""
@@ -275,7 +282,8 @@ def storage(config_file: Path | None, **_: Any) -> None:
         manager=_required(opts.manager, "--manager (or manager in [storage] of --config)"),
         address=parse_address(opts.address), rack=opts.rack, vnodes=opts.vnodes, containers=opts.containers,
         sync=opts.sync, secret=secret, advertise=_advertised(opts.advertise_address),
-        timeouts=CallTimeouts(opts.connect_timeout, opts.op_timeout, opts.body_timeout))))
+        timeouts=CallTimeouts(opts.connect_timeout, opts.op_timeout, opts.body_timeout),
+        binary=opts.internal_protocol == "binary")))
 
 
 def _advertised(value: str | None) -> str | None:
@@ -299,6 +307,7 @@ _GATEWAY = config.GatewaySection()
 @_protocol_option
 @_tls_options
 @_gateway_options
+@_internal_protocol_option
 @_secret_option
 def gateway(config_file: Path | None, **_: Any) -> None:
     """Run an S3 gateway in front of a cluster."""
@@ -318,7 +327,8 @@ def gateway(config_file: Path | None, **_: Any) -> None:
         protocol=protocol, rest_address=rest_address,
         name=opts.name or f"gateway@{addr[0]}:{addr[1]}", admin_address=parse_address(opts.admin_address),
         tls_cert=tls_cert, tls_key=tls_key, secret=secret, config=opts.settings(),
-        timeouts=CallTimeouts(opts.connect_timeout, opts.op_timeout, opts.body_timeout))))
+        timeouts=CallTimeouts(opts.connect_timeout, opts.op_timeout, opts.body_timeout),
+        binary=opts.internal_protocol == "binary")))
 
 
 cli.add_command(adm)

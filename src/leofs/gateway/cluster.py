@@ -22,6 +22,7 @@ from leofs.internal.client import InternalClient
 from leofs.internal.health import CallTimeouts
 from leofs.internal.membership import ClusterState, ManagerLink
 from leofs.internal.messages import RegisterRequest
+from leofs.internal.rpc import RpcClient
 from leofs.lifecycle import reload_on_sighup, wait_for_shutdown_signal
 
 log = logging.getLogger("leofs.gateway")
@@ -40,6 +41,8 @@ class GatewayOptions:
     tls_key: Path | None = None
     config: GatewayConfig = field(default_factory=GatewayConfig)
     timeouts: CallTimeouts = field(default_factory=CallTimeouts)
+    #: object calls to storage nodes over the binary protocol (else HTTP, for A/B and debugging)
+    binary: bool = True
 
 
 class ClusterGateway:
@@ -55,7 +58,8 @@ class ClusterGateway:
                                 RegisterRequest("gateway", options.name, f"{host}:{port}",
                                                 admin_address=f"{admin_host}:{admin_port}"), self.state)
         self.control = RemoteControl(self.client, options.manager)
-        self.backend = ClusterBackend(self.client, self.state, options.timeouts)
+        self.rpc = RpcClient(options.secret) if options.binary else None
+        self.backend = ClusterBackend(self.client, self.state, options.timeouts, rpc=self.rpc)
         cache = build_cache(options.config, default_ram=CLUSTER_RAM_DEFAULT)  # on by default here
         self.gateway = Gateway(self.backend, self.control, options.config, cache=cache,
                                health=cluster_probe(self.client, self.state))
@@ -105,6 +109,8 @@ class ClusterGateway:
         if self.gateway.background:
             await asyncio.gather(*self.gateway.background, return_exceptions=True)
         await self.client.close()
+        if self.rpc is not None:
+            await self.rpc.close()
 
 
 async def run_gateway(options: GatewayOptions) -> None:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import BinaryIO
 
 from leofs.gateway.backend import Replaced, VersionGone, WriteConflict
+from leofs.internal import wire
 from leofs.internal.client import InternalClient
 from leofs.internal.health import NODE_ERRORS, CallTimeouts, NodeHealth, health_probe
 from leofs.internal.membership import ClusterState
@@ -37,6 +38,7 @@ from leofs.internal.messages import (
     scan_decoder,
     written_decoder,
 )
+from leofs.internal.rpc import RpcClient
 from leofs.ring.members import Member
 from leofs.s3.errors import S3Error
 from leofs.storage.model import CommonPrefix, Entry
@@ -46,6 +48,8 @@ log = logging.getLogger("leofs.gateway.cluster")
 _NODE_ERRORS = NODE_ERRORS
 _COORDINATE = {ROLE_HEADER: ROLE_COORDINATE}
 STREAM_PIECE = 256 * 1024
+#: reads up to this size come whole in one binary reply (a chunk); longer ones stream over HTTP
+RPC_READ_MAX = 16 * 1024 * 1024
 
 
 class ClusterBackend:
@@ -54,8 +58,9 @@ class ClusterBackend:
     local = False
 
     def __init__(self, client: InternalClient, state: ClusterState, timeouts: CallTimeouts | None = None,
-                 health: NodeHealth | None = None) -> None:  # fmt: skip
+                 health: NodeHealth | None = None, rpc: RpcClient | None = None) -> None:  # fmt: skip
         self.client = client
+        self.rpc = rpc  # object calls over the binary protocol; None: over HTTP (scan always is)
         self.state = state
         self.timeouts = timeouts or CallTimeouts()
         self.health = health or NodeHealth(health_probe(client, self.timeouts, self._address_of))
@@ -94,22 +99,32 @@ class ClusterBackend:
         timeout = self.timeouts.op_call(coordinated=True) if data is None else self.timeouts.data_call(len(data))
         for node in nodes:
             assert timeout.total is not None
-            headers[DEADLINE_HEADER] = f"{time.time() + timeout.total:.3f}"
+            deadline = time.time() + timeout.total
             try:
-                params = self._query(ns, key) if expect is None else self._query(ns, key, expect=expect)
-                async with self.health.call(node.name), self.client.request(
-                        method, self.state.address(node), "/obj", params=params, data=data, headers=headers,
-                        timeout=timeout) as resp:  # fmt: skip
-                    body = await resp.read()
-                    if resp.status == 200:
-                        written = written_decoder.decode(body)
-                        replaced = None
-                        if written.previous is not None:
-                            replaced = Replaced(written.previous, written.previous_data)
-                        return written.entry, replaced
-                    if resp.status == 412:  # the coordinator's compare-and-set did not hold
-                        raise WriteConflict(body[:200].decode(errors="replace"))
-                    _raise_for_status(resp.status, body)
+                async with self.health.call(node.name):
+                    if self.rpc is not None:
+                        request = wire.Request(ns, key, coordinate=True, put=header, deadline=round(deadline, 3),
+                                               expect=expect)  # fmt: skip
+                        reply, _ = await self.rpc.call(self.state.address(node), wire.PUT if method == "PUT"
+                                                       else wire.DELETE, request, data or b"", timeout=timeout.total,
+                                                       connect_timeout=self.timeouts.connect)  # fmt: skip
+                        status, written, text = reply.status, reply.written, reply.message.encode()
+                    else:
+                        headers[DEADLINE_HEADER] = f"{deadline:.3f}"
+                        params = self._query(ns, key) if expect is None else self._query(ns, key, expect=expect)
+                        async with self.client.request(method, self.state.address(node), "/obj", params=params,
+                                                       data=data, headers=headers, timeout=timeout) as resp:
+                            text = await resp.read()
+                            status = resp.status
+                            written = written_decoder.decode(text) if status == 200 else None
+                if status == 200 and written is not None:
+                    replaced = None
+                    if written.previous is not None:
+                        replaced = Replaced(written.previous, written.previous_data)
+                    return written.entry, replaced
+                if status == 412:  # the coordinator's compare-and-set did not hold
+                    raise WriteConflict(text[:200].decode(errors="replace"))
+                _raise_for_status(status, text)
             except _NODE_ERRORS as exc:
                 log.info("storage node %s failed on %s: %s; trying the next replica", node.name, method, exc)
         raise S3Error("ServiceUnavailable", "No replica of this key could be reached.")
@@ -121,7 +136,8 @@ class ClusterBackend:
     ) -> tuple[Entry, Replaced | None]:
         header = PutHeader(meta=meta, cindex=cindex, cnumber=cnumber, csize=csize, md5=md5, clock=clock,
                            timestamp=timestamp, expect=expect)
-        return await self._coordinated("PUT", ns, key, data=bytes(data), header=header)
+        return await self._coordinated("PUT", ns, key, data=data if self.rpc is not None else bytes(data),
+                                       header=header)
 
     async def delete(self, ns: int, key: bytes, *, expect: int | None = None) -> Replaced | None:
         return (await self._coordinated("DELETE", ns, key, expect=expect))[1]
@@ -132,16 +148,24 @@ class ClusterBackend:
         timeout = self.timeouts.op_call(coordinated=not hint)
         for node in self._candidates(key):
             try:
-                async with self.health.call(node.name), self.client.request(
-                        "GET", self.state.address(node), "/meta", params=self._query(ns, key), headers=headers,
-                        timeout=timeout) as resp:  # fmt: skip
-                    body = await resp.read()
-                    if resp.status == 404:
-                        return None
-                    if resp.status == 200:
-                        entry = entry_decoder.decode(body)
-                        return None if entry.tombstone else entry
-                    _raise_for_status(resp.status, body)
+                async with self.health.call(node.name):
+                    if self.rpc is not None:
+                        reply, _ = await self.rpc.call(self.state.address(node), wire.META,
+                                                       wire.Request(ns, key, coordinate=not hint),
+                                                       timeout=timeout.total, connect_timeout=self.timeouts.connect)
+                        status, entry, text = reply.status, reply.entry, reply.message.encode()
+                    else:
+                        async with self.client.request("GET", self.state.address(node), "/meta",
+                                                       params=self._query(ns, key), headers=headers,
+                                                       timeout=timeout) as resp:  # fmt: skip
+                            text = await resp.read()
+                            status = resp.status
+                            entry = entry_decoder.decode(text) if status == 200 else None
+                if status == 404:
+                    return None
+                if status == 200 and entry is not None:
+                    return None if entry.tombstone else entry
+                _raise_for_status(status, text)
             except _NODE_ERRORS as exc:
                 log.info("storage node %s failed on HEAD: %s", node.name, exc)
         raise S3Error("ServiceUnavailable", "No replica of this key could be reached.")
@@ -163,19 +187,30 @@ class ClusterBackend:
         timeout = self.timeouts.stream_call()
         for node in self._candidates(key):
             try:
-                async with self.health.call(node.name), self.client.request(
-                        "GET", self.state.address(node), "/obj", params=params, headers=_COORDINATE,
-                        timeout=timeout) as resp:  # fmt: skip
-                    body = await resp.read()
-                    if resp.status == 404:
-                        return None
-                    if resp.status == 200:
-                        return decode_entry_header(resp.headers[ENTRY_HEADER]), body
-                    if resp.status == 304 and match is not None:  # "match": the caller's copy is current
-                        return decode_entry_header(resp.headers[ENTRY_HEADER]), None
-                    if resp.status == 409:  # this replica's copy failed its checksum: try the next
-                        continue
-                    _raise_for_status(resp.status, body)
+                async with self.health.call(node.name):
+                    if self.rpc is not None:
+                        # a whole object in one reply: bounded by the compare (op) and the silence allowed
+                        reply, data = await self.rpc.call(
+                            self.state.address(node), wire.GET, wire.Request(ns, key, coordinate=True, match=match),
+                            timeout=2 * self.timeouts.op + self.timeouts.body, connect_timeout=self.timeouts.connect)
+                        status, entry, body = reply.status, reply.entry, bytes(data)
+                        text = reply.message.encode()
+                    else:
+                        async with self.client.request("GET", self.state.address(node), "/obj", params=params,
+                                                       headers=_COORDINATE, timeout=timeout) as resp:  # fmt: skip
+                            body = text = await resp.read()
+                            status = resp.status
+                            raw = resp.headers.get(ENTRY_HEADER)
+                            entry = decode_entry_header(raw) if raw is not None else None
+                if status == 404:
+                    return None
+                if status == 200 and entry is not None:
+                    return entry, body
+                if status == 304 and match is not None and entry is not None:  # the caller's copy is current
+                    return entry, None
+                if status == 409:  # this replica's copy failed its checksum: try the next
+                    continue
+                _raise_for_status(status, text)
             except _NODE_ERRORS as exc:
                 log.info("storage node %s failed on GET: %s", node.name, exc)
         raise S3Error("ServiceUnavailable", "No replica of this key could be reached.")
@@ -188,6 +223,21 @@ class ClusterBackend:
         timeout = self.timeouts.stream_call()
         for node in self._candidates(entry.key):
             try:
+                if self.rpc is not None and n <= RPC_READ_MAX:
+                    async with self.health.call(node.name):
+                        request = wire.Request(entry.ns, entry.key, coordinate=True, clock=entry.clock, start=start,
+                                               length=n)  # fmt: skip
+                        reply, data = await self.rpc.call(self.state.address(node), wire.GET, request,
+                                                          timeout=self.timeouts.data_call(n).total,
+                                                          connect_timeout=self.timeouts.connect)  # fmt: skip
+                    if reply.status in (404, 409):  # this replica has another version: try the next
+                        continue
+                    if reply.status != 200:
+                        _raise_for_status(reply.status, reply.message.encode())
+                    if len(data) != n:
+                        raise ConnectionResetError("short read from a storage node")
+                    yield bytes(data) if len(data) <= STREAM_PIECE else data  # type: ignore[misc]
+                    return
                 async with self.health.call(node.name), self.client.request(
                         "GET", self.state.address(node), "/obj", params=params, headers=_COORDINATE,
                         timeout=timeout) as resp:  # fmt: skip
