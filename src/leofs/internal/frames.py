@@ -42,6 +42,7 @@ class FrameConnection(asyncio.BufferedProtocol):
         self._send_lock = asyncio.Lock()
         self._paused = False
         self._resumed: asyncio.Future[None] | None = None
+        self.mid_frame = False  # a frame is partly written: cutting it now corrupts the stream
         self.closed = False
 
     # -- receiving ----------------------------------------------------------------------------------
@@ -53,7 +54,7 @@ class FrameConnection(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._resumed is not None and not self._resumed.done():
-            self._resumed.set_exception(ConnectionResetError("connection lost"))
+            self._resumed.set_result(None)  # the waiter sees ``closed``
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._partial is not None:
@@ -183,6 +184,7 @@ class FrameConnection(asyncio.BufferedProtocol):
                 transport.write(prefix + data)
                 return
             done = False
+            self.mid_frame = True
             try:
                 transport.write(prefix)
                 if file is not None:
@@ -197,5 +199,6 @@ class FrameConnection(asyncio.BufferedProtocol):
                         transport.write(view[i : i + SEND_PIECE])
                 done = True
             finally:
+                self.mid_frame = False
                 if not done:  # half a frame is on the wire: nothing after it can be understood
                     self.abort()

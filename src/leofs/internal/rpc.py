@@ -142,7 +142,9 @@ class _ClientConnection(FrameConnection):
                 try:
                     await asyncio.wait((send, fut), return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    if not send.done():  # timed out: a frame cut half-way aborts the connection (send)
+                    if not send.done():  # timed out (or cancelled)
+                        if self.mid_frame:  # half a frame is on the wire: the connection is unusable
+                            self.abort()
                         send.cancel()
                 if send.done() and not send.cancelled() and send.exception() is not None and not fut.done():
                     raise RpcError(f"sending to {self.address} failed: {send.exception()}")
