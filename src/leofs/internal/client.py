@@ -23,13 +23,10 @@ class InternalClient:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._limit, keepalive_timeout=30)
             self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                headers={SECRET_HEADER: self.secret},
+                connector=connector, timeout=self._timeout, headers={SECRET_HEADER: self.secret},
                 auto_decompress=False,
                 # X-Leofs-Entry / X-Leofs-Put carry up to 8 KiB of metadata as base64 msgpack
-                max_line_size=65536,
-                max_field_size=65536,
+                max_line_size=65536, max_field_size=65536,
             )
         return self._session
 

@@ -85,16 +85,8 @@ class ClusterState:
 class ManagerLink:
     """Registers with the manager and heartbeats; pulls the ring when the hashes differ."""
 
-    def __init__(
-        self,
-        client: InternalClient,
-        manager: str,
-        request: RegisterRequest,
-        state: ClusterState,
-        *,
-        interval: float = 1.0,
-        repair_queue: Callable[[], Awaitable[dict[str, int]]] | None = None,
-    ) -> None:
+    def __init__(self, client: InternalClient, manager: str, request: RegisterRequest, state: ClusterState,
+                 *, interval: float = 1.0, repair_queue: Callable[[], Awaitable[dict[str, int]]] | None = None) -> None:
         self.client = client
         self.repair_queue = repair_queue  # a storage node's queue depth per target, sent with every beat
         self.manager = manager
@@ -107,9 +99,8 @@ class ManagerLink:
         headers = {"Content-Type": MSGPACK}
         async with self.client.request(method, self.manager, path, data=body, headers=headers) as response:
             if response.status != 200:
-                raise aiohttp.ClientResponseError(
-                    response.request_info, (), status=response.status, message=await response.text()
-                )
+                raise aiohttp.ClientResponseError(response.request_info, (), status=response.status,
+                                                  message=await response.text())
             return view_decoder.decode(await response.read())
 
     async def register(self) -> None:
@@ -123,14 +114,8 @@ class ManagerLink:
         """One heartbeat; pulls the full view when the rings differ."""
         current, previous = self.state.hashes
         depths = await self.repair_queue() if self.repair_queue is not None else None
-        beat = HeartbeatRequest(
-            self.request.type,
-            self.request.name,
-            current,
-            previous,
-            admin_address=self.request.admin_address,
-            repair_queue=depths,
-        )
+        beat = HeartbeatRequest(self.request.type, self.request.name, current, previous,
+                                admin_address=self.request.admin_address, repair_queue=depths)
         view = await self._call("POST", "/int/heartbeat", encoder.encode(beat))
         self.state.apply(view)
         if (view.ring_hash_current, view.ring_hash_previous) != self.state.hashes:

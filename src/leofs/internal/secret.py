@@ -36,24 +36,16 @@ MAX_TRACKED = 4096  # addresses remembered (the oldest is forgotten first)
 def check_secret_length(secret: str) -> None:
     """Raise ValueError for a cluster secret shorter than :data:`MIN_SECRET_BYTES`."""
     if len(secret.encode()) < MIN_SECRET_BYTES:
-        raise ValueError(
-            f"the cluster secret must be at least {MIN_SECRET_BYTES} bytes long "
-            f"(this one has {len(secret.encode())}); generate one with: "
-            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
+        raise ValueError(f"the cluster secret must be at least {MIN_SECRET_BYTES} bytes long "
+                         f"(this one has {len(secret.encode())}); generate one with: "
+                         "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
 
 
 class SecretGuard:
     """Checks the cluster secret of requests, throttling addresses that keep getting it wrong."""
 
-    def __init__(
-        self,
-        secret: str,
-        *,
-        burst: float = FAILURE_BURST,
-        refill: float = FAILURE_REFILL,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, secret: str, *, burst: float = FAILURE_BURST, refill: float = FAILURE_REFILL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.expected = secret.encode()
         self.burst = burst
         self.refill = refill
@@ -73,11 +65,9 @@ class SecretGuard:
             return None
         wait = self.failed(request.remote or "")
         if wait:
-            return web.json_response(
-                {"ok": False, "error": "throttled", "message": "too many failed cluster-secret checks; retry later"},
-                status=429,
-                headers={"Retry-After": str(wait)},
-            )
+            return web.json_response({"ok": False, "error": "throttled",
+                                      "message": "too many failed cluster-secret checks; retry later"},
+                                     status=429, headers={"Retry-After": str(wait)})
         return web.json_response({"ok": False, "error": "forbidden", "message": "bad cluster secret"}, status=403)
 
     def failed(self, peer: str) -> int:
