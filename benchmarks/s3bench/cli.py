@@ -25,7 +25,15 @@ from typing import Any
 from . import procstat, report
 from .client import S3Client
 from .loadgen import LoadResult
-from .servers import ACCESS_KEY, SECRET_KEY, SERVER_TYPES, LeofsEmbedded, Server, ServerUnavailable
+from .servers import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    SERVER_TYPES,
+    LeofsCluster,
+    LeofsEmbedded,
+    Server,
+    ServerUnavailable,
+)
 from .sigv4 import Signer
 from .workloads import BUCKET, GiB, KiB, MiB, Row, Target, build_rows, prepare, run_row
 
@@ -249,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
                 extra = args.baseline_args if base and args.baseline_args is not None else args.leofs_args
                 server = LeofsEmbedded(workdir / name, shlex.split(extra), name=name,
                                        src=args.baseline_src if base else None)
+            elif name == "leofs-cluster-base":
+                if args.baseline_args is None:
+                    print("leofs-cluster-base needs --baseline-args ARGS", file=sys.stderr)
+                    return 2
+                extra_args = shlex.split(args.baseline_args)
+                server = LeofsCluster(workdir / name, name=name, gateway_args=extra_args, storage_args=extra_args)
             else:
                 server = cls(workdir / name)
             servers.append(server)

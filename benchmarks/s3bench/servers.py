@@ -147,10 +147,11 @@ class LeofsCluster(Server):
     kind = "leofs"
 
     def __init__(self, workdir: Path, nodes: int = 3, gateway_args: list[str] | None = None,
-                 name: str = "leofs-cluster") -> None:
+                 name: str = "leofs-cluster", storage_args: list[str] | None = None) -> None:
         super().__init__(name, workdir)
         self.nodes = nodes
         self.gateway_args = gateway_args or []  # e.g. cache options (benchmarks/cache.py)
+        self.storage_args = storage_args or []  # e.g. --internal-protocol http (leofs-cluster-base)
 
     def _adm(self, manager: str, *args: str) -> str:
         out = subprocess.run([sys.executable, "-m", "leofs", "adm", "--manager", manager, "--cluster-secret",
@@ -183,7 +184,8 @@ class LeofsCluster(Server):
         for i in range(1, self.nodes + 1):
             port = free_port()
             proc = self.spawn([*py, "storage", "--name", f"storage{i}", "--data", str(self.workdir / f"storage{i}"),
-                               "--manager", manager, "--address", f"{HOST}:{port}"], f"storage{i}", env=env)
+                               "--manager", manager, "--address", f"{HOST}:{port}", *self.storage_args],
+                              f"storage{i}", env=env)
             wait_port(port, proc, 60, f"leofs storage{i}", self.workdir / f"storage{i}.log")
         self._wait(lambda: len(self._storage_states(manager)) == self.nodes, "storage nodes to register")
         self._adm(manager, "start")
@@ -297,6 +299,8 @@ SERVER_TYPES: dict[str, type[Server]] = {
     "leofs": LeofsEmbedded,
     "leofs-base": LeofsEmbedded,  # the same, from --baseline-src: before/after runs of a change
     "leofs-cluster": LeofsCluster,
+    #: the same cluster with --baseline-args on every storage node and the gateway (an A/B of an option)
+    "leofs-cluster-base": LeofsCluster,
     "seaweedfs": SeaweedSingle,
     "seaweedfs-3copy": SeaweedReplicated,
 }
