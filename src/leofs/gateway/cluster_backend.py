@@ -30,6 +30,7 @@ from leofs.internal.messages import (
     ROLE_HEADER,
     NodeInfo,
     PutHeader,
+    Written,
     decode_entry_header,
     encode_b64,
     entry_decoder,
@@ -105,10 +106,12 @@ class ClusterBackend:
                     if self.rpc is not None:
                         request = wire.Request(ns, key, coordinate=True, put=header, deadline=round(deadline, 3),
                                                expect=expect)  # fmt: skip
-                        reply, _ = await self.rpc.call(self.state.address(node), wire.PUT if method == "PUT"
+                        reply, body = await self.rpc.call(self.state.address(node), wire.PUT if method == "PUT"
                                                        else wire.DELETE, request, data or b"", timeout=timeout.total,
                                                        connect_timeout=self.timeouts.connect)  # fmt: skip
                         status, written, text = reply.status, reply.written, reply.message.encode()
+                        if written is not None and reply.previous_data:  # the replaced record's data
+                            written = Written(written.entry, written.previous, bytes(body))
                     else:
                         headers[DEADLINE_HEADER] = f"{deadline:.3f}"
                         params = self._query(ns, key) if expect is None else self._query(ns, key, expect=expect)
@@ -230,12 +233,12 @@ class ClusterBackend:
                         reply, data = await self.rpc.call(self.state.address(node), wire.GET, request,
                                                           timeout=self.timeouts.data_call(n).total,
                                                           connect_timeout=self.timeouts.connect)  # fmt: skip
+                        if reply.status == 200 and len(data) != n:
+                            raise ConnectionResetError("short read from a storage node")
                     if reply.status in (404, 409):  # this replica has another version: try the next
                         continue
                     if reply.status != 200:
                         _raise_for_status(reply.status, reply.message.encode())
-                    if len(data) != n:
-                        raise ConnectionResetError("short read from a storage node")
                     yield bytes(data) if len(data) <= STREAM_PIECE else data  # type: ignore[misc]
                     return
                 async with self.health.call(node.name), self.client.request(

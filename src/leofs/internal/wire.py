@@ -87,6 +87,9 @@ class Reply(msgspec.Struct, frozen=True, omit_defaults=True):
     written: Written | None = None  # coordinated PUT/DELETE
     applied: bool = True  # replica PUT/DELETE: False when a newer version was already there
     message: str = ""
+    #: coordinated PUT/DELETE: the frame's data is ``written.previous_data`` (a replaced parent
+    #: record's data, which can be larger than a header may be)
+    previous_data: bool = False
 
 
 encode = msgspec.msgpack.Encoder().encode

@@ -326,13 +326,13 @@ class Coordinator:
                          timeout: float | None) -> Entry:  # fmt: skip
         """A replica write over the binary protocol; the target's entry."""
         assert self.rpc is not None
-        async with self.health.call(target):
+        async with self.health.call(target):  # an error status counts against the target, as over HTTP
             reply, _ = await self.rpc.call(self._address(target), kind, request, data, timeout=timeout,
                                            connect_timeout=self.timeouts.connect)  # fmt: skip
-        _check_replica_answer(target, reply.status, reply.message.encode())
-        if reply.entry is None:
-            raise ConnectionError(f"{target} answered without an entry")
-        return reply.entry
+            _check_replica_answer(target, reply.status, reply.message.encode())
+            if reply.entry is None:
+                raise ConnectionError(f"{target} answered without an entry")
+            return reply.entry
 
     def _address(self, name: str) -> str:
         address = self.cluster.address_of(name)
@@ -401,11 +401,11 @@ class Coordinator:
                 reply, _ = await self.rpc.call(self._address(target), wire.META, wire.Request(ns, key),
                                                timeout=self.timeouts.op_call().total,
                                                connect_timeout=self.timeouts.connect)  # fmt: skip
-            if reply.status == 404:
-                return None
-            if reply.status != 200 or reply.entry is None:
-                raise ConnectionError(f"{target} answered {reply.status}")
-            return reply.entry
+                if reply.status == 404:
+                    return None
+                if reply.status != 200 or reply.entry is None:
+                    raise ConnectionError(f"{target} answered {reply.status}")
+                return reply.entry
         async with self.health.call(target), self.client.request(
                 "GET", self._address(target), "/meta", params=_params(ns, key), headers=_REPLICA,
                 timeout=self.timeouts.op_call()) as resp:
@@ -428,8 +428,8 @@ class Coordinator:
                                                   wire.Request(entry.ns, entry.key, clock=entry.clock),
                                                   timeout=self.timeouts.data_call(entry.size).total,
                                                   connect_timeout=self.timeouts.connect)  # fmt: skip
-            if reply.status != 200 or reply.entry is None:
-                raise ConnectionError(f"{source} answered {reply.status}")
+                if reply.status != 200 or reply.entry is None:
+                    raise ConnectionError(f"{source} answered {reply.status}")
             e, data = reply.entry, memoryview(body)
         else:
             async with self.health.call(source), self.client.request(

@@ -17,6 +17,7 @@ import os
 from typing import BinaryIO
 
 from leofs.internal.frames import FrameConnection
+from leofs.internal.messages import Written
 from leofs.internal.secret import SecretGuard
 from leofs.internal.wire import (
     AUTH,
@@ -103,6 +104,9 @@ class RpcServer:
                 await conn.send(REPLY, rid, header, body)
         except ConnectionError:  # the caller went away: the work is done, nobody to answer
             log.info("binary caller of %r went away before its answer", req.key)
+        except Exception:  # an answer that cannot be sent: the caller must not wait for its timeout
+            log.exception("binary reply to a call on %r failed; closing the connection", req.key)
+            conn.abort()
 
     async def _dispatch(self, kind: int, req: Request, data: bytearray) -> tuple[Reply, bytes, _File | None]:
         store, coord = self.store, self.coordinator
@@ -112,7 +116,7 @@ class RpcServer:
                 raise ValueError("a PUT needs its put header")
             if req.coordinate:
                 check_deadline(req.deadline)
-                return Reply(200, written=await coord.put(req.ns, req.key, memoryview(data), header)), b"", None
+                return _written(await coord.put(req.ns, req.key, memoryview(data), header))
             if header.clock is None:
                 raise ValueError("a replica write needs the coordinator's clock")
             r = await store.put(req.ns, req.key, memoryview(data), meta=header.meta, clock=header.clock,
@@ -122,7 +126,7 @@ class RpcServer:
         if kind == DELETE:
             if req.coordinate:
                 check_deadline(req.deadline)
-                return Reply(200, written=await coord.delete(req.ns, req.key, expect=req.expect)), b"", None
+                return _written(await coord.delete(req.ns, req.key, expect=req.expect))
             if req.clock is None:
                 raise ValueError("a replica delete needs the coordinator's clock")
             r = await store.delete(req.ns, req.key, clock=req.clock, timestamp=req.timestamp)
@@ -232,6 +236,13 @@ class ServerConnection(FrameConnection):
             self.try_send(AUTH_OK, 0, encode(AuthOk(server_proof(secret, self._nonce, auth.nonce))))
             return
         self.protocol_error(f"unexpected frame type {kind}" + ("" if self._authenticated else " before the handshake"))
+
+
+def _written(written: Written) -> tuple[Reply, bytes, None]:
+    """A coordinated write's reply: the replaced record's data goes as the frame's data."""
+    if written.previous_data is None:
+        return Reply(200, written=written), b"", None
+    return Reply(200, written=Written(written.entry, written.previous), previous_data=True), written.previous_data, None
 
 
 def _refusal(status: int, message: str) -> bytes:
