@@ -100,6 +100,7 @@ class FrameConnection(asyncio.BufferedProtocol):
             if end - pos < FRAME.size:
                 break
             kind, rid, hlen, dlen = parse_frame_header(buf, pos)
+            self.check_frame(kind, hlen, dlen)
             if end - pos - FRAME.size < hlen:
                 break
             start = pos + FRAME.size
@@ -124,6 +125,9 @@ class FrameConnection(asyncio.BufferedProtocol):
         """Bytes consumed before frames (the server's preface): 0 when none are (any longer)
         expected, -1 to wait for more bytes (or after refusing the connection)."""
         return 0
+
+    def check_frame(self, kind: int, hlen: int, dlen: int) -> None:
+        """ProtocolError for a frame not acceptable now (checked before its bytes are buffered)."""
 
     def frame_received(self, kind: int, rid: int, header: bytes, data: bytearray) -> None:
         raise NotImplementedError

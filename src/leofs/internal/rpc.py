@@ -28,6 +28,7 @@ from leofs.internal.wire import (
     REPLY,
     VERSION,
     Auth,
+    ProtocolError,
     Reply,
     Request,
     auth_ok_decoder,
@@ -97,6 +98,10 @@ class _ClientConnection(FrameConnection):
             if not fut.done():
                 fut.set_exception(error)
         self.abort()
+
+    def check_frame(self, kind: int, hlen: int, dlen: int) -> None:
+        if not self.ready.done() and (kind not in (HELLO, AUTH_OK, REFUSED) or dlen or hlen > 4096):
+            raise ProtocolError(f"frame type {kind} ({hlen}+{dlen} bytes) before the handshake")
 
     def frame_received(self, kind: int, rid: int, header: bytes, data: bytearray) -> None:
         if kind == REPLY:

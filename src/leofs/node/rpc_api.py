@@ -54,6 +54,7 @@ from leofs.storage.store import ObjectStore
 log = logging.getLogger("leofs.storage.rpc")
 
 _File = tuple[BinaryIO, int, int]
+HANDSHAKE_HEADER = 1024  # an Auth is about 70 bytes
 
 
 class RpcServer:
@@ -216,6 +217,11 @@ class ServerConnection(FrameConnection):
             self.transport.write(_refusal(status, message))
             self.closed = True
             self.transport.close()  # after the refusal is flushed
+
+    def check_frame(self, kind: int, hlen: int, dlen: int) -> None:
+        # before the handshake only a small AUTH is accepted: nothing is buffered for a stranger
+        if not self._authenticated and (kind != AUTH or dlen or hlen > HANDSHAKE_HEADER):
+            raise ProtocolError(f"frame type {kind} ({hlen}+{dlen} bytes) before the handshake")
 
     def frame_received(self, kind: int, rid: int, header: bytes, data: bytearray) -> None:
         if self._authenticated and kind in REQUEST_TYPES:
