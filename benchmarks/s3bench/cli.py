@@ -258,11 +258,12 @@ def main(argv: list[str] | None = None) -> int:
                 server = LeofsEmbedded(workdir / name, shlex.split(extra), name=name,
                                        src=args.baseline_src if base else None)
             elif name == "leofs-cluster-base":
-                if args.baseline_args is None:
-                    print("leofs-cluster-base needs --baseline-args ARGS", file=sys.stderr)
+                if not args.baseline_src and args.baseline_args is None:
+                    print("leofs-cluster-base needs --baseline-src DIR or --baseline-args ARGS", file=sys.stderr)
                     return 2
-                extra_args = shlex.split(args.baseline_args)
-                server = LeofsCluster(workdir / name, name=name, gateway_args=extra_args, storage_args=extra_args)
+                extra_args = shlex.split(args.baseline_args or "")
+                server = LeofsCluster(workdir / name, name=name, gateway_args=extra_args, storage_args=extra_args,
+                                      src=args.baseline_src)  # fmt: skip
             else:
                 server = cls(workdir / name)
             servers.append(server)

@@ -147,8 +147,9 @@ class LeofsCluster(Server):
     kind = "leofs"
 
     def __init__(self, workdir: Path, nodes: int = 3, gateway_args: list[str] | None = None,
-                 name: str = "leofs-cluster", storage_args: list[str] | None = None) -> None:
+                 name: str = "leofs-cluster", storage_args: list[str] | None = None, src: str | None = None) -> None:
         super().__init__(name, workdir)
+        self.src = src  # run the leofs package found here instead of the installed one (A/B runs)
         self.nodes = nodes
         self.gateway_args = gateway_args or []  # e.g. cache options (benchmarks/cache.py)
         self.storage_args = storage_args or []  # e.g. --internal-protocol http (leofs-cluster-base)
@@ -175,6 +176,8 @@ class LeofsCluster(Server):
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, LEOFS_CLUSTER_SECRET=CLUSTER_SECRET)
+        if self.src:
+            env["PYTHONPATH"] = self.src + os.pathsep + env.get("PYTHONPATH", "")
         py = [sys.executable, "-m", "leofs"]
         mport = free_port()
         manager = f"{HOST}:{mport}"
@@ -197,6 +200,10 @@ class LeofsCluster(Server):
         wait_port(gport, proc, 60, "leofs gateway", self.workdir / "gateway.log")
         self.endpoint = f"http://{HOST}:{gport}"
         self.version = _leofs_version() + " cluster (3 storage nodes, N=3 W=2 R=1)"
+        if self.storage_args:
+            self.version += " " + " ".join(self.storage_args)
+        if self.src:
+            self.version += f" (source {self.src})"
 
 
 #: volume slots per SeaweedFS volume server. Its automatic count (-max=0) is free space / volume
