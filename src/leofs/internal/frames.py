@@ -42,7 +42,7 @@ class FrameConnection(asyncio.BufferedProtocol):
         self._send_lock = asyncio.Lock()
         self._paused = False
         self._resumed: asyncio.Future[None] | None = None
-        self.mid_frame = False  # a frame is partly written: cutting it now corrupts the stream
+        self.writing: int | None = None  # the id of a frame partly written: cutting it corrupts the stream
         self.closed = False
 
     # -- receiving ----------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ class FrameConnection(asyncio.BufferedProtocol):
                 transport.write(prefix + data)
                 return
             done = False
-            self.mid_frame = True
+            self.writing = rid
             try:
                 transport.write(prefix)
                 if file is not None:
@@ -203,6 +203,6 @@ class FrameConnection(asyncio.BufferedProtocol):
                         transport.write(view[i : i + SEND_PIECE])
                 done = True
             finally:
-                self.mid_frame = False
+                self.writing = None
                 if not done:  # half a frame is on the wire: nothing after it can be understood
                     self.abort()

@@ -61,6 +61,11 @@ def _expire(fut: asyncio.Future[Answer]) -> None:
         fut.set_exception(TimeoutError("no answer from the storage node in time"))
 
 
+def _consume(fut: asyncio.Future[_ClientConnection]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class _ClientConnection(FrameConnection):
     def __init__(self, secret: bytes, address: str) -> None:
         super().__init__()
@@ -135,7 +140,7 @@ class _ClientConnection(FrameConnection):
 
     async def call(self, kind: int, request: Request, data: bytes | bytearray | memoryview,
                    timeout: float | None) -> Answer:  # fmt: skip
-        rid = next(self._ids)
+        rid = next(self._ids) % 0xFFFFFFFF + 1  # u32 on the wire, never 0: wraps on a long-lived connection
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Answer] = loop.create_future()
         self.pending[rid] = fut
@@ -148,7 +153,7 @@ class _ClientConnection(FrameConnection):
                     await asyncio.wait((send, fut), return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     if not send.done():  # timed out (or cancelled)
-                        if self.mid_frame:  # half a frame is on the wire: the connection is unusable
+                        if self.writing == rid:  # half our frame is on the wire: the connection is unusable
                             self.abort()
                         send.cancel()
                 if send.done() and not send.cancelled() and send.exception() is not None and not fut.done():
@@ -186,6 +191,7 @@ class RpcClient:
             slot = None
         if slot is None:
             slot = slots[i] = asyncio.ensure_future(self._open(address, connect_timeout))
+            slot.add_done_callback(_consume)  # its error reaches the callers waiting (or nobody)
         try:
             return await asyncio.shield(slot)
         except BaseException:
