@@ -232,7 +232,8 @@ class ClusterBackend:
                                                length=n)  # fmt: skip
                         reply, data = await self.rpc.call(self.state.address(node), wire.GET, request,
                                                           timeout=self.timeouts.data_call(n).total,
-                                                          connect_timeout=self.timeouts.connect)  # fmt: skip
+                                                          connect_timeout=self.timeouts.connect,
+                                                          reply_size=n)  # fmt: skip
                         if reply.status == 200 and len(data) != n:
                             raise ConnectionResetError("short read from a storage node")
                     if reply.status in (404, 409):  # this replica has another version: try the next

@@ -427,7 +427,8 @@ class Coordinator:
                 reply, body = await self.rpc.call(self._address(source), wire.GET,
                                                   wire.Request(entry.ns, entry.key, clock=entry.clock),
                                                   timeout=self.timeouts.data_call(entry.size).total,
-                                                  connect_timeout=self.timeouts.connect)  # fmt: skip
+                                                  connect_timeout=self.timeouts.connect,
+                                                  reply_size=entry.size)  # fmt: skip
                 if reply.status != 200 or reply.entry is None:
                     raise ConnectionError(f"{source} answered {reply.status}")
             e, data = reply.entry, memoryview(body)
