@@ -196,7 +196,7 @@ class ClusterBackend:
                         reply, data = await self.rpc.call(
                             self.state.address(node), wire.GET, wire.Request(ns, key, coordinate=True, match=match),
                             timeout=2 * self.timeouts.op + self.timeouts.body, connect_timeout=self.timeouts.connect)
-                        status, entry, body = reply.status, reply.entry, bytes(data)
+                        status, entry, body = reply.status, reply.entry, data
                         text = reply.message.encode()
                     else:
                         async with self.client.request("GET", self.state.address(node), "/obj", params=params,
@@ -240,7 +240,7 @@ class ClusterBackend:
                         continue
                     if reply.status != 200:
                         _raise_for_status(reply.status, reply.message.encode())
-                    yield bytes(data) if len(data) <= STREAM_PIECE else data  # type: ignore[misc]
+                    yield data
                     return
                 async with self.health.call(node.name), self.client.request(
                         "GET", self.state.address(node), "/obj", params=params, headers=_COORDINATE,

@@ -27,6 +27,7 @@ _RECV_SIZE = 256 * 1024
 INLINE_SEND = 64 * 1024  # data up to this size goes out in one write with its prefix
 SEND_PIECE = 256 * 1024
 HIGH_WATER = 256 * 1024
+REUSE_MAX = 16 * 1024 * 1024  # larger frames (rare: not a chunk) get a buffer of their own
 
 
 class FrameConnection(asyncio.BufferedProtocol):
@@ -38,7 +39,13 @@ class FrameConnection(asyncio.BufferedProtocol):
         self._len = 0
         self._partial: tuple[int, int, bytes] | None = None  # (type, id, header) whose data is arriving
         self._data = bytearray()
+        self._want = 0
         self._got = 0
+        #: deliver data as ``bytes`` received through one reused buffer (a client: its callers keep
+        #: immutable bytes, and a fresh zero-filled buffer per chunk costs more than the one copy);
+        #: else as a bytearray of its own, received in place (a server hands it to the store)
+        self.reuse = False
+        self._reused = bytearray()
         self._send_lock = asyncio.Lock()
         self._paused = False
         self._resumed: asyncio.Future[None] | None = None
@@ -58,7 +65,7 @@ class FrameConnection(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._partial is not None:
-            return memoryview(self._data)[self._got :]
+            return memoryview(self._data)[self._got : self._want]
         if len(self._buf) - self._len < _RECV_SIZE // 2:
             self._buf.extend(bytes(_RECV_SIZE))
         return memoryview(self._buf)[self._len :]
@@ -67,10 +74,11 @@ class FrameConnection(asyncio.BufferedProtocol):
         try:
             if self._partial is not None:
                 self._got += nbytes
-                if self._got == len(self._data):
+                if self._got == self._want:
                     (kind, rid, header), data = self._partial, self._data
                     self._partial, self._data = None, bytearray()
-                    self.frame_received(kind, rid, header, data)
+                    self.frame_received(kind, rid, header, bytes(memoryview(data)[: self._want]) if self.reuse
+                                        else data)  # fmt: skip
                 return
             self._len += nbytes
             self._parse()
@@ -108,11 +116,17 @@ class FrameConnection(asyncio.BufferedProtocol):
             pos = start + hlen
             have = min(dlen, end - pos)
             if have == dlen:
-                data = bytearray(buf[pos : pos + dlen])
+                data = bytes(buf[pos : pos + dlen]) if self.reuse else bytearray(buf[pos : pos + dlen])
                 pos += dlen
                 self.frame_received(kind, rid, header, data)
                 continue
-            self._partial, self._data, self._got = (kind, rid, header), bytearray(dlen), have
+            if self.reuse and dlen <= REUSE_MAX:
+                if len(self._reused) < dlen:
+                    self._reused = bytearray(dlen)
+                self._data = self._reused
+            else:
+                self._data = bytearray(dlen)
+            self._partial, self._want, self._got = (kind, rid, header), dlen, have
             self._data[:have] = buf[pos:end]
             pos = end
             break
@@ -129,7 +143,7 @@ class FrameConnection(asyncio.BufferedProtocol):
     def check_frame(self, kind: int, hlen: int, dlen: int) -> None:
         """ProtocolError for a frame not acceptable now (checked before its bytes are buffered)."""
 
-    def frame_received(self, kind: int, rid: int, header: bytes, data: bytearray) -> None:
+    def frame_received(self, kind: int, rid: int, header: bytes, data: bytes | bytearray) -> None:
         raise NotImplementedError
 
     def protocol_error(self, message: str) -> None:

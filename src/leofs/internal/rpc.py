@@ -48,7 +48,7 @@ POOL_SIZE = 2
 #: a call whose request or (expected) reply data is larger than this goes on the bulk connection
 BULK = 64 * 1024
 
-Answer = tuple[Reply, bytearray]
+Answer = tuple[Reply, bytes]
 
 
 class RpcError(ConnectionError):
@@ -79,6 +79,7 @@ class _ClientConnection(FrameConnection):
         self._ids = itertools.count(1)
         self._nonce = os.urandom(NONCE_BYTES)
         self._server_nonce = b""
+        self.reuse = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -111,11 +112,11 @@ class _ClientConnection(FrameConnection):
         if not self.ready.done() and (kind not in (HELLO, AUTH_OK, REFUSED) or dlen or hlen > 4096):
             raise ProtocolError(f"frame type {kind} ({hlen}+{dlen} bytes) before the handshake")
 
-    def frame_received(self, kind: int, rid: int, header: bytes, data: bytearray) -> None:
+    def frame_received(self, kind: int, rid: int, header: bytes, data: bytes | bytearray) -> None:
         if kind == REPLY:
             fut = self.pending.pop(rid, None)
             if fut is not None and not fut.done():
-                fut.set_result((reply_decoder.decode(header), data))
+                fut.set_result((reply_decoder.decode(header), bytes(data)))  # bytes already (reuse): no copy
             return
         if kind == HELLO and not self._server_nonce:
             hello = hello_decoder.decode(header)

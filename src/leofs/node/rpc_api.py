@@ -81,7 +81,7 @@ class RpcServer:
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
     # -- object calls -------------------------------------------------------------------------------
-    async def serve(self, conn: ServerConnection, kind: int, rid: int, req: Request, data: bytearray) -> None:
+    async def serve(self, conn: ServerConnection, kind: int, rid: int, req: Request, data: bytes | bytearray) -> None:
         try:
             try:
                 reply, body, file = await self._dispatch(kind, req, data)
@@ -109,7 +109,7 @@ class RpcServer:
             log.exception("binary reply to a call on %r failed; closing the connection", req.key)
             conn.abort()
 
-    async def _dispatch(self, kind: int, req: Request, data: bytearray) -> tuple[Reply, bytes, _File | None]:
+    async def _dispatch(self, kind: int, req: Request, data: bytes | bytearray) -> tuple[Reply, bytes, _File | None]:
         store, coord = self.store, self.coordinator
         if kind == PUT:
             header = req.put
@@ -223,7 +223,7 @@ class ServerConnection(FrameConnection):
         if not self._authenticated and (kind != AUTH or dlen or hlen > HANDSHAKE_HEADER):
             raise ProtocolError(f"frame type {kind} ({hlen}+{dlen} bytes) before the handshake")
 
-    def frame_received(self, kind: int, rid: int, header: bytes, data: bytearray) -> None:
+    def frame_received(self, kind: int, rid: int, header: bytes, data: bytes | bytearray) -> None:
         if self._authenticated and kind in REQUEST_TYPES:
             req = request_decoder.decode(header)
             task = asyncio.ensure_future(self.server.serve(self, kind, rid, req, data))

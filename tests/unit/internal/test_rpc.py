@@ -39,6 +39,12 @@ def test_object_calls_and_their_statuses(tmp_path: Path) -> None:
             assert reply.status == 200 and reply.applied and reply.entry is not None and reply.entry.size == len(big)
             reply, data = await rpc.call(s1, wire.GET, _req(b"k/big"), timeout=10)
             assert reply.status == 200 and data == big and reply.entry is not None and reply.entry.meta == b"M"
+            # replies received through the client's reused buffer stay intact once delivered
+            other = os.urandom(len(big) - 1000)
+            await rpc.call(s1, wire.PUT, _req(b"k/other", put=PutHeader(clock=1000)), other, timeout=10)
+            answers = await asyncio.gather(*(rpc.call(s1, wire.GET, _req(k), timeout=10, reply_size=len(big))
+                                             for k in (b"k/big", b"k/other", b"k/big")))  # fmt: skip
+            assert [a[1] for a in answers] == [big, other, big]
             reply, data = await rpc.call(s1, wire.GET, _req(b"k/big", start=5, length=300000, clock=1000), timeout=10)
             assert (reply.status, bytes(data)) == (200, big[5:300005])
             assert (await rpc.call(s1, wire.GET, _req(b"k/big", clock=999), timeout=10))[0].status == 409
