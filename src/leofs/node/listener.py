@@ -16,6 +16,9 @@ from aiohttp import web
 
 from leofs.node.rpc_api import RpcServer
 
+#: a connection that sends nothing for this long is closed before either protocol takes it
+FIRST_BYTE_TIMEOUT = 30.0
+
 
 class _Sniffer(asyncio.Protocol):
     def __init__(self, http: Callable[[], asyncio.Protocol], rpc: RpcServer) -> None:
@@ -26,12 +29,18 @@ class _Sniffer(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self._silent = asyncio.get_running_loop().call_later(FIRST_BYTE_TIMEOUT, self._close_silent)
+
+    def _close_silent(self) -> None:
+        if self.transport is not None:  # nothing arrived: neither protocol has it
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
         if transport is None or not data:
             return
         self.transport = None  # the connection belongs to the chosen protocol from now on
+        self._silent.cancel()
         if data[0] == 0:
             conn = self.rpc.connection()
             transport.set_protocol(conn)
@@ -45,6 +54,7 @@ class _Sniffer(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self._silent.cancel()
 
 
 async def start_listener(runner: web.AppRunner, rpc: RpcServer, host: str, port: int) -> asyncio.Server:

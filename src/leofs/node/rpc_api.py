@@ -55,6 +55,8 @@ log = logging.getLogger("leofs.storage.rpc")
 
 _File = tuple[BinaryIO, int, int]
 HANDSHAKE_HEADER = 1024  # an Auth is about 70 bytes
+#: a connection that has not completed the handshake by then is closed (it holds no request)
+HANDSHAKE_TIMEOUT = 10.0
 
 
 class RpcServer:
@@ -190,9 +192,17 @@ class ServerConnection(FrameConnection):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.server.connections.add(self)
+        self._deadline = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT, self._too_slow)
+
+    def _too_slow(self) -> None:
+        if not self._authenticated and not self.closed:
+            log.warning("binary connection from %s: no handshake within %.0f s; closed", self.peer(),
+                        HANDSHAKE_TIMEOUT)  # fmt: skip
+            self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self._deadline.cancel()
         self.server.connections.discard(self)
 
     def preface(self, pending: memoryview) -> int:

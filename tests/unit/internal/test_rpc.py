@@ -273,3 +273,29 @@ def test_a_peer_with_another_version_is_refused_by_the_client() -> None:
             server.close()
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_silent_and_unauthenticated_connections_are_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from leofs.node import listener, rpc_api
+
+    monkeypatch.setattr(rpc_api, "HANDSHAKE_TIMEOUT", 0.5)
+    monkeypatch.setattr(listener, "FIRST_BYTE_TIMEOUT", 0.5)
+
+    async def body(c: TestCluster) -> None:
+        s1 = c.addr("s1")
+        started = time.monotonic()
+        assert await _raw(s1, b"") == b""  # (a node that kept them open would fail _raw's 10 s bound)
+        answer = await _raw(s1, wire.PREFACE)  # a preface, then nothing: HELLO, then closed
+        assert wire.parse_frame_header(answer)[0] == wire.HELLO
+        assert time.monotonic() - started < 8
+        assert not c.nodes["s1"].rpc_server.connections
+        rpc = RpcClient(SECRET)
+        try:  # a client that authenticated stays connected past the handshake bound
+            assert (await rpc.call(s1, wire.META, _req(b"k"), timeout=10))[0].status == 404
+            await asyncio.sleep(1.0)
+            assert (await rpc.call(s1, wire.META, _req(b"k"), timeout=10))[0].status == 404
+            assert len(c.nodes["s1"].rpc_server.connections) == 1
+        finally:
+            await rpc.close()
+
+    run_cluster(tmp_path, body, names=["s1"], n=1, w=1, r=1, d=1)
