@@ -2,9 +2,9 @@
 
 Internal calls are HTTP (aiohttp, pooled keep-alive) carrying the cluster secret in
 ``X-Leofs-Cluster-Secret``, except object calls to storage nodes, which go over the binary
-protocol by default (:mod:`leofs.internal.wire`) and carry these same structs. Structured bodies are msgpack (msgspec) unless noted; object data
-travels raw in the HTTP body so it can be streamed and sent with sendfile. See
-docs/internal-api.md for the endpoints.
+protocol by default (:mod:`leofs.internal.wire`) and carry these same structs. Structured
+bodies are msgpack (msgspec) unless noted; object data travels raw in the HTTP body so it can be
+streamed and sent with sendfile. See docs/internal-api.md for the endpoints.
 """
 
 from __future__ import annotations
