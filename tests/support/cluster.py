@@ -140,7 +140,9 @@ class LeofsCluster:
         for node in self.storage.values():
             node.start()
         self.wait_until(lambda: len(self.node_states()) == len(self.storage), what="storage nodes to register")
-        self.adm("start")
+        # a retry on new ports (PortTaken) finds the cluster started by the attempt before
+        if self.adm("status")["cluster_state"] != "running":
+            self.adm("start")
         self.wait_until(lambda: set(self.node_states().values()) == {"running"}, what="nodes running")
         self.gateway.start()
         self.wait_gateway_ready()
