@@ -168,7 +168,8 @@ def server(config_file: Path | None, **_: Any) -> None:
     --workers) over one data directory. Its storage node is named `embedded` in leofs adm. DATA_DIR
     may also come from `data_dir` in the [server] section of --config.
     """
-    from leofs.embedded import ServerOptions, default_workers, run_server
+    from leofs.embedded import ServerOptions, run_server
+    from leofs.process_pool import default_workers
 
     opts: config.ServerConfig = _resolve("server", config_file)
     # [gateway] gives the gateway settings only: the listen addresses and TLS are [server]'s
