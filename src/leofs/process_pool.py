@@ -85,9 +85,11 @@ def make_runtime_dir(prefix: str) -> Path:
 class ProcessPool(Generic[S]):
     """The primary's side: starts ``leofs COMMAND SPEC`` per spec, restarts any that dies, stops them all."""
 
-    def __init__(self, command: str, specs: list[S]) -> None:
+    def __init__(self, command: str, specs: list[S], *, env: dict[str, str] | None = None) -> None:
         self.command = command
         self.specs = specs
+        #: added to the workers' environment (secrets go there: a command line is public in /proc)
+        self.env = env
         self.procs: dict[int, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -100,7 +102,7 @@ class ProcessPool(Generic[S]):
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "leofs", "--log-level", str(level), self.command,
-            msgspec.json.encode(spec).decode(),
+            msgspec.json.encode(spec).decode(), env={**os.environ, **self.env} if self.env else None,
         )  # fmt: skip
 
     async def _keep_running(self, spec: S) -> None:
