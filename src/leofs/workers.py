@@ -8,8 +8,10 @@ gateway: it reads users and buckets from the manager's SQLite database and objec
 files directly, and sends its writes to the primary's writer over the write link
 (:mod:`leofs.storage.write_link`), so the writer still batches every write into one fsync.
 
-The primary restarts a worker that dies. A worker dies with the primary: the kernel sends it
-SIGKILL when its parent exits (``PR_SET_PDEATHSIG``), and it also exits when the write link closes.
+The primary restarts a worker that dies (:mod:`leofs.process_pool`). A worker dies with the
+primary: the kernel sends it SIGKILL when its parent exits (``PR_SET_PDEATHSIG``), and it also
+exits when the write link closes. Each worker's cache answers the primary's purge-cache on its
+control socket (:mod:`leofs.gateway.worker_control`).
 """
 
 from __future__ import annotations
