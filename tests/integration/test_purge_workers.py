@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +79,19 @@ def test_purge_cache_text_output_and_bad_path(server: LeofsServer) -> None:
     cmd = [sys.executable, "-m", "leofs", "adm", "--manager", server.admin, "--cluster-secret", CLUSTER_SECRET]
     bad = subprocess.run([*cmd, "purge-cache", "no-key"], capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "BUCKET/KEY" in bad.stderr + bad.stdout
+
+
+def test_a_dead_worker_holds_nothing(server: LeofsServer) -> None:
+    """A worker killed (and being restarted) does not fail the purge: it holds no entry any more."""
+    assert server.proc is not None
+    [worker] = [p for p in server.wait_workers(2) if p != server.proc.pid]
+    os.kill(worker, signal.SIGKILL)
+    [row] = json.loads(adm(server, "purge-cache", "pub/page.html").stdout)
+    assert row["ok"] and [p["ok"] for p in row["result"]["processes"]] == [True, True], row
+    deadline = time.monotonic() + 30
+    while worker in server.wait_workers(2):  # replaced, listening again
+        assert time.monotonic() < deadline, "the killed worker was never replaced"
+        time.sleep(0.1)
 
 
 def test_the_control_sockets_are_private(server: LeofsServer) -> None:
