@@ -84,6 +84,14 @@ def test_purge_cache_reaches_both_processes(cluster: LeofsCluster) -> None:
     assert len(stale_in) == 2, "every write landed on one process: the forwarded purge was never needed"
 
 
+def test_sighup_is_passed_on_and_kills_nobody(cluster: LeofsCluster) -> None:
+    pids = wait_processes(cluster, 2)
+    os.kill(pids[0], signal.SIGHUP)  # the primary reloads and passes it on; a worker reloads too
+    time.sleep(0.5)  # a worker killed by the signal would be gone (and replaced) by now
+    assert wait_processes(cluster, 2) == pids
+    assert make_client(cluster.endpoint).get_object(Bucket="wkr", Key="k0")["Body"].read() == b"v0"
+
+
 def test_a_killed_worker_is_restarted(cluster: LeofsCluster) -> None:
     assert cluster.gateway.proc is not None
     primary = cluster.gateway.proc.pid
