@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +56,14 @@ def test_both_processes_serve_and_the_manager_sees_one_gateway(cluster: LeofsClu
         assert make_client(cluster.endpoint).get_object(Bucket="wkr", Key=f"k{i}")["Body"].read() == b"v%d" % i
     gateways = [n for n in cluster.adm("status")["nodes"] if n["type"] == "gateway"]
     assert [g["state"] for g in gateways] == ["running"], gateways
+    for _ in range(6):  # request metrics are summed over both processes, whichever answers the scrape
+        with urllib.request.urlopen(f"{cluster.endpoint}/_leofs_adm/metrics", timeout=10) as r:
+            text = r.read().decode()
+        puts = [line for line in text.splitlines()
+                if line.startswith('leofs_s3_requests_total{operation="PutObject",status="200"}')]  # fmt: skip
+        assert puts and float(puts[0].split()[-1]) == 30.0, puts
+        types = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+        assert len(types) == len(set(types)), "a metric family appears twice"
 
 
 def test_purge_cache_reaches_both_processes(cluster: LeofsCluster) -> None:
