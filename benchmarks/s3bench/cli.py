@@ -25,7 +25,15 @@ from typing import Any
 from . import procstat, report
 from .client import S3Client
 from .loadgen import LoadResult
-from .servers import ACCESS_KEY, SECRET_KEY, SERVER_TYPES, LeofsEmbedded, Server, ServerUnavailable
+from .servers import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    SERVER_TYPES,
+    LeofsCluster,
+    LeofsEmbedded,
+    Server,
+    ServerUnavailable,
+)
 from .sigv4 import Signer
 from .workloads import BUCKET, GiB, KiB, MiB, Row, Target, build_rows, prepare, run_row
 
@@ -63,6 +71,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--baseline-args", default=None,
                    help="arguments for leofs-base instead of --leofs-args (e.g. '--workers 1'); with this, "
                         "--baseline-src defaults to this tree's src")
+    p.add_argument("--cluster-gateway-args", default="",
+                   help="extra arguments for the gateway of leofs-cluster, e.g. '--workers 2'")
+    p.add_argument("--cluster-base-gateway-args", default="",
+                   help="gateway arguments of leofs-cluster-base (a second cluster, for A/B runs of gateway options)")
     p.add_argument("--out", default="s3bench-results.json", help="JSON results file (Markdown next to it, .md)")
     p.add_argument("--workdir", help="where servers keep their data (default: a new temp dir, removed after)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (data and server logs)")
@@ -249,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                 extra = args.baseline_args if base and args.baseline_args is not None else args.leofs_args
                 server = LeofsEmbedded(workdir / name, shlex.split(extra), name=name,
                                        src=args.baseline_src if base else None)
+            elif name in ("leofs-cluster", "leofs-cluster-base"):
+                gw_args = args.cluster_base_gateway_args if name == "leofs-cluster-base" else args.cluster_gateway_args
+                server = LeofsCluster(workdir / name, gateway_args=shlex.split(gw_args), name=name)
             else:
                 server = cls(workdir / name)
             servers.append(server)

@@ -194,7 +194,8 @@ class LeofsCluster(Server):
                            "--admin-address", f"{HOST}:{free_port()}", *self.gateway_args], "gateway", env=env)
         wait_port(gport, proc, 60, "leofs gateway", self.workdir / "gateway.log")
         self.endpoint = f"http://{HOST}:{gport}"
-        self.version = _leofs_version() + " cluster (3 storage nodes, N=3 W=2 R=1)"
+        self.version = _leofs_version() + " cluster (3 storage nodes, N=3 W=2 R=1)" + (
+            " gateway " + " ".join(self.gateway_args) if self.gateway_args else "")
 
 
 #: volume slots per SeaweedFS volume server. Its automatic count (-max=0) is free space / volume
@@ -297,6 +298,7 @@ SERVER_TYPES: dict[str, type[Server]] = {
     "leofs": LeofsEmbedded,
     "leofs-base": LeofsEmbedded,  # the same, from --baseline-src: before/after runs of a change
     "leofs-cluster": LeofsCluster,
+    "leofs-cluster-base": LeofsCluster,  # a second cluster: A/B runs of gateway options (--cluster-base-gateway-args)
     "seaweedfs": SeaweedSingle,
     "seaweedfs-3copy": SeaweedReplicated,
 }
