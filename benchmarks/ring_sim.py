@@ -17,10 +17,12 @@ ring it replaced (168 vnodes, ``ring_legacy.py``) side by side, and reports:
 
 Then the scale model (docs/performance.md, "Scale model"):
 
-* listing page cost: ``ClusterBackend.scan`` asks every running storage node for ``limit`` rows
-  (``limit`` = max-keys + 1, as ``scan_page`` asks) and merges them. The pages are built from the
-  ring (each key on its N nodes), the merge is the real ``ClusterBackend.scan`` with the HTTP fan-out
-  replaced by the prepared pages, the node side is a real ``Index.range`` + ``to_scan_items`` +
+* listing page cost: ``ClusterBackend.scan`` asks every running storage node for about its share of
+  the page (``limit`` = max-keys + 1, as ``scan_page`` asks; 2 x N x limit / nodes, at least 16) and
+  merges the answers, in further rounds while the page is short; the first table asks every node for
+  the whole page (``limit`` rows, as before issue 15) for comparison. The nodes' keys are built from
+  the ring (each key on its N nodes), the merge is the real ``ClusterBackend.scan`` with the HTTP
+  fan-out replaced by answers cut from those keys, the node side is a real ``Index.range`` + ``to_scan_items`` +
   msgpack encoding on a temporary SQLite index, the gateway's decoding is the real
   ``scan_decoder.decode`` + ``from_scan_items``. The HTTP cost of a call is a constant
   (``--call-ms`` per call end, not measured here).
@@ -71,7 +73,7 @@ from leofs.manager.cluster import Cluster
 from leofs.manager.members import Members
 from leofs.manager.state_api import state_snapshot
 from leofs.manager.store import ManagerStore
-from leofs.ring import RING_SIZE, Member, Ring, build_ring, key_address, ring_from_bytes
+from leofs.ring import RING_SIZE, Member, Ring, RingPair, build_ring, key_address, ring_from_bytes
 from leofs.storage.index import Index
 from leofs.storage.model import CommonPrefix, Entry
 
@@ -289,19 +291,33 @@ def listing_pages(ring: Ring, per_node: int) -> tuple[list[list[Entry]], list[by
 
 
 class _PreparedFanOut(ClusterBackend):
-    """The real ``ClusterBackend.scan`` (merge) with the HTTP fan-out replaced by prepared pages."""
+    """The real ``ClusterBackend.scan`` (share, rounds, merge) with the HTTP fan-out replaced by answers
+    cut from prepared per-node key lists. ``whole_page``: every node asked for the whole page, as
+    before issue 15 (the same merge code with the share set to ``limit``)."""
 
-    def __init__(self, state: ClusterState, pages: list[list[Entry]]) -> None:
+    def __init__(self, state: ClusterState, pages: list[list[Entry]], keys: list[list[bytes]],
+                 whole_page: bool = False) -> None:  # fmt: skip
         super().__init__(cast(InternalClient, None), state)
         self.pages = pages
+        self.keys = keys
+        self.whole_page = whole_page
         self.rounds = 0
+        self.asked: list[int] = []
+        self.rows = 0
+
+    def _per_node(self, wanted: int, limit: int, copies: int, nodes: int) -> int:
+        return limit if self.whole_page else super()._per_node(wanted, limit, copies, nodes)
 
     async def _scan_all(self, nodes: list[NodeInfo], ns: int, prefix: bytes, start: bytes, limit: int,
                         delimiter: bytes | None) -> list[list[Entry | CommonPrefix]]:
         self.rounds += 1
-        if self.rounds > 1:
-            raise RuntimeError("the simulation prepares one round of pages; the merge asked for another")
-        return cast(list[list[Entry | CommonPrefix]], self.pages)
+        self.asked.append(limit)
+        out: list[list[Entry | CommonPrefix]] = []
+        for page, keys in zip(self.pages, self.keys, strict=True):
+            i = bisect.bisect_right(keys, start)
+            out.append(cast(list[Entry | CommonPrefix], page[i : i + limit]))
+        self.rows += sum(len(p) for p in out)
+        return out
 
 
 def node_scan_cost(limit: int, reps: int) -> dict[str, float]:
@@ -334,25 +350,24 @@ def node_scan_cost(limit: int, reps: int) -> dict[str, float]:
     return {"node_scan_ms": scan, "decode_ms": decode, "reply_bytes": len(body), "decoded_bytes": decoded_bytes}
 
 
-def fanout_rounds(lists: list[list[bytes]], limit: int, per_node: int) -> tuple[int, int]:
-    """Rounds and rows of ``ClusterBackend.scan``'s merge rule if every node were asked for ``per_node``
-    rows instead of ``limit`` (a full page is one of ``per_node`` rows). A model, not the code: the code
-    asks for ``limit``. ``lists`` hold each node's keys in order, complete up to its ``limit``-th key,
-    which lies past the page's last key, so the answers inside the page are exact."""
-    start, got, rounds, rows = b"", 0, 0, 0
-    while True:
-        rounds += 1
-        answers = []
-        for ks in lists:
-            i = bisect.bisect_right(ks, start)
-            answers.append(ks[i : i + per_node])
-        rows += sum(len(a) for a in answers)
-        horizon = min((a[-1] for a in answers if len(a) >= per_node), default=None)
-        ordered = sorted({k for a in answers for k in a if horizon is None or k <= horizon})
-        got += len(ordered)
-        if got >= limit or horizon is None or not ordered:
-            return rounds, rows
-        start = ordered[-1]
+def _merge_run(state: ClusterState, pages: list[list[Entry]], key_lists: list[list[bytes]], first: list[bytes],
+               whole_page: bool, reps: int) -> dict[str, Any]:  # fmt: skip
+    """CPU, rounds, rows asked and fetched of the real ``ClusterBackend.scan`` over the prepared pages."""
+    loop = asyncio.new_event_loop()
+    returned: list[Entry | CommonPrefix] = []
+    last: list[_PreparedFanOut] = []
+
+    def merge() -> None:
+        backend = _PreparedFanOut(state, pages, key_lists, whole_page)
+        returned[:] = loop.run_until_complete(backend.scan(0, b"bucket/", limit=len(first)))
+        last[:] = [backend]
+
+    try:
+        ms = cpu_ms(merge, reps)
+    finally:
+        loop.close()
+    assert [e.key for e in returned if isinstance(e, Entry)] == first, "merged page differs from the keys"
+    return {"merge_ms": ms, "rounds": last[0].rounds, "asked": last[0].asked[0], "rows": last[0].rows}
 
 
 def listing_cost(ring: Ring, page: int, call_ms: float, node: dict[str, float], reps: int) -> dict[str, Any]:
@@ -360,34 +375,26 @@ def listing_cost(ring: Ring, page: int, call_ms: float, node: dict[str, float], 
     limit = page + 1  # scan_page asks for max-keys + 1 to know whether the listing is truncated
     pages, keys = listing_pages(ring, limit)
     n = len(pages)
-    replicas = min(ring.replicas, n)
     horizon = min(p[-1].key for p in pages)  # every page is full: the smallest last key bounds what is certain
     in_window = sum(sum(1 for e in p if e.key <= horizon) for p in pages)
     unique = keys.index(horizon) + 1  # every key up to the horizon is in its holders' pages
     fetched = sum(len(p) for p in pages)
     state = ClusterState()
     state.nodes = {m.name: NodeInfo(m.name, "storage", m.address, "running") for m in ring.members}
-    loop = asyncio.new_event_loop()
-    try:
-        returned: list[Entry | CommonPrefix] = []
-
-        def merge() -> None:
-            backend = _PreparedFanOut(state, pages)
-            returned[:] = loop.run_until_complete(backend.scan(0, b"bucket/", limit=limit))
-            assert backend.rounds == 1
-
-        merge_ms = cpu_ms(merge, reps)
-    finally:
-        loop.close()
-    assert [e.key for e in returned if isinstance(e, Entry)] == keys[:limit], "merged page differs from the keys"
+    state.rings = RingPair(ring)
+    key_lists = [[e.key for e in p] for p in pages]
+    runs = {whole_page: _merge_run(state, pages, key_lists, keys[:limit], whole_page, reps)
+            for whole_page in (True, False)}  # fmt: skip
+    whole, built = runs[True], runs[False]
+    assert whole["rounds"] == 1 and whole["rows"] == fetched
+    merge_ms = whole["merge_ms"]
     gateway_ms = n * (call_ms + node["decode_ms"]) + merge_ms
     node_ms = call_ms + node["node_scan_ms"]
-    # what if each node were asked for about its share of the page (not built; modelled, see fanout_rounds)
-    per_node = min(limit, max(16, -(-2 * replicas * limit // n)))
-    rounds, rows = fanout_rounds([[e.key for e in p] for p in pages], limit, per_node)
-    row_ms = merge_ms / fetched + node["decode_ms"] / limit  # gateway CPU per row, from the measured figures
-    what_if_gateway = n * rounds * call_ms + rows * row_ms
-    what_if_cluster = what_if_gateway + n * rounds * call_ms + rows * node["node_scan_ms"] / limit
+    # as built: the real merge's CPU (measured) plus call ends and decoding scaled per row from the
+    # measured figures; a node's side scaled per row from its measured 1,001-row answer
+    calls = n * built["rounds"]
+    built_gateway = calls * call_ms + built["rows"] * node["decode_ms"] / limit + built["merge_ms"]
+    built_cluster = built_gateway + calls * call_ms + built["rows"] * node["node_scan_ms"] / limit
     gc.collect()
     return {
         "nodes": n,
@@ -396,8 +403,8 @@ def listing_cost(ring: Ring, page: int, call_ms: float, node: dict[str, float], 
         "rows_fetched": fetched,
         "rows_in_window": in_window,
         "unique_in_window": unique,
-        "rows_returned": len(returned),
-        "rows_discarded": fetched - len(returned),
+        "rows_returned": limit,
+        "rows_discarded": fetched - limit,
         "duplicates": in_window - unique,
         "beyond_horizon": fetched - in_window,
         "merge_ms": merge_ms,
@@ -409,12 +416,13 @@ def listing_cost(ring: Ring, page: int, call_ms: float, node: dict[str, float], 
         "decoded_bytes_held": n * node["decoded_bytes"],  # asyncio.gather holds every answer before the merge
         "pages_per_s_gateway_core": 1e3 / gateway_ms,
         "pages_per_s_nodes": 1e3 / node_ms,
-        "what_if_per_node": per_node,
-        "what_if_rounds": rounds,
-        "what_if_calls": n * rounds,
-        "what_if_rows": rows,
-        "what_if_gateway_ms": what_if_gateway,
-        "what_if_cluster_ms": what_if_cluster,
+        "built_per_node": built["asked"],
+        "built_rounds": built["rounds"],
+        "built_calls": calls,
+        "built_rows": built["rows"],
+        "built_merge_ms": built["merge_ms"],
+        "built_gateway_ms": built_gateway,
+        "built_cluster_ms": built_cluster,
     }
 
 
@@ -444,21 +452,23 @@ def listing_table(rows: list[dict[str, Any]], call_ms: float, node: dict[str, fl
     return "\n".join(lines)
 
 
-def what_if_table(rows: list[dict[str, Any]]) -> str:
-    head = ("| nodes | rows asked per node | rounds | internal calls | rows fetched | gateway CPU ms (est.) "
-            "| cluster CPU ms (est.) | vs today: gateway / cluster |")
+def built_table(rows: list[dict[str, Any]]) -> str:
+    head = ("| nodes | rows asked per node (first round) | rounds | internal calls | rows fetched "
+            "| merge ms (measured) | gateway CPU ms (est.) | cluster CPU ms (est.) "
+            "| vs whole page: gateway / cluster |")
     lines = [head, "|" + "---:|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
-            f"| {r['nodes']} | {r['what_if_per_node']:,} | {r['what_if_rounds']} | {r['what_if_calls']:,} "
-            f"| {r['what_if_rows']:,} | {r['what_if_gateway_ms']:.1f} | {r['what_if_cluster_ms']:,.0f} "
-            f"| {r['gateway_ms'] / r['what_if_gateway_ms']:.1f}x / {r['cluster_ms'] / r['what_if_cluster_ms']:.1f}x |"
+            f"| {r['nodes']} | {r['built_per_node']:,} | {r['built_rounds']} | {r['built_calls']:,} "
+            f"| {r['built_rows']:,} | {r['built_merge_ms']:.1f} | {r['built_gateway_ms']:.1f} "
+            f"| {r['built_cluster_ms']:,.0f} "
+            f"| {r['gateway_ms'] / r['built_gateway_ms']:.1f}x / {r['cluster_ms'] / r['built_cluster_ms']:.1f}x |"
         )
     lines.append("")
     lines.append(
-        "Not built: each node asked for max(16, ceil(2 x N x (max-keys + 1) / nodes)) rows, the same merge rule "
-        "(modelled by fanout_rounds, not the code), further rounds while the certain part is short. CPU per row "
-        "scaled from the measured merge, decode and index figures above; call ends as above."
+        "As built (ClusterBackend.scan, measured): each node asked for max(16, ceil(2 x N x (max-keys + 1) / nodes)) "
+        "rows, at most max-keys + 1, further rounds from the horizon while the page is short. Merge CPU measured; "
+        "call ends as above; decoding and the node side scaled per row from the figures above."
     )
     return "\n".join(lines)
 
@@ -663,10 +673,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  control plane {n} nodes done ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
         state = state_cost(args.users, args.buckets, reps)
         print(f"\nListing page cost: one ListObjectsV2 page of {args.page:,} keys (the bucket's first page), "
-              f"N={args.replicas}\n")
+              f"N={args.replicas}, every node asked for the whole page (before issue 15)\n")
         print(listing_table(listing, args.call_ms, node))
-        print("\nWhat if each node were asked only for its share of the page (a design option, modelled)\n")
-        print(what_if_table(listing))
+        print("\nAs built: each node asked for about its share of the page (the same page, measured)\n")
+        print(built_table(listing))
         print(f"\nRebalance cost: one node joins / leaves, N={args.replicas}\n")
         print(rebalance_table(rebalance, args.data_tb, args.rate_mbs))
         print("\nControl plane: the manager's heartbeat work and ring changes\n")
