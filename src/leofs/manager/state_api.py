@@ -126,7 +126,9 @@ class StateAPI:
         if node is None:  # the caller must register (e.g. the manager lost its data)
             return _error("unknown_node", f"unknown {req.type} {req.name!r}: register first")
         same = (req.ring_hash_current, req.ring_hash_previous) == self.cluster.hashes
-        return _msgpack(self.cluster.view(with_rings=not same))
+        # only the members changed since the version the caller holds (all of them after a restart)
+        since = (req.members_epoch, req.members_version) if req.members_epoch else None
+        return _msgpack(self.cluster.view(with_rings=not same, since=since))
 
     async def cluster_view(self, request: web.Request) -> web.Response:
         return _msgpack(self.cluster.view())
