@@ -29,8 +29,10 @@ Then the scale model (docs/performance.md, "Scale model"):
 * rebalance cost: bytes moved on join and leave (exact, from the ring) for ``--data-tb`` of data,
   and the time at ``--rate-mbs`` per node, bounded by the busiest node (sent + received).
 * control plane: the manager's work per heartbeat (the real ``Members.heartbeat`` + ``Cluster.view``
-  + msgpack encoding on an in-memory manager store), a member's work to apply the answer, the ring's
-  serialized size and ``ring_from_bytes`` time, and one ``/int/state`` snapshot.
+  + msgpack encoding on an in-memory manager store) for a member without a members version (the
+  whole list) and for one holding the current version (only the changes), a member's work to apply
+  each answer, the ring's serialized size, ``ring_from_bytes`` time and ``decode_rings`` of two equal
+  rings, one ``/int/state`` snapshot and the ``SnapshotCache`` answer to every further gateway.
 """
 
 from __future__ import annotations

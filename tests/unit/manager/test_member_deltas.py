@@ -122,7 +122,7 @@ class MembershipWithFollowers(Membership):
 
 
 TestMembershipWithFollowers = MembershipWithFollowers.TestCase
-TestMembershipWithFollowers.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+TestMembershipWithFollowers.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
 
 
 # -- manager restarts and stale answers ---------------------------------------------------------------------
