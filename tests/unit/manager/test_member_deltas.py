@@ -116,7 +116,9 @@ class MembershipWithFollowers(Membership):
         assert view.delta != first  # the first answer is the whole list, every later one a delta
         assert self.eager.nodes == _as_dict(self.cluster.members.nodes())
         assert (self.eager.members_epoch, self.eager.members_version) == (
-            self.cluster.members.log.epoch, self.cluster.members.log.version)
+            self.cluster.members.log.epoch,
+            self.cluster.members.log.version,
+        )
         again = _beat(self.cluster, self.eager)  # nothing changed since: an answer without members
         assert again.delta and again.nodes == [] and again.removed == []
 

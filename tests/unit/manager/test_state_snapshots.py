@@ -30,4 +30,5 @@ def test_one_snapshot_per_version_for_every_waiting_gateway(tmp_path: Path) -> N
             bodies = [await (await asyncio.wait_for(p, 10)).read() for p in polls]
             assert len(set(bodies)) == 1 and b'"alice"' in bodies[0]
             assert snapshots.encoded == 2  # one more snapshot for all of them
+
     run(test)
