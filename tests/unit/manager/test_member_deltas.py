@@ -31,6 +31,7 @@ from leofs.manager.member_log import MemberLog
 from leofs.manager.members import Members
 from leofs.manager.store import ManagerStore
 from leofs.node.membership import NodeCluster
+from tests.unit.manager.test_manager_http import AUTH, adm, manager, register, run
 from tests.unit.manager.test_membership_model import Membership
 
 
@@ -257,3 +258,32 @@ def test_rings_decoded_in_a_thread_once_when_current_and_previous_are_equal(tmp_
         assert member.rings is first
     finally:
         store.close()
+
+
+# -- over real loopback HTTP --------------------------------------------------------------------------------
+def test_heartbeats_over_http_carry_only_the_changes(tmp_path: Path) -> None:
+    async def test() -> None:
+        async with manager(tmp_path) as (_, client):
+            member = ClusterState()
+            await member.apply_async(await register(client, RegisterRequest("storage", "s1", "127.0.0.1:1")))
+
+            async def beat(name: str) -> ClusterView:
+                body = encoder.encode(HeartbeatRequest("storage", name, members_epoch=member.members_epoch,
+                                                       members_version=member.members_version))  # fmt: skip
+                resp = await client.post("/int/heartbeat", data=body, headers=AUTH)
+                assert resp.status == 200
+                view = view_decoder.decode(await resp.read())
+                await member.apply_async(view)
+                return view
+
+            quiet = await beat("s1")
+            assert quiet.delta and quiet.nodes == [] and quiet.removed == []
+            await register(client, RegisterRequest("storage", "s2", "127.0.0.1:2"))
+            changed = await beat("s1")
+            assert changed.delta and [n.name for n in changed.nodes] == ["s2"]
+            assert set(member.nodes) == {"s1", "s2"}
+            status, _ = await adm(client, "suspend", node="s2")
+            assert status != 200  # an attached node cannot be suspended: nothing changed
+            assert (await beat("s1")).nodes == []
+
+    run(test)
