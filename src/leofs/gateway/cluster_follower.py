@@ -41,7 +41,7 @@ class ClusterFollower:
             view = _view_decoder.decode(await response.read())
         if (view.ring_hash_current, view.ring_hash_previous) == self.state.hashes:
             view = msgspec.structs.replace(view, ring_current=b"", ring_previous=b"")  # known: not decoded again
-        self.state.apply(view)
+        await self.state.apply_async(view)  # new rings are decoded in a thread, off the event loop
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
