@@ -69,8 +69,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="directory holding another copy of the leofs package (e.g. a copy of src/ before a change); "
                         "run it as server 'leofs-base' to compare before/after in the same interleaved run")
     p.add_argument("--baseline-args", default=None,
-                   help="arguments for leofs-base instead of --leofs-args (e.g. '--workers 1'); with this, "
+                   help="arguments for leofs-base instead of --leofs-args (e.g. '--workers 1'), and for every "
+                        "process of leofs-cluster-base (e.g. '--internal-protocol http'); with this, "
                         "--baseline-src defaults to this tree's src")
+    p.add_argument("--cluster-gateway-args", default="",
+                   help="extra arguments for the gateway of leofs-cluster, e.g. '--workers 2'")
+    p.add_argument("--cluster-base-gateway-args", default="",
+                   help="gateway arguments of leofs-cluster-base (a second cluster, for A/B runs of gateway options)")
     p.add_argument("--out", default="s3bench-results.json", help="JSON results file (Markdown next to it, .md)")
     p.add_argument("--workdir", help="where servers keep their data (default: a new temp dir, removed after)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (data and server logs)")
@@ -257,13 +262,13 @@ def main(argv: list[str] | None = None) -> int:
                 extra = args.baseline_args if base and args.baseline_args is not None else args.leofs_args
                 server = LeofsEmbedded(workdir / name, shlex.split(extra), name=name,
                                        src=args.baseline_src if base else None)
-            elif name == "leofs-cluster-base":
-                if not args.baseline_src and args.baseline_args is None:
-                    print("leofs-cluster-base needs --baseline-src DIR or --baseline-args ARGS", file=sys.stderr)
-                    return 2
-                extra_args = shlex.split(args.baseline_args or "")
-                server = LeofsCluster(workdir / name, name=name, gateway_args=extra_args, storage_args=extra_args,
-                                      src=args.baseline_src)  # fmt: skip
+            elif name in ("leofs-cluster", "leofs-cluster-base"):
+                base = name == "leofs-cluster-base"
+                gw_args = shlex.split(args.cluster_base_gateway_args if base else args.cluster_gateway_args)
+                # --baseline-args go to every process of the baseline cluster (e.g. --internal-protocol http)
+                both = shlex.split(args.baseline_args or "") if base else []
+                server = LeofsCluster(workdir / name, gateway_args=gw_args + both, name=name, storage_args=both,
+                                      src=args.baseline_src if base else None)  # fmt: skip
             else:
                 server = cls(workdir / name)
             servers.append(server)

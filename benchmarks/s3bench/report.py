@@ -14,7 +14,7 @@ PAIRS = [("leofs", "seaweedfs"), ("leofs-cluster", "seaweedfs-3copy"), ("leofs",
          ("leofs-cluster", "leofs-cluster-base")]
 LABELS = {"leofs": "leofs embedded", "seaweedfs": "SeaweedFS", "leofs-cluster": "leofs 3-node cluster",
           "seaweedfs-3copy": "SeaweedFS 3 copies", "leofs-base": "leofs before",
-          "leofs-cluster-base": "leofs cluster before"}
+          "leofs-cluster-base": "leofs cluster (baseline)"}
 _NUMERIC = ("ops_s", "mb_s", "p50_ms", "p99_ms", "cpu_ms_per_op", "rss_peak_mib", "client_cpu_ms_per_op",
             "other_cpu_s", "elapsed_s", "ops", "errors", "sec_per_op")
 

@@ -199,9 +199,10 @@ class LeofsCluster(Server):
                            "--admin-address", f"{HOST}:{free_port()}", *self.gateway_args], "gateway", env=env)
         wait_port(gport, proc, 60, "leofs gateway", self.workdir / "gateway.log")
         self.endpoint = f"http://{HOST}:{gport}"
-        self.version = _leofs_version() + " cluster (3 storage nodes, N=3 W=2 R=1)"
+        self.version = _leofs_version() + " cluster (3 storage nodes, N=3 W=2 R=1)" + (
+            " gateway " + " ".join(self.gateway_args) if self.gateway_args else "")
         if self.storage_args:
-            self.version += " " + " ".join(self.storage_args)
+            self.version += " storage " + " ".join(self.storage_args)
         if self.src:
             self.version += f" (source {self.src})"
 
@@ -306,7 +307,8 @@ SERVER_TYPES: dict[str, type[Server]] = {
     "leofs": LeofsEmbedded,
     "leofs-base": LeofsEmbedded,  # the same, from --baseline-src: before/after runs of a change
     "leofs-cluster": LeofsCluster,
-    #: the same cluster with --baseline-args on every storage node and the gateway (an A/B of an option)
+    #: a second cluster: A/B runs of gateway options (--cluster-base-gateway-args), of options of every
+    #: process (--baseline-args, e.g. --internal-protocol http) or of code (--baseline-src)
     "leofs-cluster-base": LeofsCluster,
     "seaweedfs": SeaweedSingle,
     "seaweedfs-3copy": SeaweedReplicated,

@@ -247,6 +247,7 @@ class GatewaySection(GatewayConfig, kw_only=True, forbid_unknown_fields=True):
     connect_timeout: Timeout = DEFAULT_CONNECT_TIMEOUT
     op_timeout: Timeout = DEFAULT_OP_TIMEOUT
     body_timeout: Timeout = DEFAULT_BODY_TIMEOUT
+    workers: Annotated[int, Meta(ge=1, le=64)] | None = None  # None: default_workers()
     internal_protocol: InternalProtocol = "binary"
 
     def settings(self) -> GatewayConfig:

@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import ssl
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,16 +33,18 @@ from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.cache import build_cache
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.rest import RestApi
+from leofs.gateway.worker_control import parse_purge_args, purge_everywhere
 from leofs.internal.admin_http import AdminError, Command
 from leofs.lifecycle import reload_on_sighup, wait_for_shutdown_signal
 from leofs.manager.admin import AdminAPI
 from leofs.manager.bootstrap import ensure_root, load_secret, remember_secret, root_credentials, root_keys_lines
 from leofs.manager.store import ManagerStore
 from leofs.node.admin_commands import StorageAdmin
+from leofs.process_pool import check_port_free, make_runtime_dir
 from leofs.storage import metrics as storage_metrics
 from leofs.storage.store import ObjectStore
 from leofs.storage.write_link import WriteService
-from leofs.workers import WorkerPool, WorkerSpec, check_port_free
+from leofs.workers import WorkerPool, WorkerSpec
 
 log = logging.getLogger("leofs.server")
 
@@ -51,7 +52,7 @@ log = logging.getLogger("leofs.server")
 NODE_NAME = "embedded"
 #: `leofs adm` commands that only a cluster's manager runs (answered with a clear refusal here)
 CLUSTER_ONLY = ("start", "suspend", "resume", "detach", "remove-gateway", "update-consistency-level", "whereis",
-                "mq-stats", "purge-cache")
+                "mq-stats")
 
 
 @dataclass
@@ -69,31 +70,11 @@ class ServerOptions:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
 
 
-def default_workers() -> int:
-    """One process per core, up to 8, on machines with more than two cores; one process on two
-    cores or fewer. Measured on 2 cores shared with the client (docs/performance.md, "Worker
-    processes"): a second process costs more per request (the write link, more wake-ups with fewer
-    events each) than the half core it can add; the gain starts where cores are left over."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 1 if cores <= 2 else min(8, cores)
-
-
 def default_reserve(path: Path) -> int:
     """Free space kept back from writes (so deletes and compaction can still run): 64 MiB, or 2% of
     a small disk."""
     st = os.statvfs(path)
     return min(64 * 1024 * 1024, max(1024 * 1024, st.f_blocks * st.f_frsize // 50))
-
-
-def make_runtime_dir() -> Path:
-    """A private directory for the write-link socket and the shared metrics files, in the temp dir
-    (a Unix socket path must stay short). Directories left by servers that were killed are removed."""
-    base = Path(tempfile.gettempdir())
-    for old in base.glob("leofs-server-*-*"):
-        pid = old.name.split("-")[2]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(old, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"leofs-server-{os.getpid()}-", dir=base))
 
 
 class EmbeddedServer:
@@ -115,7 +96,7 @@ class EmbeddedServer:
         opts = self.options
         make_private_dir(opts.data_dir)
         if opts.workers > 1:
-            self._runtime = make_runtime_dir()
+            self._runtime = make_runtime_dir("leofs-server")
             (self._runtime / "metrics").mkdir()
             metrics.enable_multiprocess(self._runtime / "metrics")
         self.manager = ManagerStore(opts.data_dir / "manager.sqlite3")
@@ -184,6 +165,7 @@ class EmbeddedServer:
                 rest_host=opts.rest_address[0] if opts.rest_address else None,
                 rest_port=opts.rest_address[1] if opts.rest_address else None,
                 link=str(runtime / "write.sock"), metrics_dir=str(runtime / "metrics"),
+                control=str(runtime / f"worker-{i}.sock"),
                 tls_cert=str(opts.tls_cert) if opts.tls_cert else None,
                 tls_key=str(opts.tls_key) if opts.tls_key else None, gateway=self._gateway_config(),
                 headers_text=self.gateway.custom_headers.text if self.gateway is not None else "",
@@ -240,7 +222,22 @@ class EmbeddedServer:
 
         node_commands = {name: on_the_node(c) for name, c in self.storage_admin.commands().items()}
         admin.commands.update({**{name: cluster_only(name) for name in CLUSTER_ONLY}, **node_commands,
-                               "status": status})
+                               "status": status, "purge-cache": self._purge_cache})
+
+    async def _purge_cache(self, args: dict[str, Any]) -> Any:
+        """``leofs adm purge-cache BUCKET/KEY``: drop the entry in every process's cache, answered
+        as a cluster's manager does (one row per gateway; here the one gateway, all its processes)."""
+        named = parse_purge_args(args)
+        if named is None:
+            raise AdminError("bad_argument", "purge-cache takes BUCKET/KEY")
+        assert self.gateway is not None
+        sockets = self._workers.control_sockets() if self._workers is not None else {}
+        result = await purge_everywhere(self.gateway.cache, sockets, *named)
+        address = f"{self.options.address[0]}:{self.options.address[1]}"
+        if not result.pop("ok"):
+            return [{"gateway": NODE_NAME, "address": address, "ok": False, "error": result["error"],
+                     "result": result}]
+        return [{"gateway": NODE_NAME, "address": address, "ok": True, "result": result}]
 
     async def stop(self) -> None:
         if self._maintenance is not None:

@@ -8,22 +8,18 @@ gateway: it reads users and buckets from the manager's SQLite database and objec
 files directly, and sends its writes to the primary's writer over the write link
 (:mod:`leofs.storage.write_link`), so the writer still batches every write into one fsync.
 
-The primary restarts a worker that dies. A worker dies with the primary: the kernel sends it
-SIGKILL when its parent exits (``PR_SET_PDEATHSIG``), and it also exits when the write link closes.
+The primary restarts a worker that dies (:mod:`leofs.process_pool`). A worker dies with the
+primary: the kernel sends it SIGKILL when its parent exits (``PR_SET_PDEATHSIG``), and it also
+exits when the write link closes. Each worker's cache answers the primary's purge-cache on its
+control socket (:mod:`leofs.gateway.worker_control`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
-import errno
 import logging
 import os
 import signal
-import socket
-import sys
-import time
 from pathlib import Path
 
 import msgspec
@@ -38,16 +34,14 @@ from leofs.gateway.cache import build_cache
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.custom_headers import CustomHeaders
 from leofs.gateway.rest import RestApi
+from leofs.gateway.worker_control import serve_control
 from leofs.lifecycle import reload_on_sighup, wait_for_shutdown_signal
 from leofs.manager.store import ManagerStore
+from leofs.process_pool import ProcessPool, die_with_parent
 from leofs.storage.shared import SharedStore
 from leofs.storage.write_link import WriteLink
 
 log = logging.getLogger("leofs.workers")
-
-_PR_SET_PDEATHSIG = 1
-RESTART_DELAY = 1.0  # seconds before a dead worker is started again
-STOP_TIMEOUT = 10.0  # seconds a worker gets to finish its requests on shutdown
 
 
 class WorkerSpec(msgspec.Struct, kw_only=True):
@@ -67,54 +61,15 @@ class WorkerSpec(msgspec.Struct, kw_only=True):
     metrics_dir: str
     tls_cert: str | None = None
     tls_key: str | None = None
+    control: str = ""  # its control socket (leofs.gateway.worker_control): purge-cache
     gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
 
 
-def check_port_free(host: str, port: int, wait: float = 3.0) -> None:
-    """Fail (OSError EADDRINUSE) if anything listens on host:port. Workers bind with SO_REUSEPORT,
-    which would let a second server share the port silently; a plain bind notices. Workers of a
-    server just killed may take a moment to go, hence the short wait."""
-    deadline = time.monotonic() + wait
-    while True:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-                return
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                    raise
-        time.sleep(0.1)
-
-
-class WorkerPool:
-    """The primary's side: starts the workers, restarts any that dies, stops them all."""
+class WorkerPool(ProcessPool[WorkerSpec]):
+    """The primary's side: the embedded server's workers (``leofs server-worker``)."""
 
     def __init__(self, specs: list[WorkerSpec]) -> None:
-        self.specs = specs
-        self.procs: dict[int, asyncio.subprocess.Process] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
-
-    async def start(self) -> None:
-        for spec in self.specs:
-            self._tasks.append(asyncio.create_task(self._keep_running(spec)))
-
-    async def _spawn(self, spec: WorkerSpec) -> asyncio.subprocess.Process:
-        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "leofs", "--log-level", str(level), "server-worker",
-            msgspec.json.encode(spec).decode(),
-        )  # fmt: skip
-
-    async def _keep_running(self, spec: WorkerSpec) -> None:
-        while not self._stopping:
-            proc = self.procs[spec.index] = await self._spawn(spec)
-            code = await proc.wait()
-            if self._stopping:
-                return
-            log.warning("gateway worker %d exited with %s; starting it again", spec.index, code)
-            await asyncio.sleep(RESTART_DELAY)
+        super().__init__("server-worker", specs)
 
     def reload(self, headers_text: str) -> None:
         """SIGHUP every running worker (each reads the custom headers again); a worker started
@@ -123,43 +78,14 @@ class WorkerPool:
             spec.headers_text = headers_text
         self.signal(signal.SIGHUP)
 
-    def signal(self, signum: int) -> None:
-        """Send ``signum`` to every running worker."""
-        for proc in self.procs.values():
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signum)
-
-    async def stop(self) -> None:
-        """SIGTERM every worker (they finish their requests), SIGKILL what is left after a while."""
-        self._stopping = True
-        for proc in self.procs.values():
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-        waits = [asyncio.wait_for(p.wait(), STOP_TIMEOUT) for p in self.procs.values()]
-        for result, proc in zip(await asyncio.gather(*waits, return_exceptions=True), self.procs.values(),
-                                strict=True):  # fmt: skip
-            if isinstance(result, BaseException) and proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _die_with_parent(parent: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+    def control_sockets(self) -> dict[int, Path]:
+        """Each worker's control socket (leofs.gateway.worker_control), by index."""
+        return {spec.index: Path(spec.control) for spec in self.specs if spec.control}
 
 
 async def run_worker(spec: WorkerSpec) -> None:
     """A worker's life: serve S3 on the shared port until SIGTERM or until the primary is gone."""
-    _die_with_parent(spec.parent)
+    die_with_parent(spec.parent)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload sent while starting must not kill it (see below)
     private_umask()
     metrics.enable_multiprocess(Path(spec.metrics_dir))
@@ -170,8 +96,11 @@ async def run_worker(spec: WorkerSpec) -> None:
     metrics.remote_source = link.query_metrics  # storage metrics live in the primary
     store = SharedStore(data_dir / "storage", link, verify_below=spec.gateway.verify_below)
     headers = CustomHeaders(spec.gateway.headers_config_file, text=spec.headers_text)
-    gateway = Gateway(EmbeddedBackend(store), LocalControl(manager, shared=True), spec.gateway,
-                      cache=build_cache(spec.gateway, default_ram=0, slot=str(spec.index)), custom_headers=headers)
+    cache = build_cache(spec.gateway, default_ram=0, slot=str(spec.index))
+    gateway = Gateway(EmbeddedBackend(store), LocalControl(manager, shared=True), spec.gateway, cache=cache,
+                      custom_headers=headers)
+    # before the S3 port: a worker the primary cannot reach must be one that serves nothing yet
+    control = await serve_control(Path(spec.control), cache) if spec.control else None
     reload_on_sighup(gateway.custom_headers.reload)
     ssl_ctx = tls_context(spec.tls_cert, spec.tls_key)
     listeners = [(gateway.make_app() if spec.protocol == "s3" else RestApi(gateway).make_app(), spec.host, spec.port)]
@@ -196,6 +125,8 @@ async def run_worker(spec: WorkerSpec) -> None:
         link_lost.cancel()
         for runner in runners:
             await runner.cleanup()
+        if control is not None:
+            control.close()
         if gateway.background:
             await asyncio.gather(*gateway.background, return_exceptions=True)
         await store.close()

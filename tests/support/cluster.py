@@ -29,7 +29,9 @@ class LeofsCluster:
     def __init__(self, base: Path, *, nodes: int = 3, n: int = 3, w: int = 2, r: int = 1, d: int = 2,
                  data_dirs: dict[str, Path] | None = None, gateway_args: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.base = base
-        self.gateway_args = gateway_args
+        # one gateway process unless a test says otherwise (the default is one per core above 2 cores:
+        # the cache tests' expectations of one process must not depend on the machine)
+        self.gateway_args = gateway_args if "--workers" in gateway_args else (*gateway_args, "--workers", "1")
         base.mkdir(parents=True, exist_ok=True)
         self.consistency = (n, w, r, d)
         self.data_dirs = {f"storage{i}": (data_dirs or {}).get(f"storage{i}", base / f"storage{i}")
@@ -140,7 +142,9 @@ class LeofsCluster:
         for node in self.storage.values():
             node.start()
         self.wait_until(lambda: len(self.node_states()) == len(self.storage), what="storage nodes to register")
-        self.adm("start")
+        # a retry on new ports (PortTaken) finds the cluster started by the attempt before
+        if self.adm("status")["cluster_state"] != "running":
+            self.adm("start")
         self.wait_until(lambda: set(self.node_states().values()) == {"running"}, what="nodes running")
         self.gateway.start()
         self.wait_gateway_ready()
@@ -151,7 +155,8 @@ class LeofsCluster:
         for attempt in range(PORT_ATTEMPTS):
             port, admin_port = free_port(), free_port()
             service = Service(name, ["gateway", "--manager", self.manager_address, "--name", name, "--address",
-                                     f"127.0.0.1:{port}", "--admin-address", f"127.0.0.1:{admin_port}", *args],
+                                     f"127.0.0.1:{port}", "--admin-address", f"127.0.0.1:{admin_port}", *args,
+                                     *(() if "--workers" in args else ("--workers", "1"))],
                               [port, admin_port], self.base / f"{name}.log")  # fmt: skip
             try:
                 service.start()

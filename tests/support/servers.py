@@ -16,12 +16,26 @@ ROOT_SECRET_KEY = "leofs-test-root-secret-key-0000000000001"
 CLUSTER_SECRET = "leofs-test-cluster-secret"
 
 
+#: ports this process handed out lately: the kernel may give the same free port to two picks made
+#: before either child binds it (two services of one cluster would then collide)
+_HANDED_OUT: dict[int, None] = {}
+_HANDED_OUT_MAX = 4096
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago. Another process may take it before the child binds it:
-    :meth:`Service.start` raises :class:`PortTaken` then, and the owners pick new ports and retry."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port that was free a moment ago and that this process has not handed out lately. Another
+    process may take it before the child binds it: :meth:`Service.start` raises :class:`PortTaken`
+    then, and the owners pick new ports and retry."""
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            break
+    _HANDED_OUT[port] = None
+    if len(_HANDED_OUT) > _HANDED_OUT_MAX:
+        del _HANDED_OUT[next(iter(_HANDED_OUT))]
+    return port
 
 
 class PortTaken(RuntimeError):

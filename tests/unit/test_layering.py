@@ -81,7 +81,8 @@ def test_the_walk_sees_the_packages() -> None:
     assert "leofs.gateway.uploads" in GRAPH["leofs.gateway.maintenance"]
 
 
-_ROLES = ["manager", "gateway", "node", "embedded", "embedded_control", "workers", "cli"]
+_ROLES = ["manager", "gateway", "node", "embedded", "embedded_control", "workers", "gateway_workers", "process_pool",
+          "cli"]
 
 RULES: list[tuple[str, list[str], tuple[str, ...]]] = [
     # the engine knows nothing of roles, the cluster or S3

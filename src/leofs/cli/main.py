@@ -174,7 +174,8 @@ def server(config_file: Path | None, **_: Any) -> None:
     --workers) over one data directory. Its storage node is named `embedded` in leofs adm. DATA_DIR
     may also come from `data_dir` in the [server] section of --config.
     """
-    from leofs.embedded import ServerOptions, default_workers, run_server
+    from leofs.embedded import ServerOptions, run_server
+    from leofs.process_pool import default_workers
 
     opts: config.ServerConfig = _resolve("server", config_file)
     # [gateway] gives the gateway settings only: the listen addresses and TLS are [server]'s
@@ -304,6 +305,9 @@ _GATEWAY = config.GatewaySection()
 @click.option("--admin-address", default=_GATEWAY.admin_address, show_default=True,
               help="Admin listener (gc, expire-uploads, purge-cache from the manager); keep it internal.")
 @click.option("--name", default=None, help="Gateway name (default gateway@ADDRESS).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes answering S3 on the shared port (one registers with the manager).  "
+                   "[default: 1 on machines with 1 or 2 cores, else one per core, at most 8]")
 @_protocol_option
 @_tls_options
 @_gateway_options
@@ -311,8 +315,10 @@ _GATEWAY = config.GatewaySection()
 @_secret_option
 def gateway(config_file: Path | None, **_: Any) -> None:
     """Run an S3 gateway in front of a cluster."""
-    from leofs.gateway.cluster import GatewayOptions, run_gateway
+    from leofs.gateway.cluster import GatewayOptions
+    from leofs.gateway_workers import run_gateway
     from leofs.internal.health import CallTimeouts
+    from leofs.process_pool import default_workers
 
     opts: config.GatewaySection = _resolve("gateway", config_file, {"manager_address": "manager"})
     secret = _required(opts.cluster_secret, "the cluster secret: a gateway needs it (--cluster-secret or "
@@ -328,7 +334,17 @@ def gateway(config_file: Path | None, **_: Any) -> None:
         name=opts.name or f"gateway@{addr[0]}:{addr[1]}", admin_address=parse_address(opts.admin_address),
         tls_cert=tls_cert, tls_key=tls_key, secret=secret, config=opts.settings(),
         timeouts=CallTimeouts(opts.connect_timeout, opts.op_timeout, opts.body_timeout),
+        workers=opts.workers if opts.workers is not None else default_workers(),
         binary=opts.internal_protocol == "binary")))
+
+
+@cli.command("gateway-worker", hidden=True)
+@click.argument("spec")
+def gateway_worker(spec: str) -> None:
+    """A worker process of ``leofs gateway --workers N`` (started by it, never by hand)."""
+    from leofs.gateway_workers import GatewayWorkerSpec, run_gateway_worker
+
+    asyncio.run(run_gateway_worker(msgspec.json.decode(spec, type=GatewayWorkerSpec)))
 
 
 cli.add_command(adm)

@@ -8,6 +8,7 @@ They act on every user's data, so they never share the public S3 port: there onl
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -18,7 +19,7 @@ from leofs.config import DEFAULT_GATEWAY_ADMIN_ADDRESS, parse_address
 from leofs.gateway import fence, maintenance
 from leofs.gateway.app import Gateway
 from leofs.gateway.context import Services
-from leofs.gateway.keys import object_key
+from leofs.gateway.worker_control import parse_purge_args, purge_everywhere
 from leofs.internal import admin_http
 from leofs.internal.admin_http import AdminError
 from leofs.s3.errors import S3Error
@@ -26,23 +27,19 @@ from leofs.s3.errors import S3Error
 DEFAULT_ADMIN_ADDRESS = parse_address(DEFAULT_GATEWAY_ADMIN_ADDRESS)
 
 
-def make_admin_app(gw: Gateway, secret: str) -> web.Application:
+def make_admin_app(gw: Gateway, secret: str, workers: Callable[[], dict[int, Path]] | None = None) -> web.Application:
     """``POST /adm/<command>`` (JSON arguments, ``{"ok": ..., "result": ...}`` answers) and
-    ``GET /metrics``, as on the manager and the storage nodes."""
+    ``GET /metrics``, as on the manager and the storage nodes. ``workers``: the control sockets of
+    this gateway's worker processes (``leofs gateway --workers``), which purge-cache reaches too."""
 
     async def purge_cache(args: dict[str, Any]) -> Any:
-        if gw.cache is None:
-            return {"purged": False, "cache": "disabled"}
-        bucket, key = args.get("bucket"), args.get("key")
-        path = args.get("path")
-        if (bucket is None or key is None) and isinstance(path, str):  # the manager sends all three
-            bucket, _, key = path.lstrip("/").partition("/")
-        if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
+        named = parse_purge_args(args)
+        if named is None:
             raise AdminError("bad_argument", "purge-cache takes BUCKET/KEY")
-        engine_key = object_key(bucket, key)
-        held = gw.cache.peek(engine_key)
-        gw.cache.drop(engine_key)
-        return {"purged": held, "cache": gw.cache.mode}
+        result = await purge_everywhere(gw.cache, workers() if workers is not None else {}, *named)
+        if not result.pop("ok"):
+            raise AdminError("failed", f"purge-cache did not reach every process: {result['error']}", 502)
+        return result
 
     remove = bucket_deleter(gw)
 

@@ -2,7 +2,8 @@
 
 Writes, deletes and reads go to the first running node of the key's redundancy list, which
 coordinates the quorum (docs/design.md, "Roles"); on a connection failure the next node is tried.
-Listings fan out to every running storage node and merge: newest clock wins, tombstones hidden.
+Listings fan out to every running storage node, each asked for about its share of the page, and
+merge: newest clock wins, tombstones hidden.
 
 Every call is bounded by its type's timeout, and counts against the node's error budget
 (:mod:`leofs.internal.health`): a node that failed is tried last (writes, reads) or left out
@@ -272,19 +273,30 @@ class ClusterBackend:
     async def scan(
         self, ns: int, prefix: bytes, *, start_after: bytes = b"", limit: int = 1000, delimiter: bytes | None = None,
     ) -> list[Entry | CommonPrefix]:
-        """A merged page from every running storage node (about nodes x limit items of work)."""
+        """A merged page from every running storage node, each asked for about its share of it.
+
+        A node holds about N/nodes of the keys, so each is asked for :func:`share` rows (2x its
+        expected share; the whole page with few nodes), and further rounds (asking twice as much each
+        time) start from the last certain item while the page is short.
+        """
         running = [n for n in self.state.storage_nodes() if n.state == "running"]
         # a failing node would hold every page for a timeout: with N copies the others hold its keys
         nodes = [n for n in running if self.health.usable(n.name)] or running
         if not nodes:
             raise S3Error("ServiceUnavailable", "No storage node is available.")
+        rings = self.state.rings
+        copies = rings.current.replicas if rings is not None else self.state.consistency.n
         out: list[Entry | CommonPrefix] = []
         start = start_after
+        rounds = 0
         while True:
-            pages = await self._scan_all(nodes, ns, prefix, start, limit, delimiter)
+            # each further round asks twice as much: a run of hidden tombstones ends in a few rounds
+            per_node = min(limit, self._per_node(limit - len(out), limit, copies, len(nodes)) << min(rounds, 16))
+            rounds += 1
+            pages = await self._scan_all(nodes, ns, prefix, start, per_node, delimiter)
             # A node that returned a full page may hold more keys before another node's last key:
             # only items up to the smallest such last key are certain.
-            horizon = min((_sort_key(p[-1]) for p in pages if len(p) >= limit), default=None)
+            horizon = min((_sort_key(p[-1]) for p in pages if len(p) >= per_node), default=None)
             merged: dict[bytes, Entry | CommonPrefix] = {}
             for page in pages:
                 for item in page:
@@ -301,6 +313,11 @@ class ClusterBackend:
             if len(out) >= limit or horizon is None or not ordered:
                 return out
             start = _sort_key(ordered[-1])
+
+    @staticmethod
+    def _per_node(wanted: int, limit: int, copies: int, nodes: int) -> int:
+        """Rows to ask each node for (a method so that benchmarks/ring_sim.py can compare policies)."""
+        return share(wanted, limit, copies, nodes)
 
     async def _scan_all(self, nodes: list[NodeInfo], ns: int, prefix: bytes, start: bytes, limit: int,
                         delimiter: bytes | None) -> list[list[Entry | CommonPrefix]]:
@@ -332,6 +349,14 @@ class ClusterBackend:
         if not pages:
             raise S3Error("ServiceUnavailable", "No storage node answered the listing.")
         return pages
+
+
+def share(wanted: int, limit: int, copies: int, nodes: int) -> int:
+    """Rows to ask each of ``nodes`` nodes for when ``wanted`` more items of a ``limit`` page are
+    needed and every key has ``copies`` copies: twice a node's expected share (at least 16, so that
+    a round always makes progress past hidden tombstones; at most ``limit``, what one node could
+    contribute to the page)."""
+    return min(limit, max(16, -(-2 * max(copies, 1) * wanted // max(nodes, 1))))
 
 
 def _name(member: Member) -> str:

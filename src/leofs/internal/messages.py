@@ -81,6 +81,10 @@ class HeartbeatRequest(msgspec.Struct, frozen=True):
     #: a storage node's repair queue: tasks per target node (the manager promotes a recovering node
     #: to running once every running node reports none toward it); None from gateways
     repair_queue: dict[str, int] | None = None
+    #: the members version the caller holds (from its last view): the answer carries only the
+    #: members changed since when the manager can tell (same epoch), else the whole list
+    members_epoch: str = ""
+    members_version: int = 0
 
 
 class ClusterView(msgspec.Struct, frozen=True):
@@ -88,6 +92,11 @@ class ClusterView(msgspec.Struct, frozen=True):
 
     ``ring_current``/``ring_previous`` hold ``Ring.to_bytes()`` (empty before ``adm start``); they
     are left empty in heartbeat answers when the caller's hashes already match.
+
+    ``members_epoch``/``members_version`` name the member list's version (the epoch is random per
+    manager process). With ``delta``, ``nodes`` holds only the members changed since
+    ``members_since`` (the version the heartbeat reported) and ``removed`` the names gone since;
+    without it, ``nodes`` is every member.
     """
 
     state: str
@@ -97,6 +106,11 @@ class ClusterView(msgspec.Struct, frozen=True):
     ring_hash_previous: str = ""
     ring_current: bytes = b""
     ring_previous: bytes = b""
+    members_epoch: str = ""
+    members_version: int = 0
+    delta: bool = False
+    members_since: int = 0
+    removed: list[str] = msgspec.field(default_factory=list)
 
 
 class StateUser(msgspec.Struct, frozen=True):

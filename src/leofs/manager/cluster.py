@@ -76,20 +76,36 @@ class Cluster:
         return self.rings.hashes if self.rings is not None else ("", "")
 
     # -- the view nodes route with ----------------------------------------------------------------
-    def view(self, *, with_rings: bool = True) -> ClusterView:
-        """What a node needs to route: states of all members, levels and (optionally) both rings."""
+    def view(self, *, with_rings: bool = True, since: tuple[str, int] | None = None) -> ClusterView:
+        """What a node needs to route: states of all members, levels and (optionally) both rings.
+
+        ``since`` (the caller's members epoch and version): only the members changed since, when
+        the member log can tell; else (and without it) every member.
+        """
         current, previous = self.hashes
         ring_cur = ring_prev = b""
         if with_rings and self.rings is not None:
             ring_cur, ring_prev = self.rings.current.to_bytes(), self.rings.previous.to_bytes()
+        log = self.members.log
+        changes = log.since(*since) if since is not None else None
+        if changes is None:
+            nodes, removed = self.members.nodes(), []
+        else:
+            nodes = [n for n in map(self.members.get, changes[0]) if n is not None]
+            removed = changes[1]
         return ClusterView(
             state="running" if self.started else "pending",
             consistency=self.levels,
-            nodes=self.members.nodes(),
+            nodes=nodes,
             ring_hash_current=current,
             ring_hash_previous=previous,
             ring_current=ring_cur,
             ring_previous=ring_prev,
+            members_epoch=log.epoch,
+            members_version=log.version,
+            delta=changes is not None,
+            members_since=since[1] if since is not None and changes is not None else 0,
+            removed=removed,
         )
 
     # -- admin transitions --------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from leofs.accounts import ManagerError, NotFound
 from leofs.config import DEFAULT_HEARTBEAT_TIMEOUT
 from leofs.internal.membership import RECOVERING
 from leofs.internal.messages import HeartbeatRequest, NodeInfo, RegisterRequest
+from leofs.manager.member_log import MemberLog
 from leofs.manager.store import ManagerStore
 
 log = logging.getLogger("leofs.manager.members")
@@ -50,7 +51,8 @@ class Members:
 
     ``in_ring`` is the set of node names in the current ring (set by the cluster when the ring
     changes): a stopped node that comes back returns to ``running`` only if it is in the ring.
-    ``version`` grows on every state or address change.
+    ``version`` grows on every state or address change; ``log`` records every change of a member
+    as views carry it (heartbeat answers send only the changes).
     """
 
     def __init__(self, store: ManagerStore, *, clock: Callable[[], float] = time.monotonic,
@@ -60,6 +62,7 @@ class Members:
         self.wall = wall
         self.timeout = timeout
         self.version = 0
+        self.log = MemberLog()
         self.in_ring: frozenset[str] = frozenset()
         self._nodes: dict[str, NodeInfo] = {n.name: n for n in store.members()}
         # After a manager restart every known node gets a full timeout to show up again.
@@ -105,6 +108,8 @@ class Members:
     def _put(self, node: NodeInfo, *, persist: bool = True) -> NodeInfo:
         old = self._nodes.get(node.name)
         self._nodes[node.name] = node
+        if node != old:
+            self.log.changed(node.name)
         if persist:
             self.store.save_member(node)
             self.version += 1
@@ -242,3 +247,4 @@ class Members:
         self._reports.pop(name, None)
         self.store.delete_member(name)
         self.version += 1
+        self.log.removed(name)

@@ -80,6 +80,7 @@ class Manager:
         self.store: ManagerStore | None = None
         self.client: InternalClient | None = None
         self.watch: VersionWatch | None = None
+        self.state_api: StateAPI | None = None
         self._checker: asyncio.Task[None] | None = None
         self._rebalancer: asyncio.Task[None] | None = None
         self.secret = ""
@@ -109,7 +110,8 @@ class Manager:
         self.watch = VersionWatch(store, asyncio.get_running_loop())
         app = web.Application(middlewares=[secret_middleware(admin.guard)], client_max_size=16 * 1024 * 1024)
         app.router.add_post("/adm/{command}", admin.handle)
-        StateAPI(self.cluster, self.watch).add_routes(app)
+        self.state_api = StateAPI(self.cluster, self.watch)
+        self.state_api.add_routes(app)
         app.router.add_get("/metrics", metrics.handler)
         return app
 

@@ -1,7 +1,8 @@
 """The manager's internal API (``/int/*``, docs/internal-api.md) and the cluster-secret check.
 
-Register and heartbeat answer msgpack :class:`ClusterView`; ``/int/state`` is a JSON long-poll on the
-store version (users, buckets, endpoints, settings), and ``/int/bucket`` applies the bucket changes
+Register and heartbeat answer msgpack :class:`ClusterView` (a heartbeat's: only the members changed
+since the version it reports); ``/int/state`` is a JSON long-poll on the store version (users,
+buckets, endpoints, settings), encoded once per version, and ``/int/bucket`` applies the bucket changes
 gateways receive through S3.
 """
 
@@ -80,6 +81,26 @@ def state_snapshot(store: ManagerStore) -> StateSnapshot:
     )
 
 
+class SnapshotCache:
+    """The body of ``GET /int/state``, built and JSON-encoded once per store version: a change wakes
+    every gateway's long-poll at once, and they all get the same bytes."""
+
+    def __init__(self, store: ManagerStore) -> None:
+        self.store = store
+        self.encoded = 0  # snapshots built (tests, benchmarks)
+        self._token: tuple[int, int] | None = None
+        self._body = b""
+
+    def body(self) -> bytes:
+        """The current snapshot's JSON."""
+        token = self.store.change_token()  # read first: a change while building shows up as a new token
+        if token != self._token:
+            self._body = msgspec.json.encode(state_snapshot(self.store))
+            self._token = token
+            self.encoded += 1
+        return self._body
+
+
 def _error(code: str, message: str) -> web.Response:
     status = 404 if code in ("not_found", "unknown_node") else 409 if code in ("exists", "owned", "conflict") else 400
     return error_reply(code, message, status)
@@ -96,6 +117,7 @@ class StateAPI:
         self.cluster = cluster
         self.store = cluster.store
         self.watch = watch
+        self.snapshots = SnapshotCache(cluster.store)
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the internal routes on ``app`` (behind
@@ -126,7 +148,9 @@ class StateAPI:
         if node is None:  # the caller must register (e.g. the manager lost its data)
             return _error("unknown_node", f"unknown {req.type} {req.name!r}: register first")
         same = (req.ring_hash_current, req.ring_hash_previous) == self.cluster.hashes
-        return _msgpack(self.cluster.view(with_rings=not same))
+        # only the members changed since the version the caller holds (all of them after a restart)
+        since = (req.members_epoch, req.members_version) if req.members_epoch else None
+        return _msgpack(self.cluster.view(with_rings=not same, since=since))
 
     async def cluster_view(self, request: web.Request) -> web.Response:
         return _msgpack(self.cluster.view())
@@ -139,7 +163,7 @@ class StateAPI:
             return _error("bad_request", "since must be an integer and wait a number of seconds")
         if wait > 0:
             await self.watch.wait_past(since, wait)
-        return web.Response(body=msgspec.json.encode(state_snapshot(self.store)), content_type="application/json")
+        return web.Response(body=self.snapshots.body(), content_type="application/json")
 
     async def bucket(self, request: web.Request) -> web.Response:
         try:

@@ -20,7 +20,7 @@ import msgspec
 
 from leofs.internal.membership import RECOVERING, ClusterState
 from leofs.internal.messages import ClusterView, encoder, view_decoder
-from leofs.ring import Member
+from leofs.ring import Member, RingPair
 from leofs.ring.members import RUNNING
 
 log = logging.getLogger("leofs.node.membership")
@@ -41,11 +41,20 @@ class NodeCluster(ClusterState):
             except (msgspec.DecodeError, ValueError) as exc:
                 log.warning("ignoring unreadable cached cluster view %s: %s", path, exc)
 
-    def apply(self, view: ClusterView) -> None:
+    def apply(self, view: ClusterView, rings: RingPair | None = None) -> None:
         """Install a view. One without ring bytes (a heartbeat answer) updates states and levels and
-        keeps our rings (ManagerLink pulls the ring when the manager's hashes differ)."""
-        super().apply(view)
+        keeps our rings (ManagerLink pulls the ring when the manager's hashes differ); one with only
+        the members changed (a heartbeat answer's delta) updates those."""
+        super().apply(view, rings)
         old = self.view
+        if (old is not None and view.delta and not view.nodes and not view.removed and not view.ring_current
+                and (view.state, view.consistency) == (old.state, old.consistency)):
+            return  # the usual heartbeat answer: nothing changed
+        if view.delta or view.members_epoch != self.members_epoch or view.members_version != self.members_version:
+            # the whole member list as installed (a delta, or an older list that was not installed)
+            view = msgspec.structs.replace(
+                view, nodes=list(self.nodes.values()), delta=False, removed=[], members_since=0,
+                members_epoch=self.members_epoch, members_version=self.members_version)  # fmt: skip
         if not view.ring_current:
             current, previous = self.hashes
             view = msgspec.structs.replace(

@@ -281,7 +281,7 @@ class NodeAPI:
     async def post_ring(self, request: web.Request) -> web.Response:
         try:
             view = view_decoder.decode(await request.read())
-            self.cluster.apply(view)
+            await self.cluster.apply_async(view)
         except (msgspec.DecodeError, ValueError) as exc:
             raise _bad(f"bad cluster view: {exc}") from None
         self.on_view()  # states may have changed: stopped targets may be back
