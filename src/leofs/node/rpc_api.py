@@ -57,6 +57,7 @@ _File = tuple[BinaryIO, int, int]
 HANDSHAKE_HEADER = 1024  # an Auth is about 70 bytes
 #: a connection that has not completed the handshake by then is closed (it holds no request)
 HANDSHAKE_TIMEOUT = 10.0
+DRAIN_TIMEOUT = 30.0  # at shutdown, calls in flight get this long to finish
 
 
 class RpcServer:
@@ -78,9 +79,15 @@ class RpcServer:
         for conn in list(self.connections):
             conn.abort()
 
-    async def drain(self) -> None:
+    async def drain(self, timeout: float = DRAIN_TIMEOUT) -> None:
+        """Let the calls already received finish (they are bounded by their own timeouts); a reply
+        stuck in a sendfile whose connection was aborted never finishes, so the wait is bounded."""
         if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            _, stuck = await asyncio.wait(set(self.tasks), timeout=timeout)
+            for task in stuck:
+                task.cancel()
+            if stuck:
+                log.warning("%d binary calls still running after %.0f s at shutdown: cancelled", len(stuck), timeout)
 
     # -- object calls -------------------------------------------------------------------------------
     async def serve(self, conn: ServerConnection, kind: int, rid: int, req: Request, data: bytes | bytearray) -> None:
