@@ -62,7 +62,8 @@ class VersionWatch:
             event = self._event  # captured with no await since the check: a later bump sets it
             self.waiting += 1
             try:
-                await asyncio.wait_for(event.wait(), remaining)
+                async with asyncio.timeout(remaining):  # (not wait_for: it can swallow a cancellation)
+                    await event.wait()
             except TimeoutError:
                 break
             finally:

@@ -185,10 +185,10 @@ class Replayer:
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        while task is not None and not task.done():
+            task.cancel()  # again if a cancellation was swallowed by a library call
+            await asyncio.wait({task}, timeout=1.0)
 
     def backoff(self, attempts: int) -> float:
         return float(min(self.cap, self.base * 2 ** max(0, attempts - 1)))
@@ -203,8 +203,11 @@ class Replayer:
                 log.exception("repair replayer failed; retrying")
                 worked = 0
             if not worked:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+                # arrives as the wakeup is set, and stop() would then wait for this loop forever
                 try:
-                    await asyncio.wait_for(self.wakeup.wait(), self.interval)
+                    async with asyncio.timeout(self.interval):
+                        await self.wakeup.wait()
                 except TimeoutError:
                     pass
                 self.wakeup.clear()
