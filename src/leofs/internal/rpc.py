@@ -88,25 +88,23 @@ class _ClientConnection(FrameConnection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        error = RpcError(f"connection to {self.address} lost" + (f": {exc}" if exc else ""))
-        if not self.ready.done():
-            self.ready.set_exception(error)
-        pending, self.pending = self.pending, {}
-        for fut in pending.values():
-            if not fut.done():
-                fut.set_exception(error)
+        self._fail_waiters(RpcError(f"connection to {self.address} lost" + (f": {exc}" if exc else "")))
 
     def protocol_error(self, message: str) -> None:
         self._fail(RpcError(f"{self.address} broke the binary protocol: {message}"))
 
     def _fail(self, error: RpcError) -> None:
+        self._fail_waiters(error)
+        self.abort()
+
+    def _fail_waiters(self, error: RpcError) -> None:
+        """The handshake's waiter and every pending call fail with ``error``."""
         if not self.ready.done():
             self.ready.set_exception(error)
         pending, self.pending = self.pending, {}
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(error)
-        self.abort()
 
     def check_frame(self, kind: int, hlen: int, dlen: int) -> None:
         if not self.ready.done() and (kind not in (HELLO, AUTH_OK, REFUSED) or dlen or hlen > 4096):
