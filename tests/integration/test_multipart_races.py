@@ -88,7 +88,7 @@ def test_overlapping_completes_both_answer_the_same(nograce: Any, s3: Any, bucke
         body = _complete_xml([(1, etag)])
         held = [HeldPut(nograce, f"/{bucket}/{key}?uploadId={upload_id}", body, method="POST") for _ in range(2)]
         results = release_together(held)
-        assert [status for status, _ in results] == [200, 200], [raw[:400] for _, raw in results]
+        assert [status for status, _ in results] == [200, 200], [raw[-600:] for _, raw in results]
         assert _etag_of(results[0][1]) == _etag_of(results[1][1])
         _reads_back(s3, bucket, key, data)
         # and once more, long after: the same answer (S3's idempotent Complete)

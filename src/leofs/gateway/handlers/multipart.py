@@ -199,7 +199,15 @@ async def complete_multipart_upload(gw: Services, req: S3Request) -> web.StreamR
             got, done = await _reread(gw, bucket, key, upload_id)  # open again: that Complete failed
             continue
         stored = await parts_of(gw.backend, bucket, key, upload_id)
-        blobs = _chosen(upload, stored, requested)
+        try:
+            blobs = _chosen(upload, stored, requested)
+        except S3Error as exc:
+            # a Complete that finished meanwhile took the part records: its result is ours
+            fresh, fresh_done = await _reread(gw, bucket, key, upload_id)
+            if exc.code != "InvalidPart" or (fresh is not None and fresh[0].clock == entry.clock):
+                raise
+            got, done = fresh, fresh_done
+            continue
         old = await load_object(gw.backend, bucket, key)
         meta = msgspec.structs.replace(upload.meta)
         stamp_generation(meta, req.bucket_record)
