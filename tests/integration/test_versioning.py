@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import unquote_plus
+from xml.etree import ElementTree
 
 import pytest
 from botocore.exceptions import ClientError
@@ -19,16 +21,34 @@ def _enable(s3: Any, bucket: str, status: str = "Enabled") -> None:
 
 
 def _versions(s3: Any, bucket: str, **kwargs: Any) -> list[tuple[str, str, bool, bool]]:
-    """(key, version id, is latest, is delete marker) of every version, in listing order, all pages."""
+    """(key, version id, is latest, is delete marker) of every version, in listing order, all pages.
+
+    The order is read from the XML itself: botocore splits versions and markers into two lists, and
+    LastModified (milliseconds) cannot order two versions written in the same millisecond."""
+    bodies: list[bytes] = []
+
+    def keep(response_dict: dict[str, Any], **_: Any) -> None:
+        bodies.append(response_dict["body"])
+
+    event = "before-parse.s3.ListObjectVersions"
+    s3.meta.events.register(event, keep)
+    try:
+        for _ in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, **kwargs):
+            pass
+    finally:
+        s3.meta.events.unregister(event, keep)
     out: list[tuple[str, str, bool, bool]] = []
-    paginator = s3.get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=bucket, **kwargs):
-        items = [(v["Key"], v["VersionId"], v["IsLatest"], False, v["LastModified"]) for v in page.get("Versions", [])]
-        items += [(m["Key"], m["VersionId"], m["IsLatest"], True, m["LastModified"])
-                  for m in page.get("DeleteMarkers", [])]
-        # botocore splits versions and markers into two lists; the listing order is key, newest first
-        items.sort(key=lambda i: (i[0], -i[4].timestamp()))
-        out += [i[:4] for i in items]
+    for body in bodies:
+        root = ElementTree.fromstring(body)
+        ns = {"s3": root.tag[1:].split("}")[0]} if root.tag.startswith("{") else {}
+        url = root.findtext("s3:EncodingType" if ns else "EncodingType", namespaces=ns) == "url"
+        for item in root:
+            kind = item.tag.rsplit("}", 1)[-1]
+            if kind not in ("Version", "DeleteMarker"):
+                continue
+            key, version_id, latest = (item.findtext(f"s3:{name}" if ns else name, namespaces=ns) or ""
+                                       for name in ("Key", "VersionId", "IsLatest"))
+            out.append((unquote_plus(key) if url else key, version_id, latest == "true", kind == "DeleteMarker"))
     return out
 
 
@@ -319,6 +339,7 @@ def test_puts_racing_delete_markers(server: Any, s3: Any, bucket: str) -> None:
         for t in threads:
             t.join(60)
         newest = _versions(s3, bucket)[0]
+        assert newest[2], round_  # the first listed is the one marked latest
         if newest[3]:
             with pytest.raises(ClientError) as excinfo:
                 s3.head_object(Bucket=bucket, Key="k")
