@@ -184,8 +184,9 @@ async def put_version(gw: Services, bucket: Bucket, key: str, meta: ObjectMeta,
             break  # a newer version is current: this one is listed, not served
         try:
             if meta.delete_marker:
-                if current is not None:
-                    await backend.delete(NS_OBJECT, okey, expect=current.entry.clock)
+                # a tombstone even when the key looked absent: the compare-and-set fails if an older
+                # version became current since, which is then judged (and dropped) on the next round
+                await backend.delete(NS_OBJECT, okey, expect=expected_version(current))
             else:
                 entry = await _put(backend, NS_OBJECT, okey, meta, record, timestamp=written.timestamp,
                                    expect=expected_version(current))
@@ -202,8 +203,10 @@ async def put_version(gw: Services, bucket: Bucket, key: str, meta: ObjectMeta,
 
 
 async def _yield_to_newer_marker(backend: Backend, bucket: str, key: str, sort_id: str, entry: Entry) -> None:
-    """After a version became current: a delete marker written meanwhile, whose writer found the key
-    absent (before this write) and so had nothing to delete, is newer: take the record back."""
+    """After a version became current: a newer delete marker whose tombstone landed before this
+    write (its compare-and-set held on the absent key, and this one on its tombstone) hides it:
+    take the record back. A marker whose tombstone comes later fails its compare-and-set on this
+    record instead, and drops it itself."""
     prefix = _prefix(bucket, key)
     async for newest in scan_entries(backend, NS_VERSION, prefix, page=4):
         if not _is_version_of(newest, prefix):
