@@ -19,7 +19,7 @@ import trustme
 
 from tests.integration.conftest import make_client
 from tests.support.cluster import LeofsCluster, running
-from tests.support.servers import CLUSTER_SECRET
+from tests.support.servers import CLUSTER_SECRET, process_tree
 from tests.support.tls import member_files, tls_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -112,3 +112,13 @@ def test_a_killed_node_restarts_and_catches_up_over_tls(cluster: LeofsCluster) -
     cluster.wait_until(caught_up, timeout=90, what=f"the repair queues to fill {victim} in")
     for key, body in written.items():
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
+
+
+def test_a_gateway_with_worker_processes_uses_internal_tls_in_each(cluster: LeofsCluster) -> None:
+    gateway = cluster.add_gateway("gw-workers", ("--workers", "2"))
+    endpoint = f"http://127.0.0.1:{gateway.ports[0]}"
+    body = os.urandom(MIB + 17)
+    make_client(endpoint).put_object(Bucket=BUCKET, Key="w/obj", Body=body)
+    for _ in range(8):  # fresh connections: the kernel spreads them over both processes
+        assert make_client(endpoint).get_object(Bucket=BUCKET, Key="w/obj")["Body"].read() == body
+    assert gateway.proc is not None and len(process_tree(gateway.proc.pid)) == 2  # the worker kept running
