@@ -14,7 +14,8 @@ import asyncio
 import os
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from leofs.fsmode import check_private_file
@@ -36,8 +37,6 @@ class InternalTls:
     cert: Path
     key: Path
     ca: Path
-    _server: list[ssl.SSLContext] = field(default_factory=list, compare=False, repr=False)
-    _client: list[ssl.SSLContext] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def from_options(cls, cert: str | Path | None, key: str | Path | None, ca: str | Path | None) -> InternalTls | None:
@@ -72,20 +71,24 @@ class InternalTls:
             raise TlsConfigError(f"internal TLS files {self.cert}, {self.key}, {self.ca}: {exc}") from None
         return ctx
 
+    @cached_property
+    def _server(self) -> ssl.SSLContext:
+        ctx = self._load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+    @cached_property
+    def _client(self) -> ssl.SSLContext:
+        return self._load(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))  # CERT_REQUIRED, check_hostname
+
     def server_context(self) -> ssl.SSLContext:
-        """For the internal ports: our certificate; the peer's is required and checked against the CA."""
-        if not self._server:
-            ctx = self._load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            self._server.append(ctx)
-        return self._server[0]
+        """For the internal ports: our certificate; the peer's is required and checked against the CA
+        (one context per process: its session cache is shared by every connection)."""
+        return self._server
 
     def client_context(self) -> ssl.SSLContext:
         """For calls to peers: our certificate; the peer's checked against the CA and the host dialled."""
-        if not self._client:
-            ctx = self._load(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))  # CERT_REQUIRED, check_hostname
-            self._client.append(ctx)
-        return self._client[0]
+        return self._client
 
 
 def is_tls(transport: object) -> bool:
