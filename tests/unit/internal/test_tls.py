@@ -18,12 +18,12 @@ import trustme
 
 from leofs.internal import wire
 from leofs.internal.client import InternalClient
-from leofs.internal.messages import Consistency, PutHeader
+from leofs.internal.messages import Consistency, PutHeader, encoder
 from leofs.internal.rpc import RpcClient, RpcError
 from leofs.internal.tls import InternalTls, TlsConfigError
 from leofs.node.node import StorageNodeOptions
 from tests.support.tls import member_files
-from tests.unit.node.nodetest_helpers import SECRET, TestCluster
+from tests.unit.node.nodetest_helpers import SECRET, TestCluster, eventually
 
 #: a mismatch must fail well within this (seconds): never a hang until some long timeout
 FAST = 5.0
@@ -195,6 +195,69 @@ def test_a_tls_client_to_a_plaintext_node_fails_fast(tmp_path: Path, member: Int
             await http.close()
 
     _run(tmp_path, None, body, names=("s1",))
+
+
+class MixedCluster(TlsCluster):
+    """Nodes with TLS but ``plain``, which has none: a member configured unlike the others."""
+
+    __test__ = False
+
+    def __init__(self, base: Path, names: list[str], tls: InternalTls, plain: str) -> None:
+        super().__init__(base, names, tls)
+        self.plain = plain
+        self.plain_client = InternalClient(SECRET, timeout=10.0)
+
+    def options(self, name: str) -> StorageNodeOptions:
+        return dataclasses.replace(super().options(name), tls=None if name == self.plain else self.tls)
+
+    async def push_view(self) -> None:
+        body = encoder.encode(self.view())
+        for name in self.nodes:
+            client = self.plain_client if name == self.plain else self.client
+            async with client.request("POST", self.addr(name), "/int/ring", data=body) as resp:
+                assert resp.status == 200, await resp.text()
+
+    async def close(self) -> None:
+        await super().close()
+        await self.plain_client.close()
+
+
+def test_a_member_without_tls_is_a_failed_node_for_the_others(tmp_path: Path, member: InternalTls) -> None:
+    """s2 has no TLS: the coordinator's replica write to it fails at once, its breaker opens and the
+    write is queued for repair, while W=2 is met by s1 and s3 and the client is answered; s2's own
+    writes to the others fail the same way."""
+
+    async def main() -> None:
+        c = MixedCluster(tmp_path, ["s1", "s2", "s3"], member, plain="s2")
+        try:
+            for name in c.names:
+                await c.start(name)
+            await c.push_view()
+            rpc = RpcClient(SECRET, tls=member.client_context())
+            try:
+                reply, _ = await asyncio.wait_for(rpc.call(c.addr("s1"), wire.PUT, _req(
+                    b"mixed", coordinate=True, put=PutHeader()), b"data", timeout=10), FAST)  # fmt: skip
+                assert reply.status == 200 and reply.written is not None
+            finally:
+                await rpc.close()
+            s1 = c.nodes["s1"]
+            await eventually(lambda: s1.queue.depths().get("s2", 0) >= 1)
+            assert s1.queue.depths().get("s3", 0) == 0
+            assert s1.coordinator.health.stats()["s2"]["failures"] >= 1
+            assert c.local("s3", b"mixed") is not None and c.local("s2", b"mixed") is None
+            # the other way round: s2 coordinating reaches neither TLS replica, W=2 is not met (503)
+            plain = RpcClient(SECRET)
+            try:
+                reply, _ = await asyncio.wait_for(plain.call(c.addr("s2"), wire.PUT, _req(
+                    b"mixed2", coordinate=True, put=PutHeader()), b"data", timeout=10), FAST)  # fmt: skip
+                assert reply.status == 503, reply
+            finally:
+                await plain.close()
+            await eventually(lambda: {"s1", "s3"} <= set(c.nodes["s2"].queue.depths()))
+        finally:
+            await c.close()
+
+    asyncio.run(main())
 
 
 def test_incomplete_or_readable_tls_files_are_refused(tmp_path: Path, ca: trustme.CA) -> None:
