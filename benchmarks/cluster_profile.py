@@ -100,7 +100,7 @@ def main() -> None:
     p.add_argument("--gateway-args", default="")
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--public", action="store_true",
-                   help="make the objects public-read after writing them (the gateway's http cache mode caches only those)")
+                   help="make the objects public-read after writing them (http cache mode caches only those)")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
