@@ -16,13 +16,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from leofs.accounts import Bucket
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.keys import NS_OBJECT, NS_VERSION, object_key, version_key
 from leofs.gateway.records import ObjectMeta, object_meta_decoder
-from leofs.gateway.versions import load_version, newest_version, put_version, remove_version
+from leofs.gateway.versions import load_version, newest_version, put_version, remove_version, rewrite_meta
 from leofs.storage.store import ObjectStore
 
 BUCKET = Bucket("b", "owner", "private", [], "us-east-1", 1.0, versioning="Enabled")
@@ -146,6 +147,13 @@ async def _explore(tmp: Path, start: str, order: tuple[str, str]) -> int:
                         assert version is not None
                         await remove_version(gw, BUCKET.name, key, version)  # type: ignore[arg-type]
                         return
+                    if kind == "acl":  # PutObjectAcl with the older version's id: its metadata rewritten
+                        version = await load_version(gw.backend, BUCKET.name, key, older)
+                        if version is None:  # removed first: the handler answers NoSuchVersion
+                            return
+                        changed = msgspec.structs.replace(version.meta, acl="public-read")
+                        await rewrite_meta(gw.backend, BUCKET.name, key, version, changed)
+                        return
                     meta = ObjectMeta(1, "1" * 32, "owner", delete_marker=kind == "marker")
                     await put_version(gw, BUCKET, key, meta, b"" if kind == "marker" else b"p")  # type: ignore[arg-type]
                     ids[who] = meta.version_id or ""
@@ -178,3 +186,12 @@ def test_version_removal_racing_a_write_in_every_interleaving(tmp_path: Path, st
     runs = asyncio.run(_explore(tmp_path, start, ("remove", other)))
     print(f"remove and {other} from {start}: {runs} interleavings")
     assert runs >= 10
+
+
+@pytest.mark.parametrize("other", ["put", "marker", "remove"])
+def test_acl_change_racing_a_write_in_every_interleaving(tmp_path: Path, other: str) -> None:
+    """PutObjectAcl on the current version racing a new version, a marker or that version's removal:
+    the rewrite never puts the older version back as current, nor revives a removed one."""
+    runs = asyncio.run(_explore(tmp_path, "version", ("acl", other)))
+    print(f"acl and {other}: {runs} interleavings")
+    assert runs >= 5
