@@ -68,6 +68,18 @@ async def timed(endpoint: str, op: str, seconds: float, keys: int, concurrency: 
         return res.ops, res.errors
 
 
+def make_public(endpoint: str, keys: int, concurrency: int) -> None:
+    """Set every prefilled object's ACL to public-read (boto3 signs the x-amz-acl header)."""
+    import boto3  # a test dependency; only this option needs it
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ROOT_ACCESS_KEY,
+                      aws_secret_access_key=ROOT_SECRET_KEY, region_name="us-east-1")
+    per = keys // concurrency
+    for w in range(concurrency):
+        for i in range(per):
+            s3.put_object_acl(Bucket="prof", Key=f"k{w}-{i}", ACL="public-read")
+
+
 def top(path: Path, n: int) -> None:
     total, self_c, incl = summarise(path.read_text())
     print(f"   {total} samples; inclusive:")
@@ -87,6 +99,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--gateway-args", default="")
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--public", action="store_true",
+                   help="make the objects public-read after writing them (http cache mode caches only those)")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -97,6 +111,8 @@ def main() -> None:
         procs = {"gateway": cluster.gateway, **cluster.storage}
         pids = {name: svc.proc.pid for name, svc in procs.items() if svc.proc is not None}
         asyncio.run(prefill(cluster.endpoint, args.keys, args.concurrency))
+        if args.public:
+            make_public(cluster.endpoint, args.keys, args.concurrency)
         before = {n: cpu_seconds(pid) for n, pid in pids.items()}
         spies = [
             subprocess.Popen(

@@ -16,13 +16,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from leofs.accounts import Bucket
 from leofs.gateway.backend import EmbeddedBackend
 from leofs.gateway.keys import NS_OBJECT, NS_VERSION, object_key, version_key
 from leofs.gateway.records import ObjectMeta, object_meta_decoder
-from leofs.gateway.versions import newest_version, put_version
+from leofs.gateway.versions import load_version, newest_version, put_version, remove_version, rewrite_meta
 from leofs.storage.store import ObjectStore
 
 BUCKET = Bucket("b", "owner", "private", [], "us-east-1", 1.0, versioning="Enabled")
@@ -96,21 +97,27 @@ class Gateway:
         self.background: set[asyncio.Future[None]] = set()
 
 
-async def _prepare(backend: EmbeddedBackend, key: str, start: str) -> None:
-    """The key's state before the race: absent, an older version current, or an older marker newest."""
+async def _prepare(backend: EmbeddedBackend, key: str, start: str) -> str:
+    """The key's state before the race: absent, an older version current, or an older marker newest.
+    Answers that older version's id ("" when absent)."""
     if start == "absent":
-        return
+        return ""
     meta = ObjectMeta(1, "0" * 32, "owner", delete_marker=start == "marker")
     await put_version(Gateway(backend), BUCKET, key, meta, b"" if start == "marker" else b"o")  # type: ignore[arg-type]
+    return meta.version_id or ""
 
 
-async def _check(backend: EmbeddedBackend, key: str, ids: dict[int, str]) -> None:
+async def _check(backend: EmbeddedBackend, key: str, ids: dict[int, str], removed: str) -> None:
+    async def listed(sid: str) -> bool:
+        return (await backend.head(NS_VERSION, version_key(BUCKET.name, key, sid))) is not None
+
+    assert all([await listed(sid) for sid in ids.values()]), "every write is listed"
+    assert not removed or not await listed(removed), "the removed version is gone"
     newest = await newest_version(backend, BUCKET.name, key)
-    assert newest is not None
     current = await backend.head(NS_OBJECT, object_key(BUCKET.name, key))
-    listed = {(await backend.head(NS_VERSION, version_key(BUCKET.name, key, sid))) is not None for sid in ids.values()}
-    assert listed == {True}, "both writes are listed"
-    if newest.meta.delete_marker:
+    if newest is None:
+        assert current is None, "no version is left, but a record is served"
+    elif newest.meta.delete_marker:
         assert current is None, f"a delete marker is newest, but a record is served ({ids})"
     else:
         assert current is not None, f"version {newest.meta.version_id} is newest, but nothing is served ({ids})"
@@ -127,21 +134,33 @@ async def _explore(tmp: Path, start: str, order: tuple[str, str]) -> int:
             choices = stack.pop()
             key = f"k{runs}"
             runs += 1
-            await _prepare(plain, key, start)
+            older = await _prepare(plain, key, start)
             sched = Scheduler(choices)
             ids: dict[int, str] = {}
 
             def writer(kind: str, who: int, key: str = key, sched: Scheduler = sched,
-                       ids: dict[int, str] = ids) -> Callable[[], Awaitable[None]]:
+                       ids: dict[int, str] = ids, older: str = older) -> Callable[[], Awaitable[None]]:
                 async def go() -> None:
-                    meta = ObjectMeta(1, "1" * 32, "owner", delete_marker=kind == "marker")
                     gw = Gateway(Gated(plain, sched, who))
+                    if kind == "remove":  # DeleteObject with the older version's id
+                        version = await load_version(gw.backend, BUCKET.name, key, older)
+                        assert version is not None
+                        await remove_version(gw, BUCKET.name, key, version)  # type: ignore[arg-type]
+                        return
+                    if kind == "acl":  # PutObjectAcl with the older version's id: its metadata rewritten
+                        version = await load_version(gw.backend, BUCKET.name, key, older)
+                        if version is None:  # removed first: the handler answers NoSuchVersion
+                            return
+                        changed = msgspec.structs.replace(version.meta, acl="public-read")
+                        await rewrite_meta(gw.backend, BUCKET.name, key, version, changed)
+                        return
+                    meta = ObjectMeta(1, "1" * 32, "owner", delete_marker=kind == "marker")
                     await put_version(gw, BUCKET, key, meta, b"" if kind == "marker" else b"p")  # type: ignore[arg-type]
                     ids[who] = meta.version_id or ""
                 return go
 
             await sched.run([writer(kind, who) for who, kind in enumerate(order)])
-            await _check(plain, key, ids)
+            await _check(plain, key, ids, older if "remove" in order else "")
             # every choice point past the ones given was taken as 0: branch on a 1 there
             for depth in range(len(choices), sched.points):
                 stack.append([*choices, *([0] * (depth - len(choices))), 1])
@@ -157,3 +176,22 @@ def test_versioned_writes_in_every_interleaving(tmp_path: Path, start: str, orde
     runs = asyncio.run(_explore(tmp_path, start, order))
     print(f"{order} from {start}: {runs} interleavings")
     assert runs >= 10  # the enumeration reached the interleavings, not one schedule
+
+
+@pytest.mark.parametrize("start", ["version", "marker"])
+@pytest.mark.parametrize("other", ["put", "marker"])
+def test_version_removal_racing_a_write_in_every_interleaving(tmp_path: Path, start: str, other: str) -> None:
+    """DeleteObject of the older version (a version or a marker) by id, racing a new version or marker.
+    (A removal picks no sort id, so which writer starts first does not matter: one order covers all.)"""
+    runs = asyncio.run(_explore(tmp_path, start, ("remove", other)))
+    print(f"remove and {other} from {start}: {runs} interleavings")
+    assert runs >= 10
+
+
+@pytest.mark.parametrize("other", ["put", "marker", "remove"])
+def test_acl_change_racing_a_write_in_every_interleaving(tmp_path: Path, other: str) -> None:
+    """PutObjectAcl on the current version racing a new version, a marker or that version's removal:
+    the rewrite never puts the older version back as current, nor revives a removed one."""
+    runs = asyncio.run(_explore(tmp_path, "version", ("acl", other)))
+    print(f"acl and {other}: {runs} interleavings")
+    assert runs >= 5
