@@ -209,7 +209,8 @@ class Mover:
         if local is None or local.clock != entry.clock:
             return 0  # overwritten or compacted since the scan: the newer version went to the new ring
         if local.tombstone:
-            await self.coordinator.replica_delete(target.name, local.ns, local.key, local.clock, local.timestamp)
+            await self.coordinator.transfer.replica_delete(target.name, local.ns, local.key, local.clock,
+                                                           local.timestamp)  # fmt: skip
             return 1
         try:
             data = await self.store.read(local)
@@ -217,7 +218,7 @@ class Mover:
             return 0
         h = PutHeader(meta=local.meta, cindex=local.cindex, cnumber=local.cnumber, csize=local.csize,
                       md5=local.md5, clock=local.clock, timestamp=local.timestamp)  # fmt: skip
-        await self.coordinator.replica_put(target.name, local.ns, local.key, data, h)
+        await self.coordinator.transfer.replica_put(target.name, local.ns, local.key, data, h)
         return max(1, len(data))
 
     async def _remote_clock(self, target: Member, entry: Entry) -> int | None:
