@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from leofs.internal.messages import ENTRY_HEADER, PutHeader, decode_entry_header, key_param
+from leofs.internal.messages import ENTRY_HEADER, decode_entry_header, key_param
 from leofs.node.coordinator import Coordinator
 from leofs.storage.model import CorruptData, Entry, StaleEntry
 
@@ -73,17 +73,10 @@ class ReplicaSync:
             local = self.store.get(ns, key)
             if local is None:
                 return 0
-            if local.tombstone:
-                await self.coordinator.transfer.replica_delete(target, ns, key, local.clock, local.timestamp)
-                return 0
             try:
-                data = await self.store.read(local)
+                return await self.coordinator.transfer.send(target, local)
             except StaleEntry:
                 continue  # overwritten or compacted meanwhile: look again
-            h = PutHeader(meta=local.meta, cindex=local.cindex, cnumber=local.cnumber, csize=local.csize,
-                          md5=local.md5, clock=local.clock, timestamp=local.timestamp)  # fmt: skip
-            await self.coordinator.transfer.replica_put(target, ns, key, data, h)
-            return len(data)
         raise ConnectionError(f"{key!r} kept changing while it was pushed")
 
     async def sync_key(self, ns: int, key: bytes) -> dict[str, Any]:

@@ -172,15 +172,21 @@ class Transfer:
                     return False
                 log.info("repair of %r for %s dropped: local copy is missing or older", task.key, task.target)
                 return True
-            if local.tombstone:
-                await self.replica_delete(task.target, task.ns, task.key, local.clock, local.timestamp)
-                return True
             try:
-                data = await self.store.read(local)
+                await self.send(task.target, local)
             except StaleEntry:
                 continue  # compacted or overwritten meanwhile: look again
-            h = PutHeader(meta=local.meta, cindex=local.cindex, cnumber=local.cnumber, csize=local.csize,
-                          md5=local.md5, clock=local.clock, timestamp=local.timestamp)  # fmt: skip
-            await self.replica_put(task.target, task.ns, task.key, data, h)
             return True
         return False
+
+    async def send(self, target: str, local: Entry) -> int:
+        """Send the local version ``local`` to ``target`` at its own clock (a tombstone as a replica
+        DELETE); the bytes of data sent. StaleEntry: it was compacted or overwritten meanwhile."""
+        if local.tombstone:
+            await self.replica_delete(target, local.ns, local.key, local.clock, local.timestamp)
+            return 0
+        data = await self.store.read(local)
+        h = PutHeader(meta=local.meta, cindex=local.cindex, cnumber=local.cnumber, csize=local.csize,
+                      md5=local.md5, clock=local.clock, timestamp=local.timestamp)  # fmt: skip
+        await self.replica_put(target, local.ns, local.key, data, h)
+        return len(data)
