@@ -132,10 +132,11 @@ class ObjectCalls:
             return Answer(409, f"local clock {entry.clock}")
         if match is not None and entry.clock == match:  # the caller (a gateway cache) holds this version
             return Answer(304, entry=entry)
-        if start < 0 or start > entry.size or (length is not None and length < 0):
-            return Answer(416, "range outside the object")
-        n = entry.size - start if length is None else min(length, entry.size - start)
         for _ in range(2):
+            # the range of this entry: a second pass reads another version, which has its own size
+            if start < 0 or start > entry.size or (length is not None and length < 0):
+                return Answer(416, "range outside the object")
+            n = entry.size - start if length is None else min(length, entry.size - start)
             try:
                 return await self._read(entry, start, n)
             except StaleEntry:  # compacted or overwritten meanwhile: look again

@@ -139,3 +139,41 @@ def _damage(data_dir: Path, offset: int, data: bytes) -> None:
                 f.write(b"X")
                 return
     raise AssertionError("the needle's data was not found")
+
+
+def test_a_version_replaced_and_compacted_during_a_get_is_sent_at_its_own_size(tmp_path: Path) -> None:
+    """The race: between the lookup and the read, the key is overwritten with a smaller object and
+    its container compacted (the looked-up needle is gone). The read looks again and must send the
+    new version whole, never the old one's length from the new one's offset."""
+
+    async def body(c: TestCluster) -> None:
+        node = c.nodes["s1"]
+        store, coordinator = node.store, node.coordinator
+        calls = _calls(c)
+        size = store.verify_below + 300_000  # served from the file (sendfile), unverified
+        old, new = os.urandom(size), os.urandom(size - 200_000)
+        await calls.put(0, b"b/k", old, PutHeader(), coordinate=True)
+        check_read = coordinator.check_read
+
+        async def racing_check_read(ns: int, key: bytes) -> Entry | None:
+            entry = await check_read(ns, key)  # the lookup sees the old version...
+            await calls.put(0, b"b/k", new, PutHeader(), coordinate=True)  # ...then it is replaced
+            await store.compact()  # and its needle compacted away
+            return entry
+
+        coordinator.check_read = racing_check_read  # type: ignore[method-assign]
+        answer = await calls.get(0, b"b/k", coordinate=True)
+        coordinator.check_read = check_read  # type: ignore[method-assign]
+        assert answer.status == 200 and answer.file is not None
+        assert _entry(answer).size == len(new)
+        fobj, offset, n = answer.file
+        with fobj:
+            fobj.seek(offset)
+            assert n == len(new) and fobj.read(n) == new
+        # a range that the new version no longer has: 416, nothing sent
+        coordinator.check_read = racing_check_read  # type: ignore[method-assign]
+        await calls.put(0, b"b/k", old, PutHeader(), coordinate=True)
+        answer = await calls.get(0, b"b/k", coordinate=True, start=len(new) + 1)
+        assert answer == Answer(416, "range outside the object")
+
+    _run(tmp_path, body)
