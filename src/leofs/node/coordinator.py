@@ -23,37 +23,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from leofs.internal import wire
 from leofs.internal.client import InternalClient
 from leofs.internal.health import CallTimeouts, NodeHealth, health_probe
-from leofs.internal.messages import (
-    ENTRY_HEADER,
-    PUT_HEADER,
-    ROLE_HEADER,
-    ROLE_REPLICA,
-    PutHeader,
-    RepairTask,
-    Written,
-    decode_entry_header,
-    encode_b64,
-    entry_decoder,
-    key_param,
-)
+from leofs.internal.messages import PutHeader, RepairTask, Written
 from leofs.internal.rpc import RpcClient
 from leofs.node.membership import NodeCluster
 from leofs.node.repair_queue import RepairQueue
+from leofs.node.transfer import Transfer
 from leofs.ring import Member
 from leofs.storage.model import CorruptData, DiskFull, Entry, PutResult, StaleEntry, WriteConflict
 from leofs.storage.store import ObjectStore
 
 log = logging.getLogger("leofs.node.coordinator")
-
-_REPLICA = {ROLE_HEADER: ROLE_REPLICA}
-
-
-#: a repair task whose version is not (yet) in the local store is retried this many times
-GIVE_UP_ATTEMPTS = 5
-
 
 #: how long a coordinator that has its quorum still waits for the remaining replicas
 STRAGGLER_GRACE = 0.05
@@ -71,17 +52,6 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def _params(ns: int, key: bytes, **extra: int) -> dict[str, str]:
-    return {"ns": str(ns), "key": key_param(key), **{k: str(v) for k, v in extra.items()}}
-
-
-def _check_replica_answer(target: str, status: int, body: bytes) -> None:
-    if status == 507:  # the replica's disk is full: the client must hear that, not "unavailable"
-        raise DiskFull(f"{target}: {body[:200].decode(errors='replace')}")
-    if status != 200:
-        raise ConnectionError(f"{target} answered {status}: {body[:200]!r}")
-
-
 class Coordinator:
     """Runs the quorum for requests with role ``coordinate``."""
 
@@ -89,7 +59,6 @@ class Coordinator:
                  queue: RepairQueue, *, timeouts: CallTimeouts | None = None, health: NodeHealth | None = None,
                  on_enqueue: Callable[[], None] | None = None, rpc: RpcClient | None = None) -> None:  # fmt: skip
         self.name = name
-        self.rpc = rpc  # replica calls over the binary protocol; None: over HTTP
         self.store = store
         self.cluster = cluster
         self.client = client
@@ -97,6 +66,8 @@ class Coordinator:
         self.timeouts = timeouts or CallTimeouts()
         self.health = health or NodeHealth(health_probe(client, self.timeouts, cluster.address_of))
         cluster.on_back.append(self.health.succeeded)
+        #: the calls to the other replicas (replica writes, META, pull, push)
+        self.transfer = Transfer(store, cluster, client, self.health, self.timeouts, rpc)
         self.on_enqueue = on_enqueue or (lambda: None)
         self.background: set[asyncio.Task[Any]] = set()
         self._last_clock = 0
@@ -278,20 +249,7 @@ class Coordinator:
 
     def _remote_put_call(self, m: Member, ns: int, key: bytes, data: bytes | memoryview,
                          h: PutHeader) -> Callable[[], Awaitable[Entry]]:  # fmt: skip
-        return lambda: self.replica_put(m.name, ns, key, data, h)
-
-    async def replica_put(self, target: str, ns: int, key: bytes, data: bytes | memoryview, h: PutHeader) -> Entry:
-        """PUT role=replica (Expect: 100-continue); the target's entry, which may be newer than ours."""
-        if self.rpc is not None:
-            timeout = self.timeouts.data_call(len(data)).total
-            return await self._rpc_entry(target, wire.PUT, wire.Request(ns, key, put=h), data, timeout)
-        headers = {**_REPLICA, PUT_HEADER: encode_b64(h), "Content-Type": "application/octet-stream"}
-        async with self.health.call(target), self.client.request(
-                "PUT", self._address(target), "/obj", params=_params(ns, key), data=data, headers=headers,
-                expect100=True, timeout=self.timeouts.data_call(len(data))) as resp:  # fmt: skip
-            body = await resp.read()
-            _check_replica_answer(target, resp.status, body)
-            return entry_decoder.decode(body)
+        return lambda: self.transfer.replica_put(m.name, ns, key, data, h)
 
     async def delete(self, ns: int, key: bytes, *, expect: int | None = None) -> Written:
         need = self.cluster.consistency.d
@@ -309,36 +267,7 @@ class Coordinator:
 
     def _remote_delete_call(self, name: str, ns: int, key: bytes, clock: int,
                             stamp: int) -> Callable[[], Awaitable[Entry]]:  # fmt: skip
-        return lambda: self.replica_delete(name, ns, key, clock, stamp)
-
-    async def replica_delete(self, target: str, ns: int, key: bytes, clock: int, stamp: int) -> Entry:
-        if self.rpc is not None:
-            request = wire.Request(ns, key, clock=clock, timestamp=stamp)
-            return await self._rpc_entry(target, wire.DELETE, request, b"", self.timeouts.op_call().total)
-        async with self.health.call(target), self.client.request(
-                "DELETE", self._address(target), "/obj", headers=_REPLICA,
-                params=_params(ns, key, clock=clock, timestamp=stamp), timeout=self.timeouts.op_call()) as resp:
-            body = await resp.read()
-            _check_replica_answer(target, resp.status, body)
-            return entry_decoder.decode(body)
-
-    async def _rpc_entry(self, target: str, kind: int, request: wire.Request, data: bytes | memoryview,
-                         timeout: float | None) -> Entry:  # fmt: skip
-        """A replica write over the binary protocol; the target's entry."""
-        assert self.rpc is not None
-        async with self.health.call(target):  # an error status counts against the target, as over HTTP
-            reply, _ = await self.rpc.call(self._address(target), kind, request, data, timeout=timeout,
-                                           connect_timeout=self.timeouts.connect)  # fmt: skip
-            _check_replica_answer(target, reply.status, reply.message.encode())
-            if reply.entry is None:
-                raise ConnectionError(f"{target} answered without an entry")
-            return reply.entry
-
-    def _address(self, name: str) -> str:
-        address = self.cluster.address_of(name)
-        if address is None:
-            raise ConnectionError(f"no address known for node {name}")
-        return address
+        return lambda: self.transfer.replica_delete(name, ns, key, clock, stamp)
 
     # -- reads --------------------------------------------------------------------------------------
     async def check_read(self, ns: int, key: bytes) -> Entry | None:
@@ -363,7 +292,8 @@ class Coordinator:
         # hold the key at all (a gateway with an older ring): ask every replica before answering 404
         if not peers:
             return self._unless_recovering(local, key)
-        metas = await asyncio.gather(*(self.remote_meta(m.name, ns, key) for m in peers), return_exceptions=True)
+        metas = await asyncio.gather(*(self.transfer.remote_meta(m.name, ns, key) for m in peers),
+                                     return_exceptions=True)  # fmt: skip
         answered: dict[str, Entry | None] = {}
         for m, res in zip(peers, metas, strict=True):
             if isinstance(res, BaseException):
@@ -378,7 +308,7 @@ class Coordinator:
                 newest, source = e, name
         if source is not None and newest is not None:
             try:
-                local = await self.pull(source, newest)
+                local = await self.transfer.pull(source, newest)
             except Exception as exc:
                 # serve our copy; the newer one is found again on the next read
                 log.warning("read-repair of %r from %s failed: %s", key, source, exc)
@@ -395,79 +325,3 @@ class Coordinator:
             raise Unavailable(f"{self.name} is recovering and no other replica of {key!r} answered")
         return local
 
-    async def remote_meta(self, target: str, ns: int, key: bytes) -> Entry | None:
-        if self.rpc is not None:
-            async with self.health.call(target):
-                reply, _ = await self.rpc.call(self._address(target), wire.META, wire.Request(ns, key),
-                                               timeout=self.timeouts.op_call().total,
-                                               connect_timeout=self.timeouts.connect)  # fmt: skip
-                if reply.status == 404:
-                    return None
-                if reply.status != 200 or reply.entry is None:
-                    raise ConnectionError(f"{target} answered {reply.status}")
-                return reply.entry
-        async with self.health.call(target), self.client.request(
-                "GET", self._address(target), "/meta", params=_params(ns, key), headers=_REPLICA,
-                timeout=self.timeouts.op_call()) as resp:
-            body = await resp.read()
-            if resp.status == 404:
-                return None
-            if resp.status != 200:
-                raise ConnectionError(f"{target} answered {resp.status}")
-            return entry_decoder.decode(body)
-
-    async def pull(self, source: str, entry: Entry) -> Entry | None:
-        """Copy ``entry``'s version from ``source`` into the local store; the local entry after."""
-        if entry.tombstone:
-            await self.store.delete(entry.ns, entry.key, clock=entry.clock, timestamp=entry.timestamp)
-            return self.store.get(entry.ns, entry.key)
-        data: bytes | memoryview
-        if self.rpc is not None:
-            async with self.health.call(source):
-                reply, body = await self.rpc.call(self._address(source), wire.GET,
-                                                  wire.Request(entry.ns, entry.key, clock=entry.clock),
-                                                  timeout=self.timeouts.data_call(entry.size).total,
-                                                  connect_timeout=self.timeouts.connect,
-                                                  reply_size=entry.size)  # fmt: skip
-                if reply.status != 200 or reply.entry is None:
-                    raise ConnectionError(f"{source} answered {reply.status}")
-            e, data = reply.entry, memoryview(body)
-        else:
-            async with self.health.call(source), self.client.request(
-                    "GET", self._address(source), "/obj", headers=_REPLICA,
-                    params=_params(entry.ns, entry.key, clock=entry.clock),
-                    timeout=self.timeouts.data_call(entry.size)) as resp:
-                data = await resp.read()
-                if resp.status != 200:
-                    raise ConnectionError(f"{source} answered {resp.status}")
-                e = decode_entry_header(resp.headers[ENTRY_HEADER])
-        await self.store.put(e.ns, e.key, data, meta=e.meta, clock=e.clock, timestamp=e.timestamp, cindex=e.cindex,
-                             cnumber=e.cnumber, csize=e.csize, md5=e.md5 or None)  # fmt: skip
-        log.info("read-repair: pulled %r (clock %d) from %s", e.key, e.clock, source)
-        return self.store.get(e.ns, e.key)
-
-    # -- repair -------------------------------------------------------------------------------------
-    async def push(self, task: RepairTask) -> bool:
-        """Bring ``task.target`` up to our copy (the replayer's pusher). True when done or moot."""
-        for _ in range(3):
-            local = self.store.get(task.ns, task.key)
-            if local is None or local.clock < task.clock:
-                # our own write of that version may still be on its way (a replica can fail faster
-                # than the local fdatasync): retry a few times, then give up (compacted away, or our
-                # write failed; read-repair covers the rest)
-                if task.attempts < GIVE_UP_ATTEMPTS:
-                    return False
-                log.info("repair of %r for %s dropped: local copy is missing or older", task.key, task.target)
-                return True
-            if local.tombstone:
-                await self.replica_delete(task.target, task.ns, task.key, local.clock, local.timestamp)
-                return True
-            try:
-                data = await self.store.read(local)
-            except StaleEntry:
-                continue  # compacted or overwritten meanwhile: look again
-            h = PutHeader(meta=local.meta, cindex=local.cindex, cnumber=local.cnumber, csize=local.csize,
-                          md5=local.md5, clock=local.clock, timestamp=local.timestamp)  # fmt: skip
-            await self.replica_put(task.target, task.ns, task.key, data, h)
-            return True
-        return False

@@ -101,7 +101,7 @@ class StorageNode:
         self.coordinator = Coordinator(opts.name, self.store, self.cluster, self.client, self.queue,
                                        timeouts=opts.timeouts, rpc=self.rpc,
                                        on_enqueue=lambda: self.replayer.wakeup.set())  # fmt: skip
-        self.replayer = Replayer(self.queue, self.coordinator.push, self._repairable, base=opts.repair_base,
+        self.replayer = Replayer(self.queue, self.coordinator.transfer.push, self._repairable, base=opts.repair_base,
                                  cap=opts.repair_cap)  # fmt: skip
         self.storage_admin = StorageAdmin(self.store, owned=self._owned)
         self.mover = Mover(opts.name, self.store, self.cluster, self.coordinator, opts.data_dir / "rebalance.json")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
 
 import msgspec
 from aiohttp import web
@@ -41,7 +41,8 @@ from leofs.internal.secret import SecretGuard
 from leofs.internal.tls import is_tls, pread_pieces
 from leofs.node.coordinator import Coordinator, Unavailable
 from leofs.node.membership import NodeCluster
-from leofs.storage.model import CorruptData, DiskFull, Entry, StaleEntry, WriteConflict
+from leofs.node.object_calls import Answer, ObjectCalls
+from leofs.storage.model import DiskFull, Entry, WriteConflict
 from leofs.storage.store import ObjectStore
 
 log = logging.getLogger("leofs.storage.api")
@@ -91,11 +92,20 @@ def _written_response(written: Written) -> web.Response:
     return web.Response(body=encoder.encode(written), content_type=MSGPACK)
 
 
-def check_deadline(deadline: float | None) -> None:
-    """Unavailable (503) when a gateway's write arrives after its deadline (both protocols)."""
-    if deadline is not None and time.time() > deadline:
-        log.warning("refused a write the gateway stopped waiting for %.1f s ago", time.time() - deadline)
-        raise Unavailable("the request arrived after its deadline")
+def _write_response(answer: Answer) -> web.Response:
+    """A PUT's or DELETE's answer: ``Written`` (coordinated) or the replica's entry and applied flag."""
+    if answer.status != 200:
+        return _error(answer)
+    if answer.written is not None:
+        return _written_response(answer.written)
+    assert answer.entry is not None
+    return _entry_response(answer.entry, **{APPLIED_HEADER: "1" if answer.applied else "0"})
+
+
+def _error(answer: Answer) -> web.Response:
+    """An error status as text (aiohttp's "404: Not Found" where the call gave no message)."""
+    text = answer.message or f"{answer.status}: {HTTPStatus(answer.status).phrase}"
+    return web.Response(status=answer.status, text=text)
 
 
 class NodeAPI:
@@ -107,6 +117,7 @@ class NodeAPI:
         self.name = name
         self.store = store
         self.coordinator = coordinator
+        self.calls = ObjectCalls(store, coordinator)
         self.cluster = cluster
         self.admin_commands = admin_commands
         self.on_view = on_view
@@ -151,23 +162,21 @@ class NodeAPI:
         except WriteConflict as exc:
             return web.Response(status=412, text=str(exc))
 
-    # -- objects ------------------------------------------------------------------------------------
+    # -- objects: decode the request, make the call (leofs.node.object_calls), encode its answer -------
     @staticmethod
     def _coordinating(request: web.Request) -> bool:
         return request.headers.get(ROLE_HEADER, "") == ROLE_COORDINATE
 
     @staticmethod
-    def _check_deadline(request: web.Request) -> None:
-        """A gateway's write that arrives after the gateway stopped waiting (it may have sent it to
-        another node meanwhile) is refused before it gets a clock (see DEADLINE_HEADER)."""
+    def _deadline(request: web.Request) -> float | None:
+        """When the gateway stops waiting for this write (see DEADLINE_HEADER)."""
         value = request.headers.get(DEADLINE_HEADER)
         if value is None:
-            return
+            return None
         try:
-            deadline = float(value)
+            return float(value)
         except ValueError:
             raise _bad(f"bad {DEADLINE_HEADER}") from None
-        check_deadline(deadline)
 
     async def put_obj(self, request: web.Request) -> web.Response:
         ns, key = _ns_key(request)
@@ -181,82 +190,40 @@ class NodeAPI:
         except ConnectionResetError:  # the sender (gateway or coordinator) went away mid-body
             log.info("PUT of %r abandoned by its sender", key)
             return web.Response(status=400)
-        try:
-            if self._coordinating(request):
-                self._check_deadline(request)
-                return _written_response(await self.coordinator.put(ns, key, data, header))
-            if header.clock is None:
-                raise _bad("a replica write needs the coordinator's clock")
-            r = await self.store.put(ns, key, data, meta=header.meta, clock=header.clock, timestamp=header.timestamp,
-                                     cindex=header.cindex, cnumber=header.cnumber, csize=header.csize,
-                                     md5=header.md5)  # fmt: skip
-        except ValueError as exc:
-            raise _bad(str(exc)) from None
-        return _entry_response(r.entry, **{APPLIED_HEADER: "1" if r.applied else "0"})
+        coordinate = self._coordinating(request)
+        deadline = self._deadline(request) if coordinate else None
+        return _write_response(await self.calls.put(ns, key, data, header, coordinate=coordinate, deadline=deadline))
 
     async def delete_obj(self, request: web.Request) -> web.Response:
         ns, key = _ns_key(request)
-        try:
-            if self._coordinating(request):
-                self._check_deadline(request)
-                return _written_response(await self.coordinator.delete(ns, key, expect=_int(request, "expect")))
-            clock = _int(request, "clock")
-            if clock is None:
-                raise _bad("a replica delete needs the coordinator's clock")
-            r = await self.store.delete(ns, key, clock=clock, timestamp=_int(request, "timestamp"))
-        except ValueError as exc:
-            raise _bad(str(exc)) from None
-        return _entry_response(r.entry, **{APPLIED_HEADER: "1" if r.applied else "0"})
-
-    async def _lookup(self, request: web.Request, ns: int, key: bytes, compare: bool) -> Entry | None:
-        if compare and self._coordinating(request):
-            return await self.coordinator.check_read(ns, key)
-        return self.store.get(ns, key)
+        if self._coordinating(request):
+            answer = await self.calls.delete(ns, key, coordinate=True, deadline=self._deadline(request),
+                                             expect=_int(request, "expect"))  # fmt: skip
+        else:
+            answer = await self.calls.delete(ns, key, coordinate=False, clock=_int(request, "clock"),
+                                             timestamp=_int(request, "timestamp"))  # fmt: skip
+        return _write_response(answer)
 
     async def get_meta(self, request: web.Request) -> web.Response:
         ns, key = _ns_key(request)
-        entry = await self._lookup(request, ns, key, True)
-        if entry is None:
-            raise web.HTTPNotFound()
-        return _entry_response(entry)
+        answer = await self.calls.meta(ns, key, coordinate=self._coordinating(request))
+        if answer.status != 200 or answer.entry is None:
+            return _error(answer)
+        return _entry_response(answer.entry)
 
     async def get_obj(self, request: web.Request) -> web.StreamResponse:
         ns, key = _ns_key(request)
-        want = _int(request, "clock")
-        # with clock= the caller already chose the version (after a compared /meta): no second compare
-        entry = await self._lookup(request, ns, key, want is None)
-        if entry is None or entry.tombstone:
-            raise web.HTTPNotFound()
-        if want is not None and entry.clock != want:
-            raise web.HTTPConflict(text=f"local clock {entry.clock}")
-        match = _int(request, "match")
-        if match is not None and entry.clock == match:  # the caller (a gateway cache) holds this version
-            return web.Response(status=304, headers={ENTRY_HEADER: encode_b64(entry)})
-        start = _int(request, "start", 0) or 0
-        length = _int(request, "length")
-        if start < 0 or start > entry.size or (length is not None and length < 0):
-            raise web.HTTPRequestRangeNotSatisfiable()
-        n = entry.size - start if length is None else min(length, entry.size - start)
-        for _ in range(2):
-            try:
-                return await self._send(request, entry, start, n)
-            except StaleEntry:  # compacted or overwritten meanwhile: look again
-                fresh = self.store.get(ns, key)
-                if fresh is None or fresh.tombstone or (want is not None and fresh.clock != want):
-                    raise web.HTTPConflict(text="the version changed while reading") from None
-                entry = fresh
-            except CorruptData as exc:
-                # let the caller try another replica; a scrub/diagnose reports the damage
-                log.error("corrupt local copy of %r: %s", key, exc)
-                raise web.HTTPConflict(text="local copy failed its checksum") from None
-        raise web.HTTPConflict(text="the version changed while reading")
-
-    async def _send(self, request: web.Request, entry: Entry, start: int, n: int) -> web.StreamResponse:
-        headers = {ENTRY_HEADER: encode_b64(entry)}
-        if n == 0 or entry.size < self.store.verify_below:
-            data = await self.store.read(entry, start, n) if n else b""
-            return web.Response(body=data, headers=headers, content_type="application/octet-stream")
-        fobj, offset, _size = self.store.open_data(entry)
+        answer = await self.calls.get(ns, key, coordinate=self._coordinating(request), clock=_int(request, "clock"),
+                                      match=_int(request, "match"), start=_int(request, "start", 0) or 0,
+                                      length=_int(request, "length"))  # fmt: skip
+        if answer.entry is None or answer.status not in (200, 304):
+            return _error(answer)
+        headers = {ENTRY_HEADER: encode_b64(answer.entry)}
+        if answer.status == 304:  # the caller (a gateway cache) holds this version: the entry, no body
+            return web.Response(status=304, headers=headers)
+        if answer.file is None:
+            return web.Response(body=answer.data, headers=headers, content_type="application/octet-stream")
+        fobj, offset, n = answer.file
         with fobj:
             resp = web.StreamResponse(headers=headers)
             resp.content_type = "application/octet-stream"
@@ -266,10 +233,10 @@ class NodeAPI:
             if transport is None:
                 raise ConnectionResetError("connection lost")
             if is_tls(transport):  # no sendfile through TLS (its fallback seeks a shared offset)
-                async for piece in pread_pieces(fobj.fileno(), offset + start, n):
+                async for piece in pread_pieces(fobj.fileno(), offset, n):
                     await resp.write(piece)
             else:
-                await asyncio.get_running_loop().sendfile(transport, fobj, offset + start, n)
+                await asyncio.get_running_loop().sendfile(transport, fobj, offset, n)
             await resp.write_eof()
         return resp
 

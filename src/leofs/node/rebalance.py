@@ -34,7 +34,7 @@ import aiohttp
 import msgspec
 
 from leofs.fsmode import make_private
-from leofs.internal.messages import PutHeader, RepairTask, entry_decoder, key_param
+from leofs.internal.messages import RepairTask, entry_decoder, key_param
 from leofs.node.coordinator import Coordinator
 from leofs.node.membership import NodeCluster
 from leofs.ring import Member, RingPair
@@ -208,17 +208,11 @@ class Mover:
         local = self.store.get(entry.ns, entry.key)
         if local is None or local.clock != entry.clock:
             return 0  # overwritten or compacted since the scan: the newer version went to the new ring
-        if local.tombstone:
-            await self.coordinator.replica_delete(target.name, local.ns, local.key, local.clock, local.timestamp)
-            return 1
         try:
-            data = await self.store.read(local)
+            sent = await self.coordinator.transfer.send(target.name, local)
         except StaleEntry:
             return 0
-        h = PutHeader(meta=local.meta, cindex=local.cindex, cnumber=local.cnumber, csize=local.csize,
-                      md5=local.md5, clock=local.clock, timestamp=local.timestamp)  # fmt: skip
-        await self.coordinator.replica_put(target.name, local.ns, local.key, data, h)
-        return max(1, len(data))
+        return max(1, sent)  # a tombstone counts as sent
 
     async def _remote_clock(self, target: Member, entry: Entry) -> int | None:
         address = self.cluster.address_of(target.name) or target.address

@@ -273,7 +273,7 @@ class RecoveryJobs:
         delay = 0.2
         while True:
             try:
-                async with c.client.request("POST", c._address(peer), path, data=encoder.encode(body),
+                async with c.client.request("POST", c.transfer.address(peer), path, data=encoder.encode(body),
                                             headers={"Content-Type": MSGPACK},
                                             timeout=PEER_CALL_TIMEOUT) as resp:  # fmt: skip
                     raw = await resp.read()

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from leofs.internal.messages import ENTRY_HEADER, PutHeader, decode_entry_header, key_param
+from leofs.internal.messages import ENTRY_HEADER, decode_entry_header, key_param
 from leofs.node.coordinator import Coordinator
 from leofs.storage.model import CorruptData, Entry, StaleEntry
 
@@ -45,7 +45,7 @@ class ReplicaSync:
         sends large objects with sendfile, unverified)."""
         c = self.coordinator
         params = {"ns": str(ns), "key": key_param(key), "clock": str(clock)}
-        async with c.client.request("GET", c._address(source), "/obj", params=params,
+        async with c.client.request("GET", c.transfer.address(source), "/obj", params=params,
                                     timeout=c.timeouts.stream_call()) as resp:  # fmt: skip
             data = await resp.read()
             if resp.status in (404, 409):
@@ -73,17 +73,10 @@ class ReplicaSync:
             local = self.store.get(ns, key)
             if local is None:
                 return 0
-            if local.tombstone:
-                await self.coordinator.replica_delete(target, ns, key, local.clock, local.timestamp)
-                return 0
             try:
-                data = await self.store.read(local)
+                return await self.coordinator.transfer.send(target, local)
             except StaleEntry:
                 continue  # overwritten or compacted meanwhile: look again
-            h = PutHeader(meta=local.meta, cindex=local.cindex, cnumber=local.cnumber, csize=local.csize,
-                          md5=local.md5, clock=local.clock, timestamp=local.timestamp)  # fmt: skip
-            await self.coordinator.replica_put(target, ns, key, data, h)
-            return len(data)
         raise ConnectionError(f"{key!r} kept changing while it was pushed")
 
     async def sync_key(self, ns: int, key: bytes) -> dict[str, Any]:
@@ -95,7 +88,7 @@ class ReplicaSync:
         owners = [m.name for m in rings.write_nodes(key)]
         sources = [m.name for m in rings.read_nodes(key)]
         others = [n for n in sources if n != self.name]
-        answers = await asyncio.gather(*(self.coordinator.remote_meta(n, ns, key) for n in others),
+        answers = await asyncio.gather(*(self.coordinator.transfer.remote_meta(n, ns, key) for n in others),
                                        return_exceptions=True)  # fmt: skip
         held: dict[str, Entry | None] = {self.name: self.store.get(ns, key)}
         unreachable = []
@@ -134,7 +127,7 @@ class ReplicaSync:
             if m.name == self.name:
                 continue
             try:
-                theirs = await self.coordinator.remote_meta(m.name, entry.ns, entry.key)
+                theirs = await self.coordinator.transfer.remote_meta(m.name, entry.ns, entry.key)
                 if theirs is None or theirs.clock < entry.clock:
                     continue
                 if theirs.clock > entry.clock:

@@ -1,11 +1,11 @@
 """The storage node's end of the binary internal protocol (docs/internal-api.md, "Binary protocol").
 
-The object calls of :mod:`leofs.node.node_api` (PUT/DELETE/GET ``/obj``, GET ``/meta``) over
-:mod:`leofs.internal.wire` frames, answered by the same Coordinator and store, with the same
-status meanings. A connection is served only after its handshake proved the cluster secret; a
-failed proof counts against the node's :class:`~leofs.internal.secret.SecretGuard` (as an HTTP
-403 does) and closes the connection. Replies go out whole and in order per connection; large
-reads are sent from the container file with sendfile.
+The object calls of :mod:`leofs.node.object_calls` (the HTTP API's PUT/DELETE/GET ``/obj``, GET
+``/meta``) over :mod:`leofs.internal.wire` frames, with the same status meanings. A connection is
+served only after its handshake proved the cluster secret; a failed proof counts against the
+node's :class:`~leofs.internal.secret.SecretGuard` (as an HTTP 403 does) and closes the
+connection. Replies go out whole and in order per connection; large reads are sent from the
+container file with sendfile.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import asyncio
 import hmac
 import logging
 import os
-from typing import BinaryIO
 
 from leofs.internal.frames import FrameConnection
 from leofs.internal.messages import Written
@@ -46,14 +45,12 @@ from leofs.internal.wire import (
     request_decoder,
     server_proof,
 )
-from leofs.node.coordinator import Coordinator, Unavailable
-from leofs.node.node_api import check_deadline
-from leofs.storage.model import CorruptData, DiskFull, Entry, StaleEntry, WriteConflict
+from leofs.node.coordinator import Coordinator
+from leofs.node.object_calls import FileRegion, ObjectCalls
 from leofs.storage.store import ObjectStore
 
 log = logging.getLogger("leofs.storage.rpc")
 
-_File = tuple[BinaryIO, int, int]
 HANDSHAKE_HEADER = 1024  # an Auth is about 70 bytes
 #: a connection that has not completed the handshake by then is closed (it holds no request)
 HANDSHAKE_TIMEOUT = 10.0
@@ -68,6 +65,7 @@ class RpcServer:
         self.guard = guard
         self.store = store
         self.coordinator = coordinator
+        self.calls = ObjectCalls(store, coordinator)
         self.connections: set[ServerConnection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -94,13 +92,7 @@ class RpcServer:
         try:
             try:
                 reply, body, file = await self._dispatch(kind, req, data)
-            except Unavailable as exc:
-                reply, body, file = Reply(503, message=str(exc)), b"", None
-            except DiskFull as exc:
-                reply, body, file = Reply(507, message=str(exc) or "disk full"), b"", None
-            except WriteConflict as exc:
-                reply, body, file = Reply(412, message=str(exc)), b"", None
-            except ValueError as exc:
+            except ValueError as exc:  # a request that does not decode into its call
                 reply, body, file = Reply(400, message=str(exc)), b"", None
             except Exception as exc:  # answered as HTTP would answer it: 500, logged
                 log.exception("binary call %d on %r failed", kind, req.key)
@@ -118,72 +110,27 @@ class RpcServer:
             log.exception("binary reply to a call on %r failed; closing the connection", req.key)
             conn.abort()
 
-    async def _dispatch(self, kind: int, req: Request, data: bytes | bytearray) -> tuple[Reply, bytes, _File | None]:
-        store, coord = self.store, self.coordinator
+    async def _dispatch(self, kind: int, req: Request,
+                        data: bytes | bytearray) -> tuple[Reply, bytes, FileRegion | None]:  # fmt: skip
+        """Decode the request into its object call (:mod:`leofs.node.object_calls`); encode the answer."""
+        calls = self.calls
         if kind == PUT:
-            header = req.put
-            if header is None:
+            if req.put is None:
                 raise ValueError("a PUT needs its put header")
-            if req.coordinate:
-                check_deadline(req.deadline)
-                return _written(await coord.put(req.ns, req.key, memoryview(data), header))
-            if header.clock is None:
-                raise ValueError("a replica write needs the coordinator's clock")
-            r = await store.put(req.ns, req.key, memoryview(data), meta=header.meta, clock=header.clock,
-                                timestamp=header.timestamp, cindex=header.cindex, cnumber=header.cnumber,
-                                csize=header.csize, md5=header.md5)  # fmt: skip
-            return Reply(200, entry=r.entry, applied=r.applied), b"", None
-        if kind == DELETE:
-            if req.coordinate:
-                check_deadline(req.deadline)
-                return _written(await coord.delete(req.ns, req.key, expect=req.expect))
-            if req.clock is None:
-                raise ValueError("a replica delete needs the coordinator's clock")
-            r = await store.delete(req.ns, req.key, clock=req.clock, timestamp=req.timestamp)
-            return Reply(200, entry=r.entry, applied=r.applied), b"", None
-        if kind == META:
-            entry = await self._lookup(req, True)
-            return (Reply(404), b"", None) if entry is None else (Reply(200, entry=entry), b"", None)
-        return await self._get(req)
-
-    async def _lookup(self, req: Request, compare: bool) -> Entry | None:
-        if compare and req.coordinate:
-            return await self.coordinator.check_read(req.ns, req.key)
-        return self.store.get(req.ns, req.key)
-
-    async def _get(self, req: Request) -> tuple[Reply, bytes, _File | None]:
-        """GET /obj's logic: the version (``clock``), 304 on ``match``, the range, 409 when the
-        local copy is another version or fails its checksum."""
-        want = req.clock
-        # with clock= the caller already chose the version (after a compared META): no second compare
-        entry = await self._lookup(req, want is None)
-        if entry is None or entry.tombstone:
-            return Reply(404), b"", None
-        if want is not None and entry.clock != want:
-            return Reply(409, message=f"local clock {entry.clock}"), b"", None
-        if req.match is not None and entry.clock == req.match:
-            return Reply(304, entry=entry), b"", None
-        start, length = req.start, req.length
-        if start < 0 or start > entry.size or (length is not None and length < 0):
-            return Reply(416, message="range outside the object"), b"", None
-        n = entry.size - start if length is None else min(length, entry.size - start)
-        for _ in range(2):
-            try:
-                if n == 0 or entry.size < self.store.verify_below:
-                    data = await self.store.read(entry, start, n) if n else b""
-                    return Reply(200, entry=entry), data, None
-                fobj, offset, _size = self.store.open_data(entry)
-                return Reply(200, entry=entry), b"", (fobj, offset + start, n)
-            except StaleEntry:  # compacted or overwritten meanwhile: look again
-                fresh = self.store.get(req.ns, req.key)
-                if fresh is None or fresh.tombstone or (want is not None and fresh.clock != want):
-                    break
-                entry = fresh
-            except CorruptData as exc:
-                # let the caller try another replica; a scrub/diagnose reports the damage
-                log.error("corrupt local copy of %r: %s", req.key, exc)
-                return Reply(409, message="local copy failed its checksum"), b"", None
-        return Reply(409, message="the version changed while reading"), b"", None
+            answer = await calls.put(req.ns, req.key, memoryview(data), req.put, coordinate=req.coordinate,
+                                     deadline=req.deadline)  # fmt: skip
+        elif kind == DELETE:
+            answer = await calls.delete(req.ns, req.key, coordinate=req.coordinate, deadline=req.deadline,
+                                        expect=req.expect, clock=req.clock, timestamp=req.timestamp)  # fmt: skip
+        elif kind == META:
+            answer = await calls.meta(req.ns, req.key, coordinate=req.coordinate)
+        else:
+            answer = await calls.get(req.ns, req.key, coordinate=req.coordinate, clock=req.clock, match=req.match,
+                                     start=req.start, length=req.length)  # fmt: skip
+        if answer.written is not None:
+            return _written(answer.written)
+        reply = Reply(answer.status, entry=answer.entry, applied=answer.applied, message=answer.message)
+        return reply, answer.data, answer.file
 
 
 class ServerConnection(FrameConnection):
