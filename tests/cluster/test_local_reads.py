@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import ssl
 import threading
 import time
 import urllib.request
@@ -18,9 +19,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import trustme
+from botocore.exceptions import ClientError
 
 from tests.integration.conftest import make_client
 from tests.support.cluster import LeofsCluster, running
+from tests.support.servers import Service, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -75,6 +79,38 @@ def test_ranged_gets_across_chunk_boundaries(cluster: LeofsCluster, body: bytes,
     assert resp["Body"].read() == body[start : end + 1]
     chunks = end // CHUNK - start // CHUNK + 1
     assert local_reads(cluster) >= before + chunks
+
+
+def test_over_tls_the_body_is_streamed_not_sendfiled(cluster: LeofsCluster, body: bytes,
+                                                     tmp_path: Path) -> None:
+    """Over TLS sendfile would read through the file object's shared position: never taken."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_path, key_path, ca_path = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    ca.cert_pem.write_to_path(str(ca_path))
+    port, admin_port = free_port(), free_port()
+    gateway = Service("tls-gateway", ["gateway", "--manager", cluster.manager_address, "--name", "tls-gateway",
+                                      "--address", f"127.0.0.1:{port}", "--admin-address",
+                                      f"127.0.0.1:{admin_port}", "--workers", "1", "--tls-cert", str(cert_path),
+                                      "--tls-key", str(key_path)],
+                      [port, admin_port], tmp_path / "tls-gateway.log")  # fmt: skip
+    cluster.extra_gateways.append(gateway)  # stopped (and its log checked) with the cluster
+    gateway.start()
+    endpoint = f"https://127.0.0.1:{port}"
+    s3 = make_client(endpoint, verify=str(ca_path), read_timeout=60)
+    got = b""
+    for _ in range(100):  # until it has the users and buckets from the manager
+        try:
+            got = s3.get_object(Bucket=BUCKET, Key="big")["Body"].read()
+            break
+        except ClientError:
+            time.sleep(0.2)
+    assert got == body
+    ctx = ssl.create_default_context(cafile=str(ca_path))
+    with urllib.request.urlopen(f"{endpoint}/_leofs_adm/metrics", timeout=10, context=ctx) as r:
+        assert re.search(r"^leofs_gateway_local_reads_total 0\.0$", r.read().decode(), re.M)
 
 
 def test_an_overwrite_during_gets_never_serves_mixed_bytes(cluster: LeofsCluster) -> None:
