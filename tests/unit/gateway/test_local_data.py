@@ -10,6 +10,8 @@ import socket
 import uuid
 from pathlib import Path
 
+import pytest
+
 from leofs.gateway import local_data
 from leofs.gateway.local_data import LocalReads
 from leofs.internal import local_data as ld
@@ -135,6 +137,28 @@ def test_a_node_dying_or_hanging_mid_call_falls_back_without_hanging(tmp_path: P
                 reads.close()
                 await server.close()
         await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_call_to_a_node_that_hangs_up_raises_connection_error(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = await ObjectStore.open(tmp_path, containers=1, sync=False, reserve_bytes=0)
+        entry, _ = await _entry(store)
+        reads = LocalReads(SECRET, FAST)
+        address = _address()
+        server = _DiesMidCall(SECRET, SecretGuard(SECRET), store)
+        assert server.start(address)
+        try:
+            conn = await reads._connect(address)
+            try:
+                with pytest.raises(ConnectionError):
+                    await asyncio.wait_for(conn.call(entry), 30)
+            finally:
+                conn.close()
+        finally:
+            await server.close()
+            await store.close()
 
     asyncio.run(main())
 
