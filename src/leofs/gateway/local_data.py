@@ -112,8 +112,8 @@ class LocalReads:
                         conn.close()
                         raise
             except (OSError, msgspec.DecodeError, wire.ProtocolError) as exc:
-                if pooled:  # an idle connection to a node that restarted: once more, on a new one
-                    continue
+                if pooled and not isinstance(exc, TimeoutError):
+                    continue  # an idle connection to a node that restarted: once more, on a new one
                 self._not_local[address] = self.clock() + self.retry_after
                 if address in self._local:  # it was local: this read falls back
                     self._local.discard(address)
