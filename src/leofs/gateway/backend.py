@@ -29,7 +29,8 @@ class Replaced(NamedTuple):
 class Backend(Protocol):
     """Key-value operations the gateway needs; ``head`` hides tombstones.
 
-    ``local`` says whether the data is on this host (then ``open_data`` gives a file for sendfile).
+    ``local`` says whether all data is on this host (then ``open_data`` gives a file for sendfile;
+    a cluster's ``open_data`` may too, for the replicas that run on this host).
     ``head(..., hint=True)`` may answer from one replica without comparing: for lookups whose
     answer only guides clean-up (a replaced version's chunks), never for what a client sees.
     """
@@ -76,7 +77,11 @@ class Backend(Protocol):
 
     def stream(self, entry: Entry, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]: ...
 
-    def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None: ...
+    async def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None:
+        """(file, data offset, size) of the entry's data on this host, for sendfile; None when
+        it is not here (then ``read``/``stream``). The caller closes the file, and reads it only at
+        explicit offsets (its file position may be shared)."""
+        ...
 
     async def scan(
         self,
@@ -186,7 +191,7 @@ class EmbeddedBackend:
         for offset in range(start, end, STREAM_PIECE):
             yield await self.read(entry, offset, min(STREAM_PIECE, end - offset))
 
-    def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None:
+    async def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None:
         try:
             return self.store.open_data(entry)
         except StaleEntry:

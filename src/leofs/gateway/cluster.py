@@ -26,6 +26,7 @@ from leofs.gateway.cluster_follower import ClusterFollower
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.custom_headers import CustomHeaders
 from leofs.gateway.health import cluster_probe
+from leofs.gateway.local_data import LocalReads
 from leofs.gateway.remote_control import RemoteControl
 from leofs.gateway.rest import RestApi
 from leofs.internal.client import InternalClient
@@ -81,7 +82,8 @@ class ClusterGateway:
             self.link = ClusterFollower(self.client, options.manager, self.state)
         self.control = RemoteControl(self.client, options.manager)
         self.rpc = RpcClient(options.secret, tls=client_tls) if options.binary else None
-        self.backend = ClusterBackend(self.client, self.state, options.timeouts, rpc=self.rpc)
+        self.backend = ClusterBackend(self.client, self.state, options.timeouts, rpc=self.rpc,
+                                      local_reads=LocalReads(options.secret, options.timeouts))  # fmt: skip
         # on by default here; with workers, each process has its own disk-tier directory (DIR/<index>)
         slot = str(index) if options.workers > 1 else ""
         cache = build_cache(options.config, default_ram=CLUSTER_RAM_DEFAULT, slot=slot)
@@ -147,6 +149,7 @@ class ClusterGateway:
         await self.link.stop()
         await self.control.stop()
         await self.backend.health.close()
+        self.backend.close_local()
         if self.gateway.background:
             await asyncio.gather(*self.gateway.background, return_exceptions=True)
         await self.client.close()

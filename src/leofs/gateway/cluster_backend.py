@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import BinaryIO
 
 from leofs.gateway.backend import Replaced, VersionGone, WriteConflict
+from leofs.gateway.local_data import Elsewhere, LocalReads
 from leofs.internal import wire
 from leofs.internal.client import InternalClient
 from leofs.internal.health import NODE_ERRORS, CallTimeouts, NodeHealth, health_probe
@@ -60,8 +61,11 @@ class ClusterBackend:
     local = False
 
     def __init__(self, client: InternalClient, state: ClusterState, timeouts: CallTimeouts | None = None,
-                 health: NodeHealth | None = None, rpc: RpcClient | None = None) -> None:  # fmt: skip
+                 health: NodeHealth | None = None, rpc: RpcClient | None = None,
+                 local_reads: LocalReads | None = None) -> None:  # fmt: skip
         self.client = client
+        #: large reads from replicas on this host by descriptor passing; None: always over TCP
+        self.local_reads = local_reads
         self.rpc = rpc  # object calls over the binary protocol; None: over HTTP (scan always is)
         self.state = state
         self.timeouts = timeouts or CallTimeouts()
@@ -267,8 +271,26 @@ class ClusterBackend:
     async def read(self, entry: Entry, start: int = 0, length: int | None = None) -> bytes:
         return b"".join([piece async for piece in self.stream(entry, start, length)])
 
-    def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None:
-        return None  # the data is on other hosts
+    async def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None:
+        """The entry's data from the first replica (ring order, running, healthy first) that runs
+        on this host, by its local data socket (:mod:`leofs.gateway.local_data`); None when none
+        does, or the one asked holds another version (the stream path then retries and picks)."""
+        if self.local_reads is None or self.state.rings is None:
+            return None
+        for node in self._candidates(entry.key):
+            try:
+                opened = await self.local_reads.open(self.state.address(node), entry)
+            except Elsewhere as exc:
+                log.info("local replica %s of %r: %s; reading over TCP", node.name, entry.key, exc)
+                return None
+            if opened is not None:
+                return opened
+        return None
+
+    def close_local(self) -> None:
+        """Close the idle local data connections (at shutdown)."""
+        if self.local_reads is not None:
+            self.local_reads.close()
 
     async def scan(
         self, ns: int, prefix: bytes, *, start_after: bytes = b"", limit: int = 1000, delimiter: bytes | None = None,

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import msgspec
 from aiohttp import web
@@ -227,41 +228,78 @@ async def send_body(
         await _send_entry(request, response, backend, obj.entry, start, end - start + 1, verify_below)
         return
 
-    async def locate(extent: Extent) -> tuple[Entry, bytes | None]:
-        """The chunk's entry, and its bytes when they live on another host (read ahead)."""
+    native = _native_sendfile(request)
+
+    async def locate(extent: Extent) -> Located:
+        """The chunk's entry, and its bytes when they live on another host (read ahead), or its
+        file when a replica on this host handed it over (a cluster's local data socket)."""
         entry = await backend.head(NS_CHUNK, chunk_key(bucket, key, extent.blob.blob_id, extent.index))
         if entry is None:
             log.error("chunk %d of %s/%s (blob %s) is missing", extent.index, bucket, key, extent.blob.blob_id)
             raise ConnectionResetError("missing chunk")
         if backend.local:
-            return entry, None  # sent with sendfile: the kernel reads ahead
-        return entry, await backend.read(entry, extent.offset, extent.length)
+            return entry, None, None  # sent with sendfile: the kernel reads ahead
+        if native and entry.size >= verify_below:
+            opened = await backend.open_data(entry)
+            if opened is not None:
+                return entry, None, opened
+        return entry, await backend.read(entry, extent.offset, extent.length), None
 
-    # Read-ahead of one chunk: the next chunk is fetched while this one goes to the client.
-    pending: asyncio.Future[tuple[Entry, bytes | None]] | None = None
+    # Read-ahead of one chunk: the next chunk is located while this one goes to the client.
+    pending: asyncio.Future[Located] | None = None
+    current: asyncio.Future[Located] | None = None
     previous: Extent | None = None
     try:
         for extent in extents(obj.manifest, start, end):
-            ahead = asyncio.ensure_future(locate(extent))
-            if pending is not None and previous is not None:
-                await _send_located(request, response, backend, await pending, previous, verify_below)
-            pending, previous = ahead, extent
+            current, sending = pending, previous
+            pending, previous = asyncio.ensure_future(locate(extent)), extent
+            if current is not None and sending is not None:
+                await _send_located(request, response, backend, await current, sending, verify_below)
         if pending is not None and previous is not None:
-            await _send_located(request, response, backend, await pending, previous, verify_below)
-            pending = None
+            current, pending = pending, None
+            await _send_located(request, response, backend, await current, previous, verify_below)
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
             await asyncio.gather(pending, return_exceptions=True)
+        for located in (current, pending):  # a file located but never sent (client gone): close it
+            if located is not None and located.done() and not located.cancelled() and located.exception() is None:
+                opened = located.result()[2]
+                if opened is not None:
+                    opened[0].close()
+
+
+#: a chunk's entry, and its bytes (read ahead) or its open file (data offset, size), or neither
+Located = tuple[Entry, bytes | None, tuple[BinaryIO, int, int] | None]
 
 
 async def _send_located(request: web.Request, response: web.StreamResponse, backend: Backend,
-                        located: tuple[Entry, bytes | None], extent: Extent, verify_below: int) -> None:
-    entry, data = located
+                        located: Located, extent: Extent, verify_below: int) -> None:
+    entry, data, opened = located
     if data is not None:
         await response.write(data)
+    elif opened is not None:
+        await _sendfile(request, opened, extent.offset, extent.length)
     else:
         await _send_entry(request, response, backend, entry, extent.offset, extent.length, verify_below)
+
+
+def _native_sendfile(request: web.Request) -> bool:
+    """Native sendfile only on plain TCP. Over TLS asyncio falls back to seek() + read() on the
+    file object, whose offset is shared by every dup of the log's descriptor: concurrent responses
+    read each other's bytes (garbled or short bodies). Stream with pread instead."""
+    transport = request.transport
+    return transport is not None and transport.get_extra_info("ssl_object") is None
+
+
+async def _sendfile(request: web.Request, opened: tuple[BinaryIO, int, int], offset: int, length: int) -> None:
+    """Send ``length`` bytes at ``offset`` of an opened entry's data, closing the file."""
+    fobj, data_offset, _size = opened
+    with fobj:
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("connection lost")
+        await asyncio.get_running_loop().sendfile(transport, fobj, data_offset + offset, length)
 
 
 async def _send_entry(
@@ -273,12 +311,8 @@ async def _send_entry(
     length: int,
     verify_below: int,
 ) -> None:
-    transport = request.transport
-    # Native sendfile only on plain TCP. Over TLS asyncio falls back to seek() + read() on the file
-    # object, whose offset is shared by every dup of the log's descriptor: concurrent responses read
-    # each other's bytes (garbled or short bodies). Stream with pread instead.
-    native = transport is not None and transport.get_extra_info("ssl_object") is None
-    located = None if entry.size < verify_below or not native else backend.open_data(entry)
+    native = _native_sendfile(request)  # (why: see there)
+    located = None if entry.size < verify_below or not native else await backend.open_data(entry)
     if located is None:
         try:
             if length <= verify_below:
@@ -290,11 +324,7 @@ async def _send_entry(
             log.error("corrupt data for %r", entry.key)
             raise ConnectionResetError("corrupt data") from None
         return
-    fobj, data_offset, _size = located
-    with fobj:
-        if transport is None:
-            raise ConnectionResetError("connection lost")
-        await asyncio.get_running_loop().sendfile(transport, fobj, data_offset + offset, length)
+    await _sendfile(request, located, offset, length)
 
 
 def raise_for_missing(obj: StoredObject | None, key: str) -> StoredObject:

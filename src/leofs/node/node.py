@@ -35,6 +35,7 @@ from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.node.admin_commands import StorageAdmin
 from leofs.node.coordinator import Coordinator
 from leofs.node.listener import start_listener
+from leofs.node.local_data import LocalDataServer
 from leofs.node.membership import NodeCluster
 from leofs.node.node_api import NodeAPI
 from leofs.node.rebalance import Mover
@@ -125,6 +126,9 @@ class StorageNode:
                                               tls=opts.tls.server_context() if opts.tls is not None else None)
         if self.port == 0:  # tests bind port 0
             self.port = int(self._listener.sockets[0].getsockname()[1])
+        # gateways on this host get container descriptors for large reads (leofs.node.local_data)
+        self.local_data = LocalDataServer(opts.secret, api.guard, self.store)
+        self.local_data.start(self.address)
         self.replayer.start()
         self.recovery.resume()
         self.mover.start()
@@ -189,6 +193,7 @@ class StorageNode:
             self._listener = None
             self.rpc_server.close()
             await self.rpc_server.drain()
+            await self.local_data.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -253,10 +253,17 @@ class CachingBackend:
         async for piece in self.inner.stream(entry, start, length):
             yield piece
 
-    def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None:
-        if self.cache.mode == "inner" and self.cache.peek(entry.key):
-            return None  # served from the cache (read / stream)
-        return self.inner.open_data(entry)
+    async def open_data(self, entry: Entry) -> tuple[BinaryIO, int, int] | None:
+        if self.cache.mode == "inner":
+            if self.cache.peek(entry.key):
+                return None  # served from the cache (read / stream)
+            if not self.local and self._would_cache(entry):
+                return None  # read (and cached) through ``read``
+        return await self.inner.open_data(entry)
+
+    def _would_cache(self, entry: Entry) -> bool:
+        """Whether a whole read of this chunk of a remote backend would be stored in the cache."""
+        return entry.ns == NS_CHUNK and current_note().chunks and self.cache.tier_for(entry.size) is not None
 
     # -- passed through -------------------------------------------------------------------------------
     async def fetch_unless(self, ns: int, key: bytes, clock: int) -> tuple[Entry, bytes | None] | None:
