@@ -76,6 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="extra arguments for the gateway of leofs-cluster, e.g. '--workers 2'")
     p.add_argument("--cluster-base-gateway-args", default="",
                    help="gateway arguments of leofs-cluster-base (a second cluster, for A/B runs of gateway options)")
+    p.add_argument("--cluster-internal-tls", action="store_true",
+                   help="leofs-cluster (not -base) with internal TLS on every link: a throwaway CA and one "
+                        "certificate for 127.0.0.1 (trustme), given through LEOFS_INTERNAL_TLS_*")
     p.add_argument("--out", default="s3bench-results.json", help="JSON results file (Markdown next to it, .md)")
     p.add_argument("--workdir", help="where servers keep their data (default: a new temp dir, removed after)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (data and server logs)")
@@ -268,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                 # --baseline-args go to every process of the baseline cluster (e.g. --internal-protocol http)
                 both = shlex.split(args.baseline_args or "") if base else []
                 server = LeofsCluster(workdir / name, gateway_args=gw_args + both, name=name, storage_args=both,
-                                      src=args.baseline_src if base else None)  # fmt: skip
+                                      src=args.baseline_src if base else None,
+                                      internal_tls=args.cluster_internal_tls and not base)  # fmt: skip
             else:
                 server = cls(workdir / name)
             servers.append(server)

@@ -147,8 +147,11 @@ class LeofsCluster(Server):
     kind = "leofs"
 
     def __init__(self, workdir: Path, nodes: int = 3, gateway_args: list[str] | None = None,
-                 name: str = "leofs-cluster", storage_args: list[str] | None = None, src: str | None = None) -> None:
+                 name: str = "leofs-cluster", storage_args: list[str] | None = None, src: str | None = None,
+                 internal_tls: bool = False) -> None:  # fmt: skip
         super().__init__(name, workdir)
+        self.internal_tls = internal_tls  # every internal link over mutual TLS (a throwaway CA)
+        self.env: dict[str, str] = {}
         self.src = src  # run the leofs package found here instead of the installed one (A/B runs)
         self.nodes = nodes
         self.gateway_args = gateway_args or []  # e.g. cache options (benchmarks/cache.py)
@@ -156,7 +159,8 @@ class LeofsCluster(Server):
 
     def _adm(self, manager: str, *args: str) -> str:
         out = subprocess.run([sys.executable, "-m", "leofs", "adm", "--manager", manager, "--cluster-secret",
-                              CLUSTER_SECRET, "--json", *args], capture_output=True, text=True, timeout=60)
+                              CLUSTER_SECRET, "--json", *args], capture_output=True, text=True, timeout=60,
+                             env=self.env or None)  # fmt: skip
         if out.returncode != 0:
             raise ServerUnavailable(f"leofs adm {' '.join(args)} failed: {out.stderr[-800:]}{out.stdout[-400:]}")
         return out.stdout
@@ -178,6 +182,9 @@ class LeofsCluster(Server):
         env = dict(os.environ, LEOFS_CLUSTER_SECRET=CLUSTER_SECRET)
         if self.src:
             env["PYTHONPATH"] = self.src + os.pathsep + env.get("PYTHONPATH", "")
+        if self.internal_tls:
+            env.update(_internal_tls_env(self.workdir / "tls"))
+        self.env = env
         py = [sys.executable, "-m", "leofs"]
         mport = free_port()
         manager = f"{HOST}:{mport}"
@@ -203,8 +210,27 @@ class LeofsCluster(Server):
             " gateway " + " ".join(self.gateway_args) if self.gateway_args else "")
         if self.storage_args:
             self.version += " storage " + " ".join(self.storage_args)
+        if self.internal_tls:
+            self.version += " internal TLS"
         if self.src:
             self.version += f" (source {self.src})"
+
+
+def _internal_tls_env(directory: Path) -> dict[str, str]:
+    """A throwaway cluster CA and one member certificate for 127.0.0.1 (key 0600), as the shared
+    LEOFS_INTERNAL_TLS_* variables."""
+    import trustme  # a test dependency (pip install -e '.[test]')
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    paths = {"CERT": directory / "member.pem", "KEY": directory / "member.key", "CA": directory / "ca.pem"}
+    paths["CERT"].write_bytes(b"".join(pem.bytes() for pem in cert.cert_chain_pems))
+    paths["KEY"].touch(mode=0o600)
+    paths["KEY"].chmod(0o600)
+    cert.private_key_pem.write_to_path(str(paths["KEY"]))
+    ca.cert_pem.write_to_path(str(paths["CA"]))
+    return {f"LEOFS_INTERNAL_TLS_{k}": str(v) for k, v in paths.items()}
 
 
 #: volume slots per SeaweedFS volume server. Its automatic count (-max=0) is free space / volume

@@ -35,6 +35,13 @@ DEFAULT_BODY_TIMEOUT: Final = 3.0
 DEFAULT_HEARTBEAT_TIMEOUT: Final = 3.0
 #: the one environment variable that gives the cluster secret to every role
 CLUSTER_SECRET_ENV: Final = "LEOFS_CLUSTER_SECRET"
+#: options every cluster role (and ``leofs adm``) also reads from one shared variable; the role's own wins
+SHARED_ENV: Final[dict[str, str]] = {
+    "cluster_secret": CLUSTER_SECRET_ENV,
+    "internal_tls_cert": "LEOFS_INTERNAL_TLS_CERT",
+    "internal_tls_key": "LEOFS_INTERNAL_TLS_KEY",
+    "internal_tls_ca": "LEOFS_INTERNAL_TLS_CA",
+}
 
 #: HOST:PORT, :PORT or PORT (see parse_address)
 Address = Annotated[str, Meta(pattern=r"^(.*:)?[0-9]{1,5}$")]
@@ -205,6 +212,11 @@ class ManagerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     delete: Positive = 1
     cluster_secret: str | None = None
     heartbeat_timeout: Annotated[float, Meta(ge=0.5)] = DEFAULT_HEARTBEAT_TIMEOUT
+    #: TLS on the internal links (leofs.internal.tls): this member's certificate and key (0600) and the
+    #: CA that signs every member's certificate; all three or none
+    internal_tls_cert: str | None = None
+    internal_tls_key: str | None = None
+    internal_tls_ca: str | None = None
 
     def __post_init__(self) -> None:
         if not (self.write <= self.replicas and self.read <= self.replicas and self.delete <= self.replicas):
@@ -229,6 +241,11 @@ class StorageConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     op_timeout: Timeout = DEFAULT_OP_TIMEOUT
     body_timeout: Timeout = DEFAULT_BODY_TIMEOUT
     internal_protocol: InternalProtocol = "binary"
+    #: TLS on the internal links (leofs.internal.tls): this member's certificate and key (0600) and the
+    #: CA that signs every member's certificate; all three or none
+    internal_tls_cert: str | None = None
+    internal_tls_key: str | None = None
+    internal_tls_ca: str | None = None
 
 
 class GatewaySection(GatewayConfig, kw_only=True, forbid_unknown_fields=True):
@@ -249,6 +266,11 @@ class GatewaySection(GatewayConfig, kw_only=True, forbid_unknown_fields=True):
     body_timeout: Timeout = DEFAULT_BODY_TIMEOUT
     workers: Annotated[int, Meta(ge=1, le=64)] | None = None  # None: default_workers()
     internal_protocol: InternalProtocol = "binary"
+    #: TLS on the internal links (leofs.internal.tls): this member's certificate and key (0600) and the
+    #: CA that signs every member's certificate; all three or none
+    internal_tls_cert: str | None = None
+    internal_tls_key: str | None = None
+    internal_tls_ca: str | None = None
 
     def settings(self) -> GatewayConfig:
         """The shared gateway settings alone."""
@@ -301,8 +323,8 @@ def _with_env(section: str, values: S, environ: Mapping[str, str]) -> S:
     for field in msgspec.structs.fields(cls):
         option = field.name
         names = [env_name(section, option)]
-        if option == "cluster_secret":
-            names.append(CLUSTER_SECRET_ENV)  # the shared name; the role's own wins
+        if option in SHARED_ENV:
+            names.append(SHARED_ENV[option])  # the shared name; the role's own wins
         name = next((n for n in names if environ.get(n)), None)
         if name is None:
             continue

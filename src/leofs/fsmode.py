@@ -55,3 +55,11 @@ def make_private_dir(path: Path) -> Path:
         for name in dirs + files:
             make_private(Path(root, name))
     return path
+
+
+def check_private_file(path: Path) -> None:
+    """ValueError unless ``path`` is a file only its owner may read or write (a private key): a key
+    other local users can read is no longer a secret, so a role refuses to start with it."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        raise ValueError(f"{path} is accessible to other users (mode {mode:04o}); chmod 600 it")

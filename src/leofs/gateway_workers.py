@@ -29,6 +29,7 @@ from leofs.gateway.cluster import ClusterGateway, GatewayOptions
 from leofs.gateway.context import GatewayConfig
 from leofs.gateway.worker_control import serve_control
 from leofs.internal.health import CallTimeouts
+from leofs.internal.tls import InternalTls
 from leofs.lifecycle import reload_on_sighup, wait_for_shutdown_signal
 from leofs.process_pool import ProcessPool, check_port_free, die_with_parent, make_runtime_dir
 
@@ -61,6 +62,8 @@ class GatewayWorkerSpec(msgspec.Struct, kw_only=True):
     #: the custom-header file's content the primary serves (a worker reads the file only on SIGHUP)
     headers_text: str = ""
     binary: bool = True  # object calls to storage nodes over the binary protocol (internal_protocol)
+    #: internal TLS files (cert, key, CA), checked by the primary already
+    internal_tls: tuple[str, str, str] | None = None
 
     def options(self, secret: str) -> GatewayOptions:
         return GatewayOptions(
@@ -71,6 +74,7 @@ class GatewayWorkerSpec(msgspec.Struct, kw_only=True):
             tls_key=Path(self.tls_key) if self.tls_key else None, config=self.config,
             timeouts=CallTimeouts(self.connect_timeout, self.op_timeout, self.body_timeout), workers=self.workers,
             binary=self.binary,
+            internal_tls=InternalTls.from_options(*self.internal_tls) if self.internal_tls else None,
         )  # fmt: skip
 
 
@@ -88,10 +92,14 @@ def worker_specs(options: GatewayOptions, runtime: Path, headers_text: str) -> l
             tls_key=str(options.tls_key) if options.tls_key else None, config=options.config,
             connect_timeout=t.connect, op_timeout=t.op, body_timeout=t.body, workers=options.workers,
             control=str(runtime / f"worker-{i}.sock"), metrics_dir=str(runtime / "metrics"), headers_text=headers_text,
-            binary=options.binary,
+            binary=options.binary, internal_tls=_tls_files(options.internal_tls),
         )
         for i in range(1, options.workers)
     ]  # fmt: skip
+
+
+def _tls_files(tls: InternalTls | None) -> tuple[str, str, str] | None:
+    return (str(tls.cert), str(tls.key), str(tls.ca)) if tls is not None else None
 
 
 class GatewayPool(ProcessPool[GatewayWorkerSpec]):

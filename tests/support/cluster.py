@@ -19,6 +19,7 @@ from tests.support.servers import (
     PortTaken,
     Service,
     free_port,
+    process_env,
     process_tree,
 )
 
@@ -27,8 +28,12 @@ class LeofsCluster:
     """Manager + ``nodes`` storage nodes + one gateway, with N/W/R/D as given."""
 
     def __init__(self, base: Path, *, nodes: int = 3, n: int = 3, w: int = 2, r: int = 1, d: int = 2,
-                 data_dirs: dict[str, Path] | None = None, gateway_args: tuple[str, ...] = ()) -> None:  # fmt: skip
+                 data_dirs: dict[str, Path] | None = None, gateway_args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:  # fmt: skip
+        """``env``: variables added to every process's environment and to ``leofs adm``'s (e.g. the
+        shared LEOFS_INTERNAL_TLS_* of tests.support.tls.tls_env)."""
         self.base = base
+        self.env = {**process_env(), **(env or {})}
         # one gateway process unless a test says otherwise (the default is one per core above 2 cores:
         # the cache tests' expectations of one process must not depend on the machine)
         self.gateway_args = gateway_args if "--workers" in gateway_args else (*gateway_args, "--workers", "1")
@@ -36,9 +41,9 @@ class LeofsCluster:
         self.consistency = (n, w, r, d)
         self.data_dirs = {f"storage{i}": (data_dirs or {}).get(f"storage{i}", base / f"storage{i}")
                           for i in range(1, nodes + 1)}  # fmt: skip
-        self.manager = Service("manager", [], [], base / "manager.log")
-        self.storage = {name: Service(name, [], [], base / f"{name}.log") for name in self.data_dirs}
-        self.gateway = Service("gateway", [], [], base / "gateway.log")
+        self.manager = Service("manager", [], [], base / "manager.log", self.env)
+        self.storage = {name: Service(name, [], [], base / f"{name}.log", self.env) for name in self.data_dirs}
+        self.gateway = Service("gateway", [], [], base / "gateway.log", self.env)
         #: gateways started after the cluster (add_gateway), against the same manager
         self.extra_gateways: list[Service] = []
         self._pick_ports()
@@ -110,7 +115,7 @@ class LeofsCluster:
     def adm(self, *args: str, check: bool = True) -> Any:
         out = subprocess.run(
             [sys.executable, "-m", "leofs", "adm", "--manager", self.manager_address, "--cluster-secret",
-             CLUSTER_SECRET, "--json", *args], capture_output=True, text=True, timeout=60)
+             CLUSTER_SECRET, "--json", *args], capture_output=True, text=True, timeout=60, env=self.env)
         if check and out.returncode != 0:
             raise RuntimeError(f"leofs adm {' '.join(args)} failed: {out.stderr}\n{out.stdout}")
         return json.loads(out.stdout) if out.returncode == 0 and out.stdout.strip() else out
@@ -157,7 +162,7 @@ class LeofsCluster:
             service = Service(name, ["gateway", "--manager", self.manager_address, "--name", name, "--address",
                                      f"127.0.0.1:{port}", "--admin-address", f"127.0.0.1:{admin_port}", *args,
                                      *(() if "--workers" in args else ("--workers", "1"))],
-                              [port, admin_port], self.base / f"{name}.log")  # fmt: skip
+                              [port, admin_port], self.base / f"{name}.log", self.env)  # fmt: skip
             try:
                 service.start()
                 break

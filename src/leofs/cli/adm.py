@@ -23,13 +23,28 @@ from leofs.cli.adm_client import AdmContext, ManagerUnreachable, find_secret, fo
               help="Data directory of a leofs server or manager, to read the cluster secret it saved there "
                    "(DIR/cluster-secret).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--internal-tls-cert", envvar="LEOFS_INTERNAL_TLS_CERT", type=click.Path(dir_okay=False), default=None,
+              help="A manager with internal TLS: a certificate of the cluster CA to present (a member's will do).  "
+                   "[default: $LEOFS_INTERNAL_TLS_CERT]")
+@click.option("--internal-tls-key", envvar="LEOFS_INTERNAL_TLS_KEY", type=click.Path(dir_okay=False), default=None,
+              help="Its private key (mode 0600).  [default: $LEOFS_INTERNAL_TLS_KEY]")
+@click.option("--internal-tls-ca", envvar="LEOFS_INTERNAL_TLS_CA", type=click.Path(dir_okay=False), default=None,
+              help="The cluster CA, to verify the manager.  [default: $LEOFS_INTERNAL_TLS_CA]")
 @click.pass_context
-def adm(ctx: click.Context, manager: str, cluster_secret: str | None, data: Path | None, as_json: bool) -> None:
+def adm(ctx: click.Context, manager: str, cluster_secret: str | None, data: Path | None, as_json: bool,
+        internal_tls_cert: str | None, internal_tls_key: str | None, internal_tls_ca: str | None) -> None:
     """Administer a leofs server or cluster; commands are named as in leofs-adm.
 
     The embedded server (leofs server) has one storage node, named `embedded`.
     """
-    ctx.obj = AdmContext(manager, find_secret(cluster_secret, data), as_json, data)
+    from leofs.internal.tls import InternalTls, TlsConfigError
+
+    try:
+        tls = InternalTls.from_options(internal_tls_cert, internal_tls_key, internal_tls_ca)
+    except TlsConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    ctx.obj = AdmContext(manager, find_secret(cluster_secret, data), as_json, data,
+                         tls=tls.client_context() if tls is not None else None)
 
 
 pass_adm = click.make_pass_decorator(AdmContext)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,8 +24,11 @@ class ManagerUnreachable(click.ClickException):
 class AdmContext:
     """What every ``leofs adm`` command gets: where the admin API is, the secret, the output mode."""
 
-    def __init__(self, manager: str, secret: str | None, as_json: bool, data: Path | None = None) -> None:
+    def __init__(self, manager: str, secret: str | None, as_json: bool, data: Path | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
+        """``tls``: a client context for a manager with internal TLS (https, mutual)."""
         self.manager = manager
+        self.tls = tls
         self.secret = secret
         self.as_json = as_json
         self.data = data
@@ -37,11 +41,11 @@ class AdmContext:
                 f"no cluster secret: set LEOFS_CLUSTER_SECRET, or pass --cluster-secret or --data DIR{where}")
         body = json.dumps({k: v for k, v in args.items() if v is not None}).encode()
         request = urllib.request.Request(
-            f"http://{self.manager}/adm/{command}", data=body, method="POST",
+            f"{'https' if self.tls is not None else 'http'}://{self.manager}/adm/{command}", data=body, method="POST",
             headers={"Content-Type": "application/json", SECRET_HEADER: self.secret},
         )
         try:
-            with urllib.request.urlopen(request, timeout=120) as response:
+            with urllib.request.urlopen(request, timeout=120, context=self.tls) as response:
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as err:
             try:

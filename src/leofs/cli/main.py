@@ -148,6 +148,27 @@ def _tls_files(cert: str | None, key: str | None) -> tuple[Path | None, Path | N
     return (Path(cert) if cert else None), (Path(key) if key else None)
 
 
+def _internal_tls_options(f: Any) -> Any:
+    path = click.Path(dir_okay=False, path_type=Path)
+    f = click.option("--internal-tls-ca", type=path, default=None,
+                     help="PEM CA that signs every cluster member's certificate (internal TLS).")(f)
+    f = click.option("--internal-tls-key", type=path, default=None,
+                     help="PEM private key of --internal-tls-cert (mode 0600).")(f)
+    return click.option("--internal-tls-cert", type=path, default=None,
+                        help="PEM certificate of this member: TLS on every internal link (mutual, against "
+                             "--internal-tls-ca). Needs all three; default $LEOFS_INTERNAL_TLS_CERT etc.")(f)
+
+
+def _internal_tls(opts: Any) -> Any:
+    """The role's InternalTls (None: plaintext); a usage error for incomplete or unusable files."""
+    from leofs.internal.tls import InternalTls, TlsConfigError
+
+    try:
+        return InternalTls.from_options(opts.internal_tls_cert, opts.internal_tls_key, opts.internal_tls_ca)
+    except TlsConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 _SERVER = config.ServerConfig()
 
 
@@ -231,6 +252,7 @@ _MANAGER = config.ManagerConfig()
 @click.option("--read", "read", default=_MANAGER.read, show_default=True, help="R: replicas a read compares.")
 @click.option("--delete", "delete", default=_MANAGER.delete, show_default=True, help="D: acks a delete waits for.")
 @_secret_option
+@_internal_tls_options
 def manager(config_file: Path | None, **_: Any) -> None:
     """Run the manager of a cluster.
 
@@ -244,7 +266,7 @@ def manager(config_file: Path | None, **_: Any) -> None:
     asyncio.run(run_manager(ManagerOptions(
         data_dir=Path(_required(opts.data_dir, "--data (or data_dir in [manager] of --config)")),
         address=parse_address(opts.address), n=opts.replicas, w=opts.write, r=opts.read, d=opts.delete,
-        secret=opts.cluster_secret, heartbeat_timeout=opts.heartbeat_timeout)))
+        secret=opts.cluster_secret, heartbeat_timeout=opts.heartbeat_timeout, tls=_internal_tls(opts))))
 
 
 _STORAGE = config.StorageConfig()
@@ -268,6 +290,7 @@ _STORAGE = config.StorageConfig()
 @click.option("--no-sync", is_flag=True, help="Do not fsync writes (unsafe: for throwaway test data only).")
 @_internal_protocol_option
 @_secret_option
+@_internal_tls_options
 def storage(config_file: Path | None, **_: Any) -> None:
     """Run a storage node."""
     from leofs.internal.health import CallTimeouts
@@ -284,7 +307,7 @@ def storage(config_file: Path | None, **_: Any) -> None:
         address=parse_address(opts.address), rack=opts.rack, vnodes=opts.vnodes, containers=opts.containers,
         sync=opts.sync, secret=secret, advertise=_advertised(opts.advertise_address),
         timeouts=CallTimeouts(opts.connect_timeout, opts.op_timeout, opts.body_timeout),
-        binary=opts.internal_protocol == "binary")))
+        binary=opts.internal_protocol == "binary", tls=_internal_tls(opts))))
 
 
 def _advertised(value: str | None) -> str | None:
@@ -313,6 +336,7 @@ _GATEWAY = config.GatewaySection()
 @_gateway_options
 @_internal_protocol_option
 @_secret_option
+@_internal_tls_options
 def gateway(config_file: Path | None, **_: Any) -> None:
     """Run an S3 gateway in front of a cluster."""
     from leofs.gateway.cluster import GatewayOptions
@@ -335,7 +359,7 @@ def gateway(config_file: Path | None, **_: Any) -> None:
         tls_cert=tls_cert, tls_key=tls_key, secret=secret, config=opts.settings(),
         timeouts=CallTimeouts(opts.connect_timeout, opts.op_timeout, opts.body_timeout),
         workers=opts.workers if opts.workers is not None else default_workers(),
-        binary=opts.internal_protocol == "binary")))
+        binary=opts.internal_protocol == "binary", internal_tls=_internal_tls(opts))))
 
 
 @cli.command("gateway-worker", hidden=True)

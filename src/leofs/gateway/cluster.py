@@ -34,6 +34,7 @@ from leofs.internal.health import CallTimeouts
 from leofs.internal.membership import ClusterState, ManagerLink
 from leofs.internal.messages import RegisterRequest
 from leofs.internal.rpc import RpcClient
+from leofs.internal.tls import InternalTls
 
 log = logging.getLogger("leofs.gateway")
 
@@ -54,6 +55,8 @@ class GatewayOptions:
     workers: int = 1  # processes sharing the S3 port (leofs.gateway_workers)
     #: object calls to storage nodes over the binary protocol (else HTTP, for A/B and debugging)
     binary: bool = True
+    #: TLS on the admin listener and on calls to the manager and storage nodes (None: plaintext)
+    internal_tls: InternalTls | None = None
 
 
 class ClusterGateway:
@@ -64,7 +67,9 @@ class ClusterGateway:
         primary serves (a worker reads the file only on SIGHUP)."""
         self.options = options
         self.index = index  # 0: the primary; 1..workers-1: a worker process
-        self.client = InternalClient(options.secret)
+        tls = options.internal_tls
+        client_tls = tls.client_context() if tls is not None else None
+        self.client = InternalClient(options.secret, tls=client_tls)
         self.state = ClusterState()
         host, port = options.address
         admin_host, admin_port = options.admin_address
@@ -76,7 +81,7 @@ class ClusterGateway:
         else:  # never registers: the gateway is one member, whatever its processes
             self.link = ClusterFollower(self.client, options.manager, self.state)
         self.control = RemoteControl(self.client, options.manager)
-        self.rpc = RpcClient(options.secret) if options.binary else None
+        self.rpc = RpcClient(options.secret, tls=client_tls) if options.binary else None
         self.backend = ClusterBackend(self.client, self.state, options.timeouts, rpc=self.rpc,
                                       local_reads=LocalReads(options.secret, options.timeouts))  # fmt: skip
         # on by default here; with workers, each process has its own disk-tier directory (DIR/<index>)
@@ -99,7 +104,9 @@ class ClusterGateway:
             admin = make_admin_app(self.gateway, self.options.secret, lambda: self.worker_sockets())
             self.admin_runner = web.AppRunner(admin, access_log=None, handle_signals=False)
             await self.admin_runner.setup()
-            await web.TCPSite(self.admin_runner, *self.options.admin_address).start()
+            tls = self.options.internal_tls  # the manager calls it: an internal port
+            await web.TCPSite(self.admin_runner, *self.options.admin_address,
+                              ssl_context=tls.server_context() if tls is not None else None).start()
         elif isinstance(self.link, ClusterFollower):  # a worker: the routing view before the first request
             try:
                 await asyncio.wait_for(self.link.poll(), wait_for_manager)

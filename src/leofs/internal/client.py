@@ -1,7 +1,9 @@
-"""The internal HTTP client: one pooled keep-alive session per process, with the cluster secret."""
+"""The internal HTTP client: one pooled keep-alive session per process, with the cluster secret
+(and, with internal TLS, the member's certificate: :mod:`leofs.internal.tls`)."""
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import aiohttp
@@ -12,8 +14,13 @@ from leofs.internal.messages import SECRET_HEADER
 class InternalClient:
     """Pooled aiohttp session for calls between cluster processes."""
 
-    def __init__(self, secret: str, *, limit_per_host: int = 64, timeout: float = 30.0) -> None:
+    def __init__(self, secret: str, *, limit_per_host: int = 64, timeout: float = 30.0,
+                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
+        """``tls``: a client context (:meth:`leofs.internal.tls.InternalTls.client_context`): every
+        call goes to ``https://``, the peer verified for the host of its address."""
         self.secret = secret
+        self.tls = tls
+        self.scheme = "https" if tls is not None else "http"
         self._limit = limit_per_host
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=2.0)
         self._session: aiohttp.ClientSession | None = None
@@ -21,7 +28,8 @@ class InternalClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._limit, keepalive_timeout=30)
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._limit, keepalive_timeout=30,
+                                             ssl=self.tls if self.tls is not None else True)  # fmt: skip
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, headers={SECRET_HEADER: self.secret},
                 auto_decompress=False,
@@ -31,8 +39,8 @@ class InternalClient:
         return self._session
 
     def request(self, method: str, address: str, path: str, **kwargs: Any) -> Any:
-        """``session.request`` against ``http://address/path`` (an async context manager)."""
-        return self.session.request(method, f"http://{address}{path}", **kwargs)
+        """``session.request`` against ``http(s)://address/path`` (an async context manager)."""
+        return self.session.request(method, f"{self.scheme}://{address}{path}", **kwargs)
 
     async def close(self) -> None:
         if self._session is not None:

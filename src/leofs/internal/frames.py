@@ -19,6 +19,7 @@ from typing import IO
 
 import msgspec
 
+from leofs.internal.tls import is_tls, pread_pieces
 from leofs.internal.wire import FRAME, ProtocolError, frame_prefix, parse_frame_header
 
 log = logging.getLogger("leofs.internal.frames")
@@ -190,7 +191,7 @@ class FrameConnection(asyncio.BufferedProtocol):
     async def send(self, kind: int, rid: int, header: bytes, data: bytes | bytearray | memoryview = b"",
                    file: tuple[IO[bytes], int, int] | None = None) -> None:  # fmt: skip
         """Send one frame whole; its data from ``data`` or, with ``file`` (fobj, offset, count),
-        by sendfile from a file."""
+        from a file: by sendfile, or read with pread on a TLS connection."""
         size = file[2] if file is not None else len(data)
         prefix = frame_prefix(kind, rid, header, size)
         async with self._send_lock:
@@ -205,7 +206,12 @@ class FrameConnection(asyncio.BufferedProtocol):
             self.writing = rid
             try:
                 transport.write(prefix)
-                if file is not None:
+                if file is not None and is_tls(transport):  # no sendfile through TLS: pread pieces
+                    fobj, offset, count = file
+                    async for piece in pread_pieces(fobj.fileno(), offset, count):
+                        await self._drain()
+                        transport.write(piece)
+                elif file is not None:
                     fobj, offset, count = file
                     sent = await asyncio.get_running_loop().sendfile(transport, fobj, offset, count)
                     if sent != count:

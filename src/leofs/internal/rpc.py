@@ -16,6 +16,7 @@ import hmac
 import itertools
 import logging
 import os
+import ssl
 
 from leofs.internal.frames import FrameConnection
 from leofs.internal.wire import (
@@ -88,6 +89,9 @@ class _ClientConnection(FrameConnection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        if not self.ready.done():  # e.g. one end has internal TLS and the other has not, or another CA
+            self._fail_waiters(RpcError(f"connection to {self.address} closed during the handshake" +
+                                        (f": {exc}" if exc else " (internal TLS set on one end only?)")))
         self._fail_waiters(RpcError(f"connection to {self.address} lost" + (f": {exc}" if exc else "")))
 
     def protocol_error(self, message: str) -> None:
@@ -170,9 +174,12 @@ class _ClientConnection(FrameConnection):
 class RpcClient:
     """Object calls over the binary protocol; one pool of connections per node address."""
 
-    def __init__(self, secret: str, *, size: int = POOL_SIZE) -> None:
+    def __init__(self, secret: str, *, size: int = POOL_SIZE, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: a client context (:meth:`leofs.internal.tls.InternalTls.client_context`) to
+        connect over TLS, each node's certificate verified for the host of its address."""
         self.secret = secret.encode()
         self.size = size
+        self.tls = tls
         self._pools: dict[str, list[asyncio.Future[_ClientConnection] | None]] = {}
 
     async def call(self, address: str, kind: int, request: Request, data: bytes | bytearray | memoryview = b"", *,
@@ -211,9 +218,14 @@ class RpcClient:
             conn = _ClientConnection(self.secret, address)
             return conn
 
+        host = host.strip("[]")
         try:
             async with asyncio.timeout(connect_timeout):
-                await loop.create_connection(make, host.strip("[]"), int(port))
+                if self.tls is None:
+                    await loop.create_connection(make, host, int(port))
+                else:
+                    await loop.create_connection(make, host, int(port), ssl=self.tls, server_hostname=host,
+                                                 ssl_handshake_timeout=connect_timeout)  # fmt: skip
                 assert conn is not None
                 await conn.ready
         except TimeoutError:
@@ -225,6 +237,9 @@ class RpcClient:
                 conn.abort()
             if isinstance(exc, ConnectionError):
                 raise
+            if isinstance(exc, ssl.SSLError):
+                raise RpcError(f"TLS handshake with {address} failed (internal TLS must be set alike on every "
+                               f"member, with certificates of one CA): {exc}") from exc  # fmt: skip
             raise RpcError(f"cannot connect to {address}: {exc}") from exc
         return conn
 

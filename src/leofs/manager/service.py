@@ -26,6 +26,7 @@ from leofs.fsmode import make_private_dir
 from leofs.internal.admin_http import secret_middleware
 from leofs.internal.client import InternalClient
 from leofs.internal.messages import Consistency
+from leofs.internal.tls import InternalTls
 from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.manager.admin import AdminAPI
 from leofs.manager.bootstrap import ensure_root, load_secret, remember_secret, root_credentials, root_keys_lines
@@ -53,6 +54,8 @@ class ManagerOptions:
     rack_aware_replicas: int | None = None
     heartbeat_timeout: float = HEARTBEAT_TIMEOUT
     check_interval: float = 0.5
+    #: TLS on the admin and internal API and on calls to members (None: plaintext)
+    tls: InternalTls | None = None
 
 
 _tracked: list[weakref.ref[Members]] = []
@@ -101,7 +104,7 @@ class Manager:
         members = Members(store, clock=self.clock, timeout=opts.heartbeat_timeout)
         self.cluster = Cluster(store, members, Consistency(opts.n, opts.w, opts.r, opts.d), opts.rack_aware_replicas)
         _tracked.append(weakref.ref(members))
-        self.client = InternalClient(self.secret)
+        self.client = InternalClient(self.secret, tls=opts.tls.client_context() if opts.tls is not None else None)
         self.commands = ClusterCommands(self.cluster, self.client)
         admin = AdminAPI(store, self.secret, remove_bucket=self.commands.remove_bucket, info=self._info)
         self.commands.install(admin)
@@ -124,7 +127,9 @@ class Manager:
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         host, port = self.options.address
-        site = web.TCPSite(self.runner, host, port, backlog=1024)
+        tls = self.options.tls
+        site = web.TCPSite(self.runner, host, port, backlog=1024,
+                           ssl_context=tls.server_context() if tls is not None else None)  # fmt: skip
         await site.start()
         if self.runner.addresses:  # the real port when asked for port 0
             self.port = int(self.runner.addresses[0][1])

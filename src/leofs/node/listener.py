@@ -2,7 +2,8 @@
 
 Each new connection is sniffed on its first byte: a NUL starts the binary protocol's preface
 (:data:`leofs.internal.wire.PREFACE`; an HTTP request never starts with a NUL), anything else is
-HTTP and goes to the node's aiohttp server. The connection is then handed over whole (the bytes
+HTTP and goes to the node's aiohttp server. With internal TLS the port is TLS only, and the
+sniffing happens on the decrypted stream. The connection is then handed over whole (the bytes
 already read are replayed), so both protocols share the address, the membership entry and any
 proxy in between.
 """
@@ -10,10 +11,12 @@ proxy in between.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 
 from aiohttp import web
 
+from leofs.internal.tls import HANDSHAKE_TIMEOUT
 from leofs.node.rpc_api import RpcServer
 
 #: a connection that sends nothing for this long is closed before either protocol takes it
@@ -57,9 +60,15 @@ class _Sniffer(asyncio.Protocol):
         self._silent.cancel()
 
 
-async def start_listener(runner: web.AppRunner, rpc: RpcServer, host: str, port: int) -> asyncio.Server:
-    """Listen on ``host:port`` for both protocols (``runner`` set up; its server answers HTTP)."""
+async def start_listener(runner: web.AppRunner, rpc: RpcServer, host: str, port: int,
+                         tls: ssl.SSLContext | None = None) -> asyncio.Server:  # fmt: skip
+    """Listen on ``host:port`` for both protocols (``runner`` set up; its server answers HTTP).
+    With ``tls`` (a server context) every connection is TLS first, and the first byte is sniffed
+    on the decrypted stream; a plaintext connection fails the handshake and is closed."""
     server = runner.server
     assert server is not None
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: _Sniffer(server, rpc), host, port, backlog=1024)
+    if tls is None:
+        return await loop.create_server(lambda: _Sniffer(server, rpc), host, port, backlog=1024)
+    return await loop.create_server(lambda: _Sniffer(server, rpc), host, port, backlog=1024, ssl=tls,
+                                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT)  # fmt: skip

@@ -30,6 +30,7 @@ from leofs.internal.health import CallTimeouts
 from leofs.internal.membership import RECOVERING, ManagerLink
 from leofs.internal.messages import RegisterRequest
 from leofs.internal.rpc import RpcClient
+from leofs.internal.tls import InternalTls
 from leofs.lifecycle import wait_for_shutdown_signal
 from leofs.node.admin_commands import StorageAdmin
 from leofs.node.coordinator import Coordinator
@@ -68,6 +69,8 @@ class StorageNodeOptions:
     heartbeat: float = 1.0
     #: object calls to other nodes over the binary protocol (else HTTP, for A/B and debugging)
     binary: bool = True
+    #: TLS on the internal port and on calls to other members (None: plaintext)
+    tls: InternalTls | None = None
 
 
 class StorageNode:
@@ -93,8 +96,9 @@ class StorageNode:
         self.store = await ObjectStore.open(opts.data_dir, containers=opts.containers, sync=opts.sync)
         self.queue = RepairQueue(opts.data_dir / "repair.sqlite3")
         self.cluster = NodeCluster(opts.name, opts.data_dir / "cluster-view.msgpack")
-        self.client = InternalClient(opts.secret)
-        self.rpc = RpcClient(opts.secret) if opts.binary else None
+        client_tls = opts.tls.client_context() if opts.tls is not None else None
+        self.client = InternalClient(opts.secret, tls=client_tls)
+        self.rpc = RpcClient(opts.secret, tls=client_tls) if opts.binary else None
         self.coordinator = Coordinator(opts.name, self.store, self.cluster, self.client, self.queue,
                                        timeouts=opts.timeouts, rpc=self.rpc,
                                        on_enqueue=lambda: self.replayer.wakeup.set())  # fmt: skip
@@ -118,7 +122,8 @@ class StorageNode:
                                      max_field_size=65536, max_line_size=65536)  # fmt: skip
         await self._runner.setup()
         # one address, HTTP and the binary protocol (leofs.node.listener)
-        self._listener = await start_listener(self._runner, self.rpc_server, opts.address[0], opts.address[1])
+        self._listener = await start_listener(self._runner, self.rpc_server, opts.address[0], opts.address[1],
+                                              tls=opts.tls.server_context() if opts.tls is not None else None)
         if self.port == 0:  # tests bind port 0
             self.port = int(self._listener.sockets[0].getsockname()[1])
         # gateways on this host get container descriptors for large reads (leofs.node.local_data)

@@ -38,6 +38,7 @@ from leofs.internal.messages import (
     view_decoder,
 )
 from leofs.internal.secret import SecretGuard
+from leofs.internal.tls import is_tls, pread_pieces
 from leofs.node.coordinator import Coordinator, Unavailable
 from leofs.node.membership import NodeCluster
 from leofs.node.object_calls import Answer, ObjectCalls
@@ -231,7 +232,11 @@ class NodeAPI:
             transport = request.transport
             if transport is None:
                 raise ConnectionResetError("connection lost")
-            await asyncio.get_running_loop().sendfile(transport, fobj, offset, n)
+            if is_tls(transport):  # no sendfile through TLS (its fallback seeks a shared offset)
+                async for piece in pread_pieces(fobj.fileno(), offset, n):
+                    await resp.write(piece)
+            else:
+                await asyncio.get_running_loop().sendfile(transport, fobj, offset, n)
             await resp.write_eof()
         return resp
 
