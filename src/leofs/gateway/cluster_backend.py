@@ -213,6 +213,10 @@ class ClusterBackend:
                 if status == 404:
                     return None
                 if status == 200 and entry is not None:
+                    if body is None or len(body) != entry.size:  # never serve a short or long copy
+                        log.warning("storage node %s sent %s bytes of %r for a version of %d: trying another",
+                                    node.name, None if body is None else len(body), key, entry.size)
+                        continue
                     return entry, body
                 if status == 304 and match is not None and entry is not None:  # the caller's copy is current
                     return entry, None
