@@ -5,10 +5,12 @@ across a compaction of its container."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -33,6 +35,22 @@ async def _store(path: Path) -> ObjectStore:
     return await ObjectStore.open(path, containers=1, sync=False, reserve_bytes=0)
 
 
+@contextlib.asynccontextmanager
+async def _serving(tmp_path: Path) -> AsyncIterator[tuple[ObjectStore, LocalDataServer, str, LocalReads]]:
+    """A store, its local data server on a fresh name, and a gateway's LocalReads; all closed after."""
+    store = await _store(tmp_path)
+    server = LocalDataServer(SECRET, SecretGuard(SECRET), store)
+    address = _address()
+    assert server.start(address)
+    reads = LocalReads(SECRET)
+    try:
+        yield store, server, address, reads
+    finally:
+        reads.close()
+        await server.close()
+        await store.close()
+
+
 async def _handshake_status(address: str, secret: str) -> int:
     """Connect and prove ``secret``; the node's handshake answer's status."""
     sock = ld.seqpacket()
@@ -48,12 +66,7 @@ async def _handshake_status(address: str, secret: str) -> int:
 
 def test_descriptor_reads_the_needle_and_is_read_only(tmp_path: Path) -> None:
     async def main() -> None:
-        store = await _store(tmp_path)
-        server = LocalDataServer(SECRET, SecretGuard(SECRET), store)
-        address = _address()
-        assert server.start(address)
-        reads = LocalReads(SECRET)
-        try:
+        async with _serving(tmp_path) as (store, server, address, reads):
             data = os.urandom(BIG)
             entry = (await store.put(1, b"b/k\nblob\n1", data)).entry
             opened = await reads.open(address, entry)
@@ -67,22 +80,13 @@ def test_descriptor_reads_the_needle_and_is_read_only(tmp_path: Path) -> None:
                 with pytest.raises(OSError):
                     os.pwrite(fobj.fileno(), b"x", offset)
             assert server.served == 1
-        finally:
-            reads.close()
-            await server.close()
-            await store.close()
 
     asyncio.run(main())
 
 
 def test_absent_tombstone_and_another_version_are_refused(tmp_path: Path) -> None:
     async def main() -> None:
-        store = await _store(tmp_path)
-        server = LocalDataServer(SECRET, SecretGuard(SECRET), store)
-        address = _address()
-        assert server.start(address)
-        reads = LocalReads(SECRET)
-        try:
+        async with _serving(tmp_path) as (store, _server, address, reads):
             old = (await store.put(1, b"k", b"a" * 1000)).entry
             new = (await store.put(1, b"k", b"b" * 1000)).entry
             with pytest.raises(Elsewhere, match="409"):
@@ -97,22 +101,13 @@ def test_absent_tombstone_and_another_version_are_refused(tmp_path: Path) -> Non
             assert opened is not None
             with opened[0] as f:
                 assert os.pread(f.fileno(), 1000, opened[1]) == b"b" * 1000
-        finally:
-            reads.close()
-            await server.close()
-            await store.close()
 
     asyncio.run(main())
 
 
 def test_descriptor_survives_a_compaction_of_its_container(tmp_path: Path) -> None:
     async def main() -> None:
-        store = await _store(tmp_path)
-        server = LocalDataServer(SECRET, SecretGuard(SECRET), store)
-        address = _address()
-        assert server.start(address)
-        reads = LocalReads(SECRET)
-        try:
+        async with _serving(tmp_path) as (store, _server, address, reads):
             for i in range(20):  # garbage for the compaction to drop
                 await store.put(1, b"junk%d" % i, b"j" * 10000)
                 await store.delete(1, b"junk%d" % i)
@@ -130,10 +125,6 @@ def test_descriptor_survives_a_compaction_of_its_container(tmp_path: Path) -> No
             assert again is not None
             with again[0] as f:
                 assert os.pread(f.fileno(), BIG, again[1]) == data
-        finally:
-            reads.close()
-            await server.close()
-            await store.close()
 
     asyncio.run(main())
 
