@@ -18,6 +18,7 @@ from leofs.gateway.fence import in_generation
 from leofs.gateway.grace import free_later
 from leofs.gateway.keys import NS_CHUNK, NS_OBJECT, chunk_key, object_key
 from leofs.gateway.records import Blob, Manifest, ObjectMeta, manifest_decoder, meta_encoder, object_meta_decoder
+from leofs.internal.tls import is_tls
 from leofs.s3.conditions import check_write_conditions
 from leofs.s3.errors import S3Error
 from leofs.storage.model import EXPECT_ABSENT, CorruptData, Entry
@@ -288,8 +289,7 @@ def _native_sendfile(request: web.Request) -> bool:
     """Native sendfile only on plain TCP. Over TLS asyncio falls back to seek() + read() on the
     file object, whose offset is shared by every dup of the log's descriptor: concurrent responses
     read each other's bytes (garbled or short bodies). Stream with pread instead."""
-    transport = request.transport
-    return transport is not None and transport.get_extra_info("ssl_object") is None
+    return request.transport is not None and not is_tls(request.transport)
 
 
 async def _sendfile(request: web.Request, opened: tuple[BinaryIO, int, int], offset: int, length: int) -> None:
