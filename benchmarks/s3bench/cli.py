@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="extra arguments for the gateway of leofs-cluster, e.g. '--workers 2'")
     p.add_argument("--cluster-base-gateway-args", default="",
                    help="gateway arguments of leofs-cluster-base (a second cluster, for A/B runs of gateway options)")
+    p.add_argument("--cluster-base-storage-args", default="",
+                   help="storage node arguments of leofs-cluster-base only, e.g. '--no-sync' (a diagnosis)")
     p.add_argument("--cluster-internal-tls", action="store_true",
                    help="leofs-cluster (not -base) with internal TLS on every link: a throwaway CA and one "
                         "certificate for 127.0.0.1 (trustme), given through LEOFS_INTERNAL_TLS_*")
@@ -270,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
                 gw_args = shlex.split(args.cluster_base_gateway_args if base else args.cluster_gateway_args)
                 # --baseline-args go to every process of the baseline cluster (e.g. --internal-protocol http)
                 both = shlex.split(args.baseline_args or "") if base else []
-                server = LeofsCluster(workdir / name, gateway_args=gw_args + both, name=name, storage_args=both,
+                storage = shlex.split(args.cluster_base_storage_args) if base else []
+                server = LeofsCluster(workdir / name, gateway_args=gw_args + both, name=name,
+                                      storage_args=both + storage,
                                       src=args.baseline_src if base else None,
                                       internal_tls=args.cluster_internal_tls and not base)  # fmt: skip
             else:

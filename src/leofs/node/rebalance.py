@@ -34,7 +34,7 @@ import aiohttp
 import msgspec
 
 from leofs.fsmode import make_private
-from leofs.internal.messages import RepairTask, entry_decoder, key_param
+from leofs.internal.messages import RepairTask
 from leofs.node.coordinator import Coordinator
 from leofs.node.membership import NodeCluster
 from leofs.ring import Member, RingPair
@@ -215,16 +215,8 @@ class Mover:
         return max(1, sent)  # a tombstone counts as sent
 
     async def _remote_clock(self, target: Member, entry: Entry) -> int | None:
-        address = self.cluster.address_of(target.name) or target.address
-        params = {"ns": str(entry.ns), "key": key_param(entry.key)}
-        async with self.coordinator.client.request("GET", address, "/meta", params=params,
-                                                   timeout=self.coordinator.timeouts.op_call()) as resp:  # fmt: skip
-            body = await resp.read()
-            if resp.status == 404:
-                return None
-            if resp.status != 200:
-                raise ConnectionError(f"{target.name} answered {resp.status} to /meta")
-        return entry_decoder.decode(body).clock
+        there = await self.coordinator.transfer.remote_meta(target.name, entry.ns, entry.key)
+        return None if there is None else there.clock
 
     async def _throttle(self, sent: int) -> None:
         """Keep the pushes at ``rate`` bytes/s on average: sleep off the bytes sent ahead of it, in

@@ -48,7 +48,8 @@ from leofs.internal.messages import (
 from leofs.node import anti_entropy
 from leofs.node.anti_entropy import BUCKETS, Sharing
 from leofs.node.coordinator import Coordinator
-from leofs.node.replica_sync import ReplicaSync, VersionGone
+from leofs.node.replica_sync import ReplicaSync
+from leofs.node.transfer import VersionGone
 from leofs.storage.model import CorruptData
 
 log = logging.getLogger("leofs.node.recovery")

@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
 from typing import Any
 
 import aiohttp
 
-from leofs.internal.messages import ENTRY_HEADER, decode_entry_header, key_param
 from leofs.node.coordinator import Coordinator
+from leofs.node.transfer import VersionGone
 from leofs.storage.model import CorruptData, Entry, StaleEntry
 
 log = logging.getLogger("leofs.node.replica_sync")
 
 
-class VersionGone(Exception):
-    """The source no longer holds the version asked for (a newer write replaced it): nothing to copy,
-    the newer version reaches the replicas through its own coordinator."""
-
-
 def stub(ns: int, key: bytes, clock: int, tombstone: bool, timestamp: int) -> Entry:
-    """An Entry carrying only what a pull needs (which version of which key)."""
+    """An Entry carrying only what a pull needs (which version of which key; size unknown)."""
     return Entry(ns, key, clock, timestamp, tombstone, 0, b"", b"", 0, 0, 0, 0, 0, 0, 0)
 
 
@@ -40,32 +34,10 @@ class ReplicaSync:
         self.store = coordinator.store
         self.name = coordinator.name
 
-    async def fetch(self, source: str, ns: int, key: bytes, clock: int) -> tuple[Entry, bytes]:
-        """The data of version ``clock`` from ``source``, checked against its stored CRC (a replica
-        sends large objects with sendfile, unverified)."""
-        c = self.coordinator
-        params = {"ns": str(ns), "key": key_param(key), "clock": str(clock)}
-        async with c.client.request("GET", c.transfer.address(source), "/obj", params=params,
-                                    timeout=c.timeouts.stream_call()) as resp:  # fmt: skip
-            data = await resp.read()
-            if resp.status in (404, 409):
-                raise VersionGone(f"{source} answered {resp.status} for clock {clock}")
-            if resp.status != 200:
-                raise ConnectionError(f"{source} answered {resp.status}")
-            entry = decode_entry_header(resp.headers[ENTRY_HEADER])
-        if zlib.crc32(data) != entry.crc:  # the CRC the source stored with the needle
-            raise CorruptData(f"{source}'s copy of {key!r} fails its CRC")
-        return entry, data
-
     async def pull(self, source: str, ns: int, key: bytes, clock: int, tombstone: bool, timestamp: int) -> int:
-        """Store ``source``'s version here; the bytes copied."""
-        if tombstone:
-            await self.store.delete(ns, key, clock=clock, timestamp=timestamp)
-            return 0
-        e, data = await self.fetch(source, ns, key, clock)
-        await self.store.put(ns, key, data, meta=e.meta, clock=e.clock, timestamp=e.timestamp, cindex=e.cindex,
-                             cnumber=e.cnumber, csize=e.csize, md5=e.md5 or None)  # fmt: skip
-        return len(data)
+        """Store ``source``'s version here (its bytes checked against their CRC); the bytes copied."""
+        local = await self.coordinator.transfer.pull(source, stub(ns, key, clock, tombstone, timestamp))
+        return 0 if tombstone or local is None else local.size
 
     async def push(self, target: str, ns: int, key: bytes) -> int:
         """Send this node's current version of the key to ``target``; the bytes sent."""
@@ -131,12 +103,12 @@ class ReplicaSync:
                 if theirs is None or theirs.clock < entry.clock:
                     continue
                 if theirs.clock > entry.clock:
-                    await self.pull(m.name, entry.ns, entry.key, theirs.clock, theirs.tombstone, theirs.timestamp)
+                    await self.coordinator.transfer.pull(m.name, theirs)
                     return f"replaced by the newer version on {m.name}"
                 if entry.tombstone:
                     await self.store.repair_put(entry, b"")
                     return "tombstone rewritten"
-                _e, data = await self.fetch(m.name, entry.ns, entry.key, entry.clock)
+                _e, data = await self.coordinator.transfer.fetch(m.name, entry)
             except (VersionGone, CorruptData, ConnectionError, aiohttp.ClientError, TimeoutError) as exc:
                 log.info("repair of %r: %s could not help (%s)", entry.key, m.name, exc)
                 continue

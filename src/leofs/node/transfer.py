@@ -12,6 +12,7 @@ for or against the target's breaker (:class:`~leofs.internal.health.NodeHealth`)
 from __future__ import annotations
 
 import logging
+import zlib
 
 from leofs.internal import wire
 from leofs.internal.client import InternalClient
@@ -30,7 +31,7 @@ from leofs.internal.messages import (
 )
 from leofs.internal.rpc import RpcClient
 from leofs.node.membership import NodeCluster
-from leofs.storage.model import DiskFull, Entry, StaleEntry
+from leofs.storage.model import CorruptData, DiskFull, Entry, StaleEntry
 from leofs.storage.store import ObjectStore
 
 log = logging.getLogger("leofs.node.transfer")
@@ -38,8 +39,15 @@ log = logging.getLogger("leofs.node.transfer")
 _REPLICA = {ROLE_HEADER: ROLE_REPLICA}
 
 
+#: the size a fetch's timeout assumes when the caller does not know it (anti-entropy's versions)
+UNKNOWN_SIZE = 64 * 1024 * 1024
 #: a repair task whose version is not (yet) in the local store is retried this many times
 GIVE_UP_ATTEMPTS = 5
+
+
+class VersionGone(Exception):
+    """The source no longer holds the version asked for (a newer write replaced it): nothing to copy,
+    the newer version reaches the replicas through its own coordinator."""
 
 
 def _params(ns: int, key: bytes, **extra: int) -> dict[str, str]:
@@ -129,31 +137,43 @@ class Transfer:
                 raise ConnectionError(f"{target} answered {resp.status}")
             return entry_decoder.decode(body)
 
+    async def fetch(self, source: str, want: Entry) -> tuple[Entry, bytes | memoryview]:
+        """Version ``want.clock`` of ``want``'s key from ``source``: its entry and bytes, checked
+        against the CRC the source stored with the needle (a replica sends large objects with
+        sendfile, unverified, so a damaged copy must not be stored here as a healthy one).
+        VersionGone when ``source`` no longer holds that version, CorruptData when the bytes fail."""
+        ns, key, clock = want.ns, want.key, want.clock
+        size = want.size or UNKNOWN_SIZE
+        data: bytes | memoryview
+        e: Entry | None
+        if self.rpc is not None:
+            async with self.health.call(source):
+                reply, body = await self.rpc.call(self.address(source), wire.GET, wire.Request(ns, key, clock=clock),
+                                                  timeout=self.timeouts.data_call(size).total,
+                                                  connect_timeout=self.timeouts.connect,
+                                                  reply_size=size)  # fmt: skip
+            status, e, data = reply.status, reply.entry, memoryview(body)
+        else:
+            async with self.health.call(source), self.client.request(
+                    "GET", self.address(source), "/obj", headers=_REPLICA, params=_params(ns, key, clock=clock),
+                    timeout=self.timeouts.data_call(size)) as resp:
+                data = await resp.read()
+                status = resp.status
+                e = decode_entry_header(resp.headers[ENTRY_HEADER]) if status == 200 else None
+        if status in (404, 409):
+            raise VersionGone(f"{source} answered {status} for clock {clock} of {key!r}")
+        if status != 200 or e is None:
+            raise ConnectionError(f"{source} answered {status}")
+        if zlib.crc32(data) != e.crc:
+            raise CorruptData(f"{source}'s copy of {key!r} (clock {e.clock}) fails its CRC")
+        return e, data
+
     async def pull(self, source: str, entry: Entry) -> Entry | None:
         """Copy ``entry``'s version from ``source`` into the local store; the local entry after."""
         if entry.tombstone:
             await self.store.delete(entry.ns, entry.key, clock=entry.clock, timestamp=entry.timestamp)
             return self.store.get(entry.ns, entry.key)
-        data: bytes | memoryview
-        if self.rpc is not None:
-            async with self.health.call(source):
-                reply, body = await self.rpc.call(self.address(source), wire.GET,
-                                                  wire.Request(entry.ns, entry.key, clock=entry.clock),
-                                                  timeout=self.timeouts.data_call(entry.size).total,
-                                                  connect_timeout=self.timeouts.connect,
-                                                  reply_size=entry.size)  # fmt: skip
-                if reply.status != 200 or reply.entry is None:
-                    raise ConnectionError(f"{source} answered {reply.status}")
-            e, data = reply.entry, memoryview(body)
-        else:
-            async with self.health.call(source), self.client.request(
-                    "GET", self.address(source), "/obj", headers=_REPLICA,
-                    params=_params(entry.ns, entry.key, clock=entry.clock),
-                    timeout=self.timeouts.data_call(entry.size)) as resp:
-                data = await resp.read()
-                if resp.status != 200:
-                    raise ConnectionError(f"{source} answered {resp.status}")
-                e = decode_entry_header(resp.headers[ENTRY_HEADER])
+        e, data = await self.fetch(source, entry)
         await self.store.put(e.ns, e.key, data, meta=e.meta, clock=e.clock, timestamp=e.timestamp, cindex=e.cindex,
                              cnumber=e.cnumber, csize=e.csize, md5=e.md5 or None)  # fmt: skip
         log.info("read-repair: pulled %r (clock %d) from %s", e.key, e.clock, source)

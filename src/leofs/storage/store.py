@@ -271,7 +271,7 @@ class ObjectStore(StoreReads):
         """Write a tombstone for (ns, key), even if the key is absent (replicas rely on it)."""
         return await self.submit(ns, key, tombstone=True, clock=clock, timestamp=timestamp, expect=expect)
 
-    async def repair_put(self, entry: Entry, data: bytes) -> PutResult:
+    async def repair_put(self, entry: Entry, data: bytes | memoryview) -> PutResult:
         """Store a healthy copy of ``entry``'s version (same clock and MD5) over a damaged needle; not
         applied when the index holds another version by then (a newer write needs no repair)."""
         return await self.submit(entry.ns, entry.key, data, tombstone=entry.tombstone, meta=entry.meta,
