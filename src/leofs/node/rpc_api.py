@@ -178,6 +178,7 @@ class ServerConnection(FrameConnection):
     def _refuse(self, status: int, message: str) -> None:
         log.warning("refused a binary connection from %s: %s", self.peer(), message)
         if self.transport is not None and not self.closed:
+            self.flush()
             self.transport.write(_refusal(status, message))
             self.closed = True
             self.transport.close()  # after the refusal is flushed
