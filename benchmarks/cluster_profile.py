@@ -45,16 +45,13 @@ async def prefill(endpoint: str, keys: int, concurrency: int) -> None:
     async with S3Client(endpoint, signer, connections=concurrency) as s3:
         await s3.create_bucket("prof")
         per = keys // concurrency
+        # each worker writes exactly its ``per`` keys (a cap on the total would leave some short)
         await run_closed_loop(
-            lambda w, i: s3.put("prof", f"k{w}-{i}", BODY),
-            concurrency,
-            600.0,
-            min_ops_per_worker=per,
-            max_ops=per * concurrency,
+            lambda w, i: s3.put("prof", f"k{w}-{i}", BODY), concurrency, 0.0, min_ops_per_worker=per, timeout=600.0
         )
 
 
-async def timed(endpoint: str, op: str, seconds: float, keys: int, concurrency: int) -> tuple[int, int]:
+async def timed(endpoint: str, op: str, seconds: float, keys: int, concurrency: int) -> tuple[int, int, str]:
     signer = Signer(ROOT_ACCESS_KEY, ROOT_SECRET_KEY)
     per = keys // concurrency
     async with S3Client(endpoint, signer, connections=concurrency) as s3:
@@ -65,7 +62,7 @@ async def timed(endpoint: str, op: str, seconds: float, keys: int, concurrency: 
             "delete": lambda w, i: s3.delete("prof", f"k{w}-{i}"),
         }[op]
         res = await run_closed_loop(fn, concurrency, seconds)
-        return res.ops, res.errors
+        return res.ops, res.errors, res.first_error
 
 
 def make_public(endpoint: str, keys: int, concurrency: int) -> None:
@@ -138,7 +135,9 @@ def main() -> None:
         ]
         time.sleep(0.5)
         t0 = time.perf_counter()
-        ops, errors = asyncio.run(timed(cluster.endpoint, args.op, args.seconds, args.keys, args.concurrency))
+        ops, errors, first_error = asyncio.run(
+            timed(cluster.endpoint, args.op, args.seconds, args.keys, args.concurrency)
+        )
         wall = time.perf_counter() - t0
         after = {n: cpu_seconds(pid) for n, pid in pids.items()}
         for s in spies:
@@ -146,7 +145,7 @@ def main() -> None:
         total = sum(after[n] - before[n] for n in pids)
         print(
             f"{args.op}: {ops} ops in {wall:.1f} s ({ops / wall:.0f} ops/s), {errors} errors; "
-            f"server CPU {total / max(ops, 1) * 1000:.3f} ms/op"
+            f"server CPU {total / max(ops, 1) * 1000:.3f} ms/op" + (f" (first error: {first_error})" if errors else "")
         )
         for n in pids:
             used = after[n] - before[n]
