@@ -21,10 +21,11 @@ def stored_grants(grants: list[Grant]) -> list[tuple[str, str, str]]:
     return [(g.grantee_type, g.grantee, g.permission) for g in grants]
 
 
-def check_object_acl(req: S3Request, obj: StoredObject | None) -> StoredObject:
+def check_object_acl(req: S3Request, obj: StoredObject | None, grants: list[Grant] | None = None) -> StoredObject:
     """``obj`` if the caller may do ``req.op`` on it: for anyone but the bucket owner, the object's
     own ACL must allow it. A missing object is NoSuchKey only for callers who may list the bucket,
-    AccessDenied for anyone else (no key-existence oracle)."""
+    AccessDenied for anyone else (no key-existence oracle). ``grants``: ``object_grants(obj)`` when
+    the caller has them already."""
     if obj is None:
         if req.object_acl_check is not None and (req.bucket_record is None
                                                  or not may_list(req.bucket_record, req.access_key)):
@@ -34,6 +35,6 @@ def check_object_acl(req: S3Request, obj: StoredObject | None) -> StoredObject:
         return obj
     if req.access_key is not None and req.access_key == obj.meta.owner:
         return obj
-    if not permitted(object_grants(obj), req.access_key, req.object_acl_check):
+    if not permitted(object_grants(obj) if grants is None else grants, req.access_key, req.object_acl_check):
         raise S3Error("AccessDenied")
     return obj

@@ -115,11 +115,11 @@ def visible_etag(obj: StoredObject | None, generation: float) -> str | None:
     return obj.etag if obj is not None and in_generation(obj.meta, generation) else None
 
 
-async def fetch_object(backend: Backend, bucket: str, key: str,
-                       *, generation: float) -> tuple[StoredObject, bytes | None] | None:
-    """An object of bucket generation ``generation`` (as for :func:`load_object`) and, when it is
-    stored inline, its body: one call to a remote backend."""
-    got = await backend.fetch(NS_OBJECT, object_key(bucket, key))
+def fetched_object(got: tuple[Entry, bytes] | None, *,
+                   generation: float) -> tuple[StoredObject, bytes | None] | None:
+    """The object of bucket generation ``generation`` (as for :func:`load_object`) in what
+    ``backend.fetch`` of its record answered (one call to a remote backend) and, when it is stored
+    inline, its body."""
     if got is None:
         return None
     entry, data = got

@@ -186,7 +186,7 @@ class CachingBackend:
             if cached is not None:
                 age = time.monotonic() - cached.stored
                 if age < ttl:
-                    note.max_age, note.age = ttl, age
+                    note.max_age, note.age, note.hit = ttl, age, cached
                     self._hit(note, cached.tier, len(cached.data))
                     return cached.entry, cached.data
                 self.cache.drop(key)  # expired

@@ -10,6 +10,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from leofs.gateway.cache.store import Cached
+
 MISS = "miss"
 
 
@@ -22,6 +24,7 @@ class CacheNote:
     chunks: bool = False  # the chunks of the object being read may be cached (its size allows)
     max_age: float | None = None  # http mode: the answer may be cached downstream this long
     age: float = 0.0  # http mode: seconds since the cached copy was fetched
+    hit: Cached | None = None  # http mode: the cached copy the last object fetch answered with
 
     def record(self, state: str) -> None:
         """Note a lookup: one miss among several lookups (chunks) makes the request a miss."""

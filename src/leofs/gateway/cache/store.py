@@ -24,6 +24,9 @@ from leofs.storage.model import Entry
 CLUSTER_RAM_DEFAULT = 256 * 1024 * 1024
 #: bytes counted per RAM entry beyond its data (the record, the map's slots)
 _OVERHEAD = 256
+#: http mode: bytes counted per RAM entry for what a hit derives from it (``Cached.derived``: the
+#: decoded record and the rendered headers, about 2 KiB plus five times the encoded metadata)
+_DERIVED = 2048
 #: values handed to a worker thread rather than read or written on the event loop
 _THREAD_ABOVE = 256 * 1024
 
@@ -33,14 +36,19 @@ MEM = "mem"
 DISK = "disk"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Cached:
-    """A cached record: the storage entry, its data, when it was stored, and the tier it came from."""
+    """A cached record: the storage entry, its data, when it was stored, and the tier it came from.
+
+    ``derived``: what the gateway derived from this version to answer it (http mode: the decoded
+    record and the rendered headers of a plain GET, :mod:`leofs.gateway.handlers.hit`), kept with it
+    so that a hit need not derive it again; it is replaced with the entry when the version changes."""
 
     entry: Entry
     data: bytes
     stored: float  # time.monotonic()
     tier: str
+    derived: object = None
 
 
 @dataclass(slots=True)
@@ -132,7 +140,8 @@ class ObjectCache:
         if tier == MEM and self.ram is not None:
             if self.disk is not None:
                 self.disk.drop(key)
-            self.ram.put(key, Cached(entry, data, time.monotonic(), MEM), len(data) + _OVERHEAD)
+            derived = _DERIVED + 5 * len(entry.meta) if self.mode == "http" else 0
+            self.ram.put(key, Cached(entry, data, time.monotonic(), MEM), len(data) + _OVERHEAD + derived)
         elif tier == DISK and self.disk is not None:
             if self.ram is not None:
                 self.ram.pop(key)

@@ -109,6 +109,13 @@ def _require_utf8(header: str, value: str | None) -> None:
 
 def object_headers(req: S3Request, obj: StoredObject) -> dict[str, str]:
     """Headers of a GET or HEAD response for ``obj`` (before Range and checksum handling)."""
+    out = stored_headers(obj)
+    out.update(response_overrides(req))
+    return out
+
+
+def stored_headers(obj: StoredObject) -> dict[str, str]:
+    """The headers of a GET or HEAD of ``obj`` that only its version decides (no request overrides)."""
     meta = obj.meta
     out: dict[str, str] = {
         "ETag": obj.quoted_etag,
@@ -125,7 +132,6 @@ def object_headers(req: S3Request, obj: StoredObject) -> dict[str, str]:
         out["x-amz-storage-class"] = meta.storage_class
     if meta.tags:
         out["x-amz-tagging-count"] = str(len(meta.tags))
-    out.update(response_overrides(req))
     return out
 
 

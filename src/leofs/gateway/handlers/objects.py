@@ -14,10 +14,11 @@ from leofs.gateway.context import S3Request, Services
 from leofs.gateway.fence import fenced, stamp_generation, undo_write
 from leofs.gateway.handlers.acl import apply_header_grants
 from leofs.gateway.handlers.headers import checksum_headers, meta_from_headers, object_headers, response_overrides
+from leofs.gateway.handlers.hit import hit_response
 from leofs.gateway.keys import NS_OBJECT, object_key
 from leofs.gateway.objects import (
     StoredObject,
-    fetch_object,
+    fetched_object,
     forget_later,
     load_object,
     replaced_object,
@@ -144,7 +145,11 @@ async def get_object(gw: Services, req: S3Request) -> web.StreamResponse:
             obj = await requested_version(req, gw.backend, req.query["versionId"])
         elif req.method == "GET" and not gw.backend.local:
             # remote storage: the record and an inline body come back in one call
-            fetched = await fetch_object(gw.backend, req.bucket or "", req.key, generation=generation)
+            got = await gw.backend.fetch(NS_OBJECT, object_key(req.bucket or "", req.key))
+            answer = hit_response(req, got, generation)  # a plain GET of an http-mode cache hit
+            if answer is not None:
+                return answer
+            fetched = fetched_object(got, generation=generation)
             obj = await checked_current(req, gw.backend, fetched[0] if fetched else None)
             inline = fetched[1] if fetched else None
         else:
