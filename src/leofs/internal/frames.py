@@ -158,7 +158,8 @@ class FrameConnection(asyncio.BufferedProtocol):
         return str(info[0]) if isinstance(info, tuple) and info else ""
 
     def abort(self) -> None:
-        self.flush()  # what was sent before the reason to abort still goes out (a HELLO, a refusal's context)
+        if self.writing is None:  # (never inside a frame cut half-way)
+            self.flush()  # what was sent before the reason to abort still goes out (a HELLO, say)
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
