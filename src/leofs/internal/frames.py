@@ -4,7 +4,8 @@ Receiving: frame prefixes land in a reusable buffer; a frame's data that is not 
 received straight into its own buffer of the announced size (no copy through a stream buffer:
 chunks are megabytes). Limits are checked on the fixed header, before anything is allocated.
 
-Sending: frames go out whole and in order (one sender at a time); a small frame is one write.
+Sending: frames go out whole and in order (one sender at a time); the small frames of one turn of
+the event loop go out together in one write at its end (a large frame flushes them first).
 Large data is written in pieces, each after the transport has drained below its high-water mark,
 so a peer that stops reading holds the sender (until its call's timeout), not an unbounded
 buffer. A frame interrupted half-way (its caller timed out) leaves the stream unusable: the
