@@ -135,7 +135,7 @@ class StorageNode:
         if opts.manager:
             request = RegisterRequest("storage", opts.name, self.address, rack=opts.rack, vnodes=opts.vnodes)
             self.link = ManagerLink(self.client, opts.manager, request, self.cluster, interval=opts.heartbeat,
-                                    repair_queue=lambda: asyncio.to_thread(self.queue.depths))  # fmt: skip
+                                    repair_queue=self.queue.depths_async)  # fmt: skip
             self.link.start()
         log.info("storage node %s serving on %s (data in %s)", opts.name, self.address, opts.data_dir)
 

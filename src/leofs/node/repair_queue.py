@@ -61,6 +61,9 @@ class RepairQueue:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         make_private_sqlite(path)
+        #: True once a read found no task and nothing was enqueued since: the replayer and the
+        #: heartbeat then skip their queries (an idle node's queue is empty almost always)
+        self.empty = False
 
     def close(self) -> None:
         with self._lock:
@@ -75,6 +78,7 @@ class RepairQueue:
         """Add tasks in one transaction (an existing (ns, key, target) keeps the higher clock)."""
         now = time.time()
         with self._lock:
+            self.empty = False  # before the commit: whoever could see the tasks sees this first
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
@@ -88,12 +92,25 @@ class RepairQueue:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def _read_noting_empty(self, sql: str) -> list[tuple[Any, ...]]:
+        """A read whose empty answer means the table is empty (remembered in ``empty``)."""
+        with self._lock:
+            rows = self._db.execute(sql).fetchall()
+            self.empty = not rows  # under the lock: no enqueue commits between the read and this
+            return rows
+
     def targets(self) -> list[str]:
-        return [r[0] for r in self._exec("SELECT DISTINCT target FROM tasks")]
+        return [] if self.empty else [r[0] for r in self._read_noting_empty("SELECT DISTINCT target FROM tasks")]
 
     def depths(self) -> dict[str, int]:
         """Tasks per target."""
-        return {t: n for t, n in self._exec("SELECT target, count(*) FROM tasks GROUP BY target")}
+        if self.empty:
+            return {}
+        return {t: n for t, n in self._read_noting_empty("SELECT target, count(*) FROM tasks GROUP BY target")}
+
+    async def depths_async(self) -> dict[str, int]:
+        """:meth:`depths`, in a thread unless the queue is known to be empty (the heartbeat's case)."""
+        return {} if self.empty else await asyncio.to_thread(self.depths)
 
     def wake(self, targets: list[str], now: float) -> None:
         """Make every task toward ``targets`` due now (they came back: no backoff left to wait)."""
@@ -203,10 +220,12 @@ class Replayer:
                 log.exception("repair replayer failed; retrying")
                 worked = 0
             if not worked:
+                # an empty queue only fills through an enqueue, which sets ``wakeup``: no polling
+                # then; tasks waiting for their backoff or their target are looked at every interval
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
                 # arrives as the wakeup is set, and stop() would then wait for this loop forever
                 try:
-                    async with asyncio.timeout(self.interval):
+                    async with asyncio.timeout(None if self.queue.empty else self.interval):
                         await self.wakeup.wait()
                 except TimeoutError:
                     pass
@@ -214,6 +233,9 @@ class Replayer:
 
     async def run_once(self) -> int:
         """Try every due task whose target is available; returns how many were tried."""
+        if self.queue.empty:
+            self._available = set()
+            return 0
         # a stopped node is not hammered: its tasks wait, without spending attempts, until it is back
         targets = [t for t in await asyncio.to_thread(self.queue.targets) if self.available(t)]
         back = sorted(set(targets) - self._available)
