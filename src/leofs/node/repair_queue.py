@@ -64,6 +64,8 @@ class RepairQueue:
         #: True once a read found no task and nothing was enqueued since: the replayer and the
         #: heartbeat then skip their queries (an idle node's queue is empty almost always)
         self.empty = False
+        #: tasks added since start (a replica down or failing, or a straggler past the grace)
+        self.enqueued = 0
 
     def close(self) -> None:
         with self._lock:
@@ -79,6 +81,7 @@ class RepairQueue:
         now = time.time()
         with self._lock:
             self.empty = False  # before the commit: whoever could see the tasks sees this first
+            self.enqueued += len(tasks)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(

@@ -16,6 +16,8 @@ from leofs.storage.store import ObjectStore
 class QueueStats(Protocol):
     """A storage node's repair queue, as far as its metrics go (``stats()["length"]``)."""
 
+    enqueued: int
+
     def stats(self) -> dict[str, Any]: ...
 
 
@@ -54,6 +56,11 @@ def _collect() -> Iterable[Metric]:
         except Exception:  # a closed queue: nothing to report
             continue
     yield queue_length
+    enqueued = CounterMetricFamily("leofs_repair_queue_enqueued", "Repair tasks added (a replica missed a "
+                                   "write, or had not answered within the straggler grace)", labels=["node"])
+    for node, queue in list(_queues.items()):
+        enqueued.add_metric([node], float(queue.enqueued))
+    yield enqueued
 
 
 metrics.register(_collect)

@@ -47,6 +47,7 @@ def test_replica_down_write_succeeds_and_is_repaired_when_it_returns(tmp_path: P
         assert status == 200 and entry is not None
         await eventually(lambda: [(t.target, t.key, t.clock) for t in c.nodes["s1"].queue.all()]
                          == [("s3", b"b/down", entry.clock)])  # queued once s3's write failed
+        assert c.nodes["s1"].queue.enqueued == 1  # leofs_repair_queue_enqueued_total
         status, tomb = await c.delete("s2", b"b/gone-later")  # D=2 with one down: fine too
         assert status == 200 and tomb is not None and tomb.tombstone
         await c.start("s3")
