@@ -5,6 +5,7 @@ delete through one process is seen at once through the other; ranges come from t
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -66,5 +67,10 @@ def test_hits_and_ranges(server: LeofsServer) -> None:
     for _ in range(3):
         assert s3.get_object(Bucket="emb2", Key="r")["Body"].read() == body
     assert s3.get_object(Bucket="emb2", Key="r", Range="bytes=10-99")["Body"].read() == body[10:100]
+    # a worker writes its access-log line after the answer has gone out: wait for the fourth
+    deadline = time.monotonic() + 10
     seen = states(server.log_since(mark), "r")
+    while len(seen) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen = states(server.log_since(mark), "r")
     assert len(seen) == 4 and "hit:mem" in seen
